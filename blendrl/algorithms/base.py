@@ -1,0 +1,51 @@
+"""The algorithm seam: how one iteration's experience becomes advantages, and a micro-batch becomes a loss.
+
+An algorithm is registered by name in ``ALGORITHMS`` and built as ``cls(cfg: AlgorithmConfig, kl: KLConfig)``.
+The trainer owns the loop; an algorithm only supplies
+
+- ``needs_critic``: whether the trainer runs and trains a value model;
+- ``prepare(exp, kl_coef)``: fill ``exp.advantages`` (and ``exp.returns``) from ``exp.scores``, ``exp.values``,
+  ``exp.behaviour_logp``, ``exp.ref_logp``; return metrics;
+- ``loss(mb, logp, values, kl_coef)``: the scalar loss of a micro-batch (masked means over its tokens) and metrics.
+All math comes from :mod:`blendrl.functional`.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..config import AlgorithmConfig, KLConfig
+from ..functional import kl_penalty, masked_mean
+from ..functional.registry import Registry
+from ..training.experience import Experience
+
+ALGORITHMS: Registry = Registry("algorithm")
+
+
+class Algorithm:
+    needs_critic = False
+
+    def __init__(self, cfg: AlgorithmConfig, kl: KLConfig) -> None:
+        self.cfg, self.kl = cfg, kl
+
+    def token_kl(self, logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+        """The configured per-token KL estimate, clamped to ±kl.clip. (B, T) → (B, T)."""
+        kl = kl_penalty(logp, ref_logp, self.kl.kind)
+        return kl if self.kl.clip is None else kl.clamp(-self.kl.clip, self.kl.clip)
+
+    def kl_in_reward(self, exp: Experience) -> torch.Tensor:
+        """Per-token KL for the reward (0 when the KL sits in the loss), from the behaviour log-probs. (B, T)."""
+        if self.kl.placement != "reward":
+            return torch.zeros_like(exp.behaviour_logp)
+        return self.token_kl(exp.behaviour_logp, exp.ref_logp) * exp.response_mask
+
+    def kl_loss(self, mb: Experience, logp: torch.Tensor, kl_coef: float) -> torch.Tensor:
+        """``β·masked_mean(kl(logp, ref_logp))`` when ``kl.placement == loss``, else 0."""
+        if self.kl.placement != "loss":
+            return logp.new_zeros(())
+        return kl_coef * masked_mean(self.token_kl(logp, mb.ref_logp), mb.response_mask)
+
+    def prepare(self, exp: Experience, kl_coef: float) -> dict:
+        raise NotImplementedError
+
+    def loss(self, mb: Experience, logp: torch.Tensor, values: torch.Tensor | None, kl_coef: float):
+        raise NotImplementedError

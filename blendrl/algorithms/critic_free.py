@@ -1,0 +1,58 @@
+"""Critic-free policy gradient: REINFORCE (batch-mean baseline), RLOO and GRPO.
+
+The sequence reward is the shaped score minus ``β·Σ_t kl_t`` (KL in the reward) or the score alone (KL in the
+loss); its sequence advantage (``SEQUENCE_ADVANTAGES[name]``) is broadcast to every response token and optimised
+with the clipped surrogate (ratio = 1 in the first epoch, so one epoch is plain policy gradient).
+"""
+from __future__ import annotations
+
+from ..functional import SEQUENCE_ADVANTAGES, clip_fraction, masked_sum, policy_loss
+from .base import ALGORITHMS, Algorithm
+
+
+class SequenceAdvantagePG(Algorithm):
+    estimator = ""
+
+    def __init__(self, cfg, kl, samples_per_prompt: int = 1) -> None:
+        super().__init__(cfg, kl)
+        self.k = samples_per_prompt
+
+    def prepare(self, exp, kl_coef: float) -> dict:
+        mask = exp.response_mask  # (B, T)
+        seq_kl = masked_sum(self.kl_in_reward(exp), mask, dim=1)  # (B,)
+        rewards = exp.scores - kl_coef * seq_kl  # (B,)
+        adv = SEQUENCE_ADVANTAGES[self.estimator](rewards, self.k)  # (B,)
+        exp.advantages = adv[:, None] * mask  # (B, T)
+        return {"pg/sequence_reward_mean": rewards.mean().item(), "pg/advantage_abs_mean": adv.abs().mean().item()}
+
+    def loss(self, mb, logp, values, kl_coef: float):
+        pg = policy_loss(logp, mb.old_logp, mb.advantages, mb.response_mask, self.cfg.clip_eps)
+        kl = self.kl_loss(mb, logp, kl_coef)
+        stats = {
+            "loss/policy": pg.item(),
+            "loss/kl": kl.item(),
+            "pg/clipfrac": clip_fraction(logp.detach(), mb.old_logp, mb.response_mask, self.cfg.clip_eps).item(),
+        }
+        return pg + kl, stats
+
+
+@ALGORITHMS.register("reinforce")
+class Reinforce(SequenceAdvantagePG):
+    estimator = "reinforce"
+
+
+@ALGORITHMS.register("rloo")
+class RLOO(SequenceAdvantagePG):
+    estimator = "rloo"
+
+
+@ALGORITHMS.register("grpo")
+class GRPO(SequenceAdvantagePG):
+    estimator = "grpo"
+
+
+def build_algorithm(cfg, kl, samples_per_prompt: int):
+    cls = ALGORITHMS[cfg.name]
+    if issubclass(cls, SequenceAdvantagePG):
+        return cls(cfg, kl, samples_per_prompt)
+    return cls(cfg, kl)

@@ -1,0 +1,45 @@
+"""PPO with a critic and GAE (ALGORITHMS.md §11 standard PPO-for-LLM, §2 PPO-max).
+
+Per-token reward ``r_t = −β·kl_t`` plus the (shaped) sequence score on the last token; GAE(γ, λ); advantages
+whitened over the batch's valid tokens; loss = clipped policy loss + ``vf_coef`` × clipped value loss
+(+ β·KL when the KL sits in the loss).
+"""
+from __future__ import annotations
+
+import torch
+
+from ..functional import clip_fraction, gae, masked_mean, policy_loss, token_rewards, value_loss, whiten
+from .base import ALGORITHMS, Algorithm
+
+
+@ALGORITHMS.register("ppo")
+class PPO(Algorithm):
+    needs_critic = True
+
+    def prepare(self, exp, kl_coef: float) -> dict:
+        mask = exp.response_mask  # (B, T)
+        kl = self.kl_in_reward(exp)  # (B, T)
+        rewards = token_rewards(exp.scores, kl, mask, kl_coef)  # (B, T)
+        if self.cfg.whiten_rewards:
+            rewards = whiten(rewards, mask, shift_mean=False) * mask
+        adv, returns = gae(rewards, exp.values, mask, self.cfg.gamma, self.cfg.lam)  # (B, T) each
+        exp.advantages = whiten(adv, mask) * mask if self.cfg.whiten_advantages else adv
+        exp.returns = returns
+        return {
+            "ppo/returns_mean": masked_mean(returns, mask).item(),
+            "ppo/values_mean": masked_mean(exp.values, mask).item(),
+            "ppo/token_reward_mean": masked_mean(rewards, mask).item(),
+        }
+
+    def loss(self, mb, logp, values, kl_coef: float):
+        pg = policy_loss(logp, mb.old_logp, mb.advantages, mb.response_mask, self.cfg.clip_eps)
+        vf = value_loss(values, mb.values, mb.returns, mb.response_mask, self.cfg.value_clip_eps)
+        kl = self.kl_loss(mb, logp, kl_coef)
+        loss = pg + self.cfg.vf_coef * vf + kl
+        stats = {
+            "loss/policy": pg.item(),
+            "loss/value": vf.item(),
+            "loss/kl": kl.item(),
+            "ppo/clipfrac": clip_fraction(logp.detach(), mb.old_logp, mb.response_mask, self.cfg.clip_eps).item(),
+        }
+        return loss, stats

@@ -1,0 +1,32 @@
+"""The ``blendrl`` command: one thin sub-module per command group."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import ppo
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="blendrl", description="RLHF post-training that does not reward-hack")
+    sub = parser.add_subparsers(dest="command", required=True)
+    ppo.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ..config import ConfigError
+    from ..data import DataError
+    from ..models import ModelNotFoundError
+    from ..rewards import RewardError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, DataError, ModelNotFoundError, RewardError, FileNotFoundError) as exc:
+        print(f"blendrl: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

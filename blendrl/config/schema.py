@@ -1,0 +1,224 @@
+"""The typed configuration of ``blendrl ppo``. Each default has one home: its field here.
+
+Sections: model, critic, reference, generation, rewards, shaping, kl, algorithm, data, train, logging.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+from .loader import ConfigError
+
+
+def _require(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+@dataclass
+class LoraConfig:
+    """LoRA adapters through peft. With LoRA the reference policy is the same weights with adapters disabled."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+    def validate(self) -> None:
+        _require(self.r > 0, "r: must be > 0")
+
+
+@dataclass
+class ModelConfig:
+    """The policy. ``name``: a hub id, a ``save_pretrained`` folder, a ``.gguf`` file, or the alias
+    ``smollm2-135m-instruct`` (the embedded default). ``dtype`` float32 on CPU (bf16 is ~17x slower here)."""
+
+    name: str = "smollm2-135m-instruct"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    lora: Optional[LoraConfig] = None
+    gradient_checkpointing: bool = False
+
+
+@dataclass
+class CriticConfig:
+    """The value model: a token-classification head (1 label) on a backbone from the policy or a reward model."""
+
+    init: Literal["policy", "reward_model"] = "policy"
+    path: Optional[str] = None  # reward-model folder when init=reward_model; defaults to the policy otherwise
+    lr: float = 1e-5
+    lora: Optional[LoraConfig] = None
+
+    def validate(self) -> None:
+        _require(self.init == "policy" or self.path, "path: required when init is reward_model")
+
+
+@dataclass
+class ReferenceConfig:
+    """The KL anchor. ``frozen`` (copy of the initial policy, or adapters-off under LoRA), ``ema``
+    (θ_ref ← η·θ_π + (1−η)·θ_ref after each update; η default 0.001 = ReaLHF, ALGORITHMS.md §7), or ``model``
+    (any other checkpoint given by ``path``; the hook that soups use). Custom strategies register in
+    ``blendrl.training.reference.REFERENCES``."""
+
+    kind: str = "frozen"
+    ema_eta: float = 0.001
+    path: Optional[str] = None
+
+    def validate(self) -> None:
+        _require(0.0 < self.ema_eta <= 1.0, "ema_eta: must be in (0, 1]")
+        _require(self.kind != "model" or self.path, "path: required when kind is model")
+
+
+@dataclass
+class GenerationConfig:
+    """Sampling. The training forward divides logits by the same ``temperature``."""
+
+    max_new_tokens: int = 48
+    temperature: float = 0.7
+    top_p: float = 1.0
+    backend: str = "hf"
+
+    def validate(self) -> None:
+        _require(self.max_new_tokens > 0, "max_new_tokens: must be > 0")
+        _require(self.temperature > 0, "temperature: must be > 0")
+        _require(0 < self.top_p <= 1, "top_p: must be in (0, 1]")
+
+
+@dataclass
+class RewardSourceConfig:
+    """One reward source. ``kind``: ``rule`` (a built-in rule by ``name``), ``callable`` (``name`` =
+    ``module:function`` or ``file.py:function``), ``hf_rm`` (a sequence-classification model at ``path``).
+    Sources are summed with their ``weight``."""
+
+    kind: str = "rule"
+    name: Optional[str] = None
+    path: Optional[str] = None
+    weight: float = 1.0
+    options: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        _require(self.kind != "hf_rm" or self.path, "path: required for an hf_rm reward source")
+        _require(self.kind == "hf_rm" or self.name, f"name: required for a {self.kind} reward source")
+
+
+@dataclass
+class ShapingConfig:
+    """Sequence-score shaping before advantages (PPO-max eq. 18; §11). ``normalize``: running mean/std
+    (``scale`` divides by std only); ``clip``: δ after normalising; ``missing_eos_penalty`` subtracted from scores
+    of responses that hit ``max_new_tokens`` without EOS."""
+
+    normalize: Literal["none", "normalize", "scale"] = "none"
+    clip: Optional[float] = None
+    missing_eos_penalty: Optional[float] = None
+
+
+@dataclass
+class KLConfig:
+    """Per-token KL to the reference. ``kind`` k1|k2|k3|clamped|js; ``placement`` reward (−β·kl per token, the
+    PPO default) or loss (β·masked-mean kl added to the loss, GRPO style); ``adaptive`` uses Ziegler's controller
+    with ``target``/``horizon``; the per-token estimate is clamped to ±``clip`` (OpenRLHF: 10)."""
+
+    kind: Literal["k1", "k2", "k3", "clamped", "js"] = "k1"
+    placement: Literal["reward", "loss"] = "reward"
+    coef: float = 0.05
+    adaptive: bool = False
+    target: float = 6.0
+    horizon: float = 10000.0
+    clip: Optional[float] = 10.0
+
+
+@dataclass
+class AlgorithmConfig:
+    """The optimiser over the loop. ``name``: ppo (critic + GAE) or a critic-free estimator: reinforce, rloo, grpo.
+    Defaults follow TRL's PPO (ε 0.2, ε_v 0.2, c_v 0.1, γ 1, λ 0.95, 4 epochs)."""
+
+    name: str = "ppo"
+    epochs: int = 4
+    clip_eps: float = 0.2
+    value_clip_eps: float = 0.2
+    vf_coef: float = 0.1
+    gamma: float = 1.0
+    lam: float = 0.95
+    whiten_advantages: bool = True
+    whiten_rewards: bool = False  # PPO: whiten per-token rewards (no mean shift) before GAE, as TRL/AlpacaFarm
+
+    def validate(self) -> None:
+        _require(self.epochs >= 1, "epochs: must be >= 1")
+        _require(self.clip_eps > 0, "clip_eps: must be > 0")
+
+
+@dataclass
+class DataConfig:
+    """Prompts: ``builtin:NAME`` or a .jsonl/.json/.txt file (see ``blendrl.data.prompts``)."""
+
+    prompts: str = "builtin:concise"
+    eval_prompts: Optional[str] = "builtin:concise_eval"
+    max_prompt_tokens: int = 256
+    chat_template: bool = True
+    system_prompt: Optional[str] = None
+    too_long: Literal["error", "skip"] = "error"
+
+
+@dataclass
+class TrainConfig:
+    """The loop's sizes. Each iteration samples ``prompts_per_iteration × samples_per_prompt`` responses, then
+    runs ``algorithm.epochs`` passes of ``minibatches`` optimizer steps, each accumulated over micro-batches of
+    ``micro_batch_size`` sequences."""
+
+    iterations: int = 20
+    prompts_per_iteration: int = 8
+    samples_per_prompt: int = 2
+    minibatches: int = 1
+    micro_batch_size: int = 16
+    lr: float = 1e-6
+    weight_decay: float = 0.0
+    warmup_iterations: int = 0
+    schedule: Literal["constant", "linear", "cosine"] = "constant"
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    threads: Optional[int] = None
+
+    def validate(self) -> None:
+        for name in ("iterations", "prompts_per_iteration", "samples_per_prompt", "minibatches", "micro_batch_size"):
+            _require(getattr(self, name) >= 1, f"{name}: must be >= 1")
+        _require(self.lr > 0, "lr: must be > 0")
+        n = self.prompts_per_iteration * self.samples_per_prompt
+        _require(n % self.minibatches == 0, f"minibatches: {n} samples do not split into {self.minibatches}")
+
+
+@dataclass
+class LoggingConfig:
+    """Output folder (metrics.jsonl, TensorBoard events, samples.jsonl, checkpoints/). ``save_every`` and
+    ``eval_every`` in iterations (0 = only at the end)."""
+
+    output_dir: str = "runs/ppo"
+    save_every: int = 0
+    keep_checkpoints: int = 2
+    eval_every: int = 0
+    eval_prompts: int = 16
+    log_samples: int = 2
+    tensorboard: bool = True
+    progress: bool = True
+
+
+@dataclass
+class PPORunConfig:
+    """Everything ``blendrl ppo`` reads."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    critic: CriticConfig = field(default_factory=CriticConfig)
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    rewards: list[RewardSourceConfig] = field(
+        default_factory=lambda: [RewardSourceConfig(kind="rule", name="concise_mention")]
+    )
+    shaping: ShapingConfig = field(default_factory=ShapingConfig)
+    kl: KLConfig = field(default_factory=KLConfig)
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    def validate(self) -> None:
+        _require(len(self.rewards) > 0, "rewards: at least one reward source is required")
+        if self.algorithm.name == "rloo":
+            _require(self.train.samples_per_prompt >= 2, "train.samples_per_prompt: rloo needs >= 2")

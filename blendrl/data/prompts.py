@@ -1,0 +1,168 @@
+"""Prompt datasets: files in the formats people have, validated row by row, tokenised with the chat template.
+
+Accepted sources:
+- ``builtin:NAME`` (see :mod:`blendrl.data.builtin`);
+- ``.jsonl`` — one JSON object per line; ``.json`` — a list of objects. Each object has ``prompt`` (a string or a
+  chat message list ``[{"role": ..., "content": ...}]``) or ``messages``; ``metadata`` (an object) is optional and
+  any other field is kept in the metadata too;
+- ``.txt`` — one prompt per non-empty line.
+A bad row raises :class:`DataError` naming the file, row (1-based line for jsonl) and field.
+"""
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .builtin import BUILTIN_PROMPTS
+
+
+class DataError(ValueError):
+    """A data file or row is malformed; the message names the file, row and field."""
+
+
+@dataclass
+class PromptExample:
+    """One prompt: its chat messages, its token ids after the chat template, and its metadata."""
+
+    messages: list[dict]
+    text: str  # the prompt as the model sees it (after the chat template)
+    input_ids: list[int]
+    metadata: dict = field(default_factory=dict)
+    source: str = ""
+    row: int = 0
+
+    @property
+    def user_text(self) -> str:
+        return self.messages[-1]["content"]
+
+
+def _row_to_messages(obj: Any, where: str) -> tuple[list[dict], dict]:
+    if not isinstance(obj, dict):
+        raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    key = "prompt" if "prompt" in obj else "messages" if "messages" in obj else None
+    if key is None:
+        raise DataError(f"{where}: missing field 'prompt' (or 'messages')")
+    value = obj[key]
+    if isinstance(value, str):
+        if not value.strip():
+            raise DataError(f"{where}, field '{key}': empty prompt")
+        messages = [{"role": "user", "content": value}]
+    elif isinstance(value, list) and value:
+        for i, m in enumerate(value):
+            if not isinstance(m, dict) or not isinstance(m.get("content"), str) or "role" not in m:
+                raise DataError(f"{where}, field '{key}[{i}]': expected {{'role': ..., 'content': str}}")
+        messages = [{"role": m["role"], "content": m["content"]} for m in value]
+    else:
+        raise DataError(f"{where}, field '{key}': expected a non-empty string or message list")
+    metadata = obj.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise DataError(f"{where}, field 'metadata': expected an object")
+    extra = {k: v for k, v in obj.items() if k not in (key, "metadata")}
+    return messages, {**extra, **metadata}
+
+
+def read_prompt_rows(source: str) -> list[tuple[list[dict], dict, str, int]]:
+    """Rows of ``(messages, metadata, source, row)`` from a built-in set or a file; raises :class:`DataError`."""
+    if source.startswith("builtin:"):
+        name = source.split(":", 1)[1]
+        if name not in BUILTIN_PROMPTS:
+            raise DataError(f"unknown built-in prompt set '{name}'; choose one of {sorted(BUILTIN_PROMPTS)}")
+        objs = [(i + 1, o) for i, o in enumerate(BUILTIN_PROMPTS[name]())]
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise DataError(f"prompt file {path} does not exist")
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".jsonl":
+            objs = []
+            for lineno, line in enumerate(text.splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    objs.append((lineno, json.loads(line)))
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{path}, row {lineno}: not valid JSON ({exc.msg})") from None
+        elif path.suffix == ".json":
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+            if not isinstance(data, list):
+                raise DataError(f"{path}: expected a JSON list of prompt objects")
+            objs = list(enumerate(data, 1))
+        elif path.suffix == ".txt":
+            objs = [(i, {"prompt": line}) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+        else:
+            raise DataError(f"{path}: unsupported prompt file type '{path.suffix}' (use .jsonl, .json or .txt)")
+    rows = [(*_row_to_messages(obj, f"{source}, row {row}"), source, row) for row, obj in objs]
+    if not rows:
+        raise DataError(f"{source}: no prompts found (the file is empty)")
+    return rows
+
+
+def load_prompts(
+    source: str,
+    tokenizer,
+    max_prompt_tokens: int,
+    chat_template: bool = True,
+    system_prompt: str | None = None,
+    too_long: str = "error",
+) -> tuple[list[PromptExample], int]:
+    """Read, validate and tokenise prompts. Returns ``(examples, n_skipped_too_long)``.
+
+    A prompt longer than ``max_prompt_tokens`` raises (``too_long="error"``) or is skipped and counted (``"skip"``).
+    """
+    examples, skipped = [], 0
+    for messages, metadata, src, row in read_prompt_rows(source):
+        if system_prompt and messages[0]["role"] != "system":
+            messages = [{"role": "system", "content": system_prompt}, *messages]
+        if chat_template and tokenizer.chat_template:
+            text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        else:
+            text = "\n".join(m["content"] for m in messages)
+        ids = tokenizer(text, add_special_tokens=not chat_template)["input_ids"]
+        if len(ids) > max_prompt_tokens:
+            if too_long == "error":
+                raise DataError(
+                    f"{src}, row {row}, field 'prompt': {len(ids)} tokens exceed data.max_prompt_tokens="
+                    f"{max_prompt_tokens} (raise it, or set data.too_long=skip)"
+                )
+            skipped += 1
+            continue
+        examples.append(PromptExample(messages, text, ids, metadata, src, row))
+    if not examples:
+        raise DataError(f"{source}: every prompt was longer than {max_prompt_tokens} tokens")
+    return examples, skipped
+
+
+class PromptSampler:
+    """Draws batches of prompts in a seeded shuffled order, epoch after epoch; its state resumes exactly."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch, self.pos = n, seed, 0, 0
+        self._order = self._shuffle()
+
+    def _shuffle(self) -> list[int]:
+        order = list(range(self.n))
+        random.Random(self.seed * 100_003 + self.epoch).shuffle(order)
+        return order
+
+    def next_indices(self, k: int) -> list[int]:
+        out = []
+        while len(out) < k:
+            if self.pos >= self.n:
+                self.epoch, self.pos = self.epoch + 1, 0
+                self._order = self._shuffle()
+            out.append(self._order[self.pos])
+            self.pos += 1
+        return out
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "pos": self.pos}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.pos = int(state["epoch"]), int(state["pos"])
+        self._order = self._shuffle()

@@ -1,0 +1,16 @@
+"""Pure tensor math of blendrl, public like ``torch.nn.functional``.
+
+Every function states its shapes and the equation it implements; registries let configs pick by name.
+"""
+from .advantages import SEQUENCE_ADVANTAGES, gae, grpo_advantages, reinforce_advantages, rloo_advantages
+from .kl import KL_ESTIMATORS, AdaptiveKLController, FixedKLController, kl_penalty
+from .losses import clip_fraction, policy_loss, value_loss
+from .masked import masked_mean, masked_sum, masked_var, whiten
+from .rewards import RunningMoments, apply_missing_eos_penalty, last_token_index, token_rewards
+
+__all__ = [
+    "SEQUENCE_ADVANTAGES", "KL_ESTIMATORS", "AdaptiveKLController", "FixedKLController", "RunningMoments",
+    "apply_missing_eos_penalty", "clip_fraction", "gae", "grpo_advantages", "kl_penalty", "last_token_index",
+    "masked_mean", "masked_sum", "masked_var", "policy_loss", "reinforce_advantages", "rloo_advantages",
+    "token_rewards", "value_loss", "whiten",
+]

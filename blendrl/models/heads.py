@@ -1,0 +1,48 @@
+"""Value and reward heads that plain transformers can load back.
+
+The critic is an ``AutoModelForTokenClassification`` with one label: a scalar per token on the policy's (or a
+reward model's) backbone. A reward model is an ``AutoModelForSequenceClassification``; blendrl reads its score at
+the last real token itself, so a pad token equal to EOS (SmolLM2) does not move the read-out.
+"""
+from __future__ import annotations
+
+import torch
+
+from .loading import ModelNotFoundError, torch_dtype
+
+
+def load_critic(path: str, dtype: str = "float32"):
+    """A value model from a causal LM or a reward-model folder (its ``score`` head is reused when present).
+
+    Classifier dropout is 0 so that values are deterministic; the head has no bias so a sequence-classification
+    reward model's ``score.weight`` carries over exactly.
+    """
+    from transformers import AutoConfig, AutoModelForTokenClassification
+
+    try:
+        config = AutoConfig.from_pretrained(path)
+        config.num_labels = 1
+        config.classifier_dropout = 0.0
+        config.token_classification_bias = False
+        critic = AutoModelForTokenClassification.from_pretrained(path, config=config, dtype=torch_dtype(dtype))
+    except OSError as exc:
+        raise ModelNotFoundError(f"cannot load critic from '{path}': {exc}") from None
+    critic.config.pad_token_id = critic.config.pad_token_id or critic.config.eos_token_id
+    return critic.eval()
+
+
+def token_values(critic, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor):
+    """Per-token values ``V`` for every position. Shapes: (B, L) → (B, L)."""
+    return critic(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).logits[..., 0]
+
+
+def last_token_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Scalar score of a sequence-classification model at the last attended token of each right-padded row.
+
+    Shapes: (B, L) → (B,).
+    """
+    backbone = getattr(model, model.base_model_prefix)
+    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, L, H)
+    last = attention_mask.long().cumsum(1).argmax(1)  # (B,) index of the last 1
+    picked = hidden[torch.arange(hidden.shape[0]), last]  # (B, H)
+    return model.score(picked)[:, 0].float()  # (B,)

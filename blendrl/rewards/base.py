@@ -1,0 +1,89 @@
+"""The reward seam: a RewardSource scores a batch of (prompt, response, metadata) → one float each.
+
+Sources are built by kind from ``RewardSourceConfig`` through ``REWARD_SOURCES``; ``WeightedSum`` combines them.
+A source that raises is an error naming the source and the prompt's file and row (or, with ``on_error: skip`` in
+its options, a counted skip). A NaN or infinite score marks that sample as skipped: the trainer drops it from the
+update and logs the count; it never reaches the loss.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import torch
+
+from ..functional.registry import Registry
+
+REWARD_SOURCES: Registry = Registry("reward source kind")
+
+
+class RewardError(RuntimeError):
+    """A reward source failed on a sample."""
+
+
+@dataclass
+class Sample:
+    """What a reward source sees. ``messages`` is the prompt conversation; ``response`` the generated text."""
+
+    messages: list[dict]
+    response: str
+    metadata: dict = field(default_factory=dict)
+    where: str = ""  # "file, row N" of the prompt, for error messages
+
+    @property
+    def prompt(self) -> str:
+        return self.messages[-1]["content"]
+
+
+class RewardSource(Protocol):
+    name: str
+
+    def score(self, samples: list[Sample]) -> torch.Tensor:
+        """(N,) float scores; NaN marks a sample that could not be scored."""
+        ...
+
+
+class CallableReward:
+    """Wraps ``fn(prompt: str, response: str, metadata: dict) -> float`` (rule rewards, user functions)."""
+
+    def __init__(self, fn: Callable[[str, str, dict], float], name: str, on_error: str = "raise") -> None:
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be raise or skip, got {on_error!r}")
+        self.fn, self.name, self.on_error = fn, name, on_error
+
+    def score(self, samples: list[Sample]) -> torch.Tensor:
+        out = []
+        for s in samples:
+            try:
+                value = float(self.fn(s.prompt, s.response, s.metadata))
+            except Exception as exc:  # noqa: BLE001 - user code: report, never crash silently
+                if self.on_error == "raise":
+                    raise RewardError(
+                        f"reward '{self.name}' raised {type(exc).__name__}: {exc} (prompt {s.where or '?'})"
+                    ) from exc
+                value = math.nan
+            out.append(value)
+        return torch.tensor(out, dtype=torch.float32)
+
+
+class WeightedSum:
+    """``Σ_i w_i · r_i`` over several sources; per-source scores are kept for logging in ``last_components``."""
+
+    def __init__(self, sources: list[RewardSource], weights: list[float]) -> None:
+        if len(sources) != len(weights) or not sources:
+            raise ValueError("WeightedSum needs one weight per source and at least one source")
+        self.sources, self.weights = sources, weights
+        self.name = "+".join(s.name for s in sources)
+        self.last_components: dict[str, torch.Tensor] = {}
+
+    def score(self, samples: list[Sample]) -> torch.Tensor:
+        total = torch.zeros(len(samples))
+        self.last_components = {}
+        for source, w in zip(self.sources, self.weights):
+            scores = source.score(samples).float()
+            if scores.shape != (len(samples),):
+                raise RewardError(f"reward '{source.name}' returned shape {tuple(scores.shape)}, want ({len(samples)},)")
+            self.last_components[source.name] = scores
+            total = total + w * scores
+        return total

@@ -1,0 +1,55 @@
+"""Build reward sources from config (``rule``, ``callable``, ``hf_rm``) and combine them with weights."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from pathlib import Path
+
+from ..config import RewardSourceConfig
+from .base import REWARD_SOURCES, CallableReward, WeightedSum
+from .hf_rm import HFRewardModel
+from .rules import rule
+
+
+def load_callable(spec: str):
+    """``package.module:function`` or ``path/to/file.py:function``."""
+    if ":" not in spec:
+        raise ValueError(f"reward callable '{spec}': expected 'module:function' or 'file.py:function'")
+    module_name, fn_name = spec.rsplit(":", 1)
+    if module_name.endswith(".py"):
+        path = Path(module_name)
+        if not path.is_file():
+            raise FileNotFoundError(f"reward callable file {path} does not exist")
+        mod_spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(mod_spec)
+        mod_spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(module_name)
+    try:
+        return getattr(module, fn_name)
+    except AttributeError:
+        raise ValueError(f"reward callable '{spec}': no function '{fn_name}' in {module_name}") from None
+
+
+@REWARD_SOURCES.register("rule")
+def _rule_source(cfg: RewardSourceConfig):
+    options = dict(cfg.options)
+    on_error = options.pop("on_error", "raise")
+    return CallableReward(rule(cfg.name, **options), name=cfg.name, on_error=on_error)
+
+
+@REWARD_SOURCES.register("callable")
+def _callable_source(cfg: RewardSourceConfig):
+    options = dict(cfg.options)
+    return CallableReward(load_callable(cfg.name), name=cfg.name, on_error=options.pop("on_error", "raise"))
+
+
+@REWARD_SOURCES.register("hf_rm")
+def _hf_rm_source(cfg: RewardSourceConfig):
+    return HFRewardModel(cfg.path, name=cfg.name, **cfg.options)
+
+
+def build_reward(configs: list[RewardSourceConfig]) -> WeightedSum:
+    """All configured sources, summed with their weights."""
+    sources = [REWARD_SOURCES[c.kind](c) for c in configs]
+    return WeightedSum(sources, [c.weight for c in configs])

@@ -1,0 +1,52 @@
+"""A Hugging Face sequence-classification reward model as a reward source.
+
+The conversation (prompt messages + the response as the assistant turn) is rendered with the reward model's own
+chat template and tokenizer, so the policy and the reward model may use different tokenizers.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..models.heads import last_token_scores
+from ..models.loading import ModelNotFoundError, resolve_model, torch_dtype
+from .base import Sample
+
+
+class HFRewardModel:
+    """Scores with ``AutoModelForSequenceClassification`` at ``path`` (read at the last real token)."""
+
+    def __init__(self, path: str, name: str | None = None, batch_size: int = 16, max_length: int = 1024,
+                 dtype: str = "float32") -> None:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        resolved = resolve_model(path)
+        try:
+            self.model = AutoModelForSequenceClassification.from_pretrained(
+                resolved, num_labels=1, dtype=torch_dtype(dtype)
+            ).eval()
+            self.tokenizer = AutoTokenizer.from_pretrained(resolved)
+        except OSError as exc:
+            raise ModelNotFoundError(f"cannot load reward model '{path}': {exc}") from None
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer.padding_side = "right"
+        self.name = name or f"rm:{path}"
+        self.batch_size, self.max_length = batch_size, max_length
+        self.truncated = 0  # count of conversations cut to max_length
+
+    def render(self, sample: Sample) -> str:
+        messages = [*sample.messages, {"role": "assistant", "content": sample.response}]
+        if self.tokenizer.chat_template:
+            return self.tokenizer.apply_chat_template(messages, tokenize=False)
+        return "\n".join(m["content"] for m in messages)
+
+    @torch.no_grad()
+    def score(self, samples: list[Sample]) -> torch.Tensor:
+        out = []
+        for i in range(0, len(samples), self.batch_size):
+            texts = [self.render(s) for s in samples[i : i + self.batch_size]]
+            enc = self.tokenizer(texts, return_tensors="pt", padding=True, truncation=True,
+                                 max_length=self.max_length, add_special_tokens=False)
+            self.truncated += int((enc["attention_mask"].sum(1) >= self.max_length).sum())
+            out.append(last_token_scores(self.model, enc["input_ids"], enc["attention_mask"]))
+        return torch.cat(out)

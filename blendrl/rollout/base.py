@@ -1,0 +1,57 @@
+"""The rollout seam: a Generator turns prompt token ids into a :class:`Rollout`.
+
+Backends register in ``GENERATORS`` (``hf`` now; vLLM or a remote server later plug in here without touching the
+trainer). A backend must return the behaviour log-probs of the sampled tokens under ``softmax(logits / temperature)``
+over the full vocabulary, which is what the training forward computes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from ..functional.registry import Registry
+
+GENERATORS: Registry = Registry("generation backend")
+
+
+@dataclass
+class SamplingParams:
+    max_new_tokens: int = 48
+    temperature: float = 0.7
+    top_p: float = 1.0
+
+
+@dataclass
+class Rollout:
+    """Sampled responses. B = number of sequences, P = padded prompt length, T = padded response length."""
+
+    prompt_ids: torch.Tensor  # (B, P) long, left-padded
+    prompt_mask: torch.Tensor  # (B, P) long, 1 on prompt tokens
+    response_ids: torch.Tensor  # (B, T) long, right-padded
+    response_mask: torch.Tensor  # (B, T) float, 1 up to and including EOS
+    logp: torch.Tensor  # (B, T) float, behaviour log-probs of the sampled tokens
+    has_eos: torch.Tensor  # (B,) bool
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.response_mask.sum().item())
+
+    def select(self, idx: torch.Tensor | slice) -> "Rollout":
+        return Rollout(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
+
+
+class Generator(Protocol):
+    def sample(self, prompts: list[list[int]], params: SamplingParams, generator: torch.Generator) -> Rollout: ...
+
+
+def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad token lists. Returns ids (B, P) and mask (B, P)."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, width - len(s):] = torch.tensor(s, dtype=torch.long)
+        mask[i, width - len(s):] = 1
+    return ids, mask

@@ -1,0 +1,107 @@
+"""Atomic checkpoints that plain transformers can load, and exact resume.
+
+Layout of ``<output_dir>/checkpoints/iter-000012/``::
+
+    policy/            save_pretrained (safetensors) + tokenizer; LoRA runs hold the adapter folder
+    critic/            save_pretrained of the value model (when the algorithm has one)
+    reference/         EMA reference weights (only when the reference moves)
+    optim.pt           optimizer and LR-scheduler states
+    trainer_state.pt   iteration, KL controller, reward statistics, prompt sampler, every RNG state
+    config.yaml        the run's config
+
+A checkpoint is written into a hidden temporary folder beside it and renamed into place, then ``latest`` (a text
+file naming it) is replaced atomically; a run killed at any moment leaves either the old or the new checkpoint.
+"""
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+LATEST = "latest"
+
+
+def rng_state(sampling_generator: torch.Generator) -> dict:
+    return {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "sampling": sampling_generator.get_state(),
+    }
+
+
+def set_rng_state(state: dict, sampling_generator: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    sampling_generator.set_state(state["sampling"])
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def save_checkpoint(
+    root: Path, iteration: int, *, policy, tokenizer, critic, reference, optim_state: dict, trainer_state: dict,
+    config: dict, keep: int = 2,
+) -> Path:
+    """Write checkpoint ``iter-{iteration:06d}`` under ``root`` atomically; keep the newest ``keep``."""
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"iter-{iteration:06d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
+    try:
+        policy.save_pretrained(tmp / "policy")
+        tokenizer.save_pretrained(tmp / "policy")
+        if critic is not None:
+            critic.save_pretrained(tmp / "critic")
+        if reference is not None and reference.needs_saving:
+            reference.save(tmp / "reference")
+        torch.save(optim_state, tmp / "optim.pt")
+        torch.save(trainer_state, tmp / "trainer_state.pt")
+        (tmp / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        for f in tmp.rglob("*"):
+            if f.is_file():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    _atomic_write_text(root / LATEST, final.name)
+    for old in sorted(root.glob("iter-*"))[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """A checkpoint folder from ``--resume``: the folder itself, a ``checkpoints/`` folder, or a run folder."""
+    path = Path(path)
+    for root in (path, path / "checkpoints"):
+        if (root / "trainer_state.pt").is_file():
+            return root
+        if (root / LATEST).is_file():
+            ckpt = root / (root / LATEST).read_text().strip()
+            if (ckpt / "trainer_state.pt").is_file():
+                return ckpt
+    raise FileNotFoundError(f"--resume {path}: no checkpoint found (expected trainer_state.pt or a 'latest' file)")
+
+
+def load_trainer_state(ckpt: Path) -> tuple[dict, dict]:
+    """``(trainer_state, optim_state)`` of a checkpoint folder."""
+    return (
+        torch.load(ckpt / "trainer_state.pt", weights_only=False),
+        torch.load(ckpt / "optim.pt", weights_only=False),
+    )

@@ -1,0 +1,72 @@
+"""One iteration's experience: the rollout laid out for training forwards, plus what scoring added."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Optional
+
+import torch
+
+from ..rollout import Rollout
+
+
+@dataclass
+class Experience:
+    """B sequences of prompt (P, left-padded) + response (T, right-padded); L = P + T."""
+
+    input_ids: torch.Tensor  # (B, L)
+    attention_mask: torch.Tensor  # (B, L)
+    position_ids: torch.Tensor  # (B, L)
+    response_mask: torch.Tensor  # (B, T) float; 0 on padding and on skipped samples
+    behaviour_logp: torch.Tensor  # (B, T) from the sampler
+    old_logp: Optional[torch.Tensor] = None  # (B, T) π_old from a training forward (exact)
+    ref_logp: Optional[torch.Tensor] = None  # (B, T)
+    values: Optional[torch.Tensor] = None  # (B, T) critic before the update
+    scores: Optional[torch.Tensor] = None  # (B,) shaped sequence scores
+    advantages: Optional[torch.Tensor] = None  # (B, T)
+    returns: Optional[torch.Tensor] = None  # (B, T)
+
+    @property
+    def prompt_len(self) -> int:
+        return self.input_ids.shape[1] - self.response_mask.shape[1]
+
+    @property
+    def response_ids(self) -> torch.Tensor:
+        return self.input_ids[:, self.prompt_len:]  # (B, T)
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+    def select(self, idx: torch.Tensor) -> "Experience":
+        return Experience(**{f.name: (None if (v := getattr(self, f.name)) is None else v[idx]) for f in fields(self)})
+
+    @classmethod
+    def from_rollout(cls, rollout: Rollout) -> "Experience":
+        input_ids = torch.cat([rollout.prompt_ids, rollout.response_ids], dim=1)  # (B, L)
+        resp_attn = (rollout.response_mask > 0).long()  # (B, T)
+        attention_mask = torch.cat([rollout.prompt_mask, resp_attn], dim=1)  # (B, L)
+        position_ids = (attention_mask.cumsum(1) - 1).clamp_min(0)  # (B, L)
+        return cls(input_ids, attention_mask, position_ids, rollout.response_mask.clone(), rollout.logp)
+
+
+def response_logprobs(model, exp: Experience, temperature: float) -> torch.Tensor:
+    """Log-probs of the response tokens under ``softmax(logits / temperature)``. → (B, T).
+
+    Only the last T+1 positions go through the LM head (``logits_to_keep``), the same numbers as a full forward.
+    """
+    T = exp.response_mask.shape[1]
+    logits = model(
+        input_ids=exp.input_ids, attention_mask=exp.attention_mask, position_ids=exp.position_ids,
+        logits_to_keep=T + 1,
+    ).logits[:, :-1].float() / temperature  # (B, T, V)
+    target = exp.response_ids  # (B, T)
+    picked = logits.gather(-1, target[..., None])[..., 0]  # (B, T)
+    return picked - torch.logsumexp(logits, dim=-1)  # (B, T)
+
+
+def response_values(critic, exp: Experience) -> torch.Tensor:
+    """Critic values of the states before each response token. → (B, T)."""
+    P, T = exp.prompt_len, exp.response_mask.shape[1]
+    values = critic(
+        input_ids=exp.input_ids, attention_mask=exp.attention_mask, position_ids=exp.position_ids
+    ).logits[..., 0]  # (B, L)
+    return values[:, P - 1 : P + T - 1].float()  # (B, T)

@@ -1,0 +1,108 @@
+"""Reference strategies: the KL anchor is a registered piece, chosen by ``reference.kind``.
+
+- ``frozen``: the initial policy. Under LoRA it is the same weights with adapters disabled (no second copy).
+- ``ema``: ``θ_ref ← η·θ_π + (1−η)·θ_ref`` after each iteration's update (Xu et al. 2024; ALGORITHMS.md §7;
+  default η = 0.001 as ReaLHF).
+- ``model``: any checkpoint folder (``reference.path``), e.g. a weight soup (SALSA, ALGORITHMS.md §4).
+Register another with ``@REFERENCES.register(name)``: a class built as ``cls(policy, cfg, model_dtype)``.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import torch
+
+from ..config import ConfigError, ReferenceConfig
+from ..functional.registry import Registry
+from ..models import is_peft, load_causal_lm, resolve_model
+from .experience import Experience, response_logprobs
+
+REFERENCES: Registry = Registry("reference strategy")
+
+
+class Reference:
+    """Gives ``ref_logp`` for an experience; may move after each update; saves what resume needs."""
+
+    needs_saving = False
+
+    def model_for_forward(self):
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def logprobs(self, exp: Experience, temperature: float, micro_batch_size: int) -> torch.Tensor:
+        out = []
+        for idx in torch.arange(len(exp)).split(micro_batch_size):
+            with self._context():
+                out.append(response_logprobs(self.model_for_forward(), exp.select(idx), temperature))
+        return torch.cat(out)
+
+    def _context(self):
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def after_update(self, policy) -> None:
+        return None
+
+    def save(self, folder: Path) -> None:
+        return None
+
+    def load(self, folder: Path) -> None:
+        return None
+
+
+@REFERENCES.register("frozen")
+class FrozenReference(Reference):
+    def __init__(self, policy, cfg: ReferenceConfig, dtype: str) -> None:
+        self.policy = policy
+        self.model = None if is_peft(policy) else copy.deepcopy(policy).eval().requires_grad_(False)
+
+    def model_for_forward(self):
+        return self.policy if self.model is None else self.model
+
+    def _context(self):
+        if self.model is None:
+            return self.policy.disable_adapter()
+        return super()._context()
+
+
+@REFERENCES.register("ema")
+class EMAReference(Reference):
+    needs_saving = True
+
+    def __init__(self, policy, cfg: ReferenceConfig, dtype: str) -> None:
+        if is_peft(policy):
+            raise ConfigError("reference.kind: ema needs full fine-tuning (it averages all weights); drop model.lora")
+        self.eta = cfg.ema_eta
+        self.model = copy.deepcopy(policy).eval().requires_grad_(False)
+
+    def model_for_forward(self):
+        return self.model
+
+    @torch.no_grad()
+    def after_update(self, policy) -> None:
+        for ref_p, p in zip(self.model.parameters(), policy.parameters()):
+            ref_p.lerp_(p.detach(), self.eta)  # θ_ref + η(θ_π − θ_ref)
+
+    def save(self, folder: Path) -> None:
+        self.model.save_pretrained(folder)
+
+    def load(self, folder: Path) -> None:
+        loaded = load_causal_lm(str(folder))
+        self.model.load_state_dict(loaded.state_dict())
+
+
+@REFERENCES.register("model")
+class ModelReference(Reference):
+    def __init__(self, policy, cfg: ReferenceConfig, dtype: str) -> None:
+        self.model = load_causal_lm(resolve_model(cfg.path), dtype).requires_grad_(False)
+
+    def model_for_forward(self):
+        return self.model
+
+
+def build_reference(policy, cfg: ReferenceConfig, dtype: str) -> Reference:
+    if cfg.kind not in REFERENCES:
+        raise ConfigError(f"reference.kind: unknown '{cfg.kind}'; choose one of {REFERENCES.names()}")
+    return REFERENCES[cfg.kind](policy, cfg, dtype)

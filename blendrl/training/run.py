@@ -1,0 +1,165 @@
+"""Build a trainer from a config and run it: evaluation before and after, logging, checkpoints, resume."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from ..algorithms import build_algorithm
+from ..config import ConfigError, PPORunConfig, to_dict
+from ..data import load_prompts
+from ..models import add_lora, is_peft, load_causal_lm, load_critic, load_tokenizer, resolve_model
+from ..rewards import build_reward
+from ..rollout import GENERATORS
+from .checkpoint import find_checkpoint, load_trainer_state, save_checkpoint
+from .logging import RunLogger
+from .reference import build_reference
+from .trainer import Models, RLTrainer
+
+
+def _eos_ids(tokenizer, model) -> list[int]:
+    ids = {tokenizer.eos_token_id}
+    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids.update(gen_eos if isinstance(gen_eos, list) else [gen_eos])
+    return [i for i in ids if i is not None]
+
+
+def _load_weights(module, folder: Path) -> None:
+    """Load a checkpoint's weights into an already built model (full model or LoRA adapters)."""
+    from safetensors.torch import load_file
+
+    if is_peft(module):
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(module, load_file(str(folder / "adapter_model.safetensors")))
+        return
+    state = {}
+    for f in sorted(folder.glob("*.safetensors")):
+        state.update(load_file(str(f)))
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    tied = {k for k in missing if "lm_head" in k}
+    if set(missing) - tied or unexpected:
+        raise RuntimeError(f"checkpoint {folder} does not match the model: missing {missing}, unexpected {unexpected}")
+
+
+def build_trainer(cfg: PPORunConfig, resume: str | None = None) -> RLTrainer:
+    """Everything from the config: models, prompts, reward, generator, algorithm, and the resumed state."""
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    torch.manual_seed(cfg.train.seed)
+    policy_path = resolve_model(cfg.model.name)
+    tokenizer = load_tokenizer(policy_path)
+    policy = load_causal_lm(policy_path, cfg.model.dtype)
+    if cfg.model.lora is not None:
+        policy = add_lora(policy, cfg.model.lora)
+    algorithm = build_algorithm(cfg.algorithm, cfg.kl, cfg.train.samples_per_prompt)
+    critic = None
+    if algorithm.needs_critic:
+        critic = load_critic(resolve_model(cfg.critic.path or cfg.model.name), cfg.model.dtype)
+        if cfg.critic.lora is not None:
+            critic = add_lora(critic, cfg.critic.lora, task_type="TOKEN_CLS")
+    reference = build_reference(policy, cfg.reference, cfg.model.dtype)
+    d = cfg.data
+    train_prompts, _ = load_prompts(d.prompts, tokenizer, d.max_prompt_tokens, d.chat_template, d.system_prompt,
+                                    d.too_long)
+    eval_prompts = []
+    if d.eval_prompts:
+        eval_prompts, _ = load_prompts(d.eval_prompts, tokenizer, d.max_prompt_tokens, d.chat_template,
+                                       d.system_prompt, d.too_long)
+    if cfg.generation.backend not in GENERATORS:
+        raise ConfigError(f"generation.backend: unknown '{cfg.generation.backend}'; choose {GENERATORS.names()}")
+    generator = GENERATORS[cfg.generation.backend](policy, tokenizer.pad_token_id, _eos_ids(tokenizer, policy))
+    trainer = RLTrainer(cfg, Models(policy, tokenizer, critic, reference), build_reward(cfg.rewards), generator,
+                        algorithm, train_prompts, eval_prompts)
+    if resume:
+        ckpt = find_checkpoint(resume)
+        _load_weights(policy, ckpt / "policy")
+        if critic is not None:
+            _load_weights(critic, ckpt / "critic")
+        if reference.needs_saving:
+            reference.load(ckpt / "reference")
+        trainer.load_state_dict(*load_trainer_state(ckpt))
+    return trainer
+
+
+def save(trainer: RLTrainer, out: Path) -> Path:
+    state, optim = trainer.state_dict()
+    return save_checkpoint(
+        out / "checkpoints", trainer.iteration, policy=trainer.m.policy, tokenizer=trainer.m.tokenizer,
+        critic=trainer.m.critic, reference=trainer.m.reference, optim_state=optim, trainer_state=state,
+        config=to_dict(trainer.cfg), keep=trainer.cfg.logging.keep_checkpoints,
+    )
+
+
+def export_final(trainer: RLTrainer, out: Path) -> Path:
+    """The trained policy as a plain ``save_pretrained`` folder (LoRA adapters merged into a copy)."""
+    import copy
+    import shutil
+    import tempfile
+
+    model = trainer.m.policy
+    if is_peft(model):
+        model = copy.deepcopy(model).merge_and_unload()
+    tmp = Path(tempfile.mkdtemp(prefix=".final.", dir=out))
+    model.save_pretrained(tmp)
+    trainer.m.tokenizer.save_pretrained(tmp)
+    final = out / "final"
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    return final
+
+
+def _fmt(metrics: dict, keys: list[str]) -> str:
+    return "  ".join(f"{k.split('/')[-1]}={metrics[k]:.3f}" for k in keys if k in metrics)
+
+
+def run(cfg: PPORunConfig, resume: str | None = None, stop_after: int | None = None) -> dict:
+    """Train for ``cfg.train.iterations`` (or until ``stop_after`` iterations of this call). Returns last metrics."""
+    trainer = build_trainer(cfg, resume)
+    out = Path(cfg.logging.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lg = cfg.logging
+    logger = RunLogger(out, lg.tensorboard, lg.progress, cfg.train.iterations, trainer.iteration)
+    result: dict = {}
+    try:
+        if trainer.iteration == 0 and trainer.eval_prompts:
+            before = trainer.evaluate(lg.eval_prompts)
+            logger.log(0, before.metrics)
+            logger.log_samples(0, "eval", before.samples)
+            result["before"] = before
+            logger.write(f"[eval before] {_fmt(before.metrics, ['eval/reward', 'eval/length', 'eval/eos_rate'])}")
+        done_here = 0
+        while trainer.iteration < cfg.train.iterations:
+            step = trainer.step()
+            it = trainer.iteration
+            logger.log(it, step.metrics)
+            logger.log_samples(it, "train", step.samples)
+            logger.progress({"reward": step.metrics["reward/mean"], "kl": step.metrics["kl/seq_k1"],
+                             "s/it": step.metrics["time/iteration_s"]})
+            if not lg.progress:
+                logger.write(f"iter {it}: " + _fmt(step.metrics, ["reward/mean", "kl/seq_k1", "response/length",
+                                                                   "time/iteration_s"]))
+            if lg.eval_every and it % lg.eval_every == 0 and it < cfg.train.iterations and trainer.eval_prompts:
+                ev = trainer.evaluate(lg.eval_prompts)
+                logger.log(it, ev.metrics)
+                logger.write(f"[eval @ {it}] {_fmt(ev.metrics, ['eval/reward', 'eval/kl_seq_k1', 'eval/length'])}")
+            if lg.save_every and it % lg.save_every == 0:
+                save(trainer, out)
+            result["last"] = step
+            done_here += 1
+            if stop_after is not None and done_here >= stop_after:
+                return result
+        if trainer.eval_prompts:
+            after = trainer.evaluate(lg.eval_prompts)
+            logger.log(trainer.iteration, after.metrics)
+            logger.log_samples(trainer.iteration, "eval", after.samples)
+            result["after"] = after
+            logger.write(f"[eval after] {_fmt(after.metrics, ['eval/reward', 'eval/kl_seq_k1', 'eval/length'])}")
+        save(trainer, out)
+        result["final"] = export_final(trainer, out)
+    finally:
+        logger.close()
+    result["trainer"] = trainer
+    return result

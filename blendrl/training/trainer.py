@@ -1,0 +1,302 @@
+"""The one RL loop: rollout → score → reference/critic → advantages → update → log/checkpoint.
+
+Everything an algorithm varies lives behind a seam (Generator, RewardSource, Reference, Algorithm); the math lives in
+:mod:`blendrl.functional`. Read :meth:`RLTrainer.step` top to bottom for one iteration.
+
+Exactness notes:
+- π_old is exact: with one minibatch per epoch (the default) the first epoch's forward happens before any
+  optimizer step, so its log-probs *are* π_old and are stored for later epochs (no extra forward pass). With more
+  minibatches a no-grad forward computes π_old first.
+- KL-in-reward uses the behaviour log-probs returned by the sampler (the distribution that was actually sampled);
+  their largest gap to the training forward is logged as ``check/behaviour_logp_gap``.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from ..config import PPORunConfig
+from ..functional import AdaptiveKLController, FixedKLController, RunningMoments, apply_missing_eos_penalty
+from ..functional import masked_mean, masked_sum
+from ..rewards import Sample
+from ..rollout import SamplingParams
+from .experience import Experience, response_logprobs, response_values
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Raised when every update of an iteration hit a NaN/inf loss or gradient."""
+
+
+@dataclass
+class Models:
+    policy: object
+    tokenizer: object
+    critic: object | None = None
+    reference: object | None = None
+
+
+@dataclass
+class StepOutput:
+    metrics: dict
+    samples: list[dict] = field(default_factory=list)
+
+
+def _lr_lambda(schedule: str, warmup: int, total: int):
+    def fn(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        if schedule == "linear":
+            return 1.0 - progress
+        if schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return 1.0
+
+    return fn
+
+
+def make_optimizer(params, lr: float, weight_decay: float):
+    params = [p for p in params if p.requires_grad]
+    try:
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=False)
+
+
+class RLTrainer:
+    def __init__(self, cfg: PPORunConfig, models: Models, reward, generator, algorithm, train_prompts, eval_prompts):
+        self.cfg, self.m, self.reward, self.generator, self.algorithm = cfg, models, reward, generator, algorithm
+        self.train_prompts, self.eval_prompts = train_prompts, eval_prompts
+        from ..data import PromptSampler
+
+        t, k = cfg.train, cfg.kl
+        self.sampler = PromptSampler(len(train_prompts), t.seed)
+        self.sampling_gen = torch.Generator().manual_seed(t.seed)
+        self.shuffle_gen = torch.Generator().manual_seed(t.seed + 1)
+        self.kl_ctl = AdaptiveKLController(k.coef, k.target, k.horizon) if k.adaptive else FixedKLController(k.coef)
+        self.moments = RunningMoments()
+        self.params = SamplingParams(cfg.generation.max_new_tokens, cfg.generation.temperature, cfg.generation.top_p)
+        total_steps = t.iterations * cfg.algorithm.epochs * t.minibatches
+        self.optimizers, self.schedulers = [], []
+        for module, lr in [(models.policy, t.lr), (models.critic, cfg.critic.lr)]:
+            if module is None:
+                continue
+            opt = make_optimizer(module.parameters(), lr, t.weight_decay)
+            self.optimizers.append(opt)
+            self.schedulers.append(
+                torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(t.schedule, t.warmup_iterations, total_steps))
+            )
+        self.iteration = 0
+        self.counters = {"skipped_samples": 0, "skipped_updates": 0}
+
+    # ------------------------------------------------------------------ one iteration
+    def step(self) -> StepOutput:
+        t = self.cfg.train
+        timer = {"start": time.perf_counter()}
+        # 1. rollout
+        batch = [self.train_prompts[i] for i in self.sampler.next_indices(t.prompts_per_iteration)]
+        prompts = [p for p in batch for _ in range(t.samples_per_prompt)]
+        rollout = self.generator.sample([p.input_ids for p in prompts], self.params, self.sampling_gen)
+        exp = Experience.from_rollout(rollout)
+        timer["rollout"] = time.perf_counter()
+        # 2. score
+        responses = self.decode(exp)
+        raw = self.reward.score(
+            [Sample(p.messages, r, p.metadata, f"{p.source}, row {p.row}") for p, r in zip(prompts, responses)]
+        )
+        exp.scores, valid = self.shape_scores(raw, rollout.has_eos)
+        exp.response_mask[~valid] = 0.0
+        timer["score"] = time.perf_counter()
+        # 3. reference and critic
+        exp.ref_logp = self.m.reference.logprobs(exp, self.params.temperature, t.micro_batch_size)
+        if self.algorithm.needs_critic:
+            exp.values = self.forward_no_grad(lambda mb: response_values(self.m.critic, mb), exp)
+        timer["ref_critic"] = time.perf_counter()
+        # 4. advantages
+        metrics = self.algorithm.prepare(exp, self.kl_ctl.value)
+        # 5. update
+        metrics.update(self.update(exp))
+        self.m.reference.after_update(self.m.policy)
+        timer["update"] = time.perf_counter()
+        # 6. bookkeeping
+        seq_kl = masked_sum(exp.behaviour_logp - exp.ref_logp, exp.response_mask, dim=1)  # (B,) k1 per sequence
+        self.kl_ctl.update(seq_kl[valid].mean().item() if valid.any() else 0.0, len(exp))
+        self.iteration += 1
+        metrics.update(self.rollout_metrics(exp, raw, valid, rollout.has_eos, seq_kl, timer))
+        samples = [
+            {"prompt": p.user_text, "response": r, "reward": float(s)}
+            for p, r, s in list(zip(prompts, responses, raw))[: self.cfg.logging.log_samples]
+        ]
+        return StepOutput(metrics, samples)
+
+    # ------------------------------------------------------------------ pieces of the step
+    def decode(self, exp: Experience) -> list[str]:
+        ids = exp.response_ids * (exp.response_mask > 0)
+        return self.m.tokenizer.batch_decode(ids, skip_special_tokens=True)
+
+    def shape_scores(self, raw: torch.Tensor, has_eos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Missing-EOS penalty, running normalisation and clipping (§11, PPO-max eq. 18). NaN scores → skipped."""
+        s = self.cfg.shaping
+        valid = torch.isfinite(raw)  # (B,)
+        if not valid.any():
+            raise FloatingPointError("every reward in the batch was NaN/inf; check the reward sources")
+        self.counters["skipped_samples"] += int((~valid).sum())
+        scores = torch.where(valid, raw, raw[valid].mean())  # (B,) skipped rows get a neutral score
+        if s.missing_eos_penalty is not None:
+            scores = apply_missing_eos_penalty(scores, has_eos, s.missing_eos_penalty)
+        if s.normalize != "none":
+            normed = self.moments.normalize(scores[valid], None, s.normalize)
+            scores = scores.clone()
+            scores[valid] = normed
+            scores[~valid] = 0.0 if s.normalize == "normalize" else scores[~valid] / max(self.moments.std, 1e-8)
+        if s.clip is not None:
+            scores = scores.clamp(-s.clip, s.clip)
+        return scores, valid
+
+    def forward_no_grad(self, fn, exp: Experience) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.cat([fn(exp.select(i)) for i in torch.arange(len(exp)).split(self.cfg.train.micro_batch_size)])
+
+    def update(self, exp: Experience) -> dict:
+        """``algorithm.epochs`` passes of ``train.minibatches`` optimizer steps over the experience."""
+        t, temp = self.cfg.train, self.params.temperature
+        n = len(exp)
+        exact_first_epoch = t.minibatches == 1
+        if exact_first_epoch:
+            exp.old_logp = torch.zeros_like(exp.behaviour_logp)
+        else:
+            exp.old_logp = self.forward_no_grad(lambda mb: response_logprobs(self.m.policy, mb, temp), exp)
+        sums: dict[str, float] = {}
+        n_updates, gap = 0, 0.0
+        for epoch in range(self.cfg.algorithm.epochs):
+            order = torch.arange(n) if t.minibatches == 1 else torch.randperm(n, generator=self.shuffle_gen)
+            for mb_idx in order.split(n // t.minibatches):
+                mb_tokens = exp.response_mask[mb_idx].sum()
+                if mb_tokens == 0:
+                    continue
+                for opt in self.optimizers:
+                    opt.zero_grad(set_to_none=True)
+                finite = True
+                for micro in mb_idx.split(t.micro_batch_size):
+                    sub = exp.select(micro)
+                    logp = response_logprobs(self.m.policy, sub, temp)  # (b, T)
+                    if exact_first_epoch and epoch == 0:
+                        exp.old_logp[micro] = sub.old_logp = logp.detach()
+                        gap = max(gap, ((logp.detach() - sub.behaviour_logp).abs() * sub.response_mask).max().item())
+                    values = response_values(self.m.critic, sub) if self.algorithm.needs_critic else None
+                    loss, stats = self.algorithm.loss(sub, logp, values, self.kl_ctl.value)
+                    if not torch.isfinite(loss):
+                        finite = False
+                        break
+                    weight = sub.response_mask.sum() / mb_tokens
+                    (loss * weight).backward()
+                    for k, v in stats.items():
+                        sums[k] = sums.get(k, 0.0) + v * weight.item()
+                grad_norm = self.clip_gradients() if finite else float("nan")
+                if not math.isfinite(grad_norm):
+                    self.counters["skipped_updates"] += 1
+                    for opt in self.optimizers:
+                        opt.zero_grad(set_to_none=True)
+                    continue
+                for opt, sched in zip(self.optimizers, self.schedulers):
+                    opt.step()
+                    sched.step()
+                sums["grad_norm"] = sums.get("grad_norm", 0.0) + grad_norm
+                n_updates += 1
+        if n_updates == 0:
+            raise NonFiniteLossError(
+                f"iteration {self.iteration + 1}: every update had a NaN/inf loss or gradient; weights left unchanged"
+            )
+        out = {k: v / n_updates for k, v in sums.items()}
+        out["check/behaviour_logp_gap"] = gap
+        out["lr"] = self.schedulers[0].get_last_lr()[0]
+        return out
+
+    def clip_gradients(self) -> float:
+        params = [p for opt in self.optimizers for g in opt.param_groups for p in g["params"] if p.grad is not None]
+        return float(torch.nn.utils.clip_grad_norm_(params, self.cfg.train.max_grad_norm))
+
+    def rollout_metrics(self, exp, raw, valid, has_eos, seq_kl, timer) -> dict:
+        mask = exp.response_mask
+        lengths = mask.sum(1)
+        gen_s = timer["rollout"] - timer["start"]
+        return {
+            "reward/mean": raw[valid].mean().item(),
+            "reward/std": raw[valid].std().item() if valid.sum() > 1 else 0.0,
+            "reward/shaped_mean": exp.scores[valid].mean().item(),
+            **{f"reward/{k}": v[valid].mean().item() for k, v in getattr(self.reward, "last_components", {}).items()},
+            "kl/seq_k1": seq_kl[valid].mean().item(),
+            "kl/token_k1": masked_mean(exp.behaviour_logp - exp.ref_logp, mask).item(),
+            "kl/coef": self.kl_ctl.value,
+            "response/length": lengths[valid].mean().item(),
+            "response/eos_rate": has_eos.float().mean().item(),
+            "skipped/samples_total": self.counters["skipped_samples"],
+            "skipped/updates_total": self.counters["skipped_updates"],
+            "time/rollout_s": gen_s,
+            "time/score_s": timer["score"] - timer["rollout"],
+            "time/ref_critic_s": timer["ref_critic"] - timer["score"],
+            "time/update_s": timer["update"] - timer["ref_critic"],
+            "time/iteration_s": timer["update"] - timer["start"],
+            "throughput/gen_tokens_per_s": exp.response_mask.numel() / max(gen_s, 1e-9),
+        }
+
+    # ------------------------------------------------------------------ evaluation on held-out prompts
+    @torch.no_grad()
+    def evaluate(self, n_prompts: int) -> StepOutput:
+        """Reward, length and KL to the reference on the first ``n_prompts`` held-out prompts (fixed sampling seed)."""
+        prompts = self.eval_prompts[:n_prompts]
+        gen = torch.Generator().manual_seed(self.cfg.train.seed + 12345)
+        rollout = self.generator.sample([p.input_ids for p in prompts], self.params, gen)
+        exp = Experience.from_rollout(rollout)
+        responses = self.decode(exp)
+        raw = self.reward.score(
+            [Sample(p.messages, r, p.metadata, f"{p.source}, row {p.row}") for p, r in zip(prompts, responses)]
+        )
+        ref_logp = self.m.reference.logprobs(exp, self.params.temperature, self.cfg.train.micro_batch_size)
+        seq_kl = masked_sum(exp.behaviour_logp - ref_logp, exp.response_mask, dim=1)
+        valid = torch.isfinite(raw)
+        metrics = {
+            "eval/reward": raw[valid].mean().item(),
+            "eval/kl_seq_k1": seq_kl.mean().item(),
+            "eval/length": exp.response_mask.sum(1).mean().item(),
+            "eval/eos_rate": rollout.has_eos.float().mean().item(),
+        }
+        samples = [{"prompt": p.user_text, "response": r, "reward": float(s)} for p, r, s in zip(prompts, responses, raw)]
+        return StepOutput(metrics, samples)
+
+    # ------------------------------------------------------------------ state for exact resume
+    def state_dict(self) -> tuple[dict, dict]:
+        from .checkpoint import rng_state
+
+        trainer = {
+            "iteration": self.iteration,
+            "kl_ctl": self.kl_ctl.state_dict(),
+            "moments": self.moments.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "counters": dict(self.counters),
+            "rng": rng_state(self.sampling_gen),
+            "shuffle_gen": self.shuffle_gen.get_state(),
+        }
+        optim = {
+            "optimizers": [o.state_dict() for o in self.optimizers],
+            "schedulers": [s.state_dict() for s in self.schedulers],
+        }
+        return trainer, optim
+
+    def load_state_dict(self, trainer: dict, optim: dict) -> None:
+        from .checkpoint import set_rng_state
+
+        self.iteration = trainer["iteration"]
+        self.kl_ctl.load_state_dict(trainer["kl_ctl"])
+        self.moments.load_state_dict(trainer["moments"])
+        self.sampler.load_state_dict(trainer["sampler"])
+        self.counters.update(trainer["counters"])
+        set_rng_state(trainer["rng"], self.sampling_gen)
+        self.shuffle_gen.set_state(trainer["shuffle_gen"])
+        for o, s in zip(self.optimizers, optim["optimizers"]):
+            o.load_state_dict(s)
+        for sch, s in zip(self.schedulers, optim["schedulers"]):
+            sch.load_state_dict(s)

@@ -1,0 +1,135 @@
+"""Every pure function of blendrl.functional on numbers computed by hand (see the comments)."""
+import math
+
+import pytest
+import torch
+
+import blendrl.functional as F
+
+
+def t(x):
+    return torch.tensor(x, dtype=torch.float64)
+
+
+def close(a, b, tol=1e-6):
+    assert torch.allclose(torch.as_tensor(a, dtype=torch.float64), t(b), atol=tol), (a, b)
+
+
+def test_gae_matches_hand_computation_with_padding():
+    rewards = t([[0.0, 0.0, 1.0], [0.0, 2.0, 5.0]])
+    values = t([[0.5, 0.6, 0.7], [1.0, 1.0, 9.0]])
+    mask = t([[1, 1, 1], [1, 1, 0]])
+    adv, ret = F.gae(rewards, values, mask, gamma=1.0, lam=0.95)
+    # row 0: δ2 = 1 - .7 = .3; δ1 = .7 - .6 = .1 → .1 + .95*.3 = .385; δ0 = .1 → .1 + .95*.385 = .46575
+    # row 1: last token is padding (its reward 5 and value 9 are ignored): A1 = 2 - 1 = 1; A0 = 0 + .95 * 1
+    close(adv, [[0.46575, 0.385, 0.3], [0.95, 1.0, 0.0]])
+    close(ret, [[0.96575, 0.985, 1.0], [1.95, 2.0, 0.0]])
+
+
+def test_gae_discounts_with_gamma():
+    adv, _ = F.gae(t([[0.0, 0.0, 1.0]]), t([[0.5, 0.6, 0.7]]), t([[1, 1, 1]]), gamma=0.9, lam=0.5)
+    # δ2 = .3; δ1 = .9*.7 - .6 = .03 → .03 + .45*.3 = .165; δ0 = .9*.6 - .5 = .04 → .04 + .45*.165 = .11425
+    close(adv, [[0.11425, 0.165, 0.3]])
+
+
+def test_policy_loss_clips_both_sides():
+    old = t([[0.0, 0.0, 0.0]])
+    logp = torch.log(t([[1.5, 0.5, 1.1]]))
+    adv = t([[1.0, -1.0, 2.0]])
+    # token 1: max(-1.5, -1.2) = -1.2; token 2: max(0.5, 0.8) = 0.8; token 3: -2.2 (inside the clip range)
+    close(F.policy_loss(logp, old, adv, t([[1, 1, 1]]), 0.2), (-1.2 + 0.8 - 2.2) / 3)
+    close(F.policy_loss(logp, old, adv, t([[1, 1, 0]]), 0.2), (-1.2 + 0.8) / 2)
+    close(F.clip_fraction(logp, old, t([[1, 1, 1]]), 0.2), 2 / 3)
+
+
+def test_value_loss_takes_the_larger_of_clipped_and_unclipped():
+    # token 1: (1-2)^2 = 1 vs clip(1, .3, .7) = .7 → (.7-2)^2 = 1.69; token 2: (0-1)^2 = 1 vs (.3-1)^2 = .49
+    loss = F.value_loss(t([[1.0, 0.0]]), t([[0.5, 0.5]]), t([[2.0, 1.0]]), t([[1, 1]]), 0.2)
+    close(loss, 0.5 * (1.69 + 1.0) / 2)
+
+
+@pytest.mark.parametrize(
+    "kind, pos, neg",
+    [
+        # Δ = ln 2 (p = .5, q = .25) and Δ = -ln 2 (p = .25, q = .5)
+        ("k1", math.log(2), -math.log(2)),
+        ("k2", 0.5 * math.log(2) ** 2, 0.5 * math.log(2) ** 2),
+        ("k3", 0.5 - 1 + math.log(2), 2 - 1 - math.log(2)),
+        ("clamped", math.log(2), 0.0),
+        # m = .375: ½·ln(.5/.375) in both directions (the other term is clamped at 0)
+        ("js", 0.5 * math.log(4 / 3), 0.5 * math.log(4 / 3)),
+    ],
+)
+def test_kl_estimators(kind, pos, neg):
+    p, q = math.log(0.5), math.log(0.25)
+    close(F.kl_penalty(t([[p, q]]), t([[q, p]]), kind), [[pos, neg]])
+
+
+def test_unknown_kl_kind_names_the_choices():
+    with pytest.raises(KeyError, match="k3"):
+        F.kl_penalty(t([[0.0]]), t([[0.0]]), "k9")
+
+
+def test_whiten_uses_masked_population_statistics():
+    x, mask = t([[1.0, 2.0, 3.0, 100.0]]), t([[1, 1, 1, 0]])
+    s = math.sqrt(2 / 3 + 1e-8)  # mean 2, population variance 2/3
+    close(F.whiten(x, mask), [[-1 / s, 0.0, 1 / s, 98 / s]])
+    close(F.whiten(x, mask, shift_mean=False), [[2 - 1 / s, 2.0, 2 + 1 / s, 2 + 98 / s]])
+
+
+def test_masked_mean_is_over_all_valid_tokens_of_the_batch():
+    close(F.masked_mean(t([[1.0, 2.0], [3.0, 9.0]]), t([[1, 1], [1, 0]])), 2.0)
+
+
+def test_rloo_leave_one_out_baseline():
+    close(F.rloo_advantages(t([1.0, 2.0, 3.0, 10.0, 20.0, 30.0]), 3), [-1.5, 0.0, 1.5, -15.0, 0.0, 15.0])
+    with pytest.raises(ValueError):
+        F.rloo_advantages(t([1.0, 2.0]), 1)
+
+
+def test_grpo_group_normalisation_population_std():
+    s = math.sqrt(2 / 3)
+    out = F.grpo_advantages(t([1.0, 2.0, 3.0, 5.0, 5.0, 5.0]), 3)
+    close(out, [-1 / (s + 1e-6), 0.0, 1 / (s + 1e-6), 0.0, 0.0, 0.0])
+
+
+def test_reinforce_batch_mean_baseline():
+    close(F.reinforce_advantages(t([1.0, 2.0, 3.0, 6.0])), [-2.0, -1.0, 0.0, 3.0])
+
+
+def test_grouping_errors_name_the_sizes():
+    with pytest.raises(ValueError, match="k=4"):
+        F.grpo_advantages(t([1.0, 2.0, 3.0]), 4)
+
+
+def test_adaptive_kl_controller_follows_ziegler():
+    ctl = F.AdaptiveKLController(0.2, target=6.0, horizon=10000)
+    ctl.update(9.0, n_steps=100)  # e = clip(9/6 - 1) = 0.2 → 0.2 * (1 + 0.2 * 100 / 10000)
+    assert ctl.value == pytest.approx(0.2004)
+    ctl = F.AdaptiveKLController(0.2, target=6.0, horizon=10000)
+    ctl.update(3.0, n_steps=100)  # e = -0.5 → clipped to -0.2
+    assert ctl.value == pytest.approx(0.1996)
+    fixed = F.FixedKLController(0.1)
+    fixed.update(100.0, 10)
+    assert fixed.value == 0.1
+
+
+def test_token_rewards_put_the_score_on_the_last_valid_token():
+    out = F.token_rewards(t([1.0, 2.0]), t([[0.1, 0.2, 0.3], [0.5, 0.5, 0.5]]), t([[1, 1, 1], [1, 1, 0]]), 0.5)
+    close(out, [[-0.05, -0.1, -0.15 + 1.0], [-0.25, -0.25 + 2.0, 0.0]])
+
+
+def test_running_moments_normalise_and_clip():
+    rm = F.RunningMoments()
+    rm.update(t([1.0, 2.0, 3.0]))
+    assert (rm.mean, rm.var) == pytest.approx((2.0, 2 / 3))
+    out = rm.normalize(t([4.0, 5.0]), clip=1.0)  # history is now 1..5: mean 3, population var 2
+    close(out, [1 / math.sqrt(2), 1.0])
+    assert rm.count == 5
+    restored = F.RunningMoments()
+    restored.load_state_dict(rm.state_dict())
+    assert (restored.mean, restored.var, restored.count) == (rm.mean, rm.var, rm.count)
+
+
+def test_missing_eos_penalty():
+    close(F.apply_missing_eos_penalty(t([1.0, 1.0]), torch.tensor([True, False]), 0.5), [1.0, 0.5])

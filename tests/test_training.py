@@ -1,0 +1,160 @@
+"""The RL loop on tiny random models: it learns, it resumes exactly after SIGKILL, it fails loudly on bad input."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from blendrl.config import to_dict
+from blendrl.training.run import build_trainer, run
+from tests.tiny import tiny_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("algo", ["ppo", "rloo", "grpo", "reinforce"])
+def test_tiny_model_learns_to_say_yes(tiny_dir, tmp_path, algo):
+    start = time.time()
+    cfg = tiny_config(tiny_dir, tmp_path, **{"train.iterations": 30, "algorithm.name": algo})
+    res = run(cfg)
+    before, after = res["before"].metrics["eval/reward"], res["after"].metrics["eval/reward"]
+    assert before < 0.1 and after > 0.6, (before, after)
+    assert time.time() - start < 60
+    metrics = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert any("reward/mean" in m for m in metrics) and (tmp_path / "samples.jsonl").stat().st_size > 0
+
+
+def test_final_policy_and_checkpoints_load_with_plain_transformers(tiny_dir, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoModelForTokenClassification
+
+    res = run(tiny_config(tiny_dir, tmp_path, **{"train.iterations": 2}))
+    policy = AutoModelForCausalLM.from_pretrained(res["final"])
+    trained = res["trainer"].m.policy
+    assert all(torch.equal(a, b) for a, b in zip(policy.state_dict().values(), trained.state_dict().values()))
+    ckpt = tmp_path / "checkpoints" / "iter-000002"
+    assert (ckpt / "policy" / "model.safetensors").is_file()
+    critic = AutoModelForTokenClassification.from_pretrained(ckpt / "critic")
+    assert critic.config.num_labels == 1
+
+
+def _launch(cfg_path: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "blendrl.cli.main", "ppo", "--config", str(cfg_path), *extra]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_resume_after_sigkill_ends_with_the_same_weights(tiny_dir, tmp_path):
+    common = {"train.iterations": 6, "logging.save_every": 1, "logging.keep_checkpoints": 3,
+              "rewards": "[{kind: callable, name: 'tests.tiny:slow_yes_share'}]", "data.eval_prompts": "null"}
+    for name in ("straight", "killed"):
+        cfg = tiny_config(tiny_dir, tmp_path / name, **common)
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(to_dict(cfg)))
+    straight = _launch(tmp_path / "straight.yaml")
+    killed = _launch(tmp_path / "killed.yaml")
+    latest = tmp_path / "killed" / "checkpoints" / "latest"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (latest.exists() and latest.read_text().strip() >= "iter-000002"):
+        time.sleep(0.01)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert killed.returncode == -signal.SIGKILL
+    assert not (tmp_path / "killed" / "final").exists(), "the run finished before it was killed"
+    resumed = _launch(tmp_path / "killed.yaml", "--resume", str(tmp_path / "killed"))
+    out_resumed, _ = resumed.communicate(timeout=300)
+    out_straight, _ = straight.communicate(timeout=300)
+    assert resumed.returncode == 0, out_resumed
+    assert straight.returncode == 0, out_straight
+    for part in ("model.safetensors",):
+        a = load_file(tmp_path / "straight" / "final" / part)
+        b = load_file(tmp_path / "killed" / "final" / part)
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), k
+    a = load_file(tmp_path / "straight" / "checkpoints" / "iter-000006" / "critic" / "model.safetensors")
+    b = load_file(tmp_path / "killed" / "checkpoints" / "iter-000006" / "critic" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_lora_policy_uses_adapters_off_as_reference(tiny_dir, tmp_path):
+    cfg = tiny_config(tiny_dir, tmp_path, **{"train.iterations": 3, "model.lora": "{r: 4, alpha: 8}",
+                                             "algorithm.name": "rloo", "train.lr": 1e-2})
+    trainer = build_trainer(cfg)
+    assert trainer.m.reference.model is None  # no second copy of the weights
+    base_before = {k: v.clone() for k, v in trainer.m.policy.state_dict().items() if "lora" not in k}
+    for _ in range(3):
+        metrics = trainer.step().metrics
+    assert metrics["kl/seq_k1"] != 0.0  # adapters moved the policy away from the adapters-off reference
+    after = trainer.m.policy.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in base_before.items())  # base weights frozen
+
+
+def test_ema_reference_moves_by_eta(tiny_dir, tmp_path):
+    cfg = tiny_config(tiny_dir, tmp_path, **{"reference.kind": "ema", "reference.ema_eta": 0.5,
+                                             "algorithm.name": "reinforce"})
+    trainer = build_trainer(cfg)
+    ref0 = [p.clone() for p in trainer.m.reference.model.parameters()]
+    trainer.step()
+    for r0, r1, p in zip(ref0, trainer.m.reference.model.parameters(), trainer.m.policy.parameters()):
+        assert torch.allclose(r1, 0.5 * r0 + 0.5 * p.detach(), atol=1e-6)
+
+
+def test_kl_in_loss_and_adaptive_controller_run(tiny_dir, tmp_path):
+    cfg = tiny_config(tiny_dir, tmp_path, **{"kl.placement": "loss", "kl.kind": "k3", "kl.coef": 0.1,
+                                             "kl.adaptive": True, "kl.target": 0.5, "kl.horizon": 10,
+                                             "algorithm.name": "grpo", "train.iterations": 2})
+    trainer = build_trainer(cfg)
+    m1 = trainer.step().metrics
+    m2 = trainer.step().metrics
+    assert m1["kl/coef"] != 0.1 and m2["loss/kl"] >= 0.0
+
+
+def test_multiple_minibatches_recompute_old_logprobs(tiny_dir, tmp_path):
+    cfg = tiny_config(tiny_dir, tmp_path, **{"train.minibatches": 2, "train.iterations": 1})
+    m = build_trainer(cfg).step().metrics
+    assert m["check/behaviour_logp_gap"] == 0.0 and m["ppo/clipfrac"] >= 0.0
+
+
+def test_nan_rewards_are_counted_and_skipped(tiny_dir, tmp_path):
+    cfg = tiny_config(tiny_dir, tmp_path, **{"rewards": "[{kind: callable, name: 'tests.test_training:half_nan'}]"})
+    trainer = build_trainer(cfg)
+    m = trainer.step().metrics
+    assert m["skipped/samples_total"] == 4 and torch.isfinite(torch.tensor(m["loss/policy"]))
+
+
+def test_raising_reward_is_a_clear_error(tiny_dir, tmp_path):
+    from blendrl.rewards import RewardError
+
+    cfg = tiny_config(tiny_dir, tmp_path, **{"rewards": "[{kind: callable, name: 'tests.test_training:boom'}]"})
+    with pytest.raises(RewardError, match=r"reward 'tests.test_training:boom' raised ValueError: bad.*row \d+"):
+        build_trainer(cfg).step()
+
+
+def test_nan_loss_never_reaches_the_weights(tiny_dir, tmp_path, monkeypatch):
+    from blendrl.training.trainer import NonFiniteLossError
+
+    trainer = build_trainer(tiny_config(tiny_dir, tmp_path))
+    before = {k: v.clone() for k, v in trainer.m.policy.state_dict().items()}
+    original = trainer.algorithm.loss
+    monkeypatch.setattr(trainer.algorithm, "loss", lambda *a: (original(*a)[0] * float("nan"), {}))
+    with pytest.raises(NonFiniteLossError, match="weights left unchanged"):
+        trainer.step()
+    assert all(torch.equal(v, trainer.m.policy.state_dict()[k]) for k, v in before.items())
+
+
+_calls = {"n": 0}
+
+
+def half_nan(prompt, response, metadata):
+    _calls["n"] += 1
+    return float("nan") if _calls["n"] % 2 else 1.0
+
+
+def boom(prompt, response, metadata):
+    raise ValueError("bad")

@@ -1,0 +1,85 @@
+"""Tiny random models and a locally built tokenizer, so unit tests run in milliseconds without downloads."""
+from __future__ import annotations
+
+from pathlib import Path
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }} {{ m['content'] }}<|im_end|> {% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant {% endif %}"
+)
+WORDS = (
+    "the a an is of to in and what why how explain describe answer at most words child matter yes no "
+    "volcano gravity planet ocean sun moon star river seed robot rocket snow cloud tide map wheel "
+    "0 1 2 3 4 5 6 7 8 9 10 11 12 15 , . ? : ! hello world good bad blue red green cat dog"
+).split()
+SPECIALS = ["<pad>", "<unk>", "<|im_start|>", "<|im_end|>", "user", "assistant", "system"]
+
+
+def build_tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {tok: i for i, tok in enumerate(SPECIALS + WORDS)}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
+    tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<pad>", unk_token="<unk>",
+        chat_template=CHAT_TEMPLATE,
+    )
+
+
+def build_model(tokenizer, seed: int = 0, hidden: int = 32, layers: int = 2):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
+    )
+    return LlamaForCausalLM(cfg).eval()
+
+
+def save_tiny(folder: Path, seed: int = 0) -> Path:
+    tokenizer = build_tokenizer()
+    model = build_model(tokenizer, seed)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def tiny_config(model_dir: Path, out_dir: Path, **overrides):
+    """A PPORunConfig on the tiny model with a dense rule reward (share of 'yes' tokens)."""
+    from blendrl.config import PPORunConfig, apply_overrides, from_dict
+
+    data = {
+        "model": {"name": str(model_dir)},
+        "generation": {"max_new_tokens": 8, "temperature": 1.0},
+        "rewards": [{"kind": "callable", "name": "tests.tiny:yes_share"}],
+        "kl": {"coef": 0.0},
+        "algorithm": {"name": "ppo", "epochs": 2, "vf_coef": 0.5},
+        "critic": {"lr": 1e-3},
+        "data": {"prompts": "builtin:concise", "eval_prompts": "builtin:concise_eval", "max_prompt_tokens": 64},
+        "train": {"iterations": 4, "prompts_per_iteration": 4, "samples_per_prompt": 2, "lr": 3e-3,
+                  "micro_batch_size": 4, "seed": 0},
+        "logging": {"output_dir": str(out_dir), "tensorboard": False, "progress": False, "eval_prompts": 8},
+    }
+    apply_overrides(data, [f"{k}={v}" for k, v in overrides.items()])
+    return from_dict(PPORunConfig, data)
+
+
+def yes_share(prompt: str, response: str, metadata: dict) -> float:
+    """Share of response words that are 'yes' (a dense reward a random tiny model can learn)."""
+    words = response.split()
+    return sum(w == "yes" for w in words) / max(1, len(words))
+
+
+def slow_yes_share(prompt: str, response: str, metadata: dict) -> float:
+    """``yes_share`` that takes 40 ms per sample, so a test can kill a run between checkpoints."""
+    import time
+
+    time.sleep(0.04)
+    return yes_share(prompt, response, metadata)
