@@ -141,8 +141,8 @@ def test_nan_loss_never_reaches_the_weights(tiny_dir, tmp_path, monkeypatch):
 
     trainer = build_trainer(tiny_config(tiny_dir, tmp_path))
     before = {k: v.clone() for k, v in trainer.m.policy.state_dict().items()}
-    original = trainer.algorithm.loss
-    monkeypatch.setattr(trainer.algorithm, "loss", lambda *a: (original(*a)[0] * float("nan"), {}))
+    original = trainer.algorithm.policy_loss
+    monkeypatch.setattr(trainer.algorithm, "policy_loss", lambda *a: (original(*a)[0] * float("nan"), {}))
     with pytest.raises(NonFiniteLossError, match="weights left unchanged"):
         trainer.step()
     assert all(torch.equal(v, trainer.m.policy.state_dict()[k]) for k, v in before.items())

@@ -6,7 +6,10 @@ The trainer owns the loop; an algorithm only supplies
 - ``needs_critic``: whether the trainer runs and trains a value model;
 - ``prepare(exp, kl_coef)``: fill ``exp.advantages`` (and ``exp.returns``) from ``exp.scores``, ``exp.values``,
   ``exp.behaviour_logp``, ``exp.ref_logp``; return metrics;
-- ``loss(mb, logp, values, kl_coef)``: the scalar loss of a micro-batch (masked means over its tokens) and metrics.
+- ``policy_loss(mb, logp, kl_coef)``: the policy's scalar loss on a micro-batch (masked means over its tokens)
+  and metrics;
+- ``critic_loss(mb, values)``: the value model's loss (only when ``needs_critic``), already weighted by its
+  coefficient. The trainer back-propagates the two separately so that only one model's graph is alive at a time.
 All math comes from :mod:`blendrl.functional`.
 """
 from __future__ import annotations
@@ -47,5 +50,8 @@ class Algorithm:
     def prepare(self, exp: Experience, kl_coef: float) -> dict:
         raise NotImplementedError
 
-    def loss(self, mb: Experience, logp: torch.Tensor, values: torch.Tensor | None, kl_coef: float):
+    def policy_loss(self, mb: Experience, logp: torch.Tensor, kl_coef: float):
         raise NotImplementedError
+
+    def critic_loss(self, mb: Experience, values: torch.Tensor):
+        raise NotImplementedError(f"{type(self).__name__} has no critic")

@@ -25,7 +25,7 @@ class SequenceAdvantagePG(Algorithm):
         exp.advantages = adv[:, None] * mask  # (B, T)
         return {"pg/sequence_reward_mean": rewards.mean().item(), "pg/advantage_abs_mean": adv.abs().mean().item()}
 
-    def loss(self, mb, logp, values, kl_coef: float):
+    def policy_loss(self, mb, logp, kl_coef: float):
         pg = policy_loss(logp, mb.old_logp, mb.advantages, mb.response_mask, self.cfg.clip_eps)
         kl = self.kl_loss(mb, logp, kl_coef)
         stats = {

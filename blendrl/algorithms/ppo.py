@@ -1,8 +1,9 @@
 """PPO with a critic and GAE (ALGORITHMS.md §11 standard PPO-for-LLM, §2 PPO-max).
 
 Per-token reward ``r_t = −β·kl_t`` plus the (shaped) sequence score on the last token; GAE(γ, λ); advantages
-whitened over the batch's valid tokens; loss = clipped policy loss + ``vf_coef`` × clipped value loss
-(+ β·KL when the KL sits in the loss).
+whitened over the batch's valid tokens; loss = clipped policy loss (+ β·KL when the KL sits in the loss)
++ ``vf_coef`` × clipped value loss. Policy and critic are separate models, so the two terms are back-propagated
+one after the other (same gradients as their sum, half the activation memory).
 """
 from __future__ import annotations
 
@@ -31,15 +32,16 @@ class PPO(Algorithm):
             "ppo/token_reward_mean": masked_mean(rewards, mask).item(),
         }
 
-    def loss(self, mb, logp, values, kl_coef: float):
+    def policy_loss(self, mb, logp, kl_coef: float):
         pg = policy_loss(logp, mb.old_logp, mb.advantages, mb.response_mask, self.cfg.clip_eps)
-        vf = value_loss(values, mb.values, mb.returns, mb.response_mask, self.cfg.value_clip_eps)
         kl = self.kl_loss(mb, logp, kl_coef)
-        loss = pg + self.cfg.vf_coef * vf + kl
         stats = {
             "loss/policy": pg.item(),
-            "loss/value": vf.item(),
             "loss/kl": kl.item(),
             "ppo/clipfrac": clip_fraction(logp.detach(), mb.old_logp, mb.response_mask, self.cfg.clip_eps).item(),
         }
-        return loss, stats
+        return pg + kl, stats
+
+    def critic_loss(self, mb, values):
+        vf = value_loss(values, mb.values, mb.returns, mb.response_mask, self.cfg.value_clip_eps)
+        return self.cfg.vf_coef * vf, {"loss/value": vf.item()}

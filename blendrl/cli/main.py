@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from . import ppo
@@ -21,6 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     from ..rewards import RewardError
 
     args = build_parser().parse_args(argv)
+    log = logging.getLogger("blendrl")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("blendrl: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
     try:
         return args.func(args)
     except (ConfigError, DataError, ModelNotFoundError, RewardError, FileNotFoundError) as exc:

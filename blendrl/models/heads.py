@@ -6,6 +6,8 @@ the last real token itself, so a pad token equal to EOS (SmolLM2) does not move 
 """
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from .loading import ModelNotFoundError, torch_dtype
@@ -24,9 +26,22 @@ def load_critic(path: str, dtype: str = "float32"):
         config.num_labels = 1
         config.classifier_dropout = 0.0
         config.token_classification_bias = False
-        critic = AutoModelForTokenClassification.from_pretrained(path, config=config, dtype=torch_dtype(dtype))
+        from transformers.utils import logging as hf_logging
+
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # we report the one expected gap (a fresh head) ourselves
+        try:
+            critic, info = AutoModelForTokenClassification.from_pretrained(
+                path, config=config, dtype=torch_dtype(dtype), output_loading_info=True
+            )
+        finally:
+            hf_logging.set_verbosity(verbosity)
     except OSError as exc:
         raise ModelNotFoundError(f"cannot load critic from '{path}': {exc}") from None
+    if info["missing_keys"]:
+        logging.getLogger("blendrl").info(
+            "critic: %s not in %s, initialised fresh", ", ".join(sorted(info["missing_keys"])), path
+        )
     critic.config.pad_token_id = critic.config.pad_token_id or critic.config.eos_token_id
     return critic.eval()
 

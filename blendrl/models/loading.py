@@ -88,7 +88,7 @@ def resolve_model(name: str) -> str:
     path = Path(name).expanduser()
     if name.endswith(".gguf"):
         if not path.is_file():
-            raise ModelNotFoundError(f"model file {path} does not exist")
+            raise ModelNotFoundError(f"model file {name} does not exist")
         stat = path.stat()
         key = hashlib.sha1(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
         return str(convert_gguf(path, cache_root() / "models" / f"{path.stem}-{key}"))
@@ -97,7 +97,7 @@ def resolve_model(name: str) -> str:
             raise ModelNotFoundError(f"model folder {path} has no config.json (not a save_pretrained folder)")
         return str(path)
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
-        raise ModelNotFoundError(f"model path {path} does not exist")
+        raise ModelNotFoundError(f"model path {name} does not exist")
     if name.count("/") == 1:
         return name  # a hub id; transformers resolves it (offline: from the local HF cache)
     raise ModelNotFoundError(

@@ -69,7 +69,8 @@ def build_trainer(cfg: PPORunConfig, resume: str | None = None) -> RLTrainer:
                                        d.system_prompt, d.too_long)
     if cfg.generation.backend not in GENERATORS:
         raise ConfigError(f"generation.backend: unknown '{cfg.generation.backend}'; choose {GENERATORS.names()}")
-    generator = GENERATORS[cfg.generation.backend](policy, tokenizer.pad_token_id, _eos_ids(tokenizer, policy))
+    eos_ids = _eos_ids(tokenizer, policy) if cfg.generation.stop_at_eos else []
+    generator = GENERATORS[cfg.generation.backend](policy, tokenizer.pad_token_id, eos_ids)
     trainer = RLTrainer(cfg, Models(policy, tokenizer, critic, reference), build_reward(cfg.rewards), generator,
                         algorithm, train_prompts, eval_prompts)
     if resume:

@@ -166,11 +166,13 @@ class RLTrainer:
         n = len(exp)
         exact_first_epoch = t.minibatches == 1
         if exact_first_epoch:
-            exp.old_logp = torch.zeros_like(exp.behaviour_logp)
+            exp.old_logp = torch.zeros_like(exp.behaviour_logp)  # filled by the first epoch's forward
         else:
             exp.old_logp = self.forward_no_grad(lambda mb: response_logprobs(self.m.policy, mb, temp), exp)
+        self._exp_old_logp = exp.old_logp
         sums: dict[str, float] = {}
-        n_updates, gap = 0, 0.0
+        n_updates = 0
+        self._logp_gap = 0.0
         for epoch in range(self.cfg.algorithm.epochs):
             order = torch.arange(n) if t.minibatches == 1 else torch.randperm(n, generator=self.shuffle_gen)
             for mb_idx in order.split(n // t.minibatches):
@@ -182,19 +184,15 @@ class RLTrainer:
                 finite = True
                 for micro in mb_idx.split(t.micro_batch_size):
                     sub = exp.select(micro)
-                    logp = response_logprobs(self.m.policy, sub, temp)  # (b, T)
-                    if exact_first_epoch and epoch == 0:
-                        exp.old_logp[micro] = sub.old_logp = logp.detach()
-                        gap = max(gap, ((logp.detach() - sub.behaviour_logp).abs() * sub.response_mask).max().item())
-                    values = response_values(self.m.critic, sub) if self.algorithm.needs_critic else None
-                    loss, stats = self.algorithm.loss(sub, logp, values, self.kl_ctl.value)
-                    if not torch.isfinite(loss):
-                        finite = False
-                        break
                     weight = sub.response_mask.sum() / mb_tokens
-                    (loss * weight).backward()
-                    for k, v in stats.items():
-                        sums[k] = sums.get(k, 0.0) + v * weight.item()
+                    if self.algorithm.needs_critic:  # critic first: its graph is freed before the policy's is built
+                        values = response_values(self.m.critic, sub)
+                        finite = self._backward(*self.algorithm.critic_loss(sub, values), weight, sums)
+                    if finite:
+                        loss_stats = self.policy_step_loss(sub, micro, epoch == 0 and exact_first_epoch)
+                        finite = self._backward(*loss_stats, weight, sums)
+                    if not finite:
+                        break
                 grad_norm = self.clip_gradients() if finite else float("nan")
                 if not math.isfinite(grad_norm):
                     self.counters["skipped_updates"] += 1
@@ -211,9 +209,29 @@ class RLTrainer:
                 f"iteration {self.iteration + 1}: every update had a NaN/inf loss or gradient; weights left unchanged"
             )
         out = {k: v / n_updates for k, v in sums.items()}
-        out["check/behaviour_logp_gap"] = gap
+        out["check/behaviour_logp_gap"] = self._logp_gap
         out["lr"] = self.schedulers[0].get_last_lr()[0]
         return out
+
+    @staticmethod
+    def _backward(loss: torch.Tensor, stats: dict, weight: torch.Tensor, sums: dict) -> bool:
+        """Back-propagate ``loss × weight`` (the micro-batch's share of the minibatch's tokens); False if not finite."""
+        if not torch.isfinite(loss):
+            return False
+        (loss * weight).backward()
+        for k, v in stats.items():
+            sums[k] = sums.get(k, 0.0) + v * weight.item()
+        return True
+
+    def policy_step_loss(self, sub: Experience, micro: torch.Tensor, first_pass: bool):
+        """The policy loss of a micro-batch. On the first pass of a single-minibatch update its log-probs are π_old
+        (no optimizer step has happened yet), so they are stored for the later epochs."""
+        logp = response_logprobs(self.m.policy, sub, self.params.temperature)  # (b, T)
+        if first_pass:
+            self._exp_old_logp[micro] = sub.old_logp = logp.detach()
+            gap = ((logp.detach() - sub.behaviour_logp).abs() * sub.response_mask).max().item()
+            self._logp_gap = max(self._logp_gap, gap)
+        return self.algorithm.policy_loss(sub, logp, self.kl_ctl.value)
 
     def clip_gradients(self) -> float:
         params = [p for opt in self.optimizers for g in opt.param_groups for p in g["params"] if p.grad is not None]

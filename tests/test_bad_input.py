@@ -1,0 +1,103 @@
+"""Bad input gives a one-line error naming the file, row, field or config key."""
+import json
+
+import pytest
+
+from blendrl.cli.main import main as cli
+from blendrl.config import ConfigError, PPORunConfig, load_config
+from blendrl.data import DataError, load_prompts
+from blendrl.models import ModelNotFoundError, resolve_model
+from tests.tiny import build_tokenizer
+
+
+def test_unknown_config_key_suggests_the_right_one(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("train:\n  itertions: 3\n")
+    with pytest.raises(ConfigError, match=r"unknown config key 'train.itertions' \(did you mean 'iterations'\?\)"):
+        load_config(PPORunConfig, f)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.lr=fast", r"train.lr: expected a number, got 'fast'"),
+        ("kl.kind=k7", r"kl.kind: 'k7' is not one of \['k1', 'k2', 'k3', 'clamped', 'js'\]"),
+        ("train.iterations=0", r"train.iterations: must be >= 1"),
+        ("generation.top_p=1.5", r"generation.top_p: must be in \(0, 1\]"),
+        ("train.minibatches=3", r"train.minibatches: 16 samples do not split into 3"),
+        ("rewards=[]", r"rewards: at least one reward source"),
+        ("critic.init=reward_model", r"critic.path: required when init is reward_model"),
+    ],
+)
+def test_wrong_values_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(PPORunConfig, None, [override])
+
+
+def test_missing_config_file():
+    with pytest.raises(ConfigError, match="config file nope.yaml does not exist"):
+        load_config(PPORunConfig, "nope.yaml")
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return build_tokenizer()
+
+
+def test_empty_prompt_file(tmp_path, tok):
+    f = tmp_path / "p.jsonl"
+    f.write_text("\n")
+    with pytest.raises(DataError, match="no prompts found"):
+        load_prompts(str(f), tok, 64)
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        (['{"prompt": "hello"}', "{not json"], r"p.jsonl, row 2: not valid JSON"),
+        (['{"prompt": "hello"}', '{"text": "x"}'], r"p.jsonl, row 2: missing field 'prompt'"),
+        (['{"prompt": ""}'], r"p.jsonl, row 1, field 'prompt': empty prompt"),
+        (['{"prompt": 3}'], r"row 1, field 'prompt': expected a non-empty string or message list"),
+        (['{"messages": [{"role": "user"}]}'], r"row 1, field 'messages\[0\]'"),
+        (['{"prompt": "hi", "metadata": [1]}'], r"row 1, field 'metadata': expected an object"),
+    ],
+)
+def test_malformed_rows_name_file_row_and_field(tmp_path, tok, rows, message):
+    f = tmp_path / "p.jsonl"
+    f.write_text("\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=message):
+        load_prompts(str(f), tok, 64)
+
+
+def test_prompt_longer_than_context_errors_or_is_counted(tmp_path, tok):
+    f = tmp_path / "p.jsonl"
+    f.write_text(json.dumps({"prompt": "hello " * 100}) + "\n" + json.dumps({"prompt": "hi", "metadata": {"a": 1}}))
+    with pytest.raises(DataError, match=r"row 1, field 'prompt': \d+ tokens exceed data.max_prompt_tokens=32"):
+        load_prompts(str(f), tok, 32)
+    examples, skipped = load_prompts(str(f), tok, 32, too_long="skip")
+    assert skipped == 1 and len(examples) == 1 and examples[0].metadata == {"a": 1}
+
+
+def test_chat_message_prompts_and_txt_files(tmp_path, tok):
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps([{"prompt": [{"role": "system", "content": "be brief"},
+                                         {"role": "user", "content": "what is the sun ?"}], "key_term": "sun"}]))
+    (ex,), _ = load_prompts(str(f), tok, 64)
+    assert ex.text.endswith("<|im_start|>assistant ") and ex.metadata == {"key_term": "sun"}
+    t = tmp_path / "p.txt"
+    t.write_text("hello\n\nworld\n")
+    examples, _ = load_prompts(str(t), tok, 64)
+    assert [e.row for e in examples] == [1, 3]
+
+
+def test_model_path_that_does_not_exist():
+    with pytest.raises(ModelNotFoundError, match="model path ./no/such/model does not exist"):
+        resolve_model("./no/such/model")
+    with pytest.raises(ModelNotFoundError, match="model file missing.gguf does not exist"):
+        resolve_model("missing.gguf")
+
+
+def test_cli_prints_one_line_error_and_exits_2(tmp_path, capsys):
+    code = cli(["ppo", "--set", "model.name=./nowhere", "--set", f"logging.output_dir={tmp_path}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == "blendrl: error: model path ./nowhere does not exist"
