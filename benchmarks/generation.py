@@ -57,8 +57,10 @@ def main() -> None:
         rows.append((name, best, n_new / best))
     big = torch.ones(64 * 1024 * 1024)
     bw = big.numel() * 4 / min(_timed(lambda: big.sum()) for _ in range(3))
-    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    roofline = args.batch * bw / weight_bytes
+    a = torch.randn(2048, 2048)
+    flops = 2 * 2048**3 / min(_timed(lambda: a @ a) for _ in range(3))
+    n_params = sum(p.numel() for p in model.parameters())
+    roofline = args.batch / max(n_params * 4 / bw, 2 * args.batch * n_params / flops)
     exp = Experience.from_rollout(rollout["r"])
     with torch.no_grad():
         logp = response_logprobs(model, exp, args.temperature)
@@ -69,7 +71,7 @@ def main() -> None:
     print("|-----------------------|---------|----------|")
     for name, s, tps in rows:
         print(f"| {name:<21} | {s:7.2f} | {tps:8.1f} |")
-    print(f"| roofline ({bw / 1e9:.1f} GB/s)   |         | {roofline:8.1f} |")
+    print(f"| roofline ({bw / 1e9:.0f} GB/s, {flops / 1e9:.0f} GFLOP/s) | | {roofline:8.1f} |")
     print(f"\nspeed-up over HF generate: {rows[1][2] / rows[0][2]:.2f}x; "
           f"max |behaviour logp - training forward logp| = {gap:.2e}")
 

@@ -236,13 +236,16 @@ def floor_worker(paths: dict, reps: int = 3) -> dict:
             "step_critic": timed(step(critic, opt_cr)),
         }
         del opt_lm, opt_cr
-    # decode roofline: every step reads all weights once; bandwidth from a large reduction
+    # decode roofline per step: max(read every weight once at the measured bandwidth, FLOPs at measured peak)
     big = torch.ones(256 * 1024 * 1024 // 4)  # 256 MiB
     bw = big.numel() * 4 / timed(lambda: big.sum())
-    weight_bytes = sum(p.numel() * p.element_size() for p in lm.parameters())
-    result["bandwidth_gb_s"] = bw / 1e9
-    result["decode_step_s"] = weight_bytes / bw
-    result["decode_tokens_per_s_b16"] = 16 / result["decode_step_s"]
+    a = torch.randn(2048, 2048)
+    flops = 2 * 2048**3 / timed(lambda: a @ a)
+    n_params = sum(p.numel() for p in lm.parameters())
+    result["bandwidth_gb_s"], result["gflops"] = bw / 1e9, flops / 1e9
+    for n_seq in (N_PROMPTS, 2 * N_PROMPTS):
+        result[f"decode_step_s_{n_seq}"] = max(n_params * 4 / bw, 2 * n_seq * n_params / flops)
+    result["decode_tokens_per_s_b16"] = 16 / max(n_params * 4 / bw, 2 * 16 * n_params / flops)
     return result
 
 
@@ -250,9 +253,9 @@ def floor_for(fl: dict, algo: str, epochs: int) -> float:
     """Decode at the roofline + the passes the algorithm needs on its batch."""
     if algo == "rloo":  # 16 sequences: ref forward, RM forward, one policy step
         f = fl[str(2 * N_PROMPTS)]
-        return RESPONSE_LEN * fl["decode_step_s"] + f["fwd_lm"] + f["fwd_backbone"] + f["step_lm"]
+        return RESPONSE_LEN * fl[f"decode_step_s_{2 * N_PROMPTS}"] + f["fwd_lm"] + f["fwd_backbone"] + f["step_lm"]
     f = fl[str(N_PROMPTS)]  # PPO: ref, critic values, RM; then per epoch a policy and a critic step
-    return (RESPONSE_LEN * fl["decode_step_s"] + f["fwd_lm"] + 2 * f["fwd_backbone"]
+    return (RESPONSE_LEN * fl[f"decode_step_s_{N_PROMPTS}"] + f["fwd_lm"] + 2 * f["fwd_backbone"]
             + epochs * (f["step_lm"] + f["step_critic"]))
 
 
@@ -321,7 +324,7 @@ def main() -> None:
         results[name] = run_worker(name, args.iters)
         print(f"  {name}: {json.dumps(results[name])[:300]}  ({time.time() - t0:.0f}s)", flush=True)
     fl = results["floor"]
-    print(f"\nfloor: bandwidth {fl['bandwidth_gb_s']:.1f} GB/s, decode roofline {fl['decode_tokens_per_s_b16']:.0f} tok/s"
+    print(f"\nfloor: bandwidth {fl['bandwidth_gb_s']:.1f} GB/s, {fl['gflops']:.0f} GFLOP/s fp32, decode roofline {fl['decode_tokens_per_s_b16']:.0f} tok/s"
           f" at batch 16; 8 seqs × {fl['prompt_len']}+{RESPONSE_LEN} tokens: forward {fl[str(N_PROMPTS)]['fwd_lm']:.2f} s,"
           f" fwd+bwd+AdamW {fl[str(N_PROMPTS)]['step_lm']:.2f} s\n")
     header = f"| {'row':<22} | {'s/iter':>7} | {'× floor':>7} | {'peak RSS GB':>11} | {'vs TRL speed':>12} | {'RSS / TRL':>9} |"

@@ -61,3 +61,17 @@ def test_generation_is_reproducible_with_the_same_seed():
     a = gen.sample(prompts, SamplingParams(8, 1.0, 0.9), torch.Generator().manual_seed(5))
     b = gen.sample(prompts, SamplingParams(8, 1.0, 0.9), torch.Generator().manual_seed(5))
     assert torch.equal(a.response_ids, b.response_ids)
+
+
+def test_skinny_linears_compute_the_same_product_and_are_removed_afterwards():
+    from blendrl.rollout.hf import skinny_linears
+
+    layer = torch.nn.Linear(64, 40)
+    x = torch.randn(3, 2, 64)
+    expected = layer(x)
+    with skinny_linears(torch.nn.Sequential(layer)):
+        assert "forward" in layer.__dict__
+        assert torch.allclose(layer(x), expected, atol=1e-5)
+        big = torch.randn(40, 64)  # many rows: the ordinary path
+        assert torch.equal(layer(big), torch.nn.functional.linear(big, layer.weight, layer.bias))
+    assert "forward" not in layer.__dict__

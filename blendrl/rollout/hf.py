@@ -1,15 +1,46 @@
 """A fast sampling loop over any Hugging Face causal LM (``generate`` without its per-step machinery).
 
 One prefill that keeps only the last logits, then one forward per token on a KV cache with explicit position ids
-(left padding), inverse-CDF sampling, and an early exit once every row has emitted EOS. Measured on SmolLM2-135M
-(B=16, 48 tokens, 2 CPU cores): see ``benchmarks/generation.py``.
+(left padding), inverse-CDF sampling, and an early exit once every row has emitted EOS. During the decode steps the
+model's ``nn.Linear`` layers compute ``(W @ xᵀ)ᵀ`` instead of ``x @ Wᵀ``: the same product, but for a handful of
+rows BLAS then streams the weight once instead of packing it (about 1.3x faster on this CPU; ``lm_head`` 2x).
+Measured on SmolLM2-135M: see ``benchmarks/generation.py``.
 """
 from __future__ import annotations
+
+import contextlib
+import types
 
 import torch
 
 from .base import GENERATORS, Rollout, SamplingParams, left_pad
 from .sampling import sample_tokens
+
+
+_SKINNY_ROWS = 32
+
+
+def _skinny_linear_forward(self, x: torch.Tensor) -> torch.Tensor:
+    flat = x.reshape(-1, x.shape[-1])  # (M, in)
+    if flat.shape[0] > _SKINNY_ROWS:
+        return torch.nn.functional.linear(x, self.weight, self.bias)
+    out = torch.mm(self.weight, flat.t()).t()  # (M, out)
+    if self.bias is not None:
+        out = out + self.bias
+    return out.reshape(*x.shape[:-1], out.shape[-1])
+
+
+@contextlib.contextmanager
+def skinny_linears(model):
+    """Within the block, every ``nn.Linear`` of ``model`` uses the weight-streaming product for few rows."""
+    patched = [m for m in model.modules() if type(m) is torch.nn.Linear and "forward" not in m.__dict__]
+    for m in patched:
+        m.forward = types.MethodType(_skinny_linear_forward, m)
+    try:
+        yield
+    finally:
+        for m in patched:
+            del m.forward
 
 
 @GENERATORS.register("hf")
@@ -22,6 +53,10 @@ class HFGenerator:
 
     @torch.no_grad()
     def sample(self, prompts: list[list[int]], params: SamplingParams, generator: torch.Generator) -> Rollout:
+        with skinny_linears(self.model):
+            return self._sample(prompts, params, generator)
+
+    def _sample(self, prompts: list[list[int]], params: SamplingParams, generator: torch.Generator) -> Rollout:
         from transformers import DynamicCache
 
         was_training = self.model.training
