@@ -12,7 +12,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 def pytest_collection_modifyitems(config, items):
     if os.environ.get("BLENDRL_SLOW") == "1":
         return
-    skip = pytest.mark.skip(reason="slow: set BLENDRL_SLOW=1 (make test-slow) to run")
+    skip = pytest.mark.skip(reason="slow: run with BLENDRL_SLOW=1 bash scripts/run_tests.sh")
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)

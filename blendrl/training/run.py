@@ -25,6 +25,27 @@ def _eos_ids(tokenizer, model) -> list[int]:
     return [i for i in ids if i is not None]
 
 
+def return_freed_memory_to_os() -> bool:
+    """Make glibc hand large freed blocks back to the OS (fixed 1 MiB mmap and trim thresholds).
+
+    By default glibc raises its mmap threshold after large frees, so freed activations and gradients stay in the
+    heap and peak RSS creeps up iteration after iteration (measured here: 6.4 → 6.0 GB peak, 6.0 → 4.8 GB between
+    iterations for PPO on SmolLM2). No-op where glibc is absent.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name or os.name != "posix":
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        return bool(libc.mallopt(m_mmap_threshold, 1 << 20) and libc.mallopt(m_trim_threshold, 1 << 20))
+    except (OSError, AttributeError):
+        return False
+
+
 def _load_weights(module, folder: Path) -> None:
     """Load a checkpoint's weights into an already built model (full model or LoRA adapters)."""
     from safetensors.torch import load_file
@@ -47,6 +68,8 @@ def build_trainer(cfg: PPORunConfig, resume: str | None = None) -> RLTrainer:
     """Everything from the config: models, prompts, reward, generator, algorithm, and the resumed state."""
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
+    if cfg.train.return_memory_to_os:
+        return_freed_memory_to_os()
     torch.manual_seed(cfg.train.seed)
     policy_path = resolve_model(cfg.model.name)
     tokenizer = load_tokenizer(policy_path)

@@ -80,14 +80,13 @@ class RLTrainer:
         self.moments = RunningMoments()
         self.params = SamplingParams(cfg.generation.max_new_tokens, cfg.generation.temperature, cfg.generation.top_p)
         total_steps = t.iterations * cfg.algorithm.epochs * t.minibatches
-        self.optimizers, self.schedulers = [], []
-        for module, lr in [(models.policy, t.lr), (models.critic, cfg.critic.lr)]:
+        self.optimizers, self.schedulers = {}, {}
+        for name, module, lr in [("policy", models.policy, t.lr), ("critic", models.critic, cfg.critic.lr)]:
             if module is None:
                 continue
-            opt = make_optimizer(module.parameters(), lr, t.weight_decay)
-            self.optimizers.append(opt)
-            self.schedulers.append(
-                torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(t.schedule, t.warmup_iterations, total_steps))
+            opt = self.optimizers[name] = make_optimizer(module.parameters(), lr, t.weight_decay)
+            self.schedulers[name] = torch.optim.lr_scheduler.LambdaLR(
+                opt, _lr_lambda(t.schedule, t.warmup_iterations, total_steps)
             )
         self.iteration = 0
         self.counters = {"skipped_samples": 0, "skipped_updates": 0}
@@ -104,9 +103,7 @@ class RLTrainer:
         timer["rollout"] = time.perf_counter()
         # 2. score
         responses = self.decode(exp)
-        raw = self.reward.score(
-            [Sample(p.messages, r, p.metadata, f"{p.source}, row {p.row}") for p, r in zip(prompts, responses)]
-        )
+        raw = self.score(prompts, responses)
         exp.scores, valid = self.shape_scores(raw, rollout.has_eos)
         exp.response_mask[~valid] = 0.0
         timer["score"] = time.perf_counter()
@@ -134,8 +131,15 @@ class RLTrainer:
 
     # ------------------------------------------------------------------ pieces of the step
     def decode(self, exp: Experience) -> list[str]:
-        ids = exp.response_ids * (exp.response_mask > 0)
-        return self.m.tokenizer.batch_decode(ids, skip_special_tokens=True)
+        lengths = (exp.response_mask > 0).sum(1).tolist()
+        rows = [ids[:n] for ids, n in zip(exp.response_ids.tolist(), lengths)]
+        return self.m.tokenizer.batch_decode(rows, skip_special_tokens=True)
+
+    def score(self, prompts, responses: list[str]) -> torch.Tensor:
+        """Raw scores of the reward source, (B,); NaN marks a sample it could not score."""
+        return self.reward.score(
+            [Sample(p.messages, r, p.metadata, f"{p.source}, row {p.row}") for p, r in zip(prompts, responses)]
+        )
 
     def shape_scores(self, raw: torch.Tensor, has_eos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Missing-EOS penalty, running normalisation and clipping (§11, PPO-max eq. 18). NaN scores → skipped."""
@@ -161,7 +165,12 @@ class RLTrainer:
             return torch.cat([fn(exp.select(i)) for i in torch.arange(len(exp)).split(self.cfg.train.micro_batch_size)])
 
     def update(self, exp: Experience) -> dict:
-        """``algorithm.epochs`` passes of ``train.minibatches`` optimizer steps over the experience."""
+        """``algorithm.epochs`` passes of ``train.minibatches`` optimizer steps over the experience.
+
+        Each minibatch updates the critic first, then the policy, each with its own gradient accumulation over
+        micro-batches, gradient clipping and optimizer step; gradients are freed right after each step, so only one
+        model's gradients and activations are alive at a time.
+        """
         t, temp = self.cfg.train, self.params.temperature
         n = len(exp)
         exact_first_epoch = t.minibatches == 1
@@ -169,73 +178,68 @@ class RLTrainer:
             exp.old_logp = torch.zeros_like(exp.behaviour_logp)  # filled by the first epoch's forward
         else:
             exp.old_logp = self.forward_no_grad(lambda mb: response_logprobs(self.m.policy, mb, temp), exp)
-        self._exp_old_logp = exp.old_logp
         sums: dict[str, float] = {}
-        n_updates = 0
-        self._logp_gap = 0.0
+        n_updates, self._logp_gap = 0, 0.0
         for epoch in range(self.cfg.algorithm.epochs):
+            first_pass = exact_first_epoch and epoch == 0
+
+            def policy_loss(sub: Experience, micro: torch.Tensor):
+                logp = response_logprobs(self.m.policy, sub, temp)  # (b, T)
+                if first_pass:  # no optimizer step yet: these log-probs are π_old
+                    exp.old_logp[micro] = sub.old_logp = logp.detach()
+                    gap = ((logp.detach() - sub.behaviour_logp).abs() * sub.response_mask).max().item()
+                    self._logp_gap = max(self._logp_gap, gap)
+                return self.algorithm.policy_loss(sub, logp, self.kl_ctl.value)
+
+            def critic_loss(sub: Experience, micro: torch.Tensor):
+                return self.algorithm.critic_loss(sub, response_values(self.m.critic, sub))
+
             order = torch.arange(n) if t.minibatches == 1 else torch.randperm(n, generator=self.shuffle_gen)
             for mb_idx in order.split(n // t.minibatches):
-                mb_tokens = exp.response_mask[mb_idx].sum()
-                if mb_tokens == 0:
+                if exp.response_mask[mb_idx].sum() == 0:
                     continue
-                for opt in self.optimizers:
-                    opt.zero_grad(set_to_none=True)
-                finite = True
-                for micro in mb_idx.split(t.micro_batch_size):
-                    sub = exp.select(micro)
-                    weight = sub.response_mask.sum() / mb_tokens
-                    if self.algorithm.needs_critic:  # critic first: its graph is freed before the policy's is built
-                        values = response_values(self.m.critic, sub)
-                        finite = self._backward(*self.algorithm.critic_loss(sub, values), weight, sums)
-                    if finite:
-                        loss_stats = self.policy_step_loss(sub, micro, epoch == 0 and exact_first_epoch)
-                        finite = self._backward(*loss_stats, weight, sums)
-                    if not finite:
-                        break
-                grad_norm = self.clip_gradients() if finite else float("nan")
-                if not math.isfinite(grad_norm):
-                    self.counters["skipped_updates"] += 1
-                    for opt in self.optimizers:
-                        opt.zero_grad(set_to_none=True)
-                    continue
-                for opt, sched in zip(self.optimizers, self.schedulers):
-                    opt.step()
-                    sched.step()
-                sums["grad_norm"] = sums.get("grad_norm", 0.0) + grad_norm
-                n_updates += 1
+                if self.algorithm.needs_critic:
+                    self.optimize("critic", exp, mb_idx, critic_loss, sums)
+                n_updates += self.optimize("policy", exp, mb_idx, policy_loss, sums)
         if n_updates == 0:
             raise NonFiniteLossError(
                 f"iteration {self.iteration + 1}: every update had a NaN/inf loss or gradient; weights left unchanged"
             )
         out = {k: v / n_updates for k, v in sums.items()}
         out["check/behaviour_logp_gap"] = self._logp_gap
-        out["lr"] = self.schedulers[0].get_last_lr()[0]
+        out["lr"] = self.schedulers["policy"].get_last_lr()[0]
         return out
 
-    @staticmethod
-    def _backward(loss: torch.Tensor, stats: dict, weight: torch.Tensor, sums: dict) -> bool:
-        """Back-propagate ``loss × weight`` (the micro-batch's share of the minibatch's tokens); False if not finite."""
-        if not torch.isfinite(loss):
-            return False
-        (loss * weight).backward()
-        for k, v in stats.items():
-            sums[k] = sums.get(k, 0.0) + v * weight.item()
-        return True
-
-    def policy_step_loss(self, sub: Experience, micro: torch.Tensor, first_pass: bool):
-        """The policy loss of a micro-batch. On the first pass of a single-minibatch update its log-probs are π_old
-        (no optimizer step has happened yet), so they are stored for the later epochs."""
-        logp = response_logprobs(self.m.policy, sub, self.params.temperature)  # (b, T)
-        if first_pass:
-            self._exp_old_logp[micro] = sub.old_logp = logp.detach()
-            gap = ((logp.detach() - sub.behaviour_logp).abs() * sub.response_mask).max().item()
-            self._logp_gap = max(self._logp_gap, gap)
-        return self.algorithm.policy_loss(sub, logp, self.kl_ctl.value)
-
-    def clip_gradients(self) -> float:
-        params = [p for opt in self.optimizers for g in opt.param_groups for p in g["params"] if p.grad is not None]
-        return float(torch.nn.utils.clip_grad_norm_(params, self.cfg.train.max_grad_norm))
+    def optimize(self, name: str, exp: Experience, mb_idx: torch.Tensor, loss_fn, sums: dict) -> bool:
+        """One optimizer step of model ``name`` on a minibatch, accumulated over micro-batches. Each micro-batch's
+        loss (a masked mean over its tokens) is weighted by its share of the minibatch's tokens, so the gradient
+        equals that of one masked mean over the whole minibatch. A NaN/inf loss or gradient skips the step."""
+        opt, sched = self.optimizers[name], self.schedulers[name]
+        mb_tokens = exp.response_mask[mb_idx].sum()
+        stats_sum: dict[str, float] = {}
+        finite = True
+        for micro in mb_idx.split(self.cfg.train.micro_batch_size):
+            sub = exp.select(micro)
+            loss, stats = loss_fn(sub, micro)
+            if not torch.isfinite(loss):
+                finite = False
+                break
+            weight = sub.response_mask.sum() / mb_tokens
+            (loss * weight).backward()
+            for k, v in stats.items():
+                stats_sum[k] = stats_sum.get(k, 0.0) + v * weight.item()
+        params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.train.max_grad_norm)) if finite else math.nan
+        if math.isfinite(grad_norm):
+            opt.step()
+            sched.step()
+            stats_sum[f"grad_norm/{name}"] = grad_norm
+            for k, v in stats_sum.items():
+                sums[k] = sums.get(k, 0.0) + v
+        else:
+            self.counters["skipped_updates"] += 1
+        opt.zero_grad(set_to_none=True)
+        return math.isfinite(grad_norm)
 
     def rollout_metrics(self, exp, raw, valid, has_eos, seq_kl, timer) -> dict:
         mask = exp.response_mask
@@ -270,9 +274,7 @@ class RLTrainer:
         rollout = self.generator.sample([p.input_ids for p in prompts], self.params, gen)
         exp = Experience.from_rollout(rollout)
         responses = self.decode(exp)
-        raw = self.reward.score(
-            [Sample(p.messages, r, p.metadata, f"{p.source}, row {p.row}") for p, r in zip(prompts, responses)]
-        )
+        raw = self.score(prompts, responses)
         ref_logp = self.m.reference.logprobs(exp, self.params.temperature, self.cfg.train.micro_batch_size)
         seq_kl = masked_sum(exp.behaviour_logp - ref_logp, exp.response_mask, dim=1)
         valid = torch.isfinite(raw)
@@ -299,8 +301,8 @@ class RLTrainer:
             "shuffle_gen": self.shuffle_gen.get_state(),
         }
         optim = {
-            "optimizers": [o.state_dict() for o in self.optimizers],
-            "schedulers": [s.state_dict() for s in self.schedulers],
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
         }
         return trainer, optim
 
@@ -314,7 +316,7 @@ class RLTrainer:
         self.counters.update(trainer["counters"])
         set_rng_state(trainer["rng"], self.sampling_gen)
         self.shuffle_gen.set_state(trainer["shuffle_gen"])
-        for o, s in zip(self.optimizers, optim["optimizers"]):
-            o.load_state_dict(s)
-        for sch, s in zip(self.schedulers, optim["schedulers"]):
-            sch.load_state_dict(s)
+        for k, o in self.optimizers.items():
+            o.load_state_dict(optim["optimizers"][k])
+        for k, sch in self.schedulers.items():
+            sch.load_state_dict(optim["schedulers"][k])
