@@ -324,10 +324,12 @@ def main() -> None:
         results[name] = run_worker(name, args.iters)
         print(f"  {name}: {json.dumps(results[name])[:300]}  ({time.time() - t0:.0f}s)", flush=True)
     fl = results["floor"]
-    print(f"\nfloor: bandwidth {fl['bandwidth_gb_s']:.1f} GB/s, {fl['gflops']:.0f} GFLOP/s fp32, decode roofline {fl['decode_tokens_per_s_b16']:.0f} tok/s"
-          f" at batch 16; 8 seqs × {fl['prompt_len']}+{RESPONSE_LEN} tokens: forward {fl[str(N_PROMPTS)]['fwd_lm']:.2f} s,"
-          f" fwd+bwd+AdamW {fl[str(N_PROMPTS)]['step_lm']:.2f} s\n")
-    header = f"| {'row':<22} | {'s/iter':>7} | {'× floor':>7} | {'peak RSS GB':>11} | {'vs TRL speed':>12} | {'RSS / TRL':>9} |"
+    f8 = fl[str(N_PROMPTS)]
+    print(f"\nfloor: bandwidth {fl['bandwidth_gb_s']:.1f} GB/s, {fl['gflops']:.0f} GFLOP/s fp32, decode roofline "
+          f"{fl['decode_tokens_per_s_b16']:.0f} tok/s at batch 16; 8 seqs × {fl['prompt_len']}+{RESPONSE_LEN} tokens: "
+          f"forward {f8['fwd_lm']:.2f} s, fwd+bwd+AdamW {f8['step_lm']:.2f} s\n")
+    cols = ["row".ljust(22), "s/iter".rjust(7), "× floor".rjust(7), "peak RSS GB", "vs TRL speed", "RSS / TRL"]
+    header = "| " + " | ".join(cols) + " |"
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     peers = {"blendrl-ppo-1": "trl-ppo-1", "blendrl-ppo-4": "trl-ppo-4", "blendrl-ppo-1-lora": "trl-ppo-1",

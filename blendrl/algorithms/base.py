@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from ..config import AlgorithmConfig, KLConfig
-from ..functional import kl_penalty, masked_mean
+from ..functional import clip_fraction, kl_penalty, masked_mean, policy_loss
 from ..functional.registry import Registry
 from ..training.experience import Experience
 
@@ -51,7 +51,15 @@ class Algorithm:
         raise NotImplementedError
 
     def policy_loss(self, mb: Experience, logp: torch.Tensor, kl_coef: float):
-        raise NotImplementedError
+        """Clipped surrogate on ``mb.advantages`` (ratio to ``mb.old_logp``) plus the loss-side KL term."""
+        pg = policy_loss(logp, mb.old_logp, mb.advantages, mb.response_mask, self.cfg.clip_eps)
+        kl = self.kl_loss(mb, logp, kl_coef)
+        stats = {
+            "loss/policy": pg.item(),
+            "loss/kl": kl.item(),
+            "loss/clipfrac": clip_fraction(logp.detach(), mb.old_logp, mb.response_mask, self.cfg.clip_eps).item(),
+        }
+        return pg + kl, stats
 
     def critic_loss(self, mb: Experience, values: torch.Tensor):
         raise NotImplementedError(f"{type(self).__name__} has no critic")

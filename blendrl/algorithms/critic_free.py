@@ -6,7 +6,7 @@ with the clipped surrogate (ratio = 1 in the first epoch, so one epoch is plain 
 """
 from __future__ import annotations
 
-from ..functional import SEQUENCE_ADVANTAGES, clip_fraction, masked_sum, policy_loss
+from ..functional import SEQUENCE_ADVANTAGES, masked_sum
 from .base import ALGORITHMS, Algorithm
 
 
@@ -24,16 +24,6 @@ class SequenceAdvantagePG(Algorithm):
         adv = SEQUENCE_ADVANTAGES[self.estimator](rewards, self.k)  # (B,)
         exp.advantages = adv[:, None] * mask  # (B, T)
         return {"pg/sequence_reward_mean": rewards.mean().item(), "pg/advantage_abs_mean": adv.abs().mean().item()}
-
-    def policy_loss(self, mb, logp, kl_coef: float):
-        pg = policy_loss(logp, mb.old_logp, mb.advantages, mb.response_mask, self.cfg.clip_eps)
-        kl = self.kl_loss(mb, logp, kl_coef)
-        stats = {
-            "loss/policy": pg.item(),
-            "loss/kl": kl.item(),
-            "pg/clipfrac": clip_fraction(logp.detach(), mb.old_logp, mb.response_mask, self.cfg.clip_eps).item(),
-        }
-        return pg + kl, stats
 
 
 @ALGORITHMS.register("reinforce")

@@ -7,9 +7,8 @@ one after the other (same gradients as their sum, half the activation memory).
 """
 from __future__ import annotations
 
-import torch
 
-from ..functional import clip_fraction, gae, masked_mean, policy_loss, token_rewards, value_loss, whiten
+from ..functional import gae, masked_mean, token_rewards, value_loss, whiten
 from .base import ALGORITHMS, Algorithm
 
 
@@ -31,16 +30,6 @@ class PPO(Algorithm):
             "ppo/values_mean": masked_mean(exp.values, mask).item(),
             "ppo/token_reward_mean": masked_mean(rewards, mask).item(),
         }
-
-    def policy_loss(self, mb, logp, kl_coef: float):
-        pg = policy_loss(logp, mb.old_logp, mb.advantages, mb.response_mask, self.cfg.clip_eps)
-        kl = self.kl_loss(mb, logp, kl_coef)
-        stats = {
-            "loss/policy": pg.item(),
-            "loss/kl": kl.item(),
-            "ppo/clipfrac": clip_fraction(logp.detach(), mb.old_logp, mb.response_mask, self.cfg.clip_eps).item(),
-        }
-        return pg + kl, stats
 
     def critic_loss(self, mb, values):
         vf = value_loss(values, mb.values, mb.returns, mb.response_mask, self.cfg.value_clip_eps)

@@ -76,7 +76,7 @@ class GenerationConfig:
     temperature: float = 0.7
     top_p: float = 1.0
     backend: str = "hf"
-    stop_at_eos: bool = True  # False: always generate max_new_tokens (fixed-length benchmarks, like TRL stop_token=None)
+    stop_at_eos: bool = True  # False: always max_new_tokens (fixed-length benchmarks; TRL's stop_token=None)
 
     def validate(self) -> None:
         _require(self.max_new_tokens > 0, "max_new_tokens: must be > 0")

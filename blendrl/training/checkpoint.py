@@ -14,15 +14,15 @@ file naming it) is replaced atomically; a run killed at any moment leaves either
 """
 from __future__ import annotations
 
-import os
 import random
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 import yaml
+
+from ..fsutil import atomic_dir, atomic_write_text
 
 LATEST = "latest"
 
@@ -43,24 +43,13 @@ def set_rng_state(state: dict, sampling_generator: torch.Generator) -> None:
     sampling_generator.set_state(state["sampling"])
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def save_checkpoint(
     root: Path, iteration: int, *, policy, tokenizer, critic, reference, optim_state: dict, trainer_state: dict,
     config: dict, keep: int = 2,
 ) -> Path:
     """Write checkpoint ``iter-{iteration:06d}`` under ``root`` atomically; keep the newest ``keep``."""
-    root.mkdir(parents=True, exist_ok=True)
     final = root / f"iter-{iteration:06d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
-    try:
+    with atomic_dir(final) as tmp:
         policy.save_pretrained(tmp / "policy")
         tokenizer.save_pretrained(tmp / "policy")
         if critic is not None:
@@ -70,17 +59,7 @@ def save_checkpoint(
         torch.save(optim_state, tmp / "optim.pt")
         torch.save(trainer_state, tmp / "trainer_state.pt")
         (tmp / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-        for f in tmp.rglob("*"):
-            if f.is_file():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    _atomic_write_text(root / LATEST, final.name)
+    atomic_write_text(root / LATEST, final.name)
     for old in sorted(root.glob("iter-*"))[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final

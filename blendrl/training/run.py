@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from ..algorithms import build_algorithm
+from ..fsutil import atomic_dir
 from ..config import ConfigError, PPORunConfig, to_dict
 from ..data import load_prompts
 from ..models import add_lora, is_peft, load_causal_lm, load_critic, load_tokenizer, resolve_model
@@ -119,19 +120,14 @@ def save(trainer: RLTrainer, out: Path) -> Path:
 def export_final(trainer: RLTrainer, out: Path) -> Path:
     """The trained policy as a plain ``save_pretrained`` folder (LoRA adapters merged into a copy)."""
     import copy
-    import shutil
-    import tempfile
 
     model = trainer.m.policy
     if is_peft(model):
         model = copy.deepcopy(model).merge_and_unload()
-    tmp = Path(tempfile.mkdtemp(prefix=".final.", dir=out))
-    model.save_pretrained(tmp)
-    trainer.m.tokenizer.save_pretrained(tmp)
     final = out / "final"
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    with atomic_dir(final) as tmp:
+        model.save_pretrained(tmp)
+        trainer.m.tokenizer.save_pretrained(tmp)
     return final
 
 

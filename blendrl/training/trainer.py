@@ -284,7 +284,9 @@ class RLTrainer:
             "eval/length": exp.response_mask.sum(1).mean().item(),
             "eval/eos_rate": rollout.has_eos.float().mean().item(),
         }
-        samples = [{"prompt": p.user_text, "response": r, "reward": float(s)} for p, r, s in zip(prompts, responses, raw)]
+        samples = [
+            {"prompt": p.user_text, "response": r, "reward": float(s)} for p, r, s in zip(prompts, responses, raw)
+        ]
         return StepOutput(metrics, samples)
 
     # ------------------------------------------------------------------ state for exact resume
