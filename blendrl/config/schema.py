@@ -177,7 +177,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     seed: int = 0
     threads: Optional[int] = None
-    return_memory_to_os: bool = True  # glibc mallopt: freed activations go back to the OS (lower peak RSS)
+    return_memory_to_os: bool = False  # glibc 1 MiB mmap threshold: −6% peak RSS, +33% update time (measured)
 
     def validate(self) -> None:
         for name in ("iterations", "prompts_per_iteration", "samples_per_prompt", "minibatches", "micro_batch_size"):
