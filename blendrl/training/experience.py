@@ -52,18 +52,15 @@ def response_logprobs(model, exp: Experience, temperature: float) -> torch.Tenso
     """Log-probs of the response tokens under ``softmax(logits / temperature)``. → (B, T).
 
     Only the last T+1 positions go through the LM head (``logits_to_keep``), the same numbers as a full forward.
-    The temperature divides the logits in place and the log-normaliser is taken one sequence at a time, so at most
-    one (B, T, V) tensor is alive (TRL computes its log-softmax row by row for the same reason).
     """
     T = exp.response_mask.shape[1]
     logits = model(
         input_ids=exp.input_ids, attention_mask=exp.attention_mask, position_ids=exp.position_ids,
         logits_to_keep=T + 1,
-    ).logits[:, :-1].float()  # (B, T, V)
-    logits = logits.div_(temperature)
-    picked = logits.gather(-1, exp.response_ids[..., None])[..., 0]  # (B, T)
-    log_norm = torch.stack([torch.logsumexp(row, dim=-1) for row in logits])  # (B, T)
-    return picked - log_norm
+    ).logits[:, :-1].float() / temperature  # (B, T, V)
+    target = exp.response_ids  # (B, T)
+    picked = logits.gather(-1, target[..., None])[..., 0]  # (B, T)
+    return picked - torch.logsumexp(logits, dim=-1)  # (B, T)
 
 
 def response_values(critic, exp: Experience) -> torch.Tensor:
