@@ -34,6 +34,12 @@ def test_wrong_values_name_the_key(override, message):
         load_config(PPORunConfig, None, [override])
 
 
+def test_scientific_notation_without_a_dot_is_a_number(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("train:\n  lr: 1e-5\n")  # PyYAML alone reads this as the string '1e-5'
+    assert load_config(PPORunConfig, f, ["critic.lr=3e-4"]).train.lr == 1e-5
+
+
 def test_missing_config_file():
     with pytest.raises(ConfigError, match="config file nope.yaml does not exist"):
         load_config(PPORunConfig, "nope.yaml")
