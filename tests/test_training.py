@@ -158,3 +158,24 @@ def half_nan(prompt, response, metadata):
 
 def boom(prompt, response, metadata):
     raise ValueError("bad")
+
+
+def test_nan_on_the_first_micro_batch_still_records_pi_old_for_every_sample(tiny_dir, tmp_path, monkeypatch):
+    trainer = build_trainer(tiny_config(tiny_dir, tmp_path, **{"train.micro_batch_size": 2, "algorithm.epochs": 2}))
+    original = trainer.algorithm.policy_loss
+    calls = {"n": 0}
+
+    def nan_once(*args):
+        calls["n"] += 1
+        loss, stats = original(*args)
+        return (loss * float("nan"), stats) if calls["n"] == 1 else (loss, stats)
+
+    monkeypatch.setattr(trainer.algorithm, "policy_loss", nan_once)
+    seen = {}
+    update = trainer.update
+    monkeypatch.setattr(trainer, "update", lambda exp: seen.setdefault("exp", exp) and update(exp))
+    m = trainer.step().metrics
+    exp = seen["exp"]
+    valid = exp.response_mask.bool()
+    assert (exp.old_logp[valid] < 0).all()  # every sampled token's π_old was recorded (log-probs are < 0)
+    assert m["skipped/updates_total"] == 1  # the first epoch's policy step was skipped, the second one ran

@@ -179,16 +179,17 @@ class RLTrainer:
         else:
             exp.old_logp = self.forward_no_grad(lambda mb: response_logprobs(self.m.policy, mb, temp), exp)
         sums: dict[str, float] = {}
-        n_updates, self._logp_gap = 0, 0.0
+        n_updates, logp_gap = 0, 0.0
         for epoch in range(self.cfg.algorithm.epochs):
             first_pass = exact_first_epoch and epoch == 0
 
             def policy_loss(sub: Experience, micro: torch.Tensor):
+                nonlocal logp_gap
                 logp = response_logprobs(self.m.policy, sub, temp)  # (b, T)
                 if first_pass:  # no optimizer step yet: these log-probs are π_old
                     exp.old_logp[micro] = sub.old_logp = logp.detach()
                     gap = ((logp.detach() - sub.behaviour_logp).abs() * sub.response_mask).max().item()
-                    self._logp_gap = max(self._logp_gap, gap)
+                    logp_gap = max(logp_gap, gap)
                 return self.algorithm.policy_loss(sub, logp, self.kl_ctl.value)
 
             def critic_loss(sub: Experience, micro: torch.Tensor):
@@ -206,14 +207,16 @@ class RLTrainer:
                 f"iteration {self.iteration + 1}: every update had a NaN/inf loss or gradient; weights left unchanged"
             )
         out = {k: v / n_updates for k, v in sums.items()}
-        out["check/behaviour_logp_gap"] = self._logp_gap
+        out["check/behaviour_logp_gap"] = logp_gap
         out["lr"] = self.schedulers["policy"].get_last_lr()[0]
         return out
 
     def optimize(self, name: str, exp: Experience, mb_idx: torch.Tensor, loss_fn, sums: dict) -> bool:
         """One optimizer step of model ``name`` on a minibatch, accumulated over micro-batches. Each micro-batch's
         loss (a masked mean over its tokens) is weighted by its share of the minibatch's tokens, so the gradient
-        equals that of one masked mean over the whole minibatch. A NaN/inf loss or gradient skips the step."""
+        equals that of one masked mean over the whole minibatch. A NaN/inf loss or gradient skips the step; the
+        remaining micro-batches are still evaluated (without backward) so that ``loss_fn`` sees every sample — the
+        first policy pass records π_old for the later epochs."""
         opt, sched = self.optimizers[name], self.schedulers[name]
         mb_tokens = exp.response_mask[mb_idx].sum()
         stats_sum: dict[str, float] = {}
@@ -221,9 +224,9 @@ class RLTrainer:
         for micro in mb_idx.split(self.cfg.train.micro_batch_size):
             sub = exp.select(micro)
             loss, stats = loss_fn(sub, micro)
-            if not torch.isfinite(loss):
-                finite = False
-                break
+            finite = finite and bool(torch.isfinite(loss))
+            if not finite:
+                continue
             weight = sub.response_mask.sum() / mb_tokens
             (loss * weight).backward()
             for k, v in stats.items():
