@@ -225,7 +225,8 @@ def floor_worker(paths: dict, reps: int = 3) -> dict:
         def step(model, opt, **kw):
             def fn():
                 out = model(input_ids=x, **kw).logits
-                out.float().logsumexp(-1).mean().backward() if out.shape[-1] > 1 else out.mean().backward()
+                loss = out.float().logsumexp(-1).mean() if out.shape[-1] > 1 else out.mean()  # LM or critic head
+                loss.backward()
                 opt.step()
                 opt.zero_grad(set_to_none=True)
             return fn
@@ -261,7 +262,7 @@ def floor_for(fl: dict, algo: str, epochs: int) -> float:
 
 # ----------------------------------------------------------------------------------------------- driver
 ROWS = {
-    # name: (kind, params, python)
+    # name: (worker kind, its parameters); TRL kinds run in their own venvs
     "blendrl-ppo-1": ("blendrl", {"algo": "ppo", "epochs": 1, "lora": False}),
     "trl-ppo-1": ("trl_ppo", {"epochs": 1}),
     "blendrl-ppo-4": ("blendrl", {"algo": "ppo", "epochs": 4, "lora": False}),

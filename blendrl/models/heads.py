@@ -42,7 +42,8 @@ def load_critic(path: str, dtype: str = "float32"):
         logging.getLogger("blendrl").info(
             "critic: %s not in %s, initialised fresh", ", ".join(sorted(info["missing_keys"])), path
         )
-    critic.config.pad_token_id = critic.config.pad_token_id or critic.config.eos_token_id
+    if critic.config.pad_token_id is None:  # 0 is a valid pad id
+        critic.config.pad_token_id = critic.config.eos_token_id
     return critic.eval()
 
 

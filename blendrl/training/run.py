@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 
 from ..algorithms import build_algorithm
-from ..fsutil import atomic_dir
 from ..config import ConfigError, PPORunConfig, to_dict
 from ..data import load_prompts
+from ..fsutil import atomic_dir
 from ..models import add_lora, is_peft, load_causal_lm, load_critic, load_tokenizer, resolve_model
 from ..rewards import build_reward
 from ..rollout import GENERATORS
