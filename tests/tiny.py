@@ -12,6 +12,7 @@ WORDS = (
     "volcano gravity planet ocean sun moon star river seed robot rocket snow cloud tide map wheel "
     "0 1 2 3 4 5 6 7 8 9 10 11 12 15 , . ? : ! hello world good bad blue red green cat dog"
 ).split()
+WORDS += [w for w in __import__("blendrl.data.synthetic", fromlist=["VOCABULARY"]).VOCABULARY if w not in WORDS]
 SPECIALS = ["<pad>", "<unk>", "<|im_start|>", "<|im_end|>", "user", "assistant", "system"]
 
 

@@ -5,13 +5,14 @@ import argparse
 import logging
 import sys
 
-from . import ppo
+from . import ppo, rm
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="blendrl", description="RLHF post-training that does not reward-hack")
     sub = parser.add_subparsers(dest="command", required=True)
     ppo.add_parser(sub)
+    rm.add_parser(sub)
     return parser
 
 

@@ -52,13 +52,25 @@ def token_values(critic, input_ids: torch.Tensor, attention_mask: torch.Tensor, 
     return critic(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).logits[..., 0]
 
 
+def last_token_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Backbone hidden state of a sequence-classification model (or peft wrapper) at the last attended token of
+    each right-padded row. Shapes: (B, L) → (B, H)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    backbone = getattr(inner, inner.base_model_prefix)
+    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, L, H)
+    last = attention_mask.long().cumsum(1).argmax(1)  # (B,) index of the last 1
+    return hidden[torch.arange(hidden.shape[0]), last]  # (B, H)
+
+
+def score_head(model):
+    """The scalar head ``score`` (the trainable copy under peft's modules_to_save)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return inner.score
+
+
 def last_token_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Scalar score of a sequence-classification model at the last attended token of each right-padded row.
 
     Shapes: (B, L) → (B,).
     """
-    backbone = getattr(model, model.base_model_prefix)
-    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, L, H)
-    last = attention_mask.long().cumsum(1).argmax(1)  # (B,) index of the last 1
-    picked = hidden[torch.arange(hidden.shape[0]), last]  # (B, H)
-    return model.score(picked)[:, 0].float()  # (B,)
+    return score_head(model)(last_token_hidden(model, input_ids, attention_mask))[:, 0].float()  # (B,)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from ..models.heads import last_token_scores
-from ..models.loading import ModelNotFoundError, resolve_model, torch_dtype
+from ..models.reward_model import load_reward_model, render_conversation
 from .base import Sample
 
 
@@ -17,28 +17,13 @@ class HFRewardModel:
 
     def __init__(self, path: str, name: str | None = None, batch_size: int = 16, max_length: int = 1024,
                  dtype: str = "float32") -> None:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        resolved = resolve_model(path)
-        try:
-            self.model = AutoModelForSequenceClassification.from_pretrained(
-                resolved, num_labels=1, dtype=torch_dtype(dtype)
-            ).eval()
-            self.tokenizer = AutoTokenizer.from_pretrained(resolved)
-        except OSError as exc:
-            raise ModelNotFoundError(f"cannot load reward model '{path}': {exc}") from None
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.tokenizer.padding_side = "right"
+        self.model, self.tokenizer = load_reward_model(path, dtype)
         self.name = name or f"rm:{path}"
         self.batch_size, self.max_length = batch_size, max_length
         self.truncated = 0  # count of conversations cut to max_length
 
     def render(self, sample: Sample) -> str:
-        messages = [*sample.messages, {"role": "assistant", "content": sample.response}]
-        if self.tokenizer.chat_template:
-            return self.tokenizer.apply_chat_template(messages, tokenize=False)
-        return "\n".join(m["content"] for m in messages)
+        return render_conversation(self.tokenizer, sample.messages, sample.response)
 
     @torch.no_grad()
     def score(self, samples: list[Sample]) -> torch.Tensor:

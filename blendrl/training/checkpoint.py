@@ -84,3 +84,23 @@ def load_trainer_state(ckpt: Path) -> tuple[dict, dict]:
         torch.load(ckpt / "trainer_state.pt", weights_only=False),
         torch.load(ckpt / "optim.pt", weights_only=False),
     )
+
+
+def load_weights(module, folder: Path) -> None:
+    """Load a checkpoint's weights into an already built model (full model or LoRA adapters)."""
+    from safetensors.torch import load_file
+
+    from ..models.lora import is_peft
+
+    if is_peft(module):
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(module, load_file(str(folder / "adapter_model.safetensors")))
+        return
+    state = {}
+    for f in sorted(folder.glob("*.safetensors")):
+        state.update(load_file(str(f)))
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    tied = {k for k in missing if "lm_head" in k}
+    if set(missing) - tied or unexpected:
+        raise RuntimeError(f"checkpoint {folder} does not match the model: missing {missing}, unexpected {unexpected}")

@@ -17,7 +17,7 @@ class RunLogger:
     to TensorBoard when enabled."""
 
     def __init__(self, folder: Path, tensorboard: bool = True, progress: bool = True, total: int = 0,
-                 start: int = 0) -> None:
+                 start: int = 0, desc: str = "ppo") -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.metrics = open(folder / "metrics.jsonl", "a")
         self.samples = open(folder / "samples.jsonl", "a")
@@ -30,7 +30,7 @@ class RunLogger:
         if progress:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, initial=start, desc="ppo", unit="it", dynamic_ncols=True)
+            self.bar = tqdm(total=total, initial=start, desc=desc, unit="it", dynamic_ncols=True)
 
     def log(self, step: int, metrics: dict) -> None:
         self.metrics.write(json.dumps({"iteration": step, **{k: _clean(v) for k, v in metrics.items()}}) + "\n")

@@ -13,13 +13,13 @@ from ..fsutil import atomic_dir
 from ..models import add_lora, is_peft, load_causal_lm, load_critic, load_tokenizer, resolve_model
 from ..rewards import build_reward
 from ..rollout import GENERATORS
-from .checkpoint import find_checkpoint, load_trainer_state, save_checkpoint
+from .checkpoint import find_checkpoint, load_trainer_state, load_weights, save_checkpoint
 from .logging import RunLogger
 from .reference import build_reference
 from .trainer import Models, RLTrainer
 
 
-def _eos_ids(tokenizer, model) -> list[int]:
+def eos_ids(tokenizer, model) -> list[int]:
     ids = {tokenizer.eos_token_id}
     gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     ids.update(gen_eos if isinstance(gen_eos, list) else [gen_eos])
@@ -45,24 +45,6 @@ def return_freed_memory_to_os() -> bool:
         return bool(libc.mallopt(m_mmap_threshold, 1 << 20) and libc.mallopt(m_trim_threshold, 1 << 20))
     except (OSError, AttributeError):
         return False
-
-
-def _load_weights(module, folder: Path) -> None:
-    """Load a checkpoint's weights into an already built model (full model or LoRA adapters)."""
-    from safetensors.torch import load_file
-
-    if is_peft(module):
-        from peft import set_peft_model_state_dict
-
-        set_peft_model_state_dict(module, load_file(str(folder / "adapter_model.safetensors")))
-        return
-    state = {}
-    for f in sorted(folder.glob("*.safetensors")):
-        state.update(load_file(str(f)))
-    missing, unexpected = module.load_state_dict(state, strict=False)
-    tied = {k for k in missing if "lm_head" in k}
-    if set(missing) - tied or unexpected:
-        raise RuntimeError(f"checkpoint {folder} does not match the model: missing {missing}, unexpected {unexpected}")
 
 
 def build_trainer(cfg: PPORunConfig, resume: str | None = None) -> RLTrainer:
@@ -93,15 +75,15 @@ def build_trainer(cfg: PPORunConfig, resume: str | None = None) -> RLTrainer:
                                        d.system_prompt, d.too_long)
     if cfg.generation.backend not in GENERATORS:
         raise ConfigError(f"generation.backend: unknown '{cfg.generation.backend}'; choose {GENERATORS.names()}")
-    eos_ids = _eos_ids(tokenizer, policy) if cfg.generation.stop_at_eos else []
-    generator = GENERATORS[cfg.generation.backend](policy, tokenizer.pad_token_id, eos_ids)
+    stop_ids = eos_ids(tokenizer, policy) if cfg.generation.stop_at_eos else []
+    generator = GENERATORS[cfg.generation.backend](policy, tokenizer.pad_token_id, stop_ids)
     trainer = RLTrainer(cfg, Models(policy, tokenizer, critic, reference), build_reward(cfg.rewards), generator,
                         algorithm, train_prompts, eval_prompts)
     if resume:
         ckpt = find_checkpoint(resume)
-        _load_weights(policy, ckpt / "policy")
+        load_weights(policy, ckpt / "policy")
         if critic is not None:
-            _load_weights(critic, ckpt / "critic")
+            load_weights(critic, ckpt / "critic")
         if reference.needs_saving:
             reference.load(ckpt / "reference")
         trainer.load_state_dict(*load_trainer_state(ckpt))

@@ -24,6 +24,7 @@ from ..functional import masked_mean, masked_sum
 from ..rewards import Sample
 from ..rollout import SamplingParams
 from .experience import Experience, response_logprobs, response_values
+from .optim import lr_lambda, make_optimizer
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -42,28 +43,6 @@ class Models:
 class StepOutput:
     metrics: dict
     samples: list[dict] = field(default_factory=list)
-
-
-def _lr_lambda(schedule: str, warmup: int, total: int):
-    def fn(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        if schedule == "linear":
-            return 1.0 - progress
-        if schedule == "cosine":
-            return 0.5 * (1.0 + math.cos(math.pi * progress))
-        return 1.0
-
-    return fn
-
-
-def make_optimizer(params, lr: float, weight_decay: float):
-    params = [p for p in params if p.requires_grad]
-    try:
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=False)
 
 
 class RLTrainer:
@@ -86,7 +65,7 @@ class RLTrainer:
                 continue
             opt = self.optimizers[name] = make_optimizer(module.parameters(), lr, t.weight_decay)
             self.schedulers[name] = torch.optim.lr_scheduler.LambdaLR(
-                opt, _lr_lambda(t.schedule, t.warmup_iterations, total_steps)
+                opt, lr_lambda(t.schedule, t.warmup_iterations, total_steps)
             )
         self.iteration = 0
         self.counters = {"skipped_samples": 0, "skipped_updates": 0}

@@ -1,0 +1,188 @@
+"""The typed configuration of ``blendrl rm train|strength|eval`` (Secrets of RLHF II, ALGORITHMS.md §2).
+
+Sections: model, data, loss, contrastive, metarm, train, strength, eval, logging. Each default has one home: its
+field here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+from .schema import LoraConfig, _require
+
+
+@dataclass
+class RMModelConfig:
+    """The reward model: a sequence-classification head (1 label) read at the last token, on ``name`` (a causal-LM
+    backbone such as the embedded ``smollm2-135m-instruct``, or a sequence-classification folder).
+    ``trainable``: ``full`` (every weight), ``lora`` (adapters + head; merged on save), ``head`` (only the score
+    head on frozen, cached last-token features — cheap enough for M=10 strength models). ``dropout`` is set on the
+    backbone's dropout knobs during training (Secrets II uses 0.05 for its contrastive views)."""
+
+    name: str = "smollm2-135m-instruct"
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    trainable: Literal["full", "lora", "head"] = "full"
+    lora: Optional[LoraConfig] = None
+    dropout: float = 0.0
+
+    def validate(self) -> None:
+        _require(0.0 <= self.dropout < 1.0, "dropout: must be in [0, 1)")
+
+
+@dataclass
+class RMDataConfig:
+    """Preference data (see :mod:`blendrl.data.preferences` for formats). ``max_length`` counts prompt+response
+    tokens; longer conversations are ``truncate``d on the right (counted and reported), ``skip``ped (counted), or an
+    ``error``."""
+
+    train: str = "builtin:synthetic"
+    eval: Optional[str] = "builtin:synthetic_eval"
+    max_length: int = 512
+    too_long: Literal["truncate", "skip", "error"] = "truncate"
+
+    def validate(self) -> None:
+        _require(self.max_length > 1, "max_length: must be > 1")
+
+
+@dataclass
+class RMLossConfig:
+    """The pair loss (``blendrl.training.rm_recipes.RECIPES``): ``bt`` (Bradley–Terry, fixed ``margin``),
+    ``label_smoothing`` (eq. 5, ``alpha``), and the four recipes of Secrets II §2 that read μ̂ from a ``mu`` column:
+    ``flip`` (swap the ``flip_fraction`` lowest-μ̂ pairs, then BT), ``margin`` (adaptive margin, eq. 6),
+    ``flip_margin``, ``soft_label_margin`` (smoothing only where μ̂ < 0, plus margin). ``alpha`` is not given in
+    the paper (0.1 here); ``flip_fraction`` 0.2 is the paper's two bottom deciles."""
+
+    recipe: str = "bt"
+    margin: float = 0.0
+    alpha: float = 0.1
+    flip_fraction: float = 0.2
+
+    def validate(self) -> None:
+        from ..training.rm_recipes import RECIPES  # the registry users extend
+
+        _require(self.recipe in RECIPES, f"recipe: unknown '{self.recipe}'; choose one of {RECIPES.names()}")
+        _require(0.0 <= self.alpha < 0.5, "alpha: must be in [0, 0.5)")
+        _require(0.0 <= self.flip_fraction <= 1.0, "flip_fraction: must be in [0, 1]")
+
+
+@dataclass
+class ContrastiveConfig:
+    """Contrastive auxiliary loss ``L = L_rm + β·L_cl`` (Secrets II §3.1). ``kind``: ``none`` or ``simcse``
+    (eq. 9, two dropout views — set ``model.dropout`` > 0). ``representation``: ``pairs`` {f_c, f_r} or
+    ``difference`` {f_c − f_r, f_r − f_c} of last-token hidden states. β=1 as the paper's SimCSE; τ is not given
+    (0.05, SimCSE's default)."""
+
+    kind: Literal["none", "simcse"] = "none"
+    beta: float = 1.0
+    tau: float = 0.05
+    representation: Literal["pairs", "difference"] = "pairs"
+
+    def validate(self) -> None:
+        _require(self.tau > 0, "tau: must be > 0")
+
+
+@dataclass
+class MetaRMConfig:
+    """MetaRM (Secrets II §3.2, Alg. 1, first order). Each step: θ' = θ + η·∇J(meta batch) (eq. 11 difference
+    loss on ``k`` unlabeled responses per prompt sampled from ``policy``), the pair loss's gradient at θ' is applied
+    to θ by the optimizer (α = ``train.lr``). Meta prompts come from ``prompts`` (any prompt source of
+    ``blendrl ppo``); responses are sampled once at start with ``temperature`` / ``max_new_tokens``, or read from
+    ``responses`` (jsonl rows ``{"prompt": ..., "responses": [...]}``). η is not given in the paper."""
+
+    enabled: bool = False
+    policy: Optional[str] = None
+    prompts: Optional[str] = None
+    responses: Optional[str] = None
+    k: int = 4
+    eta: float = 1e-5
+    meta_batch_size: int = 4
+    max_new_tokens: int = 32
+    temperature: float = 1.0
+
+    def validate(self) -> None:
+        if self.enabled:
+            _require(bool(self.responses) or bool(self.policy and self.prompts),
+                     "responses: required when enabled (or give policy and prompts to sample them)")
+            _require(self.k >= 2, "k: must be >= 2")
+            _require(self.eta > 0, "eta: must be > 0")
+
+
+@dataclass
+class RMTrainConfig:
+    """Optimisation. ``batch_size`` pairs per optimizer step, accumulated over ``micro_batch_size`` pairs.
+    Secrets II: lr 5e-6, batch 32 (16 contrastive), 1 epoch."""
+
+    epochs: int = 1
+    batch_size: int = 32
+    micro_batch_size: int = 8
+    lr: float = 5e-6
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    schedule: Literal["constant", "linear", "cosine"] = "linear"
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    threads: Optional[int] = None
+
+    def validate(self) -> None:
+        for name in ("epochs", "batch_size", "micro_batch_size"):
+            _require(getattr(self, name) >= 1, f"{name}: must be >= 1")
+        _require(self.lr > 0, "lr: must be > 0")
+
+
+@dataclass
+class StrengthConfig:
+    """``blendrl rm strength``: train ``models`` reward models (seeds seed..seed+M−1, each its own data order) on
+    ``data.train`` and write μ̂ / σ̂ per pair (eq. 4) to ``output`` (.jsonl or .parquet), plus a decile table.
+    ``report_columns``: boolean/numeric columns averaged per decile in the table (e.g. ``flipped``)."""
+
+    models: int = 10
+    output: str = "runs/rm_strength/pairs_with_strength.jsonl"
+    report_columns: list[str] = field(default_factory=list)
+
+    def validate(self) -> None:
+        _require(self.models >= 2, "models: must be >= 2 (σ̂ needs an ensemble)")
+
+
+@dataclass
+class RMEvalConfig:
+    """``blendrl rm eval``: the reward model folder to score (default: ``logging.output_dir``/final) and the
+    number of bins of the calibration plot."""
+
+    model: Optional[str] = None
+    bins: int = 10
+    batch_size: int = 32
+
+
+@dataclass
+class RMLoggingConfig:
+    output_dir: str = "runs/rm"
+    save_every: int = 0  # optimizer steps between checkpoints (0 = only at the end)
+    keep_checkpoints: int = 2
+    log_every: int = 1
+    tensorboard: bool = True
+    progress: bool = True
+
+
+@dataclass
+class RMRunConfig:
+    """Everything ``blendrl rm`` reads."""
+
+    model: RMModelConfig = field(default_factory=RMModelConfig)
+    data: RMDataConfig = field(default_factory=RMDataConfig)
+    loss: RMLossConfig = field(default_factory=RMLossConfig)
+    contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
+    metarm: MetaRMConfig = field(default_factory=MetaRMConfig)
+    train: RMTrainConfig = field(default_factory=RMTrainConfig)
+    strength: StrengthConfig = field(default_factory=StrengthConfig)
+    eval: RMEvalConfig = field(default_factory=RMEvalConfig)
+    logging: RMLoggingConfig = field(default_factory=RMLoggingConfig)
+
+    def validate(self) -> None:
+        if self.contrastive.kind != "none":
+            _require(self.model.trainable != "head", "contrastive.kind: needs a trainable backbone (model.trainable "
+                     "full or lora), not head")
+            _require(self.model.dropout > 0, "model.dropout: must be > 0 for contrastive dropout views")
+        if self.metarm.enabled:
+            _require(self.model.trainable != "head", "metarm.enabled: needs model.trainable full or lora")
+        _require(self.model.trainable != "lora" or self.model.lora is not None,
+                 "model.lora: required when model.trainable is lora")

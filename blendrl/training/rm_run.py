@@ -1,0 +1,218 @@
+"""``blendrl rm train|strength|eval``: build everything from an :class:`RMRunConfig` and run it.
+
+Layout of ``logging.output_dir``::
+
+    metrics.jsonl, tensorboard/      per-step training metrics
+    checkpoints/step-000040/         model/ (save_pretrained or LoRA adapter), optim.pt, trainer_state.pt, config.yaml
+    final/                           the reward model: save_pretrained + tokenizer (plain transformers loads it;
+                                     use it as ``{kind: hf_rm, path: …/final}`` in ``blendrl ppo``)
+    eval.json, calibration.png       written by ``blendrl rm eval`` (and after ``rm train`` when data.eval is set)
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import torch
+import yaml
+
+from ..config import ConfigError, to_dict
+from ..config.rm_schema import RMRunConfig
+from ..data.pair_encoding import EncodedPairs, encode_pairs
+from ..data.preferences import load_preferences, write_preferences
+from ..eval.rm_eval import calibration_plot, decile_ids, format_report, pair_metrics
+from ..fsutil import atomic_dir, atomic_write_text
+from ..functional.rm_losses import preference_strength
+from ..models.lora import add_lora
+from ..models.reward_model import load_reward_model, save_reward_model
+from .checkpoint import LATEST, find_checkpoint, load_trainer_state, load_weights
+from .logging import RunLogger
+from .rm_recipes import RECIPES
+from .rm_trainer import ModelScorer, RMTrainer
+
+log = logging.getLogger("blendrl")
+
+
+def load_pairs(source: str, tokenizer, cfg: RMRunConfig) -> EncodedPairs:
+    return encode_pairs(load_preferences(source), tokenizer, cfg.data.max_length, cfg.data.too_long, source)
+
+
+def build_model(cfg: RMRunConfig):
+    """``(model, tokenizer)`` with LoRA adapters when ``model.trainable`` is lora."""
+    torch.manual_seed(cfg.train.seed)  # the fresh score head
+    model, tokenizer = load_reward_model(cfg.model.name, cfg.model.dtype, cfg.model.dropout)
+    if cfg.model.trainable == "lora":
+        model = add_lora(model, cfg.model.lora, task_type="SEQ_CLS")
+    return model, tokenizer
+
+
+def build_rm_trainer(cfg: RMRunConfig, resume: str | None = None) -> RMTrainer:
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    model, tokenizer = build_model(cfg)
+    train = load_pairs(cfg.data.train, tokenizer, cfg)
+    if cfg.metarm.enabled:
+        from .metarm import MetaRMTrainer, build_meta_set
+
+        trainer: RMTrainer = MetaRMTrainer(cfg, model, tokenizer, train, build_meta_set(cfg.metarm, tokenizer, cfg))
+    else:
+        trainer = RMTrainer(cfg, model, tokenizer, train)
+    if resume:
+        ckpt = find_checkpoint(resume)
+        load_weights(model, ckpt / "model")
+        trainer.load_state_dict(*load_trainer_state(ckpt))
+    return trainer
+
+
+def save_rm_checkpoint(trainer: RMTrainer, root: Path, keep: int) -> Path:
+    """``checkpoints/step-XXXXXX`` atomically, then ``latest``; keeps the newest ``keep``."""
+    final = root / f"step-{trainer.step:06d}"
+    state, optim = trainer.state_dict()
+    with atomic_dir(final) as tmp:
+        trainer.model.save_pretrained(tmp / "model")
+        trainer.tokenizer.save_pretrained(tmp / "model")
+        torch.save(optim, tmp / "optim.pt")
+        torch.save(state, tmp / "trainer_state.pt")
+        (tmp / "config.yaml").write_text(yaml.safe_dump(to_dict(trainer.cfg), sort_keys=False))
+    atomic_write_text(root / LATEST, final.name)
+    for old in sorted(root.glob("step-*"))[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def train_rm(cfg: RMRunConfig, resume: str | None = None, stop_after: int | None = None) -> dict:
+    """Train a reward model; write checkpoints, ``final/`` and (with data.eval) ``eval.json``. Returns a summary."""
+    trainer = build_rm_trainer(cfg, resume)
+    out = Path(cfg.logging.output_dir)
+    lg = cfg.logging
+    logger = RunLogger(out, lg.tensorboard, lg.progress, trainer.total_steps, trainer.step, desc="rm")
+    p = trainer.pairs
+    log.info("%d training pairs (%d truncated, %d skipped), %d steps of %d pairs, recipe %s%s", len(p), p.truncated,
+             p.skipped, trainer.total_steps, cfg.train.batch_size, cfg.loss.recipe,
+             f", flipped {int(trainer.flipped.sum())}" if trainer.flipped.any() else "")
+    result: dict = {"steps_run": 0}
+    try:
+        while not trainer.done:
+            metrics = trainer.train_step()
+            if trainer.step % lg.log_every == 0 or trainer.done:
+                logger.log(trainer.step, metrics)
+            logger.progress({"loss": metrics["loss/total"], "acc": metrics["train/accuracy"]})
+            if lg.save_every and trainer.step % lg.save_every == 0:
+                save_rm_checkpoint(trainer, out / "checkpoints", lg.keep_checkpoints)
+            result["steps_run"] += 1
+            if stop_after is not None and result["steps_run"] >= stop_after:
+                result["trainer"] = trainer
+                return result
+        save_rm_checkpoint(trainer, out / "checkpoints", lg.keep_checkpoints)
+        result["final"] = save_reward_model(trainer.model, trainer.tokenizer, out / "final")
+        if cfg.data.eval:
+            ev = load_pairs(cfg.data.eval, trainer.tokenizer, cfg)
+            result["eval"] = write_eval(pair_metrics(*trainer.score_pairs(ev), _mu(ev), cfg.eval.bins), out)
+            logger.log(trainer.step, {f"eval/{k}": v for k, v in result["eval"].items() if isinstance(v, float)})
+            logger.write(format_report(result["eval"]))
+    finally:
+        logger.close()
+    result["trainer"] = trainer
+    return result
+
+
+def _mu(enc: EncodedPairs) -> torch.Tensor | None:
+    if all(p.mu is not None for p in enc.pairs):
+        return torch.tensor([float(p.mu) for p in enc.pairs])
+    return None
+
+
+def write_eval(metrics: dict, out: Path) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "eval.json", json.dumps(metrics, indent=2))
+    calibration_plot(metrics, out / "calibration.png")
+    return metrics
+
+
+def eval_rm(cfg: RMRunConfig) -> dict:
+    """Score ``data.eval`` with ``eval.model`` (default ``logging.output_dir``/final); write eval.json + PNG."""
+    if not cfg.data.eval:
+        raise ConfigError("data.eval: required for rm eval")
+    folder = cfg.eval.model or str(Path(cfg.logging.output_dir) / "final")
+    model, tokenizer = load_reward_model(folder, cfg.model.dtype)
+    enc = load_pairs(cfg.data.eval, tokenizer, cfg)
+    scorer = ModelScorer(model, tokenizer.pad_token_id, cfg.eval.batch_size)
+    metrics = pair_metrics(scorer.score(enc.chosen), scorer.score(enc.rejected), _mu(enc), cfg.eval.bins)
+    metrics.update({"model": folder, "data": cfg.data.eval, "truncated": enc.truncated, "skipped": enc.skipped})
+    return write_eval(metrics, Path(cfg.logging.output_dir))
+
+
+def strength(cfg: RMRunConfig) -> dict:
+    """Secrets II eq. 4: train ``strength.models`` reward models (seed, seed+1, …; each its own data order) on
+    ``data.train``, score every training pair with each, and write μ̂ / σ̂ as columns next to the original fields.
+    With ``model.trainable: head`` the backbone features are computed once and shared by all heads."""
+    if RECIPES[cfg.loss.recipe].needs_mu:
+        raise ConfigError(f"loss.recipe: strength trains plain reward models; '{cfg.loss.recipe}' needs μ̂ already "
+                          "(use bt or label_smoothing)")
+    base, tokenizer = build_model(cfg)
+    enc = load_pairs(cfg.data.train, tokenizer, cfg)
+    shared = None
+    diffs = []
+    for m in range(cfg.strength.models):
+        seed = cfg.train.seed + m
+        torch.manual_seed(seed)
+        model = base if cfg.model.trainable == "head" else copy.deepcopy(base)
+        _reinit_head(model, seed)
+        trainer = RMTrainer(cfg, model, tokenizer, enc, seed=seed, scorer=shared)
+        if cfg.model.trainable == "head":
+            shared = trainer.scorer
+        while not trainer.done:
+            trainer.train_step()
+        chosen, rejected = trainer.score_pairs(enc)
+        diffs.append(chosen - rejected)
+        log.info("strength model %d/%d: training-set accuracy %.3f", m + 1, cfg.strength.models,
+                 (chosen > rejected).float().mean().item())
+    mu, sigma = preference_strength(torch.stack(diffs))  # (N,), (N,)
+    rows = [{**p.raw, "mu": round(float(u), 6), "sigma": round(float(s), 6)}
+            for p, u, s in zip(enc.pairs, mu, sigma)]
+    path = write_preferences(rows, cfg.strength.output)
+    table = strength_table(mu, sigma, rows, cfg.strength.report_columns)
+    atomic_write_text(path.with_name(path.stem + ".deciles.json"), json.dumps(table, indent=2))
+    return {"output": path, "mu": mu, "sigma": sigma, "table": table}
+
+
+def _reinit_head(model, seed: int) -> None:
+    """A fresh score head per strength model (LoRA wrappers keep their own trainable copy)."""
+    from ..models.heads import score_head
+
+    torch.manual_seed(seed)
+    std = getattr(getattr(model, "config", None), "initializer_range", 0.02)
+    for mod in score_head(model).modules():
+        if isinstance(mod, torch.nn.Linear):
+            torch.nn.init.normal_(mod.weight, std=std)
+
+
+def strength_table(mu: torch.Tensor, sigma: torch.Tensor, rows: list[dict], columns: list[str]) -> list[dict]:
+    """Per μ̂ decile (1 = lowest): μ̂ range and mean, mean σ̂, and the mean of each report column."""
+    d = decile_ids(mu)
+    table = []
+    for k in range(10):
+        sel = (d == k).nonzero().flatten().tolist()
+        if not sel:
+            continue
+        row = {"decile": k + 1, "count": len(sel), "mu_min": mu[sel].min().item(), "mu_max": mu[sel].max().item(),
+               "mu_mean": mu[sel].mean().item(), "sigma_mean": sigma[sel].mean().item()}
+        for col in columns:
+            values = [rows[i].get(col) for i in sel]
+            if any(not isinstance(v, (bool, int, float)) for v in values):
+                raise ConfigError(f"strength.report_columns: column '{col}' is missing or not numeric in some rows")
+            row[col] = sum(float(v) for v in values) / len(values)
+        table.append(row)
+    return table
+
+
+def format_strength_table(table: list[dict], columns: list[str]) -> str:
+    head = "decile  pairs  mu range            mu mean  sigma mean" + "".join(f"  {c:>10}" for c in columns)
+    lines = [head]
+    for r in table:
+        lines.append(f"{r['decile']:>6}  {r['count']:5d}  [{r['mu_min']:+.3f}, {r['mu_max']:+.3f}]  "
+                     f"{r['mu_mean']:+7.3f}  {r['sigma_mean']:10.3f}" + "".join(f"  {r[c]:10.3f}" for c in columns))
+    return "\n".join(lines)

@@ -1,0 +1,187 @@
+"""The reward-model trainer: pairs → scores → recipe loss (+ contrastive term) → optimizer step.
+
+One step (:meth:`RMTrainer.train_step`) takes ``train.batch_size`` pairs in a fixed per-epoch order (seeded, so a
+resumed run sees exactly the same batches), accumulates the loss over micro-batches, clips and steps. MetaRM
+(:mod:`blendrl.training.metarm`) overrides :meth:`RMTrainer.gradient` around the same pieces.
+
+Scorers turn token lists into ``(scores (B,), hidden (B, H))`` at the last real token:
+:class:`ModelScorer` runs the backbone (full / LoRA training); :class:`CachedFeatureScorer` (``model.trainable:
+head``) runs the frozen backbone once per conversation and trains only the score head.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..config.rm_schema import RMRunConfig
+from ..data.pair_encoding import EncodedPairs, pad_right
+from ..functional.rm_losses import simcse_loss
+from ..models.heads import last_token_hidden, score_head
+from .optim import lr_lambda, make_optimizer
+from .rm_recipes import RECIPES, prepare_pairs
+
+
+class ModelScorer:
+    """Scores by a forward pass of the whole (trainable) model."""
+
+    def __init__(self, model, pad_id: int, batch_size: int = 32) -> None:
+        self.model, self.pad_id, self.batch_size = model, pad_id, batch_size
+
+    def __call__(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, mask = pad_right(seqs, self.pad_id)  # (B, L)
+        hidden = last_token_hidden(self.model, ids, mask)  # (B, H)
+        return score_head(self.model)(hidden)[:, 0].float(), hidden  # (B,), (B, H)
+
+    @torch.no_grad()
+    def score(self, seqs: list[list[int]]) -> torch.Tensor:
+        """Eval-mode scores (B,) in batches."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return torch.cat([self(seqs[i: i + self.batch_size])[0] for i in range(0, len(seqs), self.batch_size)])
+        finally:
+            self.model.train(was_training)
+
+
+class CachedFeatureScorer(ModelScorer):
+    """``model.trainable: head``: last-token features of the frozen backbone, computed once per conversation."""
+
+    def __init__(self, model, pad_id: int, batch_size: int = 32) -> None:
+        super().__init__(model, pad_id, batch_size)
+        self.cache: dict[tuple[int, ...], torch.Tensor] = {}
+
+    @torch.no_grad()
+    def features(self, seqs: list[list[int]]) -> torch.Tensor:
+        missing = list({tuple(s) for s in seqs if tuple(s) not in self.cache})
+        for i in range(0, len(missing), self.batch_size):
+            chunk = missing[i: i + self.batch_size]
+            ids, mask = pad_right([list(s) for s in chunk], self.pad_id)
+            for key, h in zip(chunk, last_token_hidden(self.model, ids, mask)):
+                self.cache[key] = h
+        return torch.stack([self.cache[tuple(s)] for s in seqs])  # (B, H)
+
+    def __call__(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.features(seqs)
+        return score_head(self.model)(hidden)[:, 0].float(), hidden
+
+
+def contrastive_views(hidden: torch.Tensor, n: int, representation: str) -> torch.Tensor:
+    """Secrets II §3.1 representations of n pairs from hidden (2n, H) = [chosen; rejected]:
+    ``pairs`` → {f_c, f_r} (2n, H); ``difference`` → {f_c − f_r, f_r − f_c} (2n, H)."""
+    if representation == "pairs":
+        return hidden
+    diff = hidden[:n] - hidden[n:]  # (n, H)
+    return torch.cat([diff, -diff])
+
+
+class RMTrainer:
+    """Trains ``model`` (a sequence-classification reward model) on ``train`` pairs with ``cfg``'s recipe."""
+
+    def __init__(self, cfg: RMRunConfig, model, tokenizer, train: EncodedPairs, seed: int | None = None,
+                 scorer: ModelScorer | None = None) -> None:
+        self.cfg, self.model, self.tokenizer = cfg, model, tokenizer
+        self.seed = cfg.train.seed if seed is None else seed
+        self.pairs, self.mu, self.flipped = prepare_pairs(train, cfg.loss.recipe, cfg.loss.flip_fraction)
+        self.loss_fn = RECIPES[cfg.loss.recipe].loss_fn(cfg.loss)
+        head_only = cfg.model.trainable == "head"
+        if head_only:
+            for p in model.parameters():
+                p.requires_grad_(False)
+            for p in score_head(model).parameters():
+                p.requires_grad_(True)
+        self.scorer = scorer or (CachedFeatureScorer if head_only else ModelScorer)(
+            model, tokenizer.pad_token_id, cfg.eval.batch_size)
+        t = cfg.train
+        self.steps_per_epoch = math.ceil(len(self.pairs) / t.batch_size)
+        self.total_steps = t.epochs * self.steps_per_epoch
+        self.optimizer = make_optimizer(model.parameters(), t.lr, t.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_lambda(t.schedule, t.warmup_steps, self.total_steps))
+        self.step = 0
+        self.skipped_steps = 0
+
+    @property
+    def done(self) -> bool:
+        return self.step >= self.total_steps
+
+    def batch_indices(self, step: int) -> list[int]:
+        """Pairs of optimizer step ``step``: a seeded permutation per epoch, cut into batches."""
+        epoch, k = divmod(step, self.steps_per_epoch)
+        order = torch.randperm(len(self.pairs), generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+        b = self.cfg.train.batch_size
+        return order[k * b: (k + 1) * b].tolist()
+
+    def pair_loss(self, idx: list[int]) -> tuple[torch.Tensor, dict]:
+        """Recipe loss (+ β·SimCSE over a second dropout view) on pairs ``idx``, with batch statistics."""
+        n = len(idx)
+        seqs = [self.pairs.chosen[i] for i in idx] + [self.pairs.rejected[i] for i in idx]
+        scores, hidden = self.scorer(seqs)  # (2n,), (2n, H)
+        chosen, rejected = scores[:n], scores[n:]
+        mu = self.mu[idx] if self.mu is not None else None
+        loss = self.loss_fn(chosen, rejected, mu)
+        stats = {"loss/rm": loss.item(), "train/accuracy": (chosen > rejected).float().mean().item(),
+                 "train/margin": (chosen - rejected).mean().item()}
+        c = self.cfg.contrastive
+        if c.kind == "simcse":
+            _, hidden2 = self.scorer(seqs)  # another dropout mask
+            cl = simcse_loss(contrastive_views(hidden, n, c.representation),
+                             contrastive_views(hidden2, n, c.representation), c.tau)
+            loss = loss + c.beta * cl
+            stats["loss/contrastive"] = cl.item()
+        stats["loss/total"] = loss.item()
+        return loss, stats
+
+    def accumulate(self, idx: list[int]) -> dict:
+        """Backward of the batch loss over micro-batches (each weighted by its share of pairs). Returns stats."""
+        sums: dict[str, float] = {}
+        for start in range(0, len(idx), self.cfg.train.micro_batch_size):
+            micro = idx[start: start + self.cfg.train.micro_batch_size]
+            loss, stats = self.pair_loss(micro)
+            weight = len(micro) / len(idx)
+            (loss * weight).backward()
+            for k, v in stats.items():
+                sums[k] = sums.get(k, 0.0) + v * weight
+        return sums
+
+    def apply_step(self) -> float:
+        """Clip, step (skipped and counted when the gradient is not finite), advance the schedule."""
+        params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.train.max_grad_norm))
+        if math.isfinite(grad_norm):
+            self.optimizer.step()
+        else:
+            self.skipped_steps += 1
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return grad_norm
+
+    def gradient(self, idx: list[int]) -> dict:
+        """Leave the gradient of the step's loss on pairs ``idx`` in ``.grad``; return statistics. The seam that
+        MetaRM overrides."""
+        return self.accumulate(idx)
+
+    def train_step(self) -> dict:
+        """One optimizer step on the next batch. Returns its metrics."""
+        self.model.train(self.cfg.model.trainable != "head")
+        lr = self.scheduler.get_last_lr()[0]
+        stats = self.gradient(self.batch_indices(self.step))
+        stats["grad_norm"] = self.apply_step()
+        self.step += 1
+        return {**stats, "lr": lr, "epoch": (self.step - 1) // self.steps_per_epoch}
+
+    @torch.no_grad()
+    def score_pairs(self, enc: EncodedPairs) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eval-mode scores of every pair's chosen and rejected side: (N,), (N,)."""
+        return self.scorer.score(enc.chosen), self.scorer.score(enc.rejected)
+
+    def state_dict(self) -> tuple[dict, dict]:
+        trainer = {"step": self.step, "skipped_steps": self.skipped_steps, "seed": self.seed,
+                   "torch_rng": torch.get_rng_state()}
+        return trainer, {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, trainer: dict, optim: dict) -> None:
+        self.step, self.skipped_steps = trainer["step"], trainer["skipped_steps"]
+        torch.set_rng_state(trainer["torch_rng"])
+        self.optimizer.load_state_dict(optim["optimizer"])
+        self.scheduler.load_state_dict(optim["scheduler"])
