@@ -5,10 +5,20 @@ import pytest
 
 from blendrl.config import PPORunConfig, load_config
 
+from blendrl.config.rm_schema import RMRunConfig
+
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yaml"))
+RM_EXAMPLES = [p for p in EXAMPLES if p.name.startswith("rm_")]
+PPO_EXAMPLES = [p for p in EXAMPLES if p not in RM_EXAMPLES]
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+@pytest.mark.parametrize("path", PPO_EXAMPLES, ids=[p.name for p in PPO_EXAMPLES])
 def test_example_config_is_valid(path):
     cfg = load_config(PPORunConfig, path)
     assert cfg.train.iterations >= 1
+
+
+@pytest.mark.parametrize("path", RM_EXAMPLES, ids=[p.name for p in RM_EXAMPLES])
+def test_reward_model_example_config_is_valid(path):
+    cfg = load_config(RMRunConfig, path)
+    assert cfg.strength.models >= 2

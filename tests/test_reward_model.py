@@ -252,3 +252,13 @@ def test_cli_train_eval_strength_and_ppo_with_the_trained_reward_model(tiny_dir,
 
     res = run(cfg)
     assert math.isfinite(res["after"].metrics["eval/reward"])
+
+
+def test_metarm_samples_its_meta_set_from_a_policy(tiny_dir, tmp_path, prefs):
+    cfg = rm_config(tiny_dir, tmp_path, prefs, **{"metarm.enabled": True, "metarm.policy": str(tiny_dir),
+                                                  "metarm.prompts": "builtin:concise_eval", "metarm.k": 2,
+                                                  "metarm.max_new_tokens": 4, "train.epochs": 1})
+    trainer = rm_run.build_rm_trainer(cfg)
+    assert len(trainer.meta_set) == 64 and all(len(g) == 2 for g in trainer.meta_set)  # 64 held-out prompts
+    m = trainer.train_step()
+    assert math.isfinite(m["metarm/difference_loss"]) and math.isfinite(m["loss/total"])

@@ -32,3 +32,27 @@ def test_one_real_ppo_iteration_on_smollm2(tmp_path):
     from transformers import AutoModelForCausalLM
 
     AutoModelForCausalLM.from_pretrained(res["final"])
+
+
+def test_smollm2_reward_model_trains_saves_and_scores_as_a_ppo_reward_source(tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    from blendrl.config import load_config
+    from blendrl.config.rm_schema import RMRunConfig
+    from blendrl.data.preferences import write_preferences
+    from blendrl.data.synthetic import make_pairs
+    from blendrl.rewards import HFRewardModel, Sample
+    from blendrl.training import rm_run
+
+    write_preferences(make_pairs(64, seed=0), tmp_path / "p.jsonl")
+    cfg = load_config(RMRunConfig, None, [
+        f"data.train={tmp_path / 'p.jsonl'}", "data.eval=null", "model.trainable=lora", "model.lora.r=8",
+        "train.batch_size=16", "train.micro_batch_size=16", "train.lr=2e-4", f"logging.output_dir={tmp_path}",
+        "logging.tensorboard=false", "logging.progress=false",
+    ])
+    res = rm_run.train_rm(cfg)
+    plain = AutoModelForSequenceClassification.from_pretrained(res["final"])
+    assert plain.config.model_type == "llama"
+    p = res["trainer"].pairs
+    got = HFRewardModel(str(res["final"])).score([Sample(x.prompt, x.chosen, {}, "") for x in p.pairs[:4]])
+    assert torch.allclose(got, res["trainer"].scorer.score(p.chosen[:4]), atol=1e-4)
