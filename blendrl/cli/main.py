@@ -5,7 +5,7 @@ import argparse
 import logging
 import sys
 
-from . import ppo, rm
+from . import bon, ppo, rm
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -13,6 +13,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     ppo.add_parser(sub)
     rm.add_parser(sub)
+    bon.add_parser(sub)
     return parser
 
 

@@ -33,15 +33,17 @@ class RMModelConfig:
 class RMDataConfig:
     """Preference data (see :mod:`blendrl.data.preferences` for formats). ``max_length`` counts prompt+response
     tokens; longer conversations are ``truncate``d on the right (counted and reported), ``skip``ped (counted), or an
-    ``error``."""
+    ``error``. ``limit`` keeps the first N pairs of each source (None: all)."""
 
     train: str = "builtin:synthetic"
     eval: Optional[str] = "builtin:synthetic_eval"
     max_length: int = 512
     too_long: Literal["truncate", "skip", "error"] = "truncate"
+    limit: Optional[int] = None
 
     def validate(self) -> None:
         _require(self.max_length > 1, "max_length: must be > 1")
+        _require(self.limit is None or self.limit >= 1, "limit: must be >= 1")
 
 
 @dataclass

@@ -87,7 +87,8 @@ class GenerationConfig:
 @dataclass
 class RewardSourceConfig:
     """One reward source. ``kind``: ``rule`` (a built-in rule by ``name``), ``callable`` (``name`` =
-    ``module:function`` or ``file.py:function``), ``hf_rm`` (a sequence-classification model at ``path``).
+    ``module:function`` or ``file.py:function``), ``hf_rm`` (a sequence-classification model at ``path``),
+    ``ensemble`` (``options: {members: [folders], aggregate: mean|wco|uwo, lam: 0.5}``, Coste et al.).
     Sources are summed with their ``weight``."""
 
     kind: str = "rule"
@@ -98,7 +99,11 @@ class RewardSourceConfig:
 
     def validate(self) -> None:
         _require(self.kind != "hf_rm" or self.path, "path: required for an hf_rm reward source")
-        _require(self.kind == "hf_rm" or self.name, f"name: required for a {self.kind} reward source")
+        _require(self.kind not in ("rule", "callable") or self.name, f"name: required for a {self.kind} reward source")
+        if self.kind == "ensemble":
+            members = self.options.get("members")
+            _require(isinstance(members, list) and len(members) >= 2,
+                     "options.members: an ensemble needs a list of at least 2 reward-model folders")
 
 
 @dataclass
@@ -224,3 +229,35 @@ class PPORunConfig:
         _require(len(self.rewards) > 0, "rewards: at least one reward source is required")
         if self.algorithm.name == "rloo":
             _require(self.train.samples_per_prompt >= 2, "train.samples_per_prompt: rloo needs >= 2")
+
+
+@dataclass
+class BestOfNConfig:
+    """Best-of-n: ``pool`` (N) samples per prompt; the unbiased estimator is reported for every n in ``ns``
+    (default: 1, 2, 4, … up to N, and N)."""
+
+    pool: int = 16
+    ns: list[int] = field(default_factory=list)
+    prompts: int = 16  # number of prompts from data.prompts
+    batch_size: int = 16
+
+    def validate(self) -> None:
+        _require(self.pool >= 1, "pool: must be >= 1")
+        _require(all(1 <= n <= self.pool for n in self.ns), f"ns: every n must be in [1, pool={self.pool}]")
+
+
+@dataclass
+class BoNRunConfig:
+    """Everything ``blendrl bon`` reads: the policy, sampling, prompts, the proxy reward (``rewards``, what picks) and
+    an optional ``gold`` reward scored on the same samples."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    rewards: list[RewardSourceConfig] = field(
+        default_factory=lambda: [RewardSourceConfig(kind="rule", name="concise_mention")]
+    )
+    gold: list[RewardSourceConfig] = field(default_factory=list)
+    bon: BestOfNConfig = field(default_factory=BestOfNConfig)
+    seed: int = 0
+    output_dir: str = "runs/bon"

@@ -86,5 +86,7 @@ class WeightedSum:
                 shape = tuple(scores.shape)
                 raise RewardError(f"reward '{source.name}' returned shape {shape}, want ({len(samples)},)")
             self.last_components[source.name] = scores
+            for key, value in getattr(source, "last_stats", {}).items():  # e.g. ensemble disagreement
+                self.last_components[f"{source.name}/{key}"] = value
             total = total + w * scores
         return total

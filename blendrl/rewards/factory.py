@@ -1,4 +1,4 @@
-"""Build reward sources from config (``rule``, ``callable``, ``hf_rm``) and combine them with weights."""
+"""Build reward sources from config (``rule``, ``callable``, ``hf_rm``, ``ensemble``) and combine them with weights."""
 from __future__ import annotations
 
 import importlib
@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..config import RewardSourceConfig
 from .base import REWARD_SOURCES, CallableReward, WeightedSum
+from .ensemble import EnsembleReward
 from .hf_rm import HFRewardModel
 from .rules import rule
 
@@ -47,6 +48,17 @@ def _callable_source(cfg: RewardSourceConfig):
 @REWARD_SOURCES.register("hf_rm")
 def _hf_rm_source(cfg: RewardSourceConfig):
     return HFRewardModel(cfg.path, name=cfg.name, **cfg.options)
+
+
+@REWARD_SOURCES.register("ensemble")
+def _ensemble_source(cfg: RewardSourceConfig):
+    """``options: {members: [rm folder, ...], aggregate: mean|wco|uwo, lam: 0.5, batch_size, max_length}``."""
+    options = dict(cfg.options)
+    members = options.pop("members")
+    aggregate = options.pop("aggregate", "mean")
+    agg_options = {"lam": options.pop("lam")} if "lam" in options else {}
+    rms = [HFRewardModel(path, name=f"rm{i}", **options) for i, path in enumerate(members)]
+    return EnsembleReward(rms, aggregate, name=cfg.name, **agg_options)
 
 
 def build_reward(configs: list[RewardSourceConfig]) -> WeightedSum:

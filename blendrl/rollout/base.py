@@ -55,3 +55,10 @@ def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
         ids[i, width - len(s):] = torch.tensor(s, dtype=torch.long)
         mask[i, width - len(s):] = 1
     return ids, mask
+
+
+def decode_responses(tokenizer, rollout) -> list[str]:
+    """Responses of a :class:`Rollout` (or an Experience) as text, up to EOS, special tokens dropped."""
+    lengths = (rollout.response_mask > 0).sum(1).tolist()
+    return tokenizer.batch_decode([ids[:n] for ids, n in zip(rollout.response_ids.tolist(), lengths)],
+                                  skip_special_tokens=True)

@@ -52,7 +52,7 @@ def sample_meta_responses(cfg: MetaRMConfig, max_prompt_tokens: int, seed: int) 
     """k responses per prompt of ``cfg.prompts`` from the policy ``cfg.policy`` (temperature sampling)."""
     from ..data.prompts import load_prompts
     from ..models.loading import load_causal_lm, load_tokenizer, resolve_model
-    from ..rollout import SamplingParams
+    from ..rollout import SamplingParams, decode_responses
     from ..rollout.hf import HFGenerator
     from .run import eos_ids
 
@@ -66,9 +66,7 @@ def sample_meta_responses(cfg: MetaRMConfig, max_prompt_tokens: int, seed: int) 
         chunk = prompts[start: start + 8]
         ids = [p.input_ids for p in chunk for _ in range(cfg.k)]
         out = generator.sample(ids, SamplingParams(cfg.max_new_tokens, cfg.temperature), gen)
-        lengths = out.response_mask.sum(1).long().tolist()
-        texts = tokenizer.batch_decode([r[:n] for r, n in zip(out.response_ids.tolist(), lengths)],
-                                       skip_special_tokens=True)
+        texts = decode_responses(tokenizer, out)
         groups += [(p.messages, texts[i * cfg.k: (i + 1) * cfg.k]) for i, p in enumerate(chunk)]
     return groups
 

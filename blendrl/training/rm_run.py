@@ -37,7 +37,8 @@ log = logging.getLogger("blendrl")
 
 
 def load_pairs(source: str, tokenizer, cfg: RMRunConfig) -> EncodedPairs:
-    return encode_pairs(load_preferences(source), tokenizer, cfg.data.max_length, cfg.data.too_long, source)
+    pairs = load_preferences(source)[: cfg.data.limit]
+    return encode_pairs(pairs, tokenizer, cfg.data.max_length, cfg.data.too_long, source)
 
 
 def build_model(cfg: RMRunConfig):

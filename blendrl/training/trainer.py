@@ -22,7 +22,7 @@ from ..config import PPORunConfig
 from ..functional import AdaptiveKLController, FixedKLController, RunningMoments, apply_missing_eos_penalty
 from ..functional import masked_mean, masked_sum
 from ..rewards import Sample
-from ..rollout import SamplingParams
+from ..rollout import SamplingParams, decode_responses
 from .experience import Experience, response_logprobs, response_values
 from .optim import lr_lambda, make_optimizer
 
@@ -110,9 +110,7 @@ class RLTrainer:
 
     # ------------------------------------------------------------------ pieces of the step
     def decode(self, exp: Experience) -> list[str]:
-        lengths = (exp.response_mask > 0).sum(1).tolist()
-        rows = [ids[:n] for ids, n in zip(exp.response_ids.tolist(), lengths)]
-        return self.m.tokenizer.batch_decode(rows, skip_special_tokens=True)
+        return decode_responses(self.m.tokenizer, exp)
 
     def score(self, prompts, responses: list[str]) -> torch.Tensor:
         """Raw scores of the reward source, (B,); NaN marks a sample it could not score."""

@@ -1,0 +1,24 @@
+"""``blendrl bon --config FILE.yaml [--set key=value ...]``: best-of-n with the unbiased estimator."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("bon", help="best-of-n sampling: unbiased estimate for every n, KL_bon, picks")
+    p.add_argument("--config", help="YAML config")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set bon.pool=32 (repeatable)")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..config import load_config
+    from ..config.schema import BoNRunConfig
+    from ..eval.bon_run import format_bon, run_bon
+
+    cfg = load_config(BoNRunConfig, args.config, args.overrides)
+    result = run_bon(cfg)
+    print(format_bon(result["table"]))
+    print(f"wrote {cfg.output_dir}/bon.json and picks.jsonl")
+    return 0
