@@ -47,7 +47,7 @@ def config(model: Path, out: Path, train: Path, held: Path, args, seed: int, **s
 
 
 def run_seed(seed: int, args, work: Path) -> dict:
-    tokenizer = build_tokenizer()
+    tokenizer = build_tokenizer("rm")
     model_dir = work / f"init-{seed}"
     build_model(tokenizer, seed, args.hidden, args.layers).save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)

@@ -23,3 +23,11 @@ def tiny_dir(tmp_path_factory):
     from tests.tiny import save_tiny
 
     return save_tiny(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def rm_tiny_dir(tmp_path_factory):
+    """A tiny model whose tokenizer also knows the synthetic preference task's words (reward-model tests)."""
+    from tests.tiny import save_tiny
+
+    return save_tiny(tmp_path_factory.mktemp("tiny_rm") / "model", words="rm")

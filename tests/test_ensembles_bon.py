@@ -58,23 +58,23 @@ def test_kl_bon_is_log_n_minus_n_minus_one_over_n():
         bon_weights(3, 4)
 
 
-def _train_tiny_rms(tiny_dir, tmp_path, seeds):
+def _train_tiny_rms(rm_tiny_dir, tmp_path, seeds):
     from blendrl.data.preferences import write_preferences
     from blendrl.data.synthetic import make_pairs
     from blendrl.training import rm_run
     from tests.test_reward_model import rm_config
 
     write_preferences(make_pairs(64, seed=0), tmp_path / "p.jsonl")
-    return [str(rm_run.train_rm(rm_config(tiny_dir, tmp_path / f"rm{s}", tmp_path / "p.jsonl",
+    return [str(rm_run.train_rm(rm_config(rm_tiny_dir, tmp_path / f"rm{s}", tmp_path / "p.jsonl",
                                           **{"train.seed": s}))["final"]) for s in seeds]
 
 
-def test_ensemble_of_trained_rms_drives_ppo_and_bon_reports_the_estimator(tiny_dir, tmp_path):
+def test_ensemble_of_trained_rms_drives_ppo_and_bon_reports_the_estimator(tiny_dir, rm_tiny_dir, tmp_path):
     from blendrl.cli.main import main
     from blendrl.training.run import run
     from tests.tiny import tiny_config
 
-    folders = _train_tiny_rms(tiny_dir, tmp_path, [0, 1])
+    folders = _train_tiny_rms(rm_tiny_dir, tmp_path, [0, 1])
     cfg = tiny_config(tiny_dir, tmp_path / "ppo", **{"train.iterations": 2})
     cfg.rewards = [from_dict(RewardSourceConfig, {"kind": "ensemble", "name": "ens",
                                                   "options": {"members": folders, "aggregate": "uwo", "lam": 0.1}})]
@@ -86,7 +86,7 @@ def test_ensemble_of_trained_rms_drives_ppo_and_bon_reports_the_estimator(tiny_d
     argv = ["bon", "--set", f"model.name={tiny_dir}", "--set", "generation.max_new_tokens=6", "--set", "bon.pool=6",
             "--set", "bon.prompts=3", "--set", f"output_dir={out}", "--set", "data.prompts=builtin:concise_eval",
             "--set", f"rewards=[{{kind: hf_rm, path: {folders[0]}}}]",
-            "--set", f"gold=[{{kind: callable, name: 'tests.tiny:yes_share'}}]"]
+            "--set", "gold=[{kind: callable, name: 'tests.tiny:yes_share'}]"]
     assert main(argv) == 0
     table = json.loads((out / "bon.json").read_text())["table"]
     assert [r["n"] for r in table] == [1, 2, 4, 6]

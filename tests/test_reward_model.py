@@ -59,9 +59,9 @@ def test_flip_recipe_swaps_lowest_mu_pairs_and_negates_their_mu(tmp_path):
     assert out.chosen[1] == enc.rejected[1] and out.rejected[1] == enc.chosen[1] and out.chosen[0] == enc.chosen[0]
 
 
-def test_recipes_that_need_strength_name_the_row_without_mu(tiny_dir, tmp_path, prefs):
+def test_recipes_that_need_strength_name_the_row_without_mu(rm_tiny_dir, tmp_path, prefs):
     with pytest.raises(DataError, match=r"train.jsonl, row 1, field 'mu': missing; loss.recipe 'margin'"):
-        rm_run.build_rm_trainer(rm_config(tiny_dir, tmp_path, prefs, **{"loss.recipe": "margin"}))
+        rm_run.build_rm_trainer(rm_config(rm_tiny_dir, tmp_path, prefs, **{"loss.recipe": "margin"}))
 
 
 def test_contrastive_needs_dropout_and_a_trainable_backbone():
@@ -77,7 +77,8 @@ def test_contrastive_views_are_pairs_or_differences():
     assert contrastive_views(h, 2, "difference").tolist() == [[1, -1], [1, 1], [-1, 1], [-1, -1]]
 
 
-def test_reward_model_learns_the_synthetic_preference_and_round_trips_through_transformers(tiny_dir, tmp_path):
+def test_reward_model_learns_the_synthetic_preference_and_round_trips_through_transformers(rm_tiny_dir,
+                                                                                             tmp_path):
     from transformers import AutoModelForSequenceClassification
 
     from blendrl.rewards import HFRewardModel, Sample
@@ -85,7 +86,7 @@ def test_reward_model_learns_the_synthetic_preference_and_round_trips_through_tr
     train, held = tmp_path / "train.jsonl", tmp_path / "eval.jsonl"
     write_preferences(make_pairs(1200, seed=0), train)
     write_preferences(make_pairs(300, seed=1), held)
-    res = rm_run.train_rm(rm_config(tiny_dir, tmp_path / "run", train, **{"data.eval": held, "train.epochs": 2,
+    res = rm_run.train_rm(rm_config(rm_tiny_dir, tmp_path / "run", train, **{"data.eval": held, "train.epochs": 2,
                                                                              "train.batch_size": 32}))
     assert res["eval"]["accuracy"] > 0.65, res["eval"]["accuracy"]
     assert (tmp_path / "run" / "calibration.png").stat().st_size > 1000
@@ -100,18 +101,19 @@ def test_reward_model_learns_the_synthetic_preference_and_round_trips_through_tr
     assert torch.allclose(got, want, atol=1e-5)
 
 
-def test_resume_continues_exactly(tiny_dir, tmp_path, prefs):
+def test_resume_continues_exactly(rm_tiny_dir, tmp_path, prefs):
     overrides = {"train.epochs": 2, "logging.save_every": 1, "model.dropout": 0.1}
-    full = rm_run.train_rm(rm_config(tiny_dir, tmp_path / "a", prefs, **overrides))
-    rm_run.train_rm(rm_config(tiny_dir, tmp_path / "b", prefs, **overrides), stop_after=5)
-    resumed = rm_run.train_rm(rm_config(tiny_dir, tmp_path / "b", prefs, **overrides), resume=str(tmp_path / "b"))
+    full = rm_run.train_rm(rm_config(rm_tiny_dir, tmp_path / "a", prefs, **overrides))
+    rm_run.train_rm(rm_config(rm_tiny_dir, tmp_path / "b", prefs, **overrides), stop_after=5)
+    resumed = rm_run.train_rm(rm_config(rm_tiny_dir, tmp_path / "b", prefs, **overrides),
+                              resume=str(tmp_path / "b"))
     assert resumed["steps_run"] == full["steps_run"] - 5
     a, b = full["trainer"].model.state_dict(), resumed["trainer"].model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_head_only_training_leaves_the_backbone_unchanged(tiny_dir, tmp_path, prefs):
-    cfg = rm_config(tiny_dir, tmp_path, prefs, **{"model.trainable": "head"})
+def test_head_only_training_leaves_the_backbone_unchanged(rm_tiny_dir, tmp_path, prefs):
+    cfg = rm_config(rm_tiny_dir, tmp_path, prefs, **{"model.trainable": "head"})
     trainer = rm_run.build_rm_trainer(cfg)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     while not trainer.done:
@@ -120,10 +122,10 @@ def test_head_only_training_leaves_the_backbone_unchanged(tiny_dir, tmp_path, pr
     assert changed == ["score.weight"]
 
 
-def test_lora_reward_model_saves_merged_and_loads_in_transformers(tiny_dir, tmp_path, prefs):
+def test_lora_reward_model_saves_merged_and_loads_in_transformers(rm_tiny_dir, tmp_path, prefs):
     from transformers import AutoModelForSequenceClassification
 
-    res = rm_run.train_rm(rm_config(tiny_dir, tmp_path, prefs, **{"model.trainable": "lora", "model.lora.r": 4,
+    res = rm_run.train_rm(rm_config(rm_tiny_dir, tmp_path, prefs, **{"model.trainable": "lora", "model.lora.r": 4,
                                                                   "model.lora.target_modules": "[q_proj, v_proj]"}))
     plain = AutoModelForSequenceClassification.from_pretrained(res["final"]).eval()
     enc = res["trainer"].pairs
@@ -133,15 +135,15 @@ def test_lora_reward_model_saves_merged_and_loads_in_transformers(tiny_dir, tmp_
                           atol=1e-5)
 
 
-def test_simcse_term_is_logged_and_moves_the_loss(tiny_dir, tmp_path, prefs):
-    cfg = rm_config(tiny_dir, tmp_path, prefs, **{"contrastive.kind": "simcse", "model.dropout": 0.1})
+def test_simcse_term_is_logged_and_moves_the_loss(rm_tiny_dir, tmp_path, prefs):
+    cfg = rm_config(rm_tiny_dir, tmp_path, prefs, **{"contrastive.kind": "simcse", "model.dropout": 0.1})
     trainer = rm_run.build_rm_trainer(cfg)
     m = trainer.train_step()
     assert m["loss/contrastive"] > 0
     assert m["loss/total"] == pytest.approx(m["loss/rm"] + m["loss/contrastive"], rel=1e-5)
 
 
-def test_metarm_gradient_is_taken_at_the_ascended_point_and_theta_is_restored(tiny_dir, tmp_path, prefs):
+def test_metarm_gradient_is_taken_at_the_ascended_point_and_theta_is_restored(rm_tiny_dir, tmp_path, prefs):
     from blendrl.functional.rm_losses import metarm_difference_loss
     from blendrl.training.metarm import MetaRMTrainer
 
@@ -149,7 +151,7 @@ def test_metarm_gradient_is_taken_at_the_ascended_point_and_theta_is_restored(ti
     meta.write_text("".join(json.dumps({"prompt": f"describe the {t}", "responses": [f"the {t} is clear", "wrong",
                                                                                        f"{t} ."]}) + "\n"
                             for t in ("moon", "star")))
-    cfg = rm_config(tiny_dir, tmp_path, prefs, **{"metarm.enabled": True, "metarm.responses": str(meta),
+    cfg = rm_config(rm_tiny_dir, tmp_path, prefs, **{"metarm.enabled": True, "metarm.responses": str(meta),
                                                   "metarm.k": 3, "metarm.eta": 0.5, "metarm.meta_batch_size": 2})
     trainer = rm_run.build_rm_trainer(cfg)
     assert isinstance(trainer, MetaRMTrainer)
@@ -177,10 +179,10 @@ def test_metarm_gradient_is_taken_at_the_ascended_point_and_theta_is_restored(ti
     assert not torch.allclose(want[-1], torch.zeros_like(want[-1]))
 
 
-def test_metarm_responses_file_errors_name_row_and_field(tiny_dir, tmp_path, prefs):
+def test_metarm_responses_file_errors_name_row_and_field(rm_tiny_dir, tmp_path, prefs):
     meta = tmp_path / "meta.jsonl"
     meta.write_text(json.dumps({"prompt": "q", "responses": ["a", "b"]}) + "\n")
-    cfg = rm_config(tiny_dir, tmp_path, prefs, **{"metarm.enabled": True, "metarm.responses": str(meta)})
+    cfg = rm_config(rm_tiny_dir, tmp_path, prefs, **{"metarm.enabled": True, "metarm.responses": str(meta)})
     with pytest.raises(DataError, match=r"meta.jsonl, row 1, field 'responses': expected a list of at least "
                                         r"metarm.k=4 strings"):
         rm_run.build_rm_trainer(cfg)
@@ -203,9 +205,9 @@ def test_decile_ids_split_by_rank():
                                                                 0, 0]
 
 
-def test_strength_writes_mu_sigma_columns_that_match_the_ensemble(tiny_dir, tmp_path, prefs):
+def test_strength_writes_mu_sigma_columns_that_match_the_ensemble(rm_tiny_dir, tmp_path, prefs):
     out = tmp_path / "strength.jsonl"
-    cfg = rm_config(tiny_dir, tmp_path, prefs, **{"strength.models": 3, "strength.output": str(out),
+    cfg = rm_config(rm_tiny_dir, tmp_path, prefs, **{"strength.models": 3, "strength.output": str(out),
                                                   "strength.report_columns": "[flipped]"})
     res = rm_run.strength(cfg)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -214,14 +216,15 @@ def test_strength_writes_mu_sigma_columns_that_match_the_ensemble(tiny_dir, tmp_
     assert all(r["sigma"] >= 0 for r in rows) and res["sigma"].max() > 0  # the three models disagree
     assert len(res["table"]) == 10 and sum(r["count"] for r in res["table"]) == 96
     # the file feeds the recipes that need μ̂
-    trainer = rm_run.build_rm_trainer(rm_config(tiny_dir, tmp_path, out, **{"loss.recipe": "flip"}))
+    trainer = rm_run.build_rm_trainer(rm_config(rm_tiny_dir, tmp_path, out, **{"loss.recipe": "flip"}))
     assert int(trainer.flipped.sum()) == round(0.2 * 96)
 
 
-def test_strength_puts_noisy_labels_in_the_bottom_deciles(tiny_dir, tmp_path):
+def test_strength_puts_noisy_labels_in_the_bottom_deciles(rm_tiny_dir, tmp_path):
     train = tmp_path / "noisy.jsonl"
     write_preferences(make_pairs(600, seed=2, noise=0.25), train)
-    cfg = rm_config(tiny_dir, tmp_path, train, **{"strength.models": 3, "strength.output": str(tmp_path / "s.jsonl"),
+    cfg = rm_config(rm_tiny_dir, tmp_path, train, **{"strength.models": 3,
+                                                     "strength.output": str(tmp_path / "s.jsonl"),
                                                   "strength.report_columns": "[flipped]", "train.epochs": 2,
                                                   "train.batch_size": 32})
     table = rm_run.strength(cfg)["table"]
@@ -229,12 +232,12 @@ def test_strength_puts_noisy_labels_in_the_bottom_deciles(tiny_dir, tmp_path):
     assert bottom > 0.45, [round(r["flipped"], 2) for r in table]  # 25% overall
 
 
-def test_cli_train_eval_strength_and_ppo_with_the_trained_reward_model(tiny_dir, tmp_path, prefs, capsys):
+def test_cli_train_eval_strength_and_ppo_with_the_trained_reward_model(tiny_dir, rm_tiny_dir, tmp_path, prefs, capsys):
     from blendrl.cli.main import main
     from tests.tiny import tiny_config
 
     config = tmp_path / "rm.yaml"
-    config.write_text(yaml.safe_dump({"model": {"name": str(tiny_dir)},
+    config.write_text(yaml.safe_dump({"model": {"name": str(rm_tiny_dir)},
                                       "data": {"train": str(prefs), "eval": str(prefs)},
                                       "train": {"lr": 3e-3, "batch_size": 32},
                                       "logging": {"output_dir": str(tmp_path / "rm"), "tensorboard": False,
@@ -246,7 +249,7 @@ def test_cli_train_eval_strength_and_ppo_with_the_trained_reward_model(tiny_dir,
                  f"strength.output={tmp_path / 's.parquet'}", "--set", "model.trainable=head"]) == 0
     assert "mu range" in capsys.readouterr().out
     assert main(["rm", "train", "--config", str(config), "--set", "loss.recipe=bogus"]) == 2
-    cfg = tiny_config(tiny_dir, tmp_path / "ppo", **{"train.iterations": 2})
+    cfg = tiny_config(tiny_dir, tmp_path / "ppo", **{"train.iterations": 2})  # policy and RM tokenizers differ
     cfg.rewards[0].kind, cfg.rewards[0].name, cfg.rewards[0].path = "hf_rm", None, str(tmp_path / "rm" / "final")
     from blendrl.training.run import run
 
@@ -254,8 +257,8 @@ def test_cli_train_eval_strength_and_ppo_with_the_trained_reward_model(tiny_dir,
     assert math.isfinite(res["after"].metrics["eval/reward"])
 
 
-def test_metarm_samples_its_meta_set_from_a_policy(tiny_dir, tmp_path, prefs):
-    cfg = rm_config(tiny_dir, tmp_path, prefs, **{"metarm.enabled": True, "metarm.policy": str(tiny_dir),
+def test_metarm_samples_its_meta_set_from_a_policy(tiny_dir, rm_tiny_dir, tmp_path, prefs):
+    cfg = rm_config(rm_tiny_dir, tmp_path, prefs, **{"metarm.enabled": True, "metarm.policy": str(tiny_dir),
                                                   "metarm.prompts": "builtin:concise_eval", "metarm.k": 2,
                                                   "metarm.max_new_tokens": 4, "train.epochs": 1})
     trainer = rm_run.build_rm_trainer(cfg)

@@ -12,15 +12,23 @@ WORDS = (
     "volcano gravity planet ocean sun moon star river seed robot rocket snow cloud tide map wheel "
     "0 1 2 3 4 5 6 7 8 9 10 11 12 15 , . ? : ! hello world good bad blue red green cat dog"
 ).split()
-WORDS += [w for w in __import__("blendrl.data.synthetic", fromlist=["VOCABULARY"]).VOCABULARY if w not in WORDS]
 SPECIALS = ["<pad>", "<unk>", "<|im_start|>", "<|im_end|>", "user", "assistant", "system"]
 
 
-def build_tokenizer():
+def _rm_words() -> list[str]:
+    from blendrl.data.synthetic import VOCABULARY
+
+    return WORDS + [w for w in VOCABULARY if w not in WORDS]
+
+
+def build_tokenizer(words: list[str] | None = None):
+    """The tiny word-level tokenizer over ``words`` (default WORDS; ``"rm"`` adds the synthetic preference task's
+    vocabulary)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {tok: i for i, tok in enumerate(SPECIALS + WORDS)}
+    words = _rm_words() if words == "rm" else (words or WORDS)
+    vocab = {tok: i for i, tok in enumerate(SPECIALS + words)}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
     tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
@@ -43,8 +51,8 @@ def build_model(tokenizer, seed: int = 0, hidden: int = 32, layers: int = 2):
     return LlamaForCausalLM(cfg).eval()
 
 
-def save_tiny(folder: Path, seed: int = 0) -> Path:
-    tokenizer = build_tokenizer()
+def save_tiny(folder: Path, seed: int = 0, words=None) -> Path:
+    tokenizer = build_tokenizer(words)
     model = build_model(tokenizer, seed)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.save_pretrained(folder)

@@ -136,10 +136,13 @@ class StrengthConfig:
     """``blendrl rm strength``: train ``models`` reward models (seeds seed..seed+M−1, each its own data order) on
     ``data.train`` and write μ̂ / σ̂ per pair (eq. 4) to ``output`` (.jsonl or .parquet), plus a decile table.
     ``report_columns``: boolean/numeric columns averaged per decile in the table (e.g. ``flipped``).
-    ``trainable`` overrides ``model.trainable`` for these M models (``head`` makes M=10 cheap on a real backbone)."""
+    ``trainable``, ``lr`` and ``epochs`` override ``model.trainable``, ``train.lr`` and ``train.epochs`` for these M
+    models (``head`` makes M=10 cheap on a real backbone; a bare head wants a larger lr and more epochs)."""
 
     models: int = 10
     trainable: Optional[Literal["full", "lora", "head"]] = None
+    lr: Optional[float] = None
+    epochs: Optional[int] = None
     output: str = "runs/rm_strength/pairs_with_strength.jsonl"
     report_columns: list[str] = field(default_factory=list)
 

@@ -150,11 +150,12 @@ def strength(cfg: RMRunConfig) -> dict:
     """Secrets II eq. 4: train ``strength.models`` reward models (seed, seed+1, …; each its own data order) on
     ``data.train``, score every training pair with each, and write μ̂ / σ̂ as columns next to the original fields.
     With ``model.trainable: head`` the backbone features are computed once and shared by all heads."""
-    if cfg.strength.trainable and cfg.strength.trainable != cfg.model.trainable:
-        cfg = copy.deepcopy(cfg)
-        cfg.model.trainable = cfg.strength.trainable
-        if cfg.model.trainable == "lora" and cfg.model.lora is None:
-            raise ConfigError("model.lora: required when strength.trainable is lora")
+    s = cfg.strength
+    cfg = copy.deepcopy(cfg)
+    cfg.model.trainable = s.trainable or cfg.model.trainable
+    cfg.train.lr, cfg.train.epochs = s.lr or cfg.train.lr, s.epochs or cfg.train.epochs
+    if cfg.model.trainable == "lora" and cfg.model.lora is None:
+        raise ConfigError("model.lora: required when strength.trainable is lora")
     if RECIPES[cfg.loss.recipe].needs_mu:
         raise ConfigError(f"loss.recipe: strength trains plain reward models; '{cfg.loss.recipe}' needs μ̂ already "
                           "(use bt or label_smoothing)")
