@@ -5,7 +5,7 @@ import argparse
 import logging
 import sys
 
-from . import bon, ppo, rm
+from . import bon, ppo, rm, soup
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     ppo.add_parser(sub)
     rm.add_parser(sub)
     bon.add_parser(sub)
+    soup.add_parser(sub)
     return parser
 
 

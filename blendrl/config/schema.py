@@ -56,16 +56,22 @@ class CriticConfig:
 class ReferenceConfig:
     """The KL anchor. ``frozen`` (copy of the initial policy, or adapters-off under LoRA), ``ema``
     (θ_ref ← η·θ_π + (1−η)·θ_ref after each update; η default 0.001 = ReaLHF, ALGORITHMS.md §7), or ``model``
-    (any other checkpoint given by ``path``; the hook that soups use). Custom strategies register in
+    (any other checkpoint given by ``path``), or ``soup`` (SALSA: the weight average of ``paths`` with
+    ``weights``, default equal — ALGORITHMS.md §4). Custom strategies register in
     ``blendrl.training.reference.REFERENCES``."""
 
     kind: str = "frozen"
     ema_eta: float = 0.001
     path: Optional[str] = None
+    paths: list[str] = field(default_factory=list)  # kind soup: the models to average (SALSA: two SFT runs)
+    weights: list[float] = field(default_factory=list)  # kind soup: one weight each (default: equal)
 
     def validate(self) -> None:
         _require(0.0 < self.ema_eta <= 1.0, "ema_eta: must be in (0, 1]")
         _require(self.kind != "model" or self.path, "path: required when kind is model")
+        if self.kind == "soup":
+            _require(len(self.paths) >= 2, "paths: a soup reference needs at least 2 models")
+            _require(not self.weights or len(self.weights) == len(self.paths), "weights: one per path")
 
 
 @dataclass

@@ -3,7 +3,8 @@
 - ``frozen``: the initial policy. Under LoRA it is the same weights with adapters disabled (no second copy).
 - ``ema``: ``θ_ref ← η·θ_π + (1−η)·θ_ref`` after each iteration's update (Xu et al. 2024; ALGORITHMS.md §7;
   default η = 0.001 as ReaLHF).
-- ``model``: any checkpoint folder (``reference.path``), e.g. a weight soup (SALSA, ALGORITHMS.md §4).
+- ``model``: any checkpoint folder (``reference.path``), e.g. a soup written by ``blendrl soup``.
+- ``soup``: SALSA's reference, the weight average of ``reference.paths`` built at start (ALGORITHMS.md §4).
 Register another with ``@REFERENCES.register(name)``: a class built as ``cls(policy, cfg, model_dtype)``.
 """
 from __future__ import annotations
@@ -100,6 +101,19 @@ class ModelReference(Reference):
 
     def model_for_forward(self):
         return self.model
+
+
+@REFERENCES.register("soup")
+class SoupReference(ModelReference):
+    """SALSA (Chegini et al.): the frozen weight average ``Σ_i w_i·θ_i`` of ``cfg.paths`` (equal weights by default)."""
+
+    def __init__(self, policy, cfg: ReferenceConfig, dtype: str) -> None:
+        from ..models.soups import weighted_state_dict
+
+        weights = cfg.weights or [1.0 / len(cfg.paths)] * len(cfg.paths)
+        models = [load_causal_lm(resolve_model(p), dtype) for p in cfg.paths]
+        self.model = models[0].requires_grad_(False)
+        self.model.load_state_dict(weighted_state_dict([m.state_dict() for m in models], weights))
 
 
 def build_reference(policy, cfg: ReferenceConfig, dtype: str) -> Reference:
