@@ -19,6 +19,7 @@ import torch
 from ..config import AlgorithmConfig, KLConfig
 from ..functional import clip_fraction, kl_penalty, masked_mean, policy_loss
 from ..functional.registry import Registry
+from ..functional.regularizers import REGULARIZERS
 from ..training.experience import Experience
 
 ALGORITHMS: Registry = Registry("algorithm")
@@ -47,6 +48,16 @@ class Algorithm:
             return logp.new_zeros(())
         return kl_coef * masked_mean(self.token_kl(logp, mb.ref_logp), mb.response_mask)
 
+    regularizer = None  # a RegularizerConfig set by build_algorithm; kind none adds nothing
+
+    def regularizer_loss(self, mb: Experience, logp: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """``coef·R`` of the configured regulariser (e.g. ORPO's sqrt χ²) on the micro-batch, and its metrics."""
+        r = self.regularizer
+        if r is None or r.kind == "none":
+            return logp.new_zeros(()), {}
+        term, estimate = REGULARIZERS[r.kind](logp, mb.ref_logp, mb.response_mask, clip=r.clip)
+        return r.coef * term, {f"loss/{r.kind}": estimate.item()}
+
     def prepare(self, exp: Experience, kl_coef: float) -> dict:
         raise NotImplementedError
 
@@ -54,12 +65,14 @@ class Algorithm:
         """Clipped surrogate on ``mb.advantages`` (ratio to ``mb.old_logp``) plus the loss-side KL term."""
         pg = policy_loss(logp, mb.old_logp, mb.advantages, mb.response_mask, self.cfg.clip_eps)
         kl = self.kl_loss(mb, logp, kl_coef)
+        reg, reg_stats = self.regularizer_loss(mb, logp)
         stats = {
             "loss/policy": pg.item(),
             "loss/kl": kl.item(),
             "loss/clipfrac": clip_fraction(logp.detach(), mb.old_logp, mb.response_mask, self.cfg.clip_eps).item(),
+            **reg_stats,
         }
-        return pg + kl, stats
+        return pg + kl + reg, stats
 
     def critic_loss(self, mb: Experience, values: torch.Tensor):
         raise NotImplementedError(f"{type(self).__name__} has no critic")

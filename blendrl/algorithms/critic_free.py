@@ -41,8 +41,8 @@ class GRPO(SequenceAdvantagePG):
     estimator = "grpo"
 
 
-def build_algorithm(cfg, kl, samples_per_prompt: int):
+def build_algorithm(cfg, kl, samples_per_prompt: int, regularizer=None):
     cls = ALGORITHMS[cfg.name]
-    if issubclass(cls, SequenceAdvantagePG):
-        return cls(cfg, kl, samples_per_prompt)
-    return cls(cfg, kl)
+    algo = cls(cfg, kl, samples_per_prompt) if issubclass(cls, SequenceAdvantagePG) else cls(cfg, kl)
+    algo.regularizer = regularizer
+    return algo

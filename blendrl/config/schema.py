@@ -1,6 +1,7 @@
 """The typed configuration of ``blendrl ppo``. Each default has one home: its field here.
 
-Sections: model, critic, reference, generation, rewards, shaping, kl, algorithm, data, train, logging.
+Sections: model, critic, reference, generation, rewards, shaping, kl, regularizer, algorithm, data, train,
+logging.
 """
 from __future__ import annotations
 
@@ -139,6 +140,24 @@ class KLConfig:
 
 
 @dataclass
+class RegularizerConfig:
+    """An extra term in the policy loss (``blendrl.functional.regularizers.REGULARIZERS``). ``kind``: ``none`` or
+    ``chi2`` (ORPO's ``coef·sqrt(χ̂²)`` of the sequence occupancy ratio to the reference, §9; ORPO's example coef
+    0.0008; ``clip`` on the sequence log-ratio). It is computed per micro-batch (its mean over the micro-batch)."""
+
+    kind: str = "none"
+    coef: float = 0.0008
+    clip: float = 10.0
+
+    def validate(self) -> None:
+        from ..functional.regularizers import REGULARIZERS
+
+        _require(self.kind == "none" or self.kind in REGULARIZERS,
+                 f"kind: unknown '{self.kind}'; choose none or one of {REGULARIZERS.names()}")
+        _require(self.clip > 0, "clip: must be > 0")
+
+
+@dataclass
 class AlgorithmConfig:
     """The optimiser over the loop. ``name``: ppo (critic + GAE) or a critic-free estimator: reinforce, rloo, grpo.
     Defaults follow TRL's PPO (ε 0.2, ε_v 0.2, c_v 0.1, γ 1, λ 0.95, 4 epochs)."""
@@ -226,6 +245,7 @@ class PPORunConfig:
     )
     shaping: ShapingConfig = field(default_factory=ShapingConfig)
     kl: KLConfig = field(default_factory=KLConfig)
+    regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

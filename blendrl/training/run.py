@@ -59,7 +59,7 @@ def build_trainer(cfg: PPORunConfig, resume: str | None = None) -> RLTrainer:
     policy = load_causal_lm(policy_path, cfg.model.dtype)
     if cfg.model.lora is not None:
         policy = add_lora(policy, cfg.model.lora)
-    algorithm = build_algorithm(cfg.algorithm, cfg.kl, cfg.train.samples_per_prompt)
+    algorithm = build_algorithm(cfg.algorithm, cfg.kl, cfg.train.samples_per_prompt, cfg.regularizer)
     critic = None
     if algorithm.needs_critic:
         critic = load_critic(resolve_model(cfg.critic.path or cfg.model.name), cfg.model.dtype)
