@@ -5,7 +5,7 @@ import argparse
 import logging
 import sys
 
-from . import bon, ppo, rm, soup
+from . import bon, ppo, rm, sft, soup
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_parser(sub)
     bon.add_parser(sub)
     soup.add_parser(sub)
+    sft.add_parser(sub)
     return parser
 
 

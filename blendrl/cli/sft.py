@@ -1,0 +1,22 @@
+"""``blendrl sft --config FILE.yaml [--set key=value ...]``: supervised fine-tuning on responses."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("sft", help="supervised fine-tuning (e.g. the two SFT models of a SALSA soup)")
+    p.add_argument("--config", help="YAML config")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.seed=1 (repeatable)")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..config import load_config
+    from ..training.sft import SFTRunConfig, run_sft
+
+    result = run_sft(load_config(SFTRunConfig, args.config, args.overrides))
+    losses = result["losses"]
+    print(f"sft: {len(losses)} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f}; model: {result['final']}")
+    return 0

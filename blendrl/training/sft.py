@@ -1,0 +1,142 @@
+"""Supervised fine-tuning (``blendrl sft``): next-token loss on the assistant response only.
+
+Good enough to make the SFT models that SALSA averages (same base, different ``train.seed`` → different data order).
+Data rows: ``{"prompt": str | messages, "response": str}`` or ``{"messages": [..., {"role": "assistant", ...}]}``
+in .jsonl; a bad row is an error naming file, row and field. The result is a plain ``save_pretrained`` folder.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..config.schema import ModelConfig, _require
+from ..data.prompts import DataError, _row_to_messages
+from ..fsutil import atomic_dir
+from .optim import lr_lambda, make_optimizer
+
+
+@dataclass
+class SFTTrainConfig:
+    epochs: int = 1
+    batch_size: int = 16
+    micro_batch_size: int = 8
+    lr: float = 2e-5
+    schedule: str = "linear"
+    warmup_steps: int = 0
+    max_grad_norm: float = 1.0
+    max_length: int = 512
+    seed: int = 0
+
+    def validate(self) -> None:
+        _require(self.epochs >= 1 and self.batch_size >= 1 and self.micro_batch_size >= 1, "epochs, batch_size, "
+                 "micro_batch_size: must be >= 1")
+
+
+@dataclass
+class SFTRunConfig:
+    """Everything ``blendrl sft`` reads: ``model``, ``data`` (a .jsonl file), ``train``, ``output_dir``."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: str = "sft.jsonl"
+    train: SFTTrainConfig = field(default_factory=SFTTrainConfig)
+    output_dir: str = "runs/sft"
+
+
+def read_sft_rows(path: str) -> list[list[dict]]:
+    """Conversations ending with the assistant's response."""
+    file = Path(path)
+    if not file.is_file():
+        raise DataError(f"sft data {file} does not exist")
+    convs = []
+    for row, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{file}, row {row}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
+        messages, extra = _row_to_messages(obj, where)
+        if "response" in extra:
+            if not isinstance(extra["response"], str) or not extra["response"].strip():
+                raise DataError(f"{where}, field 'response': expected a non-empty string")
+            messages = [*messages, {"role": "assistant", "content": extra["response"]}]
+        if messages[-1]["role"] != "assistant":
+            raise DataError(f"{where}, field 'response': missing (or end 'messages' with the assistant turn)")
+        convs.append(messages)
+    if not convs:
+        raise DataError(f"{file}: no rows")
+    return convs
+
+
+def encode_sft(convs: list[list[dict]], tokenizer, max_length: int) -> list[tuple[list[int], int]]:
+    """``(ids, n_prompt_tokens)`` per conversation; the loss covers ids[n_prompt:]. Long rows are cut (logged)."""
+    out, cut = [], 0
+    for msgs in convs:
+        prompt = tokenizer.apply_chat_template(msgs[:-1], tokenize=False, add_generation_prompt=True)
+        full = tokenizer.apply_chat_template(msgs, tokenize=False)
+        p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        ids = tokenizer(full, add_special_tokens=False)["input_ids"]
+        if ids[: len(p_ids)] != p_ids:  # a template that re-tokenises the boundary: fall back to concatenation
+            ids = p_ids + tokenizer(full[len(prompt):], add_special_tokens=False)["input_ids"]
+        cut += len(ids) > max_length
+        out.append((ids[:max_length], min(len(p_ids), max_length)))
+    if cut:
+        logging.getLogger("blendrl").warning("sft: %d of %d conversations cut to max_length=%d", cut, len(convs),
+                                             max_length)
+    return out
+
+
+def _batch(rows: list[tuple[list[int], int]], pad_id: int):
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, (seq, n_prompt) in enumerate(rows):
+        ids[i, : len(seq)] = torch.tensor(seq)
+        mask[i, : len(seq)] = 1
+        labels[i, n_prompt: len(seq)] = torch.tensor(seq[n_prompt:], dtype=torch.long)
+    return ids, mask, labels
+
+
+def run_sft(cfg: SFTRunConfig) -> dict:
+    """Train and write ``output_dir``/final. Returns ``{"final": path, "losses": [per step]}``."""
+    from ..models import load_causal_lm, load_tokenizer, resolve_model
+
+    path = resolve_model(cfg.model.name)
+    tokenizer, model = load_tokenizer(path), load_causal_lm(path, cfg.model.dtype)
+    rows = encode_sft(read_sft_rows(cfg.data), tokenizer, cfg.train.max_length)
+    t = cfg.train
+    steps_per_epoch = -(-len(rows) // t.batch_size)
+    optimizer = make_optimizer(model.parameters(), t.lr, 0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(t.schedule, t.warmup_steps,
+                                                                        t.epochs * steps_per_epoch))
+    model.train()
+    losses = []
+    for epoch in range(t.epochs):
+        order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(t.seed * 100_003 + epoch)).tolist()
+        for start in range(0, len(order), t.batch_size):
+            batch = [rows[i] for i in order[start: start + t.batch_size]]
+            n_tokens = sum(len(ids) - n for ids, n in batch)
+            total = 0.0
+            for m in range(0, len(batch), t.micro_batch_size):
+                micro = batch[m: m + t.micro_batch_size]
+                ids, mask, labels = _batch(micro, tokenizer.pad_token_id)
+                logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+                loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels[:, 1:], reduction="sum")
+                (loss / max(1, n_tokens)).backward()  # mean over the batch's response tokens
+                total += loss.item()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), t.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(total / max(1, n_tokens))
+    final = Path(cfg.output_dir) / "final"
+    with atomic_dir(final) as tmp:
+        model.eval().save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return {"final": final, "losses": losses}

@@ -1,0 +1,53 @@
+"""`blendrl sft`: response-only loss, two seeds → two SFT models, their SALSA soup as the PPO reference."""
+import json
+
+import pytest
+import torch
+
+from blendrl.data import DataError
+from blendrl.training.sft import encode_sft, read_sft_rows
+from tests.tiny import build_tokenizer
+
+
+def _data(path, n=32):
+    topics = ("cat", "dog", "moon", "star")
+    rows = [{"prompt": f"what is a {t} ?", "response": "yes yes yes"} for t in topics] * (n // 4)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_only_response_tokens_carry_loss(tmp_path):
+    tok = build_tokenizer()
+    (ids, n_prompt), = encode_sft(read_sft_rows(str(_data(tmp_path / "d.jsonl", 4)))[:1], tok, 512)
+    assert tok.decode(ids[n_prompt:]).split()[:3] == ["yes", "yes", "yes"]
+    assert "yes" not in tok.decode(ids[:n_prompt])
+
+
+def test_bad_sft_row_names_file_row_and_field(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"prompt": "q", "response": "a"}) + "\n" + json.dumps({"prompt": "q"}) + "\n")
+    with pytest.raises(DataError, match=r"bad.jsonl, row 2, field 'response': missing"):
+        read_sft_rows(str(bad))
+
+
+def test_two_sft_seeds_make_a_salsa_soup_reference(tiny_dir, tmp_path):
+    from blendrl.cli.main import main
+    from blendrl.training.run import run
+    from tests.tiny import tiny_config
+
+    data = _data(tmp_path / "d.jsonl")
+    finals = []
+    for seed in (0, 1):
+        out = tmp_path / f"sft{seed}"
+        assert main(["sft", "--set", f"model.name={tiny_dir}", "--set", f"data={data}", "--set", f"output_dir={out}",
+                     "--set", f"train.seed={seed}", "--set", "train.lr=5e-3", "--set", "train.epochs=10",
+                     "--set", "train.batch_size=8", "--set", "train.micro_batch_size=4"]) == 0
+        finals.append(out / "final")
+    from transformers import AutoModelForCausalLM
+
+    a, b = (AutoModelForCausalLM.from_pretrained(f).state_dict() for f in finals)
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # different data orders, different models
+    cfg = tiny_config(finals[0], tmp_path / "ppo", **{"train.iterations": 2, "reference.kind": "soup",
+                                                      "reference.paths": f"[{finals[0]}, {finals[1]}]"})
+    res = run(cfg)
+    assert res["before"].metrics["eval/reward"] > 0.5  # SFT taught 'yes' (the tiny task's reward)
