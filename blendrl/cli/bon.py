@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_config_arguments
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("bon", help="best-of-n sampling: unbiased estimate for every n, KL_bon, picks")
-    p.add_argument("--config", help="YAML config")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set bon.pool=32 (repeatable)")
+    add_config_arguments(p, "bon.pool=32")
     p.set_defaults(func=main)
 
 

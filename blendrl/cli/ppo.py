@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_config_arguments
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("ppo", help="RL post-training with PPO / RLOO / GRPO / REINFORCE")
-    p.add_argument("--config", help="YAML config (see examples/)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.iterations=5 (repeatable)")
+    add_config_arguments(p, "train.iterations=5", "YAML config (see examples/)")
     p.add_argument("--resume", help="a run folder or checkpoint folder to continue from")
     p.set_defaults(func=main)
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_config_arguments
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("rm", help="reward models: train, preference strength, evaluation (Secrets of RLHF II)")
@@ -12,9 +14,7 @@ def add_parser(sub) -> None:
                             ("strength", "train M reward models and write preference strength mu/sigma per pair"),
                             ("eval", "accuracy, accuracy per mu decile, reward statistics and a calibration plot")]:
         a = actions.add_parser(name, help=help_text)
-        a.add_argument("--config", help="YAML config (see examples/rm_secrets.yaml)")
-        a.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config value, e.g. --set loss.recipe=flip (repeatable)")
+        add_config_arguments(a, "loss.recipe=flip", "YAML config (see examples/rm_secrets.yaml)")
         if name == "train":
             a.add_argument("--resume", help="a run folder or checkpoint folder to continue from")
         a.set_defaults(func=main)

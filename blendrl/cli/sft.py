@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_config_arguments
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("sft", help="supervised fine-tuning (e.g. the two SFT models of a SALSA soup)")
-    p.add_argument("--config", help="YAML config")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.seed=1 (repeatable)")
+    add_config_arguments(p, "train.seed=1")
     p.set_defaults(func=main)
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .prompts import DataError
+from .prompts import DataError, read_json_rows
 
 _HH_TURN = re.compile(r"\n\n(Human|Assistant): ")
 _HH_ROLES = {"Human": "user", "Assistant": "assistant"}
@@ -118,23 +118,8 @@ def _read_rows(source: str) -> list[tuple[int, Any]]:
             raise DataError(f"unknown built-in preference set '{name}'; choose one of {sorted(BUILTIN_PREFERENCES)}")
         return list(enumerate(BUILTIN_PREFERENCES[name](), 1))
     path = Path(source)
-    if path.is_file() and path.suffix == ".jsonl":
-        rows = []
-        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append((lineno, json.loads(line)))
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}, row {lineno}: not valid JSON ({exc.msg})") from None
-        return rows
-    if path.is_file() and path.suffix == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-        if not isinstance(data, list):
-            raise DataError(f"{path}: expected a JSON list of preference objects")
-        return list(enumerate(data, 1))
+    if path.is_file() and path.suffix in (".jsonl", ".json"):
+        return read_json_rows(path)
     if path.is_file() and path.suffix == ".parquet":
         import pyarrow.parquet as pq
 

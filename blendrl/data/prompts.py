@@ -39,7 +39,7 @@ class PromptExample:
         return self.messages[-1]["content"]
 
 
-def _row_to_messages(obj: Any, where: str) -> tuple[list[dict], dict]:
+def row_to_messages(obj: Any, where: str) -> tuple[list[dict], dict]:
     if not isinstance(obj, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}")
     key = "prompt" if "prompt" in obj else "messages" if "messages" in obj else None
@@ -64,6 +64,28 @@ def _row_to_messages(obj: Any, where: str) -> tuple[list[dict], dict]:
     return messages, {**extra, **metadata}
 
 
+def read_json_rows(path: Path) -> list[tuple[int, Any]]:
+    """``(row, object)`` pairs of a .jsonl file (1-based line numbers, blank lines skipped) or of a .json list.
+    Raises :class:`DataError` naming the file and row of invalid JSON."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        if not isinstance(data, list):
+            raise DataError(f"{path}: expected a JSON list of objects")
+        return list(enumerate(data, 1))
+    rows = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append((lineno, json.loads(line)))
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}, row {lineno}: not valid JSON ({exc.msg})") from None
+    return rows
+
+
 def read_prompt_rows(source: str) -> list[tuple[list[dict], dict, str, int]]:
     """Rows of ``(messages, metadata, source, row)`` from a built-in set or a file; raises :class:`DataError`."""
     if source.startswith("builtin:"):
@@ -75,29 +97,14 @@ def read_prompt_rows(source: str) -> list[tuple[list[dict], dict, str, int]]:
         path = Path(source)
         if not path.is_file():
             raise DataError(f"prompt file {path} does not exist")
-        text = path.read_text(encoding="utf-8")
-        if path.suffix == ".jsonl":
-            objs = []
-            for lineno, line in enumerate(text.splitlines(), 1):
-                if not line.strip():
-                    continue
-                try:
-                    objs.append((lineno, json.loads(line)))
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}, row {lineno}: not valid JSON ({exc.msg})") from None
-        elif path.suffix == ".json":
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-            if not isinstance(data, list):
-                raise DataError(f"{path}: expected a JSON list of prompt objects")
-            objs = list(enumerate(data, 1))
+        if path.suffix in (".jsonl", ".json"):
+            objs = read_json_rows(path)
         elif path.suffix == ".txt":
-            objs = [(i, {"prompt": line}) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+            lines = path.read_text(encoding="utf-8").splitlines()
+            objs = [(i, {"prompt": line}) for i, line in enumerate(lines, 1) if line.strip()]
         else:
             raise DataError(f"{path}: unsupported prompt file type '{path.suffix}' (use .jsonl, .json or .txt)")
-    rows = [(*_row_to_messages(obj, f"{source}, row {row}"), source, row) for row, obj in objs]
+    rows = [(*row_to_messages(obj, f"{source}, row {row}"), source, row) for row, obj in objs]
     if not rows:
         raise DataError(f"{source}: no prompts found (the file is empty)")
     return rows

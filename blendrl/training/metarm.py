@@ -10,7 +10,6 @@ Each optimizer step:
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -24,21 +23,15 @@ from .rm_trainer import RMTrainer
 
 def read_meta_responses(path: str, k: int) -> list[tuple[list[dict], list[str]]]:
     """Rows ``{"prompt": str | messages, "responses": [str, ...]}`` (≥ k each; the first k are used)."""
-    from ..data.prompts import _row_to_messages
+    from ..data.prompts import row_to_messages, read_json_rows
 
     file = Path(path)
     if not file.is_file():
         raise DataError(f"metarm.responses: {file} does not exist")
     groups = []
-    for row, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for row, obj in read_json_rows(file):
         where = f"{file}, row {row}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
-        messages, meta = _row_to_messages(obj, where)
+        messages, meta = row_to_messages(obj, where)
         responses = meta.get("responses")
         if not isinstance(responses, list) or len(responses) < k or not all(isinstance(r, str) for r in responses):
             raise DataError(f"{where}, field 'responses': expected a list of at least metarm.k={k} strings")

@@ -6,7 +6,6 @@ in .jsonl; a bad row is an error naming file, row and field. The result is a pla
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import torch
 
 from ..config.schema import ModelConfig, _require
-from ..data.prompts import DataError, _row_to_messages
+from ..data.prompts import DataError, row_to_messages, read_json_rows
 from ..fsutil import atomic_dir
 from .optim import lr_lambda, make_optimizer
 
@@ -52,15 +51,9 @@ def read_sft_rows(path: str) -> list[list[dict]]:
     if not file.is_file():
         raise DataError(f"sft data {file} does not exist")
     convs = []
-    for row, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for row, obj in read_json_rows(file):
         where = f"{file}, row {row}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{where}: not valid JSON ({exc.msg})") from None
-        messages, extra = _row_to_messages(obj, where)
+        messages, extra = row_to_messages(obj, where)
         if "response" in extra:
             if not isinstance(extra["response"], str) or not extra["response"].strip():
                 raise DataError(f"{where}, field 'response': expected a non-empty string")
