@@ -43,26 +43,38 @@ def set_rng_state(state: dict, sampling_generator: torch.Generator) -> None:
     sampling_generator.set_state(state["sampling"])
 
 
+def write_checkpoint(root: Path, name: str, fill, config: dict, trainer_state: dict, optim_state: dict,
+                     keep: int = 2) -> Path:
+    """Write checkpoint ``root/name`` atomically: ``fill(tmp)`` saves the models, then optim.pt, trainer_state.pt
+    and config.yaml; then ``latest`` names it and only the newest ``keep`` checkpoints of the same prefix stay."""
+    final = root / name
+    with atomic_dir(final) as tmp:
+        fill(tmp)
+        torch.save(optim_state, tmp / "optim.pt")
+        torch.save(trainer_state, tmp / "trainer_state.pt")
+        (tmp / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    atomic_write_text(root / LATEST, final.name)
+    prefix = name.rsplit("-", 1)[0]
+    for old in sorted(root.glob(f"{prefix}-*"))[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
 def save_checkpoint(
     root: Path, iteration: int, *, policy, tokenizer, critic, reference, optim_state: dict, trainer_state: dict,
     config: dict, keep: int = 2,
 ) -> Path:
-    """Write checkpoint ``iter-{iteration:06d}`` under ``root`` atomically; keep the newest ``keep``."""
-    final = root / f"iter-{iteration:06d}"
-    with atomic_dir(final) as tmp:
+    """Write the RL checkpoint ``iter-{iteration:06d}`` under ``root`` (see :func:`write_checkpoint`)."""
+
+    def fill(tmp: Path) -> None:
         policy.save_pretrained(tmp / "policy")
         tokenizer.save_pretrained(tmp / "policy")
         if critic is not None:
             critic.save_pretrained(tmp / "critic")
         if reference is not None and reference.needs_saving:
             reference.save(tmp / "reference")
-        torch.save(optim_state, tmp / "optim.pt")
-        torch.save(trainer_state, tmp / "trainer_state.pt")
-        (tmp / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    atomic_write_text(root / LATEST, final.name)
-    for old in sorted(root.glob("iter-*"))[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
+
+    return write_checkpoint(root, f"iter-{iteration:06d}", fill, config, trainer_state, optim_state, keep)
 
 
 def find_checkpoint(path: str | Path) -> Path:

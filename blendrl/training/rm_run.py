@@ -13,22 +13,20 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import shutil
 from pathlib import Path
 
 import torch
-import yaml
 
 from ..config import ConfigError, to_dict
 from ..config.rm_schema import RMRunConfig
 from ..data.pair_encoding import EncodedPairs, encode_pairs
 from ..data.preferences import load_preferences, write_preferences
 from ..eval.rm_eval import calibration_plot, decile_ids, format_report, pair_metrics
-from ..fsutil import atomic_dir, atomic_write_text
+from ..fsutil import atomic_write_text
 from ..functional.rm_losses import preference_strength
 from ..models.lora import add_lora
 from ..models.reward_model import load_reward_model, save_reward_model
-from .checkpoint import LATEST, find_checkpoint, load_trainer_state, load_weights
+from .checkpoint import find_checkpoint, load_trainer_state, load_weights, write_checkpoint
 from .logging import RunLogger
 from .rm_recipes import RECIPES
 from .rm_trainer import ModelScorer, RMTrainer
@@ -69,19 +67,14 @@ def build_rm_trainer(cfg: RMRunConfig, resume: str | None = None) -> RMTrainer:
 
 
 def save_rm_checkpoint(trainer: RMTrainer, root: Path, keep: int) -> Path:
-    """``checkpoints/step-XXXXXX`` atomically, then ``latest``; keeps the newest ``keep``."""
-    final = root / f"step-{trainer.step:06d}"
+    """``checkpoints/step-XXXXXX`` with ``model/`` (save_pretrained or LoRA adapter) + tokenizer."""
     state, optim = trainer.state_dict()
-    with atomic_dir(final) as tmp:
+
+    def fill(tmp: Path) -> None:
         trainer.model.save_pretrained(tmp / "model")
         trainer.tokenizer.save_pretrained(tmp / "model")
-        torch.save(optim, tmp / "optim.pt")
-        torch.save(state, tmp / "trainer_state.pt")
-        (tmp / "config.yaml").write_text(yaml.safe_dump(to_dict(trainer.cfg), sort_keys=False))
-    atomic_write_text(root / LATEST, final.name)
-    for old in sorted(root.glob("step-*"))[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
+
+    return write_checkpoint(root, f"step-{trainer.step:06d}", fill, to_dict(trainer.cfg), state, optim, keep)
 
 
 def train_rm(cfg: RMRunConfig, resume: str | None = None, stop_after: int | None = None) -> dict:

@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 from ..config.schema import ModelConfig, _require
-from ..data.prompts import DataError, row_to_messages, read_json_rows
+from ..data.pair_encoding import pad_right
+from ..data.prompts import DataError, read_json_rows, row_to_messages
 from ..fsutil import atomic_dir
 from .optim import lr_lambda, make_optimizer
 
@@ -85,14 +86,11 @@ def encode_sft(convs: list[list[dict]], tokenizer, max_length: int) -> list[tupl
 
 
 def _batch(rows: list[tuple[list[int], int]], pad_id: int):
-    width = max(len(ids) for ids, _ in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, (seq, n_prompt) in enumerate(rows):
-        ids[i, : len(seq)] = torch.tensor(seq)
-        mask[i, : len(seq)] = 1
-        labels[i, n_prompt: len(seq)] = torch.tensor(seq[n_prompt:], dtype=torch.long)
+    """ids, mask, labels (B, L): labels are −100 on prompt tokens and padding."""
+    ids, mask = pad_right([seq for seq, _ in rows], pad_id)  # (B, L)
+    labels = ids.masked_fill(mask == 0, -100)
+    for i, (_, n_prompt) in enumerate(rows):
+        labels[i, :n_prompt] = -100
     return ids, mask, labels
 
 
