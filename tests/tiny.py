@@ -92,3 +92,28 @@ def slow_yes_share(prompt: str, response: str, metadata: dict) -> float:
 
     time.sleep(0.04)
     return yes_share(prompt, response, metadata)
+
+
+def tiny_cgpo_config(model_dir: Path, out_dir: Path, **overrides):
+    """A CGPORunConfig on the tiny model: three tasks that all reward 'yes' and forbid the word 'no' (a judge), one
+    per optimizer (CRPG, CRRAFT with generated baselines, CODPO)."""
+    from blendrl.config import apply_overrides, from_dict
+    from blendrl.config.cgpo_schema import CGPORunConfig
+
+    def task(name, optimizer, baseline="none"):
+        return {"name": name, "prompts": "builtin:concise", "eval_prompts": "builtin:concise_eval",
+                "rewards": [{"kind": "callable", "name": "tests.tiny:yes_share"}],
+                "judges": [{"kind": "format", "name": "no_no", "options": {"forbid": ["no"]}}],
+                "optimizer": {"name": optimizer, "kl_max": 50.0}, "calibration": {"baseline": baseline},
+                "samples_per_prompt": 4, "prompts_per_iteration": 2}
+
+    data = {
+        "model": {"name": str(model_dir)},
+        "generation": {"max_new_tokens": 8, "temperature": 1.0},
+        "data": {"max_prompt_tokens": 64},
+        "tasks": [task("crpg", "crpg"), task("crraft", "crraft", "generate"), task("codpo", "codpo")],
+        "train": {"iterations": 4, "lr": 3e-3, "micro_batch_size": 4, "seed": 0},
+        "logging": {"output_dir": str(out_dir), "tensorboard": False, "progress": False, "eval_prompts": 8},
+    }
+    apply_overrides(data, [f"{k}={v}" for k, v in overrides.items()])
+    return from_dict(CGPORunConfig, data)

@@ -5,13 +5,14 @@ import argparse
 import logging
 import sys
 
-from . import bon, ppo, rm, sft, soup
+from . import bon, cgpo, ppo, rm, sft, soup
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="blendrl", description="RLHF post-training that does not reward-hack")
     sub = parser.add_subparsers(dest="command", required=True)
     ppo.add_parser(sub)
+    cgpo.add_parser(sub)
     rm.add_parser(sub)
     bon.add_parser(sub)
     soup.add_parser(sub)
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from ..config import ConfigError
     from ..data import DataError
+    from ..judges import JudgeDataError
     from ..models import ModelNotFoundError
     from ..rewards import RewardError
 
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         log.propagate = False
     try:
         return args.func(args)
-    except (ConfigError, DataError, ModelNotFoundError, RewardError, FileNotFoundError) as exc:
+    except (ConfigError, DataError, JudgeDataError, ModelNotFoundError, RewardError, FileNotFoundError) as exc:
         print(f"blendrl: error: {exc}", file=sys.stderr)
         return 2
 

@@ -30,6 +30,7 @@ class Sample:
     response: str
     metadata: dict = field(default_factory=dict)
     where: str = ""  # "file, row N" of the prompt, for error messages
+    finished: bool = True  # the response ended with EOS (False: cut at max_new_tokens)
 
     @property
     def prompt(self) -> str:

@@ -24,6 +24,7 @@ class Experience:
     scores: Optional[torch.Tensor] = None  # (B,) shaped sequence scores
     advantages: Optional[torch.Tensor] = None  # (B, T)
     returns: Optional[torch.Tensor] = None  # (B, T)
+    seq_weights: Optional[torch.Tensor] = None  # (B,) per-sequence weight of the CGPO optimizers (advantage, R_calib)
 
     @property
     def prompt_len(self) -> int:

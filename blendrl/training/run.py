@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -47,25 +48,48 @@ def return_freed_memory_to_os() -> bool:
         return False
 
 
+@dataclass
+class PolicyStack:
+    policy: object
+    tokenizer: object
+    reference: object
+    generator: object
+
+
+def build_policy_stack(model_cfg, reference_cfg, generation_cfg) -> PolicyStack:
+    """The policy (with LoRA when configured), its tokenizer, the reference strategy and the generator."""
+    policy_path = resolve_model(model_cfg.name)
+    tokenizer = load_tokenizer(policy_path)
+    policy = load_causal_lm(policy_path, model_cfg.dtype)
+    if model_cfg.lora is not None:
+        policy = add_lora(policy, model_cfg.lora)
+    reference = build_reference(policy, reference_cfg, model_cfg.dtype)
+    if generation_cfg.backend not in GENERATORS:
+        raise ConfigError(f"generation.backend: unknown '{generation_cfg.backend}'; choose {GENERATORS.names()}")
+    stop_ids = eos_ids(tokenizer, policy) if generation_cfg.stop_at_eos else []
+    generator = GENERATORS[generation_cfg.backend](policy, tokenizer.pad_token_id, stop_ids)
+    return PolicyStack(policy, tokenizer, reference, generator)
+
+
+def set_up_torch(threads: int | None, seed: int, return_memory: bool = False) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+    if return_memory:
+        return_freed_memory_to_os()
+    torch.manual_seed(seed)
+
+
 def build_trainer(cfg: PPORunConfig, resume: str | None = None) -> RLTrainer:
     """Everything from the config: models, prompts, reward, generator, algorithm, and the resumed state."""
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    if cfg.train.return_memory_to_os:
-        return_freed_memory_to_os()
-    torch.manual_seed(cfg.train.seed)
-    policy_path = resolve_model(cfg.model.name)
-    tokenizer = load_tokenizer(policy_path)
-    policy = load_causal_lm(policy_path, cfg.model.dtype)
-    if cfg.model.lora is not None:
-        policy = add_lora(policy, cfg.model.lora)
+    set_up_torch(cfg.train.threads, cfg.train.seed, cfg.train.return_memory_to_os)
+    stack = build_policy_stack(cfg.model, cfg.reference, cfg.generation)
+    policy, tokenizer, reference = stack.policy, stack.tokenizer, stack.reference
     algorithm = build_algorithm(cfg.algorithm, cfg.kl, cfg.train.samples_per_prompt, cfg.regularizer)
     critic = None
     if algorithm.needs_critic:
         critic = load_critic(resolve_model(cfg.critic.path or cfg.model.name), cfg.model.dtype)
         if cfg.critic.lora is not None:
             critic = add_lora(critic, cfg.critic.lora, task_type="TOKEN_CLS")
-    reference = build_reference(policy, cfg.reference, cfg.model.dtype)
     d = cfg.data
     train_prompts, _ = load_prompts(d.prompts, tokenizer, d.max_prompt_tokens, d.chat_template, d.system_prompt,
                                     d.too_long)
@@ -73,21 +97,23 @@ def build_trainer(cfg: PPORunConfig, resume: str | None = None) -> RLTrainer:
     if d.eval_prompts:
         eval_prompts, _ = load_prompts(d.eval_prompts, tokenizer, d.max_prompt_tokens, d.chat_template,
                                        d.system_prompt, d.too_long)
-    if cfg.generation.backend not in GENERATORS:
-        raise ConfigError(f"generation.backend: unknown '{cfg.generation.backend}'; choose {GENERATORS.names()}")
-    stop_ids = eos_ids(tokenizer, policy) if cfg.generation.stop_at_eos else []
-    generator = GENERATORS[cfg.generation.backend](policy, tokenizer.pad_token_id, stop_ids)
-    trainer = RLTrainer(cfg, Models(policy, tokenizer, critic, reference), build_reward(cfg.rewards), generator,
-                        algorithm, train_prompts, eval_prompts)
+    trainer = RLTrainer(cfg, Models(policy, tokenizer, critic, reference), build_reward(cfg.rewards),
+                        stack.generator, algorithm, train_prompts, eval_prompts)
     if resume:
-        ckpt = find_checkpoint(resume)
-        load_weights(policy, ckpt / "policy")
-        if critic is not None:
-            load_weights(critic, ckpt / "critic")
-        if reference.needs_saving:
-            reference.load(ckpt / "reference")
+        ckpt = resume_weights(resume, policy, reference, critic)
         trainer.load_state_dict(*load_trainer_state(ckpt))
     return trainer
+
+
+def resume_weights(resume: str, policy, reference, critic=None) -> Path:
+    """Load policy (and critic, and a moving reference) weights from the checkpoint ``--resume`` points to."""
+    ckpt = find_checkpoint(resume)
+    load_weights(policy, ckpt / "policy")
+    if critic is not None:
+        load_weights(critic, ckpt / "critic")
+    if reference.needs_saving:
+        reference.load(ckpt / "reference")
+    return ckpt
 
 
 def save(trainer: RLTrainer, out: Path) -> Path:

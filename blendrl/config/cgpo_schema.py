@@ -1,0 +1,127 @@
+"""The typed configuration of ``blendrl cgpo`` (CGPO, ALGORITHMS.md §1): a policy, a reference, and a list of
+tasks, each with its own prompts, reward model(s), judges, optimizer, K, KL_max, batch size and weight ρ.
+
+Sections: model, reference, generation, data, tasks[], train, logging. Each default has one home: its field here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+from .schema import GenerationConfig, LoggingConfig, ModelConfig, ReferenceConfig, RewardSourceConfig, _require
+
+
+@dataclass
+class JudgeConfig:
+    """One judge (``blendrl.judges.JUDGES``): ``kind`` math | instructions | code | format | eos | refusal | llm |
+    openai; ``name`` (default: the kind) is what metrics call it; ``options`` go to the judge's builder."""
+
+    kind: str = "format"
+    name: Optional[str] = None
+    options: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        from ..judges import JUDGES
+
+        _require(self.kind in JUDGES, f"kind: unknown judge '{self.kind}'; choose one of {JUDGES.names()}")
+
+
+@dataclass
+class OptimizerConfig:
+    """The task's constrained optimizer (CGPO §1): ``crpg`` (eq. 12), ``codpo`` (eq. 15, ``beta``, ``lam``) or
+    ``crraft`` (eq. 18). ``kl_max`` is the sequence-level KL budget (CRPG's eq. 11 factor, CRRAFT's filter); the
+    paper gives no numbers (lenient for verifiable tasks, strict for chat), so 10 nats is our default."""
+
+    name: Literal["crpg", "codpo", "crraft"] = "crpg"
+    kl_max: float = 10.0
+    beta: float = 0.1
+    lam: float = 5.0
+
+    def validate(self) -> None:
+        _require(self.kl_max > 0, "kl_max: must be > 0")
+        _require(self.beta > 0, "beta: must be > 0")
+
+
+@dataclass
+class CalibrationConfig:
+    """The calibrated reward R_calib = σ(r(s,a) − r(s,ā)) (eq. 5). ``baseline``: ``reference_response`` (ā from the
+    prompt's metadata ``field``, e.g. the SFT golden or "chosen" response), ``generate`` (ā sampled once from the
+    reference policy before training and cached in the run folder) or ``none`` (R_calib = r, for rewards already
+    in [0, 1])."""
+
+    baseline: Literal["reference_response", "generate", "none"] = "reference_response"
+    field: str = "reference_response"
+
+
+@dataclass
+class TaskConfig:
+    """One task D_l of Algorithm 2. Its rewards are never mixed with another task's."""
+
+    name: str = "task"
+    prompts: str = ""
+    eval_prompts: Optional[str] = None
+    rewards: list[RewardSourceConfig] = field(default_factory=list)
+    judges: list[JudgeConfig] = field(default_factory=list)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    samples_per_prompt: int = 4  # K (TRL's CGPO default 4)
+    prompts_per_iteration: int = 4
+    weight: float = 1.0  # ρ_l
+    max_new_tokens: Optional[int] = None  # default: generation.max_new_tokens
+    system_prompt: Optional[str] = None
+
+    def validate(self) -> None:
+        _require(bool(self.prompts), "prompts: required (a file or builtin:NAME)")
+        _require(len(self.rewards) > 0, "rewards: a task needs at least one reward source")
+        _require(self.samples_per_prompt >= 1 and self.prompts_per_iteration >= 1,
+                 "samples_per_prompt and prompts_per_iteration: must be >= 1")
+        _require(self.optimizer.name != "codpo" or self.samples_per_prompt >= 2,
+                 "samples_per_prompt: codpo needs >= 2 samples per prompt to form pairs")
+        _require(self.weight > 0, "weight: must be > 0")
+        names = [j.name or j.kind for j in self.judges]
+        _require(len(set(names)) == len(names), f"judges: names must be unique, got {names}")
+
+
+@dataclass
+class CGPODataConfig:
+    max_prompt_tokens: int = 256
+    chat_template: bool = True
+    too_long: Literal["error", "skip"] = "error"
+
+
+@dataclass
+class CGPOTrainConfig:
+    """One iteration = one optimizer step whose gradient is Σ_l ρ_l g̃_l over all tasks (Algorithm 2)."""
+
+    iterations: int = 20
+    micro_batch_size: int = 8
+    lr: float = 1e-6
+    weight_decay: float = 0.0
+    warmup_iterations: int = 0
+    schedule: Literal["constant", "linear", "cosine"] = "constant"
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    threads: Optional[int] = None
+
+    def validate(self) -> None:
+        _require(self.iterations >= 1, "iterations: must be >= 1")
+        _require(self.micro_batch_size >= 2, "micro_batch_size: must be >= 2 (CODPO pairs share a micro-batch)")
+        _require(self.lr > 0, "lr: must be > 0")
+
+
+@dataclass
+class CGPORunConfig:
+    """Everything ``blendrl cgpo`` reads."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    data: CGPODataConfig = field(default_factory=CGPODataConfig)
+    tasks: list[TaskConfig] = field(default_factory=list)
+    train: CGPOTrainConfig = field(default_factory=CGPOTrainConfig)
+    logging: LoggingConfig = field(default_factory=lambda: LoggingConfig(output_dir="runs/cgpo"))
+
+    def validate(self) -> None:
+        _require(len(self.tasks) > 0, "tasks: at least one task is required")
+        names = [t.name for t in self.tasks]
+        _require(len(set(names)) == len(names), f"tasks: names must be unique, got {names}")

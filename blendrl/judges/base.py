@@ -1,0 +1,86 @@
+"""The judge seam (CGPO §1): ``judge(samples) -> [Verdict]``, batched; a mixture passes only if every judge passes.
+
+A judge sees the same :class:`~blendrl.rewards.Sample` as a reward source (prompt messages, response, metadata,
+``finished`` = the response ended with EOS) and returns one :class:`Verdict` per sample. CGPO's constraint
+indicator is ``y = ∏_h J_h`` with ``J_h = 1`` meaning *satisfied* (ALGORITHMS.md §1: follow the paper's text, not its
+∨ formula). Judges are built by kind from :class:`~blendrl.config.cgpo_schema.JudgeConfig` through ``JUDGES``.
+
+A judge that cannot decide because the *data* is wrong (a math prompt without ``answer``, an unknown instruction
+id) raises :class:`JudgeDataError` naming the prompt's file and row; a judge never turns bad data into a silent pass.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from ..functional.registry import Registry
+from ..rewards import Sample
+
+JUDGES: Registry = Registry("judge kind")
+
+
+class JudgeDataError(ValueError):
+    """The prompt's metadata does not carry what the judge needs."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    reason: str = ""
+
+
+class Judge(Protocol):
+    name: str
+
+    def judge(self, samples: list[Sample]) -> list[Verdict]:
+        ...
+
+
+def require_metadata(sample: Sample, key: str, judge: str):
+    """``sample.metadata[key]``, or a JudgeDataError naming the judge, the field and the prompt's file and row."""
+    if key not in sample.metadata or sample.metadata[key] is None:
+        raise JudgeDataError(f"judge '{judge}': prompt {sample.where or '?'} has no metadata field '{key}'")
+    return sample.metadata[key]
+
+
+class RuleJudge:
+    """A judge from a per-sample function ``fn(sample) -> Verdict`` (rule judges)."""
+
+    def __init__(self, name: str, fn) -> None:
+        self.name, self.fn = name, fn
+
+    def judge(self, samples: list[Sample]) -> list[Verdict]:
+        return [self.fn(s) for s in samples]
+
+
+class MixtureOfJudges:
+    """All judges of a task. ``evaluate`` → ``(passed (N,) bool, per-judge pass (H, N) bool, reasons)``;
+    a sample passes only if every judge passes (CGPO eq. 8's indicator 1[(s,a) ∈ Σ])."""
+
+    def __init__(self, judges: list[Judge]) -> None:
+        names = [j.name for j in judges]
+        if len(set(names)) != len(names):
+            raise ValueError(f"judge names must be unique within a task, got {names}")
+        self.judges = judges
+
+    @property
+    def names(self) -> list[str]:
+        return [j.name for j in self.judges]
+
+    def evaluate(self, samples: list[Sample]) -> tuple[torch.Tensor, dict[str, torch.Tensor], list[list[str]]]:
+        per_judge: dict[str, torch.Tensor] = {}
+        reasons: list[list[str]] = [[] for _ in samples]
+        for judge in self.judges:
+            verdicts = judge.judge(samples)
+            if len(verdicts) != len(samples):
+                raise RuntimeError(f"judge '{judge.name}' returned {len(verdicts)} verdicts for {len(samples)} samples")
+            per_judge[judge.name] = torch.tensor([v.passed for v in verdicts], dtype=torch.bool)
+            for i, v in enumerate(verdicts):
+                if not v.passed:
+                    reasons[i].append(f"{judge.name}: {v.reason}")
+        passed = torch.ones(len(samples), dtype=torch.bool)
+        for p in per_judge.values():
+            passed &= p
+        return passed, per_judge, reasons

@@ -1,0 +1,51 @@
+"""Math judge (CGPO §5.3, App. B): the response must end with "The final answer is X"; X is compared with the
+prompt's ``metadata['answer']`` by ``math-verify`` (numbers, fractions, LaTeX, simple expressions). A missing or
+malformed final sentence is a violation, as in the paper."""
+from __future__ import annotations
+
+import re
+
+from ..rewards import Sample
+from .base import JUDGES, RuleJudge, Verdict, require_metadata
+
+FINAL_ANSWER = re.compile(r"the final answer is[:\s]*(.+?)\s*$", re.IGNORECASE | re.DOTALL)
+
+
+def final_answer(response: str) -> str | None:
+    """The X of the *last* "The final answer is X" when it is the last sentence of the response, else None."""
+    starts = [m.start() for m in re.finditer(r"the final answer is", response, re.IGNORECASE)]
+    if not starts:
+        return None
+    tail = response[starts[-1]:].strip()
+    m = FINAL_ANSWER.match(tail)
+    if m is None:
+        return None
+    answer = m.group(1).strip()
+    answer = re.sub(r"[.!]\s*$", "", answer).strip()  # the sentence's full stop
+    if not answer or "\n" in answer or re.search(r"[.!?]\s+\S", answer):  # more sentences follow: not the last
+        return None
+    return answer
+
+
+def _as_math(text: str) -> str:
+    """math-verify reads bare numbers and LaTeX in $…$; wrap plain text so both forms parse."""
+    text = text.strip()
+    return text if "$" in text or "\\" in text else f"${text}$"
+
+
+@JUDGES.register("math")
+def math_judge(name: str = "math"):
+    from math_verify import parse, verify
+
+    def check(s: Sample) -> Verdict:
+        gold = str(require_metadata(s, "answer", name))
+        answer = final_answer(s.response)
+        if answer is None:
+            return Verdict(False, "no final sentence 'The final answer is X'")
+        try:
+            ok = verify(parse(_as_math(gold)), parse(_as_math(answer)))
+        except Exception as exc:  # noqa: BLE001 - unparseable model output is a wrong answer, not a crash
+            return Verdict(False, f"answer {answer!r} could not be parsed ({type(exc).__name__})")
+        return Verdict(True) if ok else Verdict(False, f"answer {answer!r} != {gold!r}")
+
+    return RuleJudge(name, check)

@@ -1,0 +1,106 @@
+"""Build the CGPO trainer from a config and run it: per-task held-out evaluation before and after, logging,
+checkpoints, resume."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..config.cgpo_schema import CGPORunConfig
+from ..rollout import decode_responses
+from .cgpo_tasks import build_task, load_or_generate_baselines
+from .cgpo_trainer import CGPOTrainer
+from .checkpoint import load_trainer_state
+from .experience import Experience
+from .logging import RunLogger
+from .run import build_policy_stack, export_final, resume_weights, save, set_up_torch
+from .trainer import Models
+
+
+def build_cgpo_trainer(cfg: CGPORunConfig, resume: str | None = None) -> CGPOTrainer:
+    set_up_torch(cfg.train.threads, cfg.train.seed)
+    stack = build_policy_stack(cfg.model, cfg.reference, cfg.generation)
+    tasks = [build_task(t, stack.tokenizer, cfg.data, cfg.generation.max_new_tokens, cfg.generation,
+                        cfg.train.seed + i) for i, t in enumerate(cfg.tasks)]
+    out = Path(cfg.logging.output_dir)
+    for task in tasks:
+        if task.cfg.calibration.baseline == "generate":
+            gen = torch.Generator().manual_seed(cfg.train.seed + 777)
+
+            @torch.no_grad()
+            def generate(prompts, task=task, gen=gen):
+                texts = []
+                for i in range(0, len(prompts), cfg.train.micro_batch_size):
+                    chunk = prompts[i: i + cfg.train.micro_batch_size]
+                    rollout = stack.generator.sample([p.input_ids for p in chunk], task.params, gen)
+                    texts += decode_responses(stack.tokenizer, Experience.from_rollout(rollout))
+                return texts
+
+            load_or_generate_baselines(task, out / "baselines" / f"{task.name}.json", generate)
+    trainer = CGPOTrainer(cfg, Models(stack.policy, stack.tokenizer, None, stack.reference), stack.generator, tasks)
+    if resume:
+        trainer.load_state_dict(*load_trainer_state(resume_weights(resume, stack.policy, stack.reference)))
+    return trainer
+
+
+def eval_table(metrics: dict, tasks) -> str:
+    """One line per task: reward, calibrated reward, pass rate of all judges and of each, KL, length."""
+    lines = []
+    for t in tasks:
+        p = f"eval/{t.name}/"
+        if p + "reward" not in metrics:
+            continue
+        judges = "  ".join(f"{n}={metrics[p + 'judge/' + n]:.2f}" for n in t.judges.names)
+        lines.append(f"  {t.name:<14} reward={metrics[p + 'reward']:.3f}  calibrated={metrics[p + 'reward_calibrated']:.3f}"
+                     f"  pass={metrics[p + 'pass_rate']:.2f}  {judges}  kl={metrics[p + 'kl_seq']:.2f}"
+                     f"  len={metrics[p + 'length']:.1f}")
+    return "\n".join(lines)
+
+
+def run_cgpo(cfg: CGPORunConfig, resume: str | None = None, stop_after: int | None = None) -> dict:
+    trainer = build_cgpo_trainer(cfg, resume)
+    out = Path(cfg.logging.output_dir)
+    lg = cfg.logging
+    logger = RunLogger(out, lg.tensorboard, lg.progress, cfg.train.iterations, trainer.iteration, desc="cgpo")
+    result: dict = {"trainer": trainer}
+    has_eval = any(t.eval_prompts for t in trainer.tasks)
+    try:
+        if trainer.iteration == 0 and has_eval:
+            before = trainer.evaluate(lg.eval_prompts)
+            logger.log(0, before.metrics)
+            logger.log_samples(0, "eval", before.samples)
+            result["before"] = before
+            logger.write("[eval before]\n" + eval_table(before.metrics, trainer.tasks))
+        done_here = 0
+        while trainer.iteration < cfg.train.iterations:
+            step = trainer.step()
+            it = trainer.iteration
+            logger.log(it, step.metrics)
+            logger.log_samples(it, "train", step.samples)
+            summary = {f"{t.name[:8]}_pass": step.metrics[f"{t.name}/pass_rate"] for t in trainer.tasks}
+            logger.progress({**summary, "s/it": step.metrics["time/iteration_s"]})
+            if not lg.progress:
+                logger.write(f"iter {it}: " + "  ".join(
+                    f"{t.name}: r={step.metrics[f'{t.name}/reward']:.3f} pass={step.metrics[f'{t.name}/pass_rate']:.2f}"
+                    f" kl={step.metrics[f'{t.name}/kl_seq']:.2f}" for t in trainer.tasks))
+            if lg.eval_every and it % lg.eval_every == 0 and it < cfg.train.iterations and has_eval:
+                ev = trainer.evaluate(lg.eval_prompts)
+                logger.log(it, ev.metrics)
+                logger.write(f"[eval @ {it}]\n" + eval_table(ev.metrics, trainer.tasks))
+            if lg.save_every and it % lg.save_every == 0:
+                save(trainer, out)
+            result["last"] = step
+            done_here += 1
+            if stop_after is not None and done_here >= stop_after:
+                return result
+        if has_eval:
+            after = trainer.evaluate(lg.eval_prompts)
+            logger.log(trainer.iteration, after.metrics)
+            logger.log_samples(trainer.iteration, "eval", after.samples)
+            result["after"] = after
+            logger.write("[eval after]\n" + eval_table(after.metrics, trainer.tasks))
+        save(trainer, out)
+        result["final"] = export_final(trainer, out)
+    finally:
+        logger.close()
+    return result

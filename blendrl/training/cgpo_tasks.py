@@ -1,0 +1,128 @@
+"""A CGPO task at run time: its prompts, reward, judges, optimizer, sampler and calibration baselines ā.
+
+``TaskRuntime.score`` is the one place where a task's responses become (raw reward, calibrated reward, verdicts);
+training and evaluation both call it, so the two never disagree on what a task's reward is.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..algorithms.cgpo import CGPO_OPTIMIZERS
+from ..config.cgpo_schema import TaskConfig
+from ..data import DataError, PromptSampler, load_prompts
+from ..fsutil import atomic_write_text
+from ..functional.cgpo import calibrated_reward
+from ..judges import MixtureOfJudges, build_judges
+from ..rewards import Sample, build_reward
+from ..rollout import SamplingParams
+
+
+@dataclass
+class ScoredBatch:
+    raw: torch.Tensor  # (N,) task reward r(s, a); NaN where a source could not score
+    reward: torch.Tensor  # (N,) R_calib = σ(r − r(ā)) (or r with calibration none); 0 where raw is NaN
+    passed: torch.Tensor  # (N,) bool, every judge passed (False where raw is NaN)
+    per_judge: dict[str, torch.Tensor]  # name → (N,) bool
+    reasons: list[list[str]]
+    valid: torch.Tensor  # (N,) bool, raw is finite
+
+
+@dataclass
+class TaskRuntime:
+    cfg: TaskConfig
+    prompts: list
+    eval_prompts: list
+    reward: object
+    judges: MixtureOfJudges
+    optimizer: object
+    sampler: PromptSampler
+    params: SamplingParams
+    baselines: dict[tuple[str, int], str] = field(default_factory=dict)  # (source, row) → ā
+    _baseline_scores: dict[tuple[str, int], float] = field(default_factory=dict)
+    _baseline_passed: dict[tuple[str, int], bool] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+    @staticmethod
+    def samples(prompts, responses: list[str], finished: torch.Tensor) -> list[Sample]:
+        return [Sample(p.messages, r, p.metadata, f"{p.source}, row {p.row}", bool(f))
+                for p, r, f in zip(prompts, responses, finished.tolist())]
+
+    def baseline_of(self, p) -> str | None:
+        return self.baselines.get((p.source, p.row))
+
+    def baseline_scores(self, prompts) -> torch.Tensor:
+        """r(s, ā) for each prompt, (N,); scored once per prompt and cached."""
+        todo = list({(p.source, p.row): p for p in prompts
+                     if (p.source, p.row) not in self._baseline_scores}.values())
+        if todo:
+            texts = [self.baseline_of(p) for p in todo]
+            scores = self.reward.score(self.samples(todo, texts, torch.ones(len(todo), dtype=torch.bool)))
+            for p, s in zip(todo, scores.tolist()):
+                self._baseline_scores[(p.source, p.row)] = s
+        return torch.tensor([self._baseline_scores[(p.source, p.row)] for p in prompts])
+
+    def baseline_passes(self, p) -> bool:
+        """Whether ā satisfies every judge (CRRAFT's fallback condition); judged once per prompt."""
+        key = (p.source, p.row)
+        if key not in self._baseline_passed:
+            text = self.baseline_of(p)
+            if text is None:
+                self._baseline_passed[key] = False
+            else:
+                passed, _, _ = self.judges.evaluate(self.samples([p], [text], torch.ones(1, dtype=torch.bool)))
+                self._baseline_passed[key] = bool(passed[0])
+        return self._baseline_passed[key]
+
+    def score(self, prompts, responses: list[str], finished: torch.Tensor) -> ScoredBatch:
+        samples = self.samples(prompts, responses, finished)
+        raw = self.reward.score(samples).float()  # (N,)
+        valid = torch.isfinite(raw)
+        passed, per_judge, reasons = self.judges.evaluate(samples)
+        if self.cfg.calibration.baseline == "none":
+            reward = raw
+        else:
+            reward = calibrated_reward(raw, self.baseline_scores(prompts))
+        reward = torch.where(valid, reward, torch.zeros_like(reward))
+        return ScoredBatch(raw, reward, passed & valid, per_judge, reasons, valid)
+
+
+def build_task(cfg: TaskConfig, tokenizer, data_cfg, default_max_new_tokens: int, generation, seed: int) -> TaskRuntime:
+    load = lambda src: load_prompts(src, tokenizer, data_cfg.max_prompt_tokens, data_cfg.chat_template,  # noqa: E731
+                                    cfg.system_prompt, data_cfg.too_long)[0]
+    prompts = load(cfg.prompts)
+    eval_prompts = load(cfg.eval_prompts) if cfg.eval_prompts else []
+    params = SamplingParams(cfg.max_new_tokens or default_max_new_tokens, generation.temperature, generation.top_p)
+    task = TaskRuntime(cfg, prompts, eval_prompts, build_reward(cfg.rewards), build_judges(cfg.judges),
+                       CGPO_OPTIMIZERS[cfg.optimizer.name](cfg.optimizer), PromptSampler(len(prompts), seed), params)
+    if cfg.calibration.baseline == "reference_response":
+        for p in prompts + eval_prompts:
+            text = p.metadata.get(cfg.calibration.field)
+            if not isinstance(text, str):
+                raise DataError(f"{p.source}, row {p.row}, field 'metadata.{cfg.calibration.field}': task "
+                                f"'{cfg.name}' calibrates against a reference response, and this prompt has none "
+                                f"(or set calibration.baseline: generate)")
+            task.baselines[(p.source, p.row)] = text
+    return task
+
+
+def load_or_generate_baselines(task: TaskRuntime, path: Path, generate) -> None:
+    """ā for ``calibration.baseline: generate``: read from ``path`` if present (resume), else sample once with
+    ``generate(prompts) -> [text]`` (the initial policy = π_ref for a frozen reference) and write ``path``."""
+    everything = task.prompts + task.eval_prompts
+    if path.is_file():
+        stored = json.loads(path.read_text())
+        task.baselines = {(s, r): t for s, r, t in stored}
+        missing = [p for p in everything if (p.source, p.row) not in task.baselines]
+        if not missing:
+            return
+    texts = generate(everything)
+    task.baselines = {(p.source, p.row): t for p, t in zip(everything, texts)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps([[p.source, p.row, t] for p, t in zip(everything, texts)]))

@@ -1,0 +1,215 @@
+"""The CGPO loop (ALGORITHMS.md §1, Algorithms 1–2): for every task, rollout → score (reward model + judges) →
+the task's optimizer picks rows and weights → gradients accumulated with weight ρ_l; then one optimizer step.
+
+Each task's rewards, verdicts and baselines stay inside its own ``task_step``: nothing from one task reaches
+another task's loss (tested). One update per iteration: CRPG, CODPO and CRRAFT are on-policy single-step methods.
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from ..functional import masked_sum
+from ..rollout import Rollout, decode_responses, left_pad
+from .cgpo_tasks import TaskRuntime
+from .experience import Experience, response_logprobs
+from .optim import lr_lambda, make_optimizer
+from .trainer import Models, StepOutput
+
+
+class CGPOTrainer:
+    def __init__(self, cfg, models: Models, generator, tasks: list[TaskRuntime]) -> None:
+        self.cfg, self.m, self.generator, self.tasks = cfg, models, generator, tasks
+        t = cfg.train
+        self.sampling_gen = torch.Generator().manual_seed(t.seed)
+        self.optimizer = make_optimizer(models.policy.parameters(), t.lr, t.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_lambda(t.schedule, t.warmup_iterations, t.iterations))
+        self.temperature = cfg.generation.temperature
+        self.iteration = 0
+        self.counters = {"skipped_samples": 0, "skipped_updates": 0}
+
+    # ------------------------------------------------------------------ one iteration (Algorithm 2)
+    def step(self) -> StepOutput:
+        start = time.perf_counter()
+        metrics, samples, finite = {}, [], True
+        for task in self.tasks:
+            task_metrics, task_samples, task_finite = self.task_step(task)
+            metrics.update({f"{task.name}/{k}": v for k, v in task_metrics.items()})
+            samples += task_samples
+            finite = finite and task_finite
+            if not finite:
+                break  # a NaN/inf loss: this iteration's gradient is discarded, never applied
+        params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.train.max_grad_norm)) if finite and params \
+            else math.nan
+        if math.isfinite(grad_norm):
+            self.optimizer.step()
+            self.m.reference.after_update(self.m.policy)
+        elif finite and not params:
+            grad_norm = 0.0  # no task had a row to train (e.g. nothing passed the judges)
+        else:  # a NaN/inf loss or gradient: reported in the metrics, never written into the weights
+            self.counters["skipped_updates"] += 1
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        self.iteration += 1
+        metrics.update({"grad_norm": grad_norm, "lr": self.scheduler.get_last_lr()[0],
+                        "skipped/updates_total": self.counters["skipped_updates"],
+                        "skipped/samples_total": self.counters["skipped_samples"],
+                        "time/iteration_s": time.perf_counter() - start})
+        return StepOutput(metrics, samples)
+
+    def task_step(self, task: TaskRuntime) -> tuple[dict, list[dict], bool]:
+        """Algorithm 1 for one task: its gradient, scaled by ρ_l, is added to ``.grad``. Returns metrics, samples,
+        and whether every loss was finite."""
+        t0 = time.perf_counter()
+        k = task.cfg.samples_per_prompt
+        batch = [task.prompts[i] for i in task.sampler.next_indices(task.cfg.prompts_per_iteration)]
+        prompts = [p for p in batch for _ in range(k)]
+        rollout = self.generator.sample([p.input_ids for p in prompts], task.params, self.sampling_gen)
+        exp = Experience.from_rollout(rollout)
+        responses = decode_responses(self.m.tokenizer, exp)
+        t1 = time.perf_counter()
+        scored = task.score(prompts, responses, rollout.has_eos)
+        self.counters["skipped_samples"] += int((~scored.valid).sum())
+        exp.response_mask[~scored.valid] = 0.0
+        exp.ref_logp = self.m.reference.logprobs(exp, self.temperature, self.cfg.train.micro_batch_size)
+        seq_kl = masked_sum(exp.behaviour_logp - exp.ref_logp, exp.response_mask, dim=1)  # (N,) generation time
+        t2 = time.perf_counter()
+        selection, metrics = task.optimizer.select(exp, scored.reward, scored.passed, seq_kl, k)
+        parts = [selection.rows]
+        if len(selection.fallback_prompts):
+            fallback = self.baseline_rows(task, [batch[int(b)] for b in selection.fallback_prompts])
+            if fallback is not None:
+                parts.append(fallback)
+            metrics["crraft/fallback_rows"] = 0 if fallback is None else len(fallback)
+        loss, finite = self.accumulate(task, parts, selection.group)
+        valid = scored.valid
+        metrics.update({
+            "loss": loss,
+            "rows_trained": sum(len(p) for p in parts),
+            "reward": scored.raw[valid].mean().item() if valid.any() else math.nan,
+            "reward_calibrated": scored.reward[valid].mean().item() if valid.any() else math.nan,
+            "pass_rate": scored.passed.float().mean().item(),
+            **{f"judge/{name}": v.float().mean().item() for name, v in scored.per_judge.items()},
+            "kl_seq": seq_kl[valid].mean().item() if valid.any() else math.nan,
+            "length": exp.response_mask.sum(1)[valid].mean().item() if valid.any() else math.nan,
+            "eos_rate": rollout.has_eos.float().mean().item(),
+            "time/rollout_s": t1 - t0, "time/score_ref_s": t2 - t1, "time/update_s": time.perf_counter() - t2,
+        })
+        shown = [{"task": task.name, "prompt": p.user_text, "response": r, "reward": float(s), "passed": bool(ok),
+                  "violations": why} for p, r, s, ok, why in
+                 list(zip(prompts, responses, scored.raw, scored.passed, scored.reasons))[: self.cfg.logging.log_samples]]
+        return metrics, shown, finite
+
+    def accumulate(self, task: TaskRuntime, parts: list[Experience], group: int) -> tuple[float, bool]:
+        """Back-propagate ``ρ_l · (Σ units' loss) / units`` over micro-batches that keep ``group`` rows together."""
+        units = sum(task.optimizer.units(p) for p in parts)
+        if units == 0:
+            return 0.0, True
+        size = max(group, self.cfg.train.micro_batch_size // group * group)
+        total = 0.0
+        for part in parts:
+            if len(part) == 0:
+                continue
+            for micro in torch.arange(len(part)).split(size):
+                mb = part.select(micro)
+                logp = response_logprobs(self.m.policy, mb, self.temperature)  # (b, T)
+                loss = task.optimizer.loss(mb, logp) * (task.cfg.weight / units)
+                if not torch.isfinite(loss):
+                    return math.nan, False
+                loss.backward()
+                total += loss.item()
+        return total, True
+
+    @torch.no_grad()
+    def baseline_rows(self, task: TaskRuntime, prompts) -> Experience | None:
+        """CRRAFT's fallback (eq. 18): ā as a training row with weight σ(0) = 0.5 for each prompt whose ā passes
+        every judge and stays within KL_max of the reference; None when no prompt qualifies."""
+        keep = [p for p in prompts if task.baseline_passes(p)]
+        if not keep:
+            return None
+        tok = self.m.tokenizer
+        eos = tok.eos_token_id
+        responses = [tok(task.baseline_of(p), add_special_tokens=False)["input_ids"][: task.params.max_new_tokens - 1]
+                     + ([eos] if eos is not None else []) for p in keep]
+        exp = teacher_forced_experience([p.input_ids for p in keep], responses, tok.pad_token_id)
+        exp.ref_logp = self.m.reference.logprobs(exp, self.temperature, self.cfg.train.micro_batch_size)
+        exp.behaviour_logp = torch.cat([response_logprobs(self.m.policy, exp.select(i), self.temperature) for i in
+                                        torch.arange(len(exp)).split(self.cfg.train.micro_batch_size)])
+        seq_kl = masked_sum(exp.behaviour_logp - exp.ref_logp, exp.response_mask, dim=1)  # (F,)
+        ok = seq_kl <= task.cfg.optimizer.kl_max
+        if not ok.any():
+            return None
+        rows = exp.select(ok.nonzero().flatten())
+        rows.seq_weights = torch.full((len(rows),), task.optimizer.fallback_weight)
+        return rows
+
+    # ------------------------------------------------------------------ held-out evaluation per task
+    @torch.no_grad()
+    def evaluate(self, n_prompts: int) -> StepOutput:
+        """Per task on its first ``n_prompts`` held-out prompts (one sample each, fixed seed): reward, calibrated
+        reward, pass rate of every judge and of all, sequence KL to the reference, length."""
+        metrics, samples = {}, []
+        for task in self.tasks:
+            prompts = task.eval_prompts[:n_prompts]
+            if not prompts:
+                continue
+            gen = torch.Generator().manual_seed(self.cfg.train.seed + 12345)
+            rollout = self.generator.sample([p.input_ids for p in prompts], task.params, gen)
+            exp = Experience.from_rollout(rollout)
+            responses = decode_responses(self.m.tokenizer, exp)
+            scored = task.score(prompts, responses, rollout.has_eos)
+            ref_logp = self.m.reference.logprobs(exp, self.temperature, self.cfg.train.micro_batch_size)
+            seq_kl = masked_sum(exp.behaviour_logp - ref_logp, exp.response_mask, dim=1)
+            v = scored.valid
+            metrics.update({
+                f"eval/{task.name}/reward": scored.raw[v].mean().item() if v.any() else math.nan,
+                f"eval/{task.name}/reward_calibrated": scored.reward[v].mean().item() if v.any() else math.nan,
+                f"eval/{task.name}/pass_rate": scored.passed.float().mean().item(),
+                **{f"eval/{task.name}/judge/{n}": p.float().mean().item() for n, p in scored.per_judge.items()},
+                f"eval/{task.name}/kl_seq": seq_kl.mean().item(),
+                f"eval/{task.name}/length": exp.response_mask.sum(1).mean().item(),
+            })
+            samples += [{"task": task.name, "prompt": p.user_text, "response": r, "reward": float(s),
+                         "passed": bool(ok), "violations": why}
+                        for p, r, s, ok, why in zip(prompts, responses, scored.raw, scored.passed, scored.reasons)]
+        return StepOutput(metrics, samples)
+
+    # ------------------------------------------------------------------ state for exact resume
+    def state_dict(self) -> tuple[dict, dict]:
+        from .checkpoint import rng_state
+
+        trainer = {"iteration": self.iteration, "counters": dict(self.counters), "rng": rng_state(self.sampling_gen),
+                   "samplers": {t.name: t.sampler.state_dict() for t in self.tasks}}
+        optim = {"optimizers": {"policy": self.optimizer.state_dict()},
+                 "schedulers": {"policy": self.scheduler.state_dict()}}
+        return trainer, optim
+
+    def load_state_dict(self, trainer: dict, optim: dict) -> None:
+        from .checkpoint import set_rng_state
+
+        self.iteration = trainer["iteration"]
+        self.counters.update(trainer["counters"])
+        set_rng_state(trainer["rng"], self.sampling_gen)
+        for t in self.tasks:
+            t.sampler.load_state_dict(trainer["samplers"][t.name])
+        self.optimizer.load_state_dict(optim["optimizers"]["policy"])
+        self.scheduler.load_state_dict(optim["schedulers"]["policy"])
+
+
+def teacher_forced_experience(prompts: list[list[int]], responses: list[list[int]], pad_id: int) -> Experience:
+    """An Experience for given (prompt, response) token lists (left-padded prompts, right-padded responses);
+    ``behaviour_logp`` is zeros until the caller fills it."""
+    prompt_ids, prompt_mask = left_pad(prompts, pad_id)
+    width = max(len(r) for r in responses)
+    response_ids = torch.full((len(responses), width), pad_id, dtype=torch.long)
+    response_mask = torch.zeros((len(responses), width))
+    for i, r in enumerate(responses):
+        response_ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        response_mask[i, : len(r)] = 1.0
+    has_eos = torch.ones(len(responses), dtype=torch.bool)
+    return Experience.from_rollout(Rollout(prompt_ids, prompt_mask, response_ids, response_mask,
+                                           torch.zeros_like(response_mask), has_eos))

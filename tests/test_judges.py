@@ -1,0 +1,206 @@
+"""Judges on passing and failing examples; the code sandbox against hostile programs."""
+import os
+from pathlib import Path
+
+import pytest
+
+from blendrl.judges import JUDGES, JudgeDataError, MixtureOfJudges
+from blendrl.judges.instructions import check_instruction, instruction_registry
+from blendrl.judges.math import final_answer
+from blendrl.judges.sandbox import SandboxLimits, isolation_prefix, network_isolation, run_python
+from blendrl.rewards import Sample
+
+
+def verdicts(kind, samples, **options):
+    return [v.passed for v in JUDGES[kind](**options).judge(samples)]
+
+
+def s(response, finished=True, **metadata):
+    return Sample([{"role": "user", "content": "q"}], response, metadata, "t.jsonl, row 1", finished)
+
+
+# ------------------------------------------------------------------ math
+@pytest.mark.parametrize("response,ok", [
+    ("3 + 4 = 7. The final answer is 7.", True),
+    ("The final answer is 7.0", True),
+    ("The final answer is $\\frac{14}{2}$.", True),
+    ("The final answer is 8.", False),
+    ("The answer is 7.", False),  # wrong format is a violation
+    ("The final answer is 7. Actually it is 8.", False),  # not the last sentence
+])
+def test_math_judge(response, ok):
+    assert verdicts("math", [s(response, answer="7")]) == [ok]
+
+
+def test_math_judge_requires_the_answer_field():
+    with pytest.raises(JudgeDataError, match="t.jsonl, row 1.*'answer'"):
+        JUDGES["math"]().judge([s("The final answer is 7.")])
+
+
+def test_final_answer_parsing():
+    assert final_answer("so x = 2. The final answer is: 12") == "12"
+    assert final_answer("no answer") is None
+
+
+# ------------------------------------------------------------------ instruction following: every shipped type
+IF_CASES = {  # id: (kwargs, passing response, failing response)
+    "change_case:capital_word_frequency": ({"capital_frequency": 2, "capital_relation": "at least"},
+                                           "THIS is VERY good", "this is very good"),
+    "change_case:english_capital": ({}, "THIS IS A PLAIN ENGLISH SENTENCE ABOUT THE WEATHER TODAY.",
+                                    "This is a plain English sentence about the weather today."),
+    "change_case:english_lowercase": ({}, "all lowercase letters here", "Some Uppercase"),
+    "combination:repeat_prompt": ({"prompt_to_repeat": "Say hi"}, "Say hi. Hi there!", "Hello there"),
+    "combination:two_responses": ({}, "First answer.\n******\nSecond answer.", "Only one answer."),
+    "detectable_content:number_placeholders": ({"num_placeholders": 2}, "Dear [name], at [address].",
+                                               "Dear friend."),
+    "detectable_content:postscript": ({"postscript_marker": "P.S."}, "Hello.\nP.S. see you", "Hello."),
+    "detectable_format:constrained_response": ({}, "My answer is yes.", "Maybe."),
+    "detectable_format:json_format": ({}, '{"a": 1}', "a: 1"),
+    "detectable_format:multiple_sections": ({"section_spliter": "Section", "num_sections": 2},
+                                            "Section 1\nintro\nSection 2\nbody", "no sections"),
+    "detectable_format:number_bullet_lists": ({"num_bullets": 2}, "* one\n* two", "* one"),
+    "detectable_format:number_highlighted_sections": ({"num_highlights": 2}, "*a* and *b*", "*a* only"),
+    "detectable_format:title": ({}, "<<My Title>>\ntext", "no title"),
+    "keywords:existence": ({"keywords": ["volcano"]}, "A volcano erupts.", "A mountain."),
+    "keywords:forbidden_words": ({"forbidden_words": ["lava"]}, "Hot rock.", "Hot lava."),
+    "keywords:frequency": ({"keyword": "sun", "frequency": 2, "relation": "at least"}, "sun and sun", "sun"),
+    "keywords:letter_frequency": ({"letter": "z", "let_frequency": 2, "let_relation": "at least"}, "zz top",
+                                  "top"),
+    "language:response_language": ({"language": "en"},
+                                   "This is a plain English sentence about the weather today.",
+                                   "Ceci est une phrase en français sur le temps qu'il fait aujourd'hui."),
+    "length_constraints:nth_paragraph_first_word": ({"num_paragraphs": 2, "nth_paragraph": 2, "first_word": "then"},
+                                                    "First part.\n\nThen more.", "First part.\n\nAnd more."),
+    "length_constraints:number_paragraphs": ({"num_paragraphs": 2}, "one\n***\ntwo", "one"),
+    "length_constraints:number_sentences": ({"num_sentences": 3, "relation": "less than"}, "One. Two.",
+                                            "One. Two. Three. Four."),
+    "length_constraints:number_words": ({"num_words": 5, "relation": "less than"}, "just four words here",
+                                        "this has far more than five words in it"),
+    "punctuation:no_comma": ({}, "no commas here", "a, b"),
+    "startend:end_checker": ({"end_phrase": "Any questions?"}, "Done. Any questions?", "Done."),
+    "startend:quotation": ({}, '"wrapped in quotes"', "not wrapped"),
+}
+
+
+def test_every_instruction_type_has_a_case():
+    assert set(IF_CASES) == set(instruction_registry())
+
+
+@pytest.mark.parametrize("instruction", sorted(IF_CASES))
+def test_instruction_checker_passes_and_fails(instruction):
+    kwargs, good, bad = IF_CASES[instruction]
+    assert check_instruction(instruction, kwargs, "Say hi", good)
+    assert not check_instruction(instruction, kwargs, "Say hi", bad)
+
+
+def test_instruction_judge_needs_all_and_rejects_unknown_ids():
+    meta = {"instruction_id_list": ["punctuation:no_comma", "keywords:existence"],
+            "kwargs": [{}, {"keywords": ["sun"]}]}
+    assert verdicts("instructions", [s("the sun rises", **meta), s("the sun, rises", **meta),
+                                     s("moon", **meta)]) == [True, False, False]
+    with pytest.raises(JudgeDataError, match="unknown instruction id 'no:such'"):
+        verdicts("instructions", [s("x", instruction_id_list=["no:such"], kwargs=[{}])])
+    with pytest.raises(JudgeDataError, match=r"needs kwargs \['keywords'\]"):
+        verdicts("instructions", [s("x", instruction_id_list=["keywords:existence"], kwargs=[{}])])
+
+
+# ------------------------------------------------------------------ rule judges and the mixture
+def test_format_eos_and_refusal_judges():
+    assert verdicts("format", [s("a b c"), s("a b c d e f")], max_words=5) == [True, False]
+    assert verdicts("format", [s("Answer: 4"), s("4")], regex=r"^Answer: ") == [True, False]
+    assert verdicts("format", [s("a b c", format={"max_words": 2})]) == [False]  # per-prompt override
+    assert verdicts("eos", [s("x", finished=True), s("x", finished=False)]) == [True, False]
+    assert verdicts("refusal", [s("I'm sorry, I can't help with that."), s("Sure: 4.")]) == [False, True]
+    assert verdicts("refusal", [s("I cannot help with that.", should_refuse=True)]) == [True]
+
+
+def test_mixture_passes_only_when_every_judge_passes():
+    mix = MixtureOfJudges([JUDGES["format"](name="short", max_words=3), JUDGES["eos"]()])
+    passed, per_judge, reasons = mix.evaluate([s("a b"), s("a b c d"), s("a", finished=False)])
+    assert passed.tolist() == [True, False, False]
+    assert per_judge["short"].tolist() == [True, False, True] and per_judge["eos"].tolist() == [True, True, False]
+    assert reasons[1] == ["short: 4 words > 3"]
+
+
+# ------------------------------------------------------------------ code judge and its sandbox
+ADD_TESTS = "assert add(2, 3) == 5\nassert add(-1, 1) == 0"
+HOSTILE = {
+    "infinite loop": "def add(a, b):\n    while True:\n        pass\nadd(1, 2)",
+    "fork bomb": "import os\nwhile True:\n    os.fork()",
+    "fork via subprocess": "import subprocess\nsubprocess.run(['sh', '-c', ':(){ :|:& };:'])",
+    "fork via _posixsubprocess": "import _posixsubprocess",
+    "huge allocation": "x = bytearray(50 * 1024**3)",
+    "write outside": "open('/tmp/blendrl_pwned.txt', 'w').write('x')",
+    "write outside via os": "import os\nos.mkdir('/tmp/blendrl_pwned_dir')",
+    "socket": "import socket\nsocket.create_connection(('127.0.0.1', 22), timeout=1)",
+    "parent environment": "import os\nopen(f'/proc/{os.getppid()}/environ').read()",
+    "ctypes": "import ctypes\nctypes.CDLL(None).system(b'touch /tmp/blendrl_pwned.txt')",
+    "leak environment": "import os\nassert 'BLENDRL_SECRET' in os.environ",
+}
+
+
+def code_sample(code, **meta):
+    return s(f"Here you go:\n```python\n{code}\n```", tests=ADD_TESTS, **meta)
+
+
+def test_code_judge_passes_correct_code_and_fails_wrong_or_missing_code():
+    judge = JUDGES["code"](wall_s=5)
+    got = [v.passed for v in judge.judge([code_sample("def add(a, b):\n    return a + b"),
+                                          code_sample("def add(a, b):\n    return a - b"),
+                                          s("no code", tests=ADD_TESTS)])]
+    assert got == [True, False, False]
+
+
+def test_code_judge_runs_humaneval_style_tests():
+    meta = {"test": "def check(candidate):\n    assert candidate(1, 2) == 3", "entry_point": "add"}
+    judge = JUDGES["code"]()
+    got = [v.passed for v in judge.judge([s("```python\ndef add(a, b):\n    return a + b\n```", **meta),
+                                          s("```python\ndef add(a, b):\n    return 0\n```", **meta)])]
+    assert got == [True, False]
+
+
+def test_hostile_programs_end_as_clean_violations(monkeypatch):
+    monkeypatch.setenv("BLENDRL_SECRET", "hunter2")
+    for p in ("/tmp/blendrl_pwned.txt", "/tmp/blendrl_pwned_dir"):
+        assert not os.path.exists(p)
+    judge = JUDGES["code"](wall_s=2, cpu_s=2, memory_mb=256)
+    results = judge.judge([code_sample(code) for code in HOSTILE.values()])
+    for name, v in zip(HOSTILE, results):
+        assert not v.passed, f"{name} passed the sandbox"
+        assert v.reason, name
+    assert "timed out" in results[0].reason
+    assert not os.path.exists("/tmp/blendrl_pwned.txt") and not os.path.exists("/tmp/blendrl_pwned_dir")
+    # the judge process is intact and keeps working afterwards
+    assert judge.judge([code_sample("def add(a, b):\n    return a + b")])[0].passed
+    assert not list(Path("/tmp").glob("blendrl-sandbox-*")), "sandbox directories must be removed"
+
+
+def test_sandbox_has_no_network_and_no_parent_environment(monkeypatch):
+    monkeypatch.setenv("BLENDRL_SECRET", "hunter2")
+    out = run_python("import os\nprint(sorted(os.environ))")
+    assert out.ok and "BLENDRL_SECRET" not in out.stdout
+
+
+def test_network_namespace_blocks_connections_even_without_the_audit_hook():
+    import socket
+    import subprocess
+    import sys
+
+    if network_isolation() != "namespace":
+        pytest.skip("unprivileged user namespaces are not available here; the audit hook is the only network guard")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    connect = [sys.executable, "-c", f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=2)"]
+    try:
+        assert subprocess.run(connect, capture_output=True, timeout=20).returncode == 0  # reachable from here
+        assert subprocess.run([*isolation_prefix(), *connect], capture_output=True, timeout=20).returncode != 0
+    finally:
+        server.close()
+
+
+def test_sandbox_limits_memory_and_time():
+    assert "MemoryError" in run_python("x = bytearray(400 * 1024**2)", SandboxLimits(memory_mb=128)).stderr
+    r = run_python("import time\ntime.sleep(10)", SandboxLimits(wall_s=0.5))
+    assert r.timed_out and r.seconds < 5
