@@ -9,7 +9,8 @@ from blendrl.config.rm_schema import RMRunConfig
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yaml"))
 RM_EXAMPLES = [p for p in EXAMPLES if p.name.startswith("rm_")]
-PPO_EXAMPLES = [p for p in EXAMPLES if p not in RM_EXAMPLES]
+CGPO_EXAMPLES = [p for p in EXAMPLES if p.name.startswith("cgpo_")]
+PPO_EXAMPLES = [p for p in EXAMPLES if p not in RM_EXAMPLES + CGPO_EXAMPLES]
 
 
 @pytest.mark.parametrize("path", PPO_EXAMPLES, ids=[p.name for p in PPO_EXAMPLES])
@@ -22,3 +23,11 @@ def test_example_config_is_valid(path):
 def test_reward_model_example_config_is_valid(path):
     cfg = load_config(RMRunConfig, path)
     assert cfg.strength.models >= 2
+
+
+@pytest.mark.parametrize("path", CGPO_EXAMPLES, ids=[p.name for p in CGPO_EXAMPLES])
+def test_cgpo_example_config_is_valid(path):
+    from blendrl.config.cgpo_schema import CGPORunConfig
+
+    cfg = load_config(CGPORunConfig, path)
+    assert len(cfg.tasks) >= 3 and len({t.optimizer.name for t in cfg.tasks}) >= 2

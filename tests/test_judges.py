@@ -3,6 +3,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from blendrl.judges import JUDGES, JudgeDataError, MixtureOfJudges
 from blendrl.judges.instructions import check_instruction, instruction_registry
@@ -204,3 +205,48 @@ def test_sandbox_limits_memory_and_time():
     assert "MemoryError" in run_python("x = bytearray(400 * 1024**2)", SandboxLimits(memory_mb=128)).stderr
     r = run_python("import time\ntime.sleep(10)", SandboxLimits(wall_s=0.5))
     assert r.timed_out and r.seconds < 5
+
+
+# ------------------------------------------------------------------ LLM judges
+def test_hf_llm_judge_compares_pass_and_fail_token_probabilities(tiny_dir):
+    import torch
+
+    from blendrl.judges.llm import HFLLMJudge, render
+
+    judge = HFLLMJudge("llm", model=str(tiny_dir), template="is {response} good ? answer yes or no",
+                       pass_token="yes", fail_token="no", batch_size=3)
+    samples = [s(r) for r in ["the sun", "a cat is a dog", "blue", "red world hello", "no"]]
+    got = judge.judge(samples)
+    tok, model = judge.tokenizer, judge.model
+    for sample, v in zip(samples, got):  # one at a time, no padding: the batched verdicts must agree
+        text = tok.apply_chat_template([{"role": "user", "content": render(judge.template, sample)}],
+                                       tokenize=False, add_generation_prompt=True)
+        ids = tok(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            logits = model(input_ids=ids).logits[0, -1]
+        assert v.passed == bool(logits[judge.pass_id] >= logits[judge.fail_id])
+    with pytest.raises(ValueError, match="single tokens"):
+        HFLLMJudge("llm", model=str(tiny_dir), pass_token="yes yes")
+    with pytest.raises(KeyError, match="answer"):
+        render("{answer}", s("x"))
+
+
+def test_verdict_from_logprobs():
+    from blendrl.judges.llm import verdict_from_logprobs
+
+    assert verdict_from_logprobs(-0.1, -2.0).passed and not verdict_from_logprobs(-2.0, -0.1).passed
+    assert not verdict_from_logprobs(float("-inf"), float("-inf")).passed
+
+
+def test_llm_judge_reward_is_the_log_odds_of_the_verdict(tiny_dir):
+    from blendrl.config import RewardSourceConfig
+    from blendrl.rewards import build_reward
+
+    reward = build_reward([RewardSourceConfig(kind="llm_judge", name="helpful", options={
+        "model": str(tiny_dir), "template": "is {response} good ?", "pass_token": "yes", "fail_token": "no"})])
+    samples = [s("the sun"), s("no no"), s("blue cat")]
+    scores = reward.score(samples)
+    judge = reward.sources[0].judge
+    lp = judge.logprobs(samples)
+    assert torch.allclose(scores, lp[:, 0] - lp[:, 1])
+    assert [v.passed for v in judge.judge(samples)] == (scores >= 0).tolist()

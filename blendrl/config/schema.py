@@ -95,7 +95,8 @@ class GenerationConfig:
 class RewardSourceConfig:
     """One reward source. ``kind``: ``rule`` (a built-in rule by ``name``), ``callable`` (``name`` =
     ``module:function`` or ``file.py:function``), ``hf_rm`` (a sequence-classification model at ``path``),
-    ``ensemble`` (``options: {members: [folders], aggregate: mean|wco|uwo, lam: 0.5}``, Coste et al.).
+    ``ensemble`` (``options: {members: [folders], aggregate: mean|wco|uwo, lam: 0.5}``, Coste et al.),
+    ``llm_judge`` (an LLM judge's log-odds log p(pass) − log p(fail); ``options`` as the ``llm`` judge).
     Sources are summed with their ``weight``."""
 
     kind: str = "rule"

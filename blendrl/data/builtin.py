@@ -40,3 +40,21 @@ BUILTIN_PROMPTS = {
     "concise": lambda: _concise(held_out=False),
     "concise_eval": lambda: _concise(held_out=True),
 }
+
+
+def _task_file(path):
+    import json
+
+    return lambda: [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _register_task_files() -> None:
+    """The CGPO tasks written by ``scripts/make_cgpo_tasks.py``: ``builtin:math``, ``builtin:math_eval``,
+    ``builtin:instructions[_eval]``, ``builtin:code[_eval]``, ``builtin:chat[_eval]``."""
+    from pathlib import Path
+
+    for path in sorted((Path(__file__).parent / "tasks").glob("*.jsonl")):
+        BUILTIN_PROMPTS[path.stem] = _task_file(path)
+
+
+_register_task_files()

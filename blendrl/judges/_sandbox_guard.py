@@ -1,7 +1,8 @@
 """Run inside the sandbox process (``python -I -S _sandbox_guard.py LIMITS_JSON PROGRAM``): set resource limits,
 install an audit hook, then execute PROGRAM. Standard library only; nothing from blendrl is imported here.
 
-The audit hook (PEP 578) refuses: importing the native modules behind sockets, subprocesses and ctypes, sockets, creating processes (fork, exec, spawn, system, subprocess), killing
+The audit hook (PEP 578) refuses: importing the native modules behind sockets, subprocesses and ctypes;
+sockets; creating processes (fork, exec, spawn, system, subprocess), killing
 processes, loading native code through ctypes, opening anything under /proc, /sys or /dev (except /dev/null,
 /dev/urandom), and any write, delete, rename, chmod or link outside the sandbox directory.
 """

@@ -61,6 +61,14 @@ def _ensemble_source(cfg: RewardSourceConfig):
     return EnsembleReward(rms, aggregate, name=cfg.name, **agg_options)
 
 
+@REWARD_SOURCES.register("llm_judge")
+def _llm_judge_source(cfg: RewardSourceConfig):
+    """``options`` as the ``llm`` judge (model, template, pass_token, fail_token, ...); score = its log-odds."""
+    from ..judges.llm import LLMJudgeReward
+
+    return LLMJudgeReward(cfg.name or "llm_judge", **cfg.options)
+
+
 def build_reward(configs: list[RewardSourceConfig]) -> WeightedSum:
     """All configured sources, summed with their weights."""
     sources = [REWARD_SOURCES[c.kind](c) for c in configs]

@@ -7,14 +7,33 @@ from pathlib import Path
 import torch
 
 from ..config.cgpo_schema import CGPORunConfig
-from ..rollout import decode_responses
-from .cgpo_tasks import build_task, load_or_generate_baselines
+from ..rollout import GENERATORS, decode_responses
+from .cgpo_tasks import build_task, use_generated_baselines
 from .cgpo_trainer import CGPOTrainer
 from .checkpoint import load_trainer_state
 from .experience import Experience
 from .logging import RunLogger
-from .run import build_policy_stack, export_final, resume_weights, save, set_up_torch
+from .run import build_policy_stack, eos_ids, export_final, resume_weights, save, set_up_torch
 from .trainer import Models
+
+
+def baseline_generator(stack, task, seed: int, batch_size: int, generation, stop_ids: list[int]):
+    """``generate(prompts, n_done) -> [text]``: ā sampled from the *reference* policy (CGPO eq. 5, option 2: ā ~ π_ref)
+    when a prompt is first used, seeded by ``n_done`` so that a resumed run draws the same ā."""
+    ref = stack.reference
+    sampler = GENERATORS[generation.backend](ref.model_for_forward(), stack.tokenizer.pad_token_id, stop_ids)
+
+    @torch.no_grad()
+    def generate(prompts, n_done: int) -> list[str]:
+        gen = torch.Generator().manual_seed(seed + 7919 * (n_done + 1))
+        texts = []
+        for i in range(0, len(prompts), batch_size):
+            with ref.context():
+                rollout = sampler.sample([p.input_ids for p in prompts[i: i + batch_size]], task.params, gen)
+            texts += decode_responses(stack.tokenizer, Experience.from_rollout(rollout))
+        return texts
+
+    return generate
 
 
 def build_cgpo_trainer(cfg: CGPORunConfig, resume: str | None = None) -> CGPOTrainer:
@@ -23,20 +42,12 @@ def build_cgpo_trainer(cfg: CGPORunConfig, resume: str | None = None) -> CGPOTra
     tasks = [build_task(t, stack.tokenizer, cfg.data, cfg.generation.max_new_tokens, cfg.generation,
                         cfg.train.seed + i) for i, t in enumerate(cfg.tasks)]
     out = Path(cfg.logging.output_dir)
+    stop_ids = eos_ids(stack.tokenizer, stack.policy) if cfg.generation.stop_at_eos else []
     for task in tasks:
         if task.cfg.calibration.baseline == "generate":
-            gen = torch.Generator().manual_seed(cfg.train.seed + 777)
-
-            @torch.no_grad()
-            def generate(prompts, task=task, gen=gen):
-                texts = []
-                for i in range(0, len(prompts), cfg.train.micro_batch_size):
-                    chunk = prompts[i: i + cfg.train.micro_batch_size]
-                    rollout = stack.generator.sample([p.input_ids for p in chunk], task.params, gen)
-                    texts += decode_responses(stack.tokenizer, Experience.from_rollout(rollout))
-                return texts
-
-            load_or_generate_baselines(task, out / "baselines" / f"{task.name}.json", generate)
+            use_generated_baselines(task, out / "baselines" / f"{task.name}.json",
+                                    baseline_generator(stack, task, cfg.train.seed, cfg.train.micro_batch_size,
+                                                       cfg.generation, stop_ids))
     trainer = CGPOTrainer(cfg, Models(stack.policy, stack.tokenizer, None, stack.reference), stack.generator, tasks)
     if resume:
         trainer.load_state_dict(*load_trainer_state(resume_weights(resume, stack.policy, stack.reference)))
@@ -51,7 +62,8 @@ def eval_table(metrics: dict, tasks) -> str:
         if p + "reward" not in metrics:
             continue
         judges = "  ".join(f"{n}={metrics[p + 'judge/' + n]:.2f}" for n in t.judges.names)
-        lines.append(f"  {t.name:<14} reward={metrics[p + 'reward']:.3f}  calibrated={metrics[p + 'reward_calibrated']:.3f}"
+        lines.append(f"  {t.name:<14} reward={metrics[p + 'reward']:.3f}"
+                     f"  calibrated={metrics[p + 'reward_calibrated']:.3f}"
                      f"  pass={metrics[p + 'pass_rate']:.2f}  {judges}  kl={metrics[p + 'kl_seq']:.2f}"
                      f"  len={metrics[p + 'length']:.1f}")
     return "\n".join(lines)

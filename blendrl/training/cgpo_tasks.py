@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Optional
 
 import torch
 
@@ -42,6 +43,8 @@ class TaskRuntime:
     sampler: PromptSampler
     params: SamplingParams
     baselines: dict[tuple[str, int], str] = field(default_factory=dict)  # (source, row) → ā
+    generate: Optional[Callable] = None  # calibration "generate": prompts → ā texts from the initial policy
+    baseline_path: Optional[Path] = None  # where generated ā are cached (the run folder; resume reads it)
     _baseline_scores: dict[tuple[str, int], float] = field(default_factory=dict)
     _baseline_passed: dict[tuple[str, int], bool] = field(default_factory=dict)
 
@@ -57,8 +60,23 @@ class TaskRuntime:
     def baseline_of(self, p) -> str | None:
         return self.baselines.get((p.source, p.row))
 
+    def ensure_baselines(self, prompts) -> None:
+        """Generate ā for prompts that have none yet (``calibration: generate``), lazily, once per prompt; the
+        cache file is rewritten atomically so a resumed run reuses exactly the same ā."""
+        missing = list({(p.source, p.row): p for p in prompts if (p.source, p.row) not in self.baselines}.values())
+        if not missing:
+            return
+        if self.generate is None:
+            raise DataError(f"task '{self.name}': no baseline response for {missing[0].source}, row {missing[0].row}")
+        for p, text in zip(missing, self.generate(missing, len(self.baselines))):
+            self.baselines[(p.source, p.row)] = text
+        if self.baseline_path is not None:
+            self.baseline_path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.baseline_path, json.dumps([[s, r, t] for (s, r), t in self.baselines.items()]))
+
     def baseline_scores(self, prompts) -> torch.Tensor:
         """r(s, ā) for each prompt, (N,); scored once per prompt and cached."""
+        self.ensure_baselines(prompts)
         todo = list({(p.source, p.row): p for p in prompts
                      if (p.source, p.row) not in self._baseline_scores}.values())
         if todo:
@@ -71,6 +89,7 @@ class TaskRuntime:
     def baseline_passes(self, p) -> bool:
         """Whether ā satisfies every judge (CRRAFT's fallback condition); judged once per prompt."""
         key = (p.source, p.row)
+        self.ensure_baselines([p])
         if key not in self._baseline_passed:
             text = self.baseline_of(p)
             if text is None:
@@ -112,17 +131,9 @@ def build_task(cfg: TaskConfig, tokenizer, data_cfg, default_max_new_tokens: int
     return task
 
 
-def load_or_generate_baselines(task: TaskRuntime, path: Path, generate) -> None:
-    """ā for ``calibration.baseline: generate``: read from ``path`` if present (resume), else sample once with
-    ``generate(prompts) -> [text]`` (the initial policy = π_ref for a frozen reference) and write ``path``."""
-    everything = task.prompts + task.eval_prompts
+def use_generated_baselines(task: TaskRuntime, path: Path, generate) -> None:
+    """``calibration.baseline: generate``: ā comes from ``generate(prompts, n_done) -> [text]`` (the initial policy,
+    which is π_ref for a frozen reference) on first use of each prompt, cached in ``path``; a resumed run reads it."""
+    task.generate, task.baseline_path = generate, path
     if path.is_file():
-        stored = json.loads(path.read_text())
-        task.baselines = {(s, r): t for s, r, t in stored}
-        missing = [p for p in everything if (p.source, p.row) not in task.baselines]
-        if not missing:
-            return
-    texts = generate(everything)
-    task.baselines = {(p.source, p.row): t for p, t in zip(everything, texts)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps([[p.source, p.row, t] for p, t in zip(everything, texts)]))
+        task.baselines = {(s, r): t for s, r, t in json.loads(path.read_text())}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import torch
 
@@ -53,7 +54,9 @@ class CGPOTrainer:
         else:  # a NaN/inf loss or gradient: reported in the metrics, never written into the weights
             self.counters["skipped_updates"] += 1
         self.optimizer.zero_grad(set_to_none=True)
-        self.scheduler.step()
+        with warnings.catch_warnings():  # the schedule advances per iteration, also when no step was taken
+            warnings.simplefilter("ignore", UserWarning)
+            self.scheduler.step()
         self.iteration += 1
         metrics.update({"grad_norm": grad_norm, "lr": self.scheduler.get_last_lr()[0],
                         "skipped/updates_total": self.counters["skipped_updates"],
@@ -99,10 +102,7 @@ class CGPOTrainer:
             "eos_rate": rollout.has_eos.float().mean().item(),
             "time/rollout_s": t1 - t0, "time/score_ref_s": t2 - t1, "time/update_s": time.perf_counter() - t2,
         })
-        shown = [{"task": task.name, "prompt": p.user_text, "response": r, "reward": float(s), "passed": bool(ok),
-                  "violations": why} for p, r, s, ok, why in
-                 list(zip(prompts, responses, scored.raw, scored.passed, scored.reasons))[: self.cfg.logging.log_samples]]
-        return metrics, shown, finite
+        return metrics, sample_rows(task.name, prompts, responses, scored)[: self.cfg.logging.log_samples], finite
 
     def accumulate(self, task: TaskRuntime, parts: list[Experience], group: int) -> tuple[float, bool]:
         """Back-propagate ``ρ_l · (Σ units' loss) / units`` over micro-batches that keep ``group`` rows together."""
@@ -173,9 +173,7 @@ class CGPOTrainer:
                 f"eval/{task.name}/kl_seq": seq_kl.mean().item(),
                 f"eval/{task.name}/length": exp.response_mask.sum(1).mean().item(),
             })
-            samples += [{"task": task.name, "prompt": p.user_text, "response": r, "reward": float(s),
-                         "passed": bool(ok), "violations": why}
-                        for p, r, s, ok, why in zip(prompts, responses, scored.raw, scored.passed, scored.reasons)]
+            samples += sample_rows(task.name, prompts, responses, scored)
         return StepOutput(metrics, samples)
 
     # ------------------------------------------------------------------ state for exact resume
@@ -198,6 +196,13 @@ class CGPOTrainer:
             t.sampler.load_state_dict(trainer["samplers"][t.name])
         self.optimizer.load_state_dict(optim["optimizers"]["policy"])
         self.scheduler.load_state_dict(optim["schedulers"]["policy"])
+
+
+def sample_rows(task: str, prompts, responses: list[str], scored) -> list[dict]:
+    """Logged samples: prompt, response, raw reward, verdict and the violated judges' reasons."""
+    return [{"task": task, "prompt": p.user_text, "response": r, "reward": float(s), "passed": bool(ok),
+             "violations": why}
+            for p, r, s, ok, why in zip(prompts, responses, scored.raw, scored.passed, scored.reasons)]
 
 
 def teacher_forced_experience(prompts: list[list[int]], responses: list[list[int]], pad_id: int) -> Experience:

@@ -34,11 +34,12 @@ class Reference:
     def logprobs(self, exp: Experience, temperature: float, micro_batch_size: int) -> torch.Tensor:
         out = []
         for idx in torch.arange(len(exp)).split(micro_batch_size):
-            with self._context():
+            with self.context():
                 out.append(response_logprobs(self.model_for_forward(), exp.select(idx), temperature))
         return torch.cat(out)
 
-    def _context(self):
+    def context(self):
+        """What ``model_for_forward()`` must run under (LoRA: adapters disabled)."""
         import contextlib
 
         return contextlib.nullcontext()
@@ -62,10 +63,10 @@ class FrozenReference(Reference):
     def model_for_forward(self):
         return self.policy if self.model is None else self.model
 
-    def _context(self):
+    def context(self):
         if self.model is None:
             return self.policy.disable_adapter()
-        return super()._context()
+        return super().context()
 
 
 @REFERENCES.register("ema")

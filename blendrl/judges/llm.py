@@ -1,0 +1,158 @@
+"""LLM judges without sampling (CGPO §1, §5.3): render a judge prompt from a template, read the probabilities of
+the judge's *pass* and *fail* tokens at the next position, and call the sample violated when p(fail) > p(pass).
+
+- ``llm``: a local Hugging Face causal LM (default the embedded SmolLM2-135M-Instruct).
+- ``openai``: any OpenAI-compatible server that returns logprobs (``/v1/completions`` with ``logprobs``, or
+  ``/v1/chat/completions`` with ``top_logprobs``), e.g. vLLM or llama.cpp's server. A token missing from the
+  returned top-k counts as probability 0.
+
+The template sees ``{prompt}``, ``{response}`` and every metadata key (e.g. ``{answer}`` for a factuality judge).
+The defaults ask whether the response answers the request helpfully ("Yes" passes, "No" fails).
+"""
+from __future__ import annotations
+
+import json
+import math
+import urllib.request
+
+import torch
+
+from ..rewards import Sample
+from .base import JUDGES, Verdict
+
+DEFAULT_TEMPLATE = (
+    "You are a strict grader. Request: {prompt}\nResponse: {response}\n"
+    "Does the response answer the request helpfully and without refusing? Answer Yes or No."
+)
+
+
+class _Template(dict):
+    def __missing__(self, key):
+        raise KeyError(f"judge template field '{{{key}}}' is neither prompt, response nor a metadata key")
+
+
+def render(template: str, s: Sample) -> str:
+    return template.format_map(_Template({**s.metadata, "prompt": s.prompt, "response": s.response}))
+
+
+def verdict_from_logprobs(lp_pass: float, lp_fail: float) -> Verdict:
+    """Violated when p(fail) > p(pass) (CGPO §1), or when neither token was seen (a server's top-k held neither:
+    a hard constraint is not passed on no evidence). The reason records both probabilities."""
+    if lp_pass == lp_fail == -math.inf:
+        return Verdict(False, "neither the pass nor the fail token is among the top log-probs")
+    ok = lp_pass >= lp_fail
+    return Verdict(ok, "" if ok else f"p(pass)={math.exp(lp_pass):.3f} < p(fail)={math.exp(lp_fail):.3f}")
+
+
+class HFLLMJudge:
+    def __init__(self, name: str = "llm", model: str = "smollm2-135m-instruct", template: str = DEFAULT_TEMPLATE,
+                 pass_token: str = "Yes", fail_token: str = "No", chat_template: bool = True, batch_size: int = 8,
+                 dtype: str = "float32", max_length: int = 1024) -> None:
+        from ..models import load_causal_lm, load_tokenizer, resolve_model
+
+        path = resolve_model(model)
+        self.name, self.template, self.chat_template = name, template, chat_template
+        self.batch_size, self.max_length = batch_size, max_length
+        self.tokenizer = load_tokenizer(path)
+        self.tokenizer.padding_side = "left"
+        self.model = load_causal_lm(path, dtype).eval().requires_grad_(False)
+        self.pass_id, self.fail_id = self._single_token(pass_token), self._single_token(fail_token)
+
+    def _single_token(self, text: str) -> int:
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) != 1:
+            raise ValueError(f"judge '{self.name}': '{text}' is {len(ids)} tokens for this tokenizer; the pass and "
+                             f"fail tokens must be single tokens")
+        return ids[0]
+
+    def _text(self, s: Sample) -> str:
+        body = render(self.template, s)
+        if self.chat_template and self.tokenizer.chat_template:
+            return self.tokenizer.apply_chat_template([{"role": "user", "content": body}], tokenize=False,
+                                                      add_generation_prompt=True)
+        return body
+
+    @torch.no_grad()
+    def logprobs(self, samples: list[Sample]) -> torch.Tensor:
+        """(N, 2): log p(pass token), log p(fail token) at the judge prompt's next position."""
+        out = []
+        for i in range(0, len(samples), self.batch_size):
+            chunk = samples[i: i + self.batch_size]
+            enc = self.tokenizer([self._text(s) for s in chunk], return_tensors="pt", padding=True,
+                                 truncation=True, max_length=self.max_length, add_special_tokens=not self.chat_template)
+            position_ids = (enc["attention_mask"].cumsum(1) - 1).clamp_min(0)
+            logits = self.model(**enc, position_ids=position_ids, logits_to_keep=1).logits[:, -1].float()  # (b, V)
+            out.append(torch.log_softmax(logits, dim=-1)[:, [self.pass_id, self.fail_id]])
+        return torch.cat(out)
+
+    def judge(self, samples: list[Sample]) -> list[Verdict]:
+        return [verdict_from_logprobs(float(p), float(f)) for p, f in self.logprobs(samples)]
+
+
+class LLMJudgeReward:
+    """A reward source from an LLM judge: ``log p(pass) − log p(fail)`` (the judge's log-odds; ``kind: llm_judge``).
+    Useful where no trained reward model exists, e.g. a helpfulness score from the embedded SmolLM2."""
+
+    def __init__(self, name: str = "llm_judge", **options) -> None:
+        self.name = name
+        self.judge = HFLLMJudge(name, **options)
+
+    def score(self, samples: list[Sample]) -> torch.Tensor:
+        lp = self.judge.logprobs(samples)  # (N, 2)
+        return lp[:, 0] - lp[:, 1]
+
+
+class OpenAIJudge:
+    def __init__(self, name: str = "openai", base_url: str = "http://127.0.0.1:8000", model: str = "default",
+                 template: str = DEFAULT_TEMPLATE, pass_token: str = "Yes", fail_token: str = "No",
+                 api: str = "chat", top_logprobs: int = 20, timeout_s: float = 60.0,
+                 api_key: str | None = None) -> None:
+        if api not in ("chat", "completions"):
+            raise ValueError(f"judge '{name}': api must be chat or completions, got {api!r}")
+        self.name, self.base_url, self.model, self.template = name, base_url.rstrip("/"), model, template
+        self.pass_token, self.fail_token, self.api, self.top = pass_token, fail_token, api, top_logprobs
+        self.timeout_s, self.api_key = timeout_s, api_key
+
+    def _post(self, path: str, body: dict) -> dict:
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        req = urllib.request.Request(self.base_url + path, json.dumps(body).encode(), headers)
+        with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+            return json.loads(resp.read())
+
+    def top_logprobs(self, text: str) -> dict[str, float]:
+        """The server's top-k next-token log-probs after the judge prompt (greedy, one token)."""
+        if self.api == "chat":
+            out = self._post("/v1/chat/completions", {
+                "model": self.model, "messages": [{"role": "user", "content": text}], "max_tokens": 1,
+                "temperature": 0.0, "logprobs": True, "top_logprobs": self.top})
+            first = out["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+            return {t["token"]: t["logprob"] for t in first}
+        out = self._post("/v1/completions", {"model": self.model, "prompt": text, "max_tokens": 1,
+                                             "temperature": 0.0, "logprobs": self.top})
+        return dict(out["choices"][0]["logprobs"]["top_logprobs"][0])
+
+    def _lp(self, top: dict[str, float], token: str) -> float:
+        matches = [lp for t, lp in top.items() if t.strip() == token]
+        return max(matches) if matches else -math.inf
+
+    def judge(self, samples: list[Sample]) -> list[Verdict]:
+        out = []
+        for s in samples:
+            top = self.top_logprobs(render(self.template, s))
+            out.append(verdict_from_logprobs(self._lp(top, self.pass_token), self._lp(top, self.fail_token)))
+        return out
+
+
+@JUDGES.register("llm")
+def llm_judge(name: str = "llm", **options):
+    """Options: ``model``, ``template``, ``pass_token``, ``fail_token``, ``chat_template``, ``batch_size``."""
+    return HFLLMJudge(name, **options)
+
+
+@JUDGES.register("openai")
+def openai_judge(name: str = "openai", **options):
+    """Options: ``base_url``, ``model``, ``template``, ``pass_token``, ``fail_token``, ``api`` (chat|completions),
+    ``top_logprobs``, ``timeout_s``, ``api_key``."""
+    return OpenAIJudge(name, **options)
