@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(tmp_path_factory):
     if importlib.util.find_spec("llama_cpp") is None:
         pytest.skip("llama-cpp-python is not installed (bash scripts/install_llama_server.sh)")
     from blendrl.models.loading import _embedded_gguf
@@ -28,19 +28,22 @@ def server():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    log = tmp_path_factory.mktemp("llama_server") / "server.log"  # a file: a full stderr pipe would block it
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(_embedded_gguf(
         "smollm2-135m-instruct")), "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024",
-        "--model_alias", "smollm2", "--logits_all", "true"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        "--model_alias", "smollm2", "--logits_all", "true"], stdout=subprocess.DEVNULL, stderr=log.open("wb"))
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(120):
+        for _ in range(240):
             try:
                 urllib.request.urlopen(url + "/v1/models", timeout=2)
                 break
             except OSError:
                 if proc.poll() is not None:
-                    pytest.fail("llama.cpp server exited: " + proc.stderr.read().decode()[-2000:])
+                    pytest.fail("llama.cpp server exited: " + log.read_text(errors="replace")[-2000:])
                 time.sleep(0.5)
+        else:
+            pytest.fail("llama.cpp server did not answer within 120 s: " + log.read_text(errors="replace")[-2000:])
         yield url
     finally:
         proc.terminate()
