@@ -12,8 +12,7 @@ from .cgpo_tasks import build_task, use_generated_baselines
 from .cgpo_trainer import CGPOTrainer
 from .checkpoint import load_trainer_state
 from .experience import Experience
-from .logging import RunLogger
-from .run import build_policy_stack, eos_ids, export_final, resume_weights, save, set_up_torch
+from .run import RunReport, build_policy_stack, drive, eos_ids, resume_weights, set_up_torch
 from .trainer import Models
 
 
@@ -70,49 +69,20 @@ def eval_table(metrics: dict, tasks) -> str:
 
 
 def run_cgpo(cfg: CGPORunConfig, resume: str | None = None, stop_after: int | None = None) -> dict:
+    """Train for ``cfg.train.iterations`` (or until ``stop_after`` iterations of this call)."""
     trainer = build_cgpo_trainer(cfg, resume)
-    out = Path(cfg.logging.output_dir)
-    lg = cfg.logging
-    logger = RunLogger(out, lg.tensorboard, lg.progress, cfg.train.iterations, trainer.iteration, desc="cgpo")
-    result: dict = {"trainer": trainer}
-    has_eval = any(t.eval_prompts for t in trainer.tasks)
-    try:
-        if trainer.iteration == 0 and has_eval:
-            before = trainer.evaluate(lg.eval_prompts)
-            logger.log(0, before.metrics)
-            logger.log_samples(0, "eval", before.samples)
-            result["before"] = before
-            logger.write("[eval before]\n" + eval_table(before.metrics, trainer.tasks))
-        done_here = 0
-        while trainer.iteration < cfg.train.iterations:
-            step = trainer.step()
-            it = trainer.iteration
-            logger.log(it, step.metrics)
-            logger.log_samples(it, "train", step.samples)
-            summary = {f"{t.name[:8]}_pass": step.metrics[f"{t.name}/pass_rate"] for t in trainer.tasks}
-            logger.progress({**summary, "s/it": step.metrics["time/iteration_s"]})
-            if not lg.progress:
-                logger.write(f"iter {it}: " + "  ".join(
-                    f"{t.name}: r={step.metrics[f'{t.name}/reward']:.3f} pass={step.metrics[f'{t.name}/pass_rate']:.2f}"
-                    f" kl={step.metrics[f'{t.name}/kl_seq']:.2f}" for t in trainer.tasks))
-            if lg.eval_every and it % lg.eval_every == 0 and it < cfg.train.iterations and has_eval:
-                ev = trainer.evaluate(lg.eval_prompts)
-                logger.log(it, ev.metrics)
-                logger.write(f"[eval @ {it}]\n" + eval_table(ev.metrics, trainer.tasks))
-            if lg.save_every and it % lg.save_every == 0:
-                save(trainer, out)
-            result["last"] = step
-            done_here += 1
-            if stop_after is not None and done_here >= stop_after:
-                return result
-        if has_eval:
-            after = trainer.evaluate(lg.eval_prompts)
-            logger.log(trainer.iteration, after.metrics)
-            logger.log_samples(trainer.iteration, "eval", after.samples)
-            result["after"] = after
-            logger.write("[eval after]\n" + eval_table(after.metrics, trainer.tasks))
-        save(trainer, out)
-        result["final"] = export_final(trainer, out)
-    finally:
-        logger.close()
-    return result
+    tasks = trainer.tasks
+
+    def step_line(m: dict) -> str:
+        return "  ".join(f"{t.name}: r={m[f'{t.name}/reward']:.3f} pass={m[f'{t.name}/pass_rate']:.2f}"
+                         f" kl={m[f'{t.name}/kl_seq']:.2f}" for t in tasks)
+
+    report = RunReport(
+        has_eval=any(t.eval_prompts for t in tasks),
+        progress=lambda m: {**{f"{t.name[:8]}_pass": m[f"{t.name}/pass_rate"] for t in tasks},
+                            "s/it": m["time/iteration_s"]},
+        step_line=step_line,
+        eval_text=lambda label, m: f"[eval {label}]\n" + eval_table(m, tasks),
+        desc="cgpo",
+    )
+    return drive(trainer, cfg, report, stop_after)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -143,51 +144,78 @@ def _fmt(metrics: dict, keys: list[str]) -> str:
     return "  ".join(f"{k.split('/')[-1]}={metrics[k]:.3f}" for k in keys if k in metrics)
 
 
-def run(cfg: PPORunConfig, resume: str | None = None, stop_after: int | None = None) -> dict:
-    """Train for ``cfg.train.iterations`` (or until ``stop_after`` iterations of this call). Returns last metrics."""
-    trainer = build_trainer(cfg, resume)
+@dataclass
+class RunReport:
+    """How a run shows itself: the progress-bar postfix, the per-iteration line (without a progress bar) and the
+    evaluation text for a label ("before", "@ 10", "after"). ``has_eval``: whether there are held-out prompts."""
+
+    has_eval: bool
+    progress: Callable[[dict], dict]
+    step_line: Callable[[dict], str]
+    eval_text: Callable[[str, dict], str]
+    desc: str = "ppo"
+
+
+def drive(trainer, cfg, report: RunReport, stop_after: int | None = None) -> dict:
+    """The run around any trainer with ``step``/``evaluate``/``iteration``: held-out evaluation before and after,
+    metrics and samples to the logger, periodic evaluation and checkpoints, the final checkpoint and the exported
+    policy. Stops early after ``stop_after`` iterations of this call. Returns before/after/last/final/trainer."""
     out = Path(cfg.logging.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     lg = cfg.logging
-    logger = RunLogger(out, lg.tensorboard, lg.progress, cfg.train.iterations, trainer.iteration)
-    result: dict = {}
+    logger = RunLogger(out, lg.tensorboard, lg.progress, cfg.train.iterations, trainer.iteration, desc=report.desc)
+    result: dict = {"trainer": trainer}
+
+    def evaluate(label: str, it: int, key: str | None) -> None:
+        ev = trainer.evaluate(lg.eval_prompts)
+        logger.log(it, ev.metrics)
+        if key is not None:
+            logger.log_samples(it, "eval", ev.samples)
+            result[key] = ev
+        logger.write(report.eval_text(label, ev.metrics))
+
     try:
-        if trainer.iteration == 0 and trainer.eval_prompts:
-            before = trainer.evaluate(lg.eval_prompts)
-            logger.log(0, before.metrics)
-            logger.log_samples(0, "eval", before.samples)
-            result["before"] = before
-            logger.write(f"[eval before] {_fmt(before.metrics, ['eval/reward', 'eval/length', 'eval/eos_rate'])}")
+        if trainer.iteration == 0 and report.has_eval:
+            evaluate("before", 0, "before")
         done_here = 0
         while trainer.iteration < cfg.train.iterations:
             step = trainer.step()
             it = trainer.iteration
             logger.log(it, step.metrics)
             logger.log_samples(it, "train", step.samples)
-            logger.progress({"reward": step.metrics["reward/mean"], "kl": step.metrics["kl/seq_k1"],
-                             "s/it": step.metrics["time/iteration_s"]})
+            logger.progress(report.progress(step.metrics))
             if not lg.progress:
-                logger.write(f"iter {it}: " + _fmt(step.metrics, ["reward/mean", "kl/seq_k1", "response/length",
-                                                                   "time/iteration_s"]))
-            if lg.eval_every and it % lg.eval_every == 0 and it < cfg.train.iterations and trainer.eval_prompts:
-                ev = trainer.evaluate(lg.eval_prompts)
-                logger.log(it, ev.metrics)
-                logger.write(f"[eval @ {it}] {_fmt(ev.metrics, ['eval/reward', 'eval/kl_seq_k1', 'eval/length'])}")
+                logger.write(f"iter {it}: " + report.step_line(step.metrics))
+            if lg.eval_every and it % lg.eval_every == 0 and it < cfg.train.iterations and report.has_eval:
+                evaluate(f"@ {it}", it, None)
             if lg.save_every and it % lg.save_every == 0:
                 save(trainer, out)
             result["last"] = step
             done_here += 1
             if stop_after is not None and done_here >= stop_after:
                 return result
-        if trainer.eval_prompts:
-            after = trainer.evaluate(lg.eval_prompts)
-            logger.log(trainer.iteration, after.metrics)
-            logger.log_samples(trainer.iteration, "eval", after.samples)
-            result["after"] = after
-            logger.write(f"[eval after] {_fmt(after.metrics, ['eval/reward', 'eval/kl_seq_k1', 'eval/length'])}")
+        if report.has_eval:
+            evaluate("after", trainer.iteration, "after")
         save(trainer, out)
         result["final"] = export_final(trainer, out)
     finally:
         logger.close()
-    result["trainer"] = trainer
     return result
+
+
+def run(cfg: PPORunConfig, resume: str | None = None, stop_after: int | None = None) -> dict:
+    """Train for ``cfg.train.iterations`` (or until ``stop_after`` iterations of this call)."""
+    trainer = build_trainer(cfg, resume)
+
+    def eval_text(label: str, m: dict) -> str:
+        keys = ["eval/reward", "eval/length", "eval/eos_rate"] if label == "before" else \
+            ["eval/reward", "eval/kl_seq_k1", "eval/length"]
+        return f"[eval {label}] {_fmt(m, keys)}"
+
+    report = RunReport(
+        has_eval=bool(trainer.eval_prompts),
+        progress=lambda m: {"reward": m["reward/mean"], "kl": m["kl/seq_k1"], "s/it": m["time/iteration_s"]},
+        step_line=lambda m: _fmt(m, ["reward/mean", "kl/seq_k1", "response/length", "time/iteration_s"]),
+        eval_text=eval_text,
+    )
+    return drive(trainer, cfg, report, stop_after)
