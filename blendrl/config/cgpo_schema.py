@@ -8,7 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from .schema import GenerationConfig, LoggingConfig, ModelConfig, ReferenceConfig, RewardSourceConfig, _require
+from .schema import (
+    GenerationConfig, LoggingConfig, ModelConfig, OptimSettings, ReferenceConfig, RewardSourceConfig, _require,
+)
 
 
 @dataclass
@@ -90,23 +92,14 @@ class CGPODataConfig:
 
 
 @dataclass
-class CGPOTrainConfig:
+class CGPOTrainConfig(OptimSettings):
     """One iteration = one optimizer step whose gradient is Σ_l ρ_l g̃_l over all tasks (Algorithm 2)."""
 
-    iterations: int = 20
     micro_batch_size: int = 8
-    lr: float = 1e-6
-    weight_decay: float = 0.0
-    warmup_iterations: int = 0
-    schedule: Literal["constant", "linear", "cosine"] = "constant"
-    max_grad_norm: float = 1.0
-    seed: int = 0
-    threads: Optional[int] = None
 
     def validate(self) -> None:
-        _require(self.iterations >= 1, "iterations: must be >= 1")
+        super().validate()
         _require(self.micro_batch_size >= 2, "micro_batch_size: must be >= 2 (CODPO pairs share a micro-batch)")
-        _require(self.lr > 0, "lr: must be > 0")
 
 
 @dataclass
