@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# The main job: set up, then PPO on the embedded SmolLM2-135M-Instruct (examples/ppo_rule.yaml). Extra args pass on.
+# The main job: set up, then multi-task CGPO on the embedded SmolLM2-135M-Instruct (examples/cgpo_multitask.yaml),
+# then summed-reward PPO with the same budget, then both runs' held-out tables side by side. Extra args go to both
+# runs (e.g. --set train.iterations=4).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-exec .venv/bin/blendrl ppo --config examples/ppo_rule.yaml "$@"
+.venv/bin/blendrl cgpo --config examples/cgpo_multitask.yaml "$@"
+.venv/bin/blendrl cgpo-ppo --config examples/cgpo_multitask.yaml "$@"
+echo
+echo "held-out judge pass rates, reward (SmolLM2 helpfulness log-odds), KL to the reference, length:"
+.venv/bin/blendrl eval --runs CGPO=runs/cgpo summed-PPO=runs/cgpo_ppo

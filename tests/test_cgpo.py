@@ -116,3 +116,96 @@ def test_cgpo_config_errors_are_one_line(tmp_path, capsys):
     with pytest.raises(ConfigError, match="codpo needs >= 2"):
         from_dict(TaskConfig, {"prompts": "builtin:concise", "rewards": [{"kind": "rule", "name": "contains"}],
                                "optimizer": {"name": "codpo"}, "samples_per_prompt": 1})
+
+
+# ---------------------------------------------------------------------- summed-reward PPO baseline (cgpo-ppo)
+def write_yaml(cfg, path):
+    import yaml
+
+    from blendrl.config import to_dict
+
+    path.write_text(yaml.safe_dump(to_dict(cfg)))
+    return str(path)
+
+
+def test_task_sum_reward_adds_the_bonus_only_where_the_tasks_judges_pass():
+    from blendrl.judges import build_judges
+    from blendrl.rewards import Sample, RewardError, build_reward
+    from blendrl.config.cgpo_schema import JudgeConfig
+    from blendrl.config import RewardSourceConfig
+    from blendrl.rewards.task_sum import TaskSumReward
+
+    tasks = {"a": (build_reward([RewardSourceConfig(kind="callable", name="tests.tiny:yes_share")]),
+                   build_judges([JudgeConfig(kind="format", options={"forbid": ["no"]})])),
+             "b": (build_reward([RewardSourceConfig(kind="callable", name="tests.tiny:yes_share", weight=2.0)]),
+                   build_judges([JudgeConfig(kind="format", options={"max_words": 1})]))}
+    reward = TaskSumReward(tasks, judge_bonus=0.5)
+    s = lambda text, task: Sample([{"role": "user", "content": "q"}], text, {"cgpo_task": task}, "f, row 1")  # noqa
+    got = reward.score([s("yes no", "a"), s("yes yes", "a"), s("yes no", "b"), s("yes", "b")])
+    # yes_share: share of words that are "yes"; a: 1·share (+0.5 if no "no"); b: 2·share (+0.5 if ≤ 1 word)
+    assert torch.allclose(got, torch.tensor([0.5, 1.5, 1.0, 2.5]))
+    with pytest.raises(RewardError, match=r"f, row 1, field 'metadata.cgpo_task'"):
+        reward.score([s("yes", "c")])
+
+
+def test_summed_ppo_pool_matches_the_cgpo_task_shares(tiny_dir, tmp_path):
+    from blendrl.training.summed_ppo import pool_rows, summed_ppo_config
+
+    cfg = tiny_cgpo_config(tiny_dir, tmp_path)
+    cfg.tasks[0].prompts_per_iteration = 6  # crpg 6·4 = 24 of 40 responses per iteration
+    cfg.tasks[0].system_prompt = "Be brief."
+    rows = pool_rows(cfg)
+    share = sum(r["metadata"]["cgpo_task"] == "crpg" for r in rows) / len(rows)
+    assert abs(share - 24 / 40) < 0.05
+    assert all(r["messages"][0] == {"role": "system", "content": "Be brief."}
+               for r in rows if r["metadata"]["cgpo_task"] == "crpg")
+    ppo = summed_ppo_config(cfg, "c.yaml", [], 1.0, ["kl.coef=0.2"])
+    assert ppo.train.prompts_per_iteration == 40 and ppo.train.samples_per_prompt == 1
+    assert ppo.kl.coef == 0.2 and ppo.train.lr == cfg.train.lr and ppo.algorithm.name == "ppo"
+
+
+def test_summed_ppo_trains_and_reports_per_task_like_cgpo(tiny_dir, tmp_path, capsys):
+    from blendrl.eval.compare import compare_table
+    from blendrl.training.summed_ppo import run_summed_ppo
+
+    cfg = tiny_cgpo_config(tiny_dir, tmp_path / "cgpo", **{"train.iterations": 2})
+    path = write_yaml(cfg, tmp_path / "cgpo.yaml")
+    run_cgpo(cfg)
+    result = run_summed_ppo(cfg, path, [], 1.0, ["algorithm.epochs=2"])
+    assert (tmp_path / "cgpo_ppo" / "final" / "model.safetensors").is_file()
+    before_ppo, before_cgpo = result["before"].metrics, json.loads(
+        (tmp_path / "cgpo" / "metrics.jsonl").read_text().splitlines()[0])
+    for task in ("crpg", "crraft", "codpo"):  # same model, same held-out prompts and seed: the same "before"
+        assert before_ppo[f"eval/{task}/pass_rate"] == before_cgpo[f"eval/{task}/pass_rate"]
+    table = compare_table({"cgpo": tmp_path / "cgpo", "ppo": tmp_path / "cgpo_ppo"})
+    assert "| crraft | judge/no_no |" in table and "ppo after" in table
+
+
+def test_tasks_with_the_same_sampling_share_one_batched_rollout_and_get_their_own_rows_back():
+    from types import SimpleNamespace
+
+    from blendrl.rollout import Rollout, SamplingParams, left_pad
+    from blendrl.training.cgpo_trainer import sample_tasks
+
+    calls = []
+
+    class Echo:  # response = the prompt's last token repeated len(prompt) times
+        def sample(self, prompts, params, gen):
+            calls.append(len(prompts))
+            ids, mask = left_pad(prompts, 0)
+            width = max(map(len, prompts))
+            resp = torch.zeros((len(prompts), width), dtype=torch.long)
+            rmask = torch.zeros((len(prompts), width))
+            for i, p in enumerate(prompts):
+                resp[i, : len(p)], rmask[i, : len(p)] = p[-1], 1.0
+            return Rollout(ids, mask, resp, rmask, -rmask, torch.ones(len(prompts), dtype=torch.bool))
+
+    same, other = SamplingParams(8, 1.0, 1.0), SamplingParams(4, 1.0, 1.0)
+    tasks = [SimpleNamespace(params=same), SimpleNamespace(params=other), SimpleNamespace(params=same)]
+    p = lambda *ids: SimpleNamespace(input_ids=list(ids))  # noqa: E731
+    batches = [[p(5), p(6)], [p(7, 7, 7)], [p(1, 2, 3, 9)]]
+    out = sample_tasks(Echo(), tasks, batches, torch.Generator())
+    assert calls == [3, 1]  # tasks 0 and 2 in one call
+    assert out[0].response_ids.tolist() == [[5], [6]] and out[0].prompt_ids.tolist() == [[5], [6]]  # compacted
+    assert out[2].response_ids.tolist() == [[9, 9, 9, 9]] and out[2].prompt_mask.tolist() == [[1, 1, 1, 1]]
+    assert out[1].response_ids.tolist() == [[7, 7, 7]]

@@ -1,5 +1,6 @@
 """``blendrl eval --config CGPO.yaml [--set model.name=runs/cgpo/final] [--humaneval N]``: held-out evaluation per
-task (judge pass rates, reward, KL to the reference, length) and optionally HumanEval pass@1 in the sandbox."""
+task (judge pass rates, reward, KL to the reference, length) and optionally HumanEval pass@1 in the sandbox.
+``blendrl eval --runs runs/cgpo runs/cgpo_ppo``: the before/after tables of finished runs side by side."""
 from __future__ import annotations
 
 import argparse
@@ -14,6 +15,8 @@ def add_parser(sub) -> None:
     p.add_argument("--humaneval", type=int, default=0, metavar="N",
                    help="also run HumanEval pass@1 on the first N problems (164 = all; 0 = skip)")
     p.add_argument("--output", default=None, help="write the metrics as JSON here")
+    p.add_argument("--runs", nargs="+", default=None, metavar="[LABEL=]DIR",
+                   help="instead of evaluating: print the before/after table of finished runs side by side")
     p.set_defaults(func=main)
 
 
@@ -23,6 +26,12 @@ def main(args: argparse.Namespace) -> int:
     from ..eval.humaneval import humaneval_pass_at_1, load_problems
     from ..training.cgpo_run import build_cgpo_trainer, eval_table
 
+    if args.runs:
+        from ..eval.compare import compare_table
+
+        runs = dict(r.split("=", 1) if "=" in r else (r.rstrip("/").split("/")[-1], r) for r in args.runs)
+        print(compare_table(runs))
+        return 0
     cfg = load_config(CGPORunConfig, args.config, args.overrides)
     trainer = build_cgpo_trainer(cfg)
     metrics = trainer.evaluate(cfg.logging.eval_prompts).metrics

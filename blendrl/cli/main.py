@@ -5,7 +5,7 @@ import argparse
 import logging
 import sys
 
-from . import bon, cgpo, evaluate, ppo, rm, sft, soup
+from . import bon, cgpo, cgpo_ppo, evaluate, lab, ppo, rm, sft, soup
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -13,11 +13,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     ppo.add_parser(sub)
     cgpo.add_parser(sub)
+    cgpo_ppo.add_parser(sub)
     evaluate.add_parser(sub)
     rm.add_parser(sub)
     bon.add_parser(sub)
     soup.add_parser(sub)
     sft.add_parser(sub)
+    lab.add_parser(sub)
     return parser
 
 

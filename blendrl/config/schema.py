@@ -96,8 +96,9 @@ class RewardSourceConfig:
     """One reward source. ``kind``: ``rule`` (a built-in rule by ``name``), ``callable`` (``name`` =
     ``module:function`` or ``file.py:function``), ``hf_rm`` (a sequence-classification model at ``path``),
     ``ensemble`` (``options: {members: [folders], aggregate: mean|wco|uwo, lam: 0.5}``, Coste et al.),
-    ``llm_judge`` (an LLM judge's log-odds log p(pass) − log p(fail); ``options`` as the ``llm`` judge).
-    Sources are summed with their ``weight``."""
+    ``llm_judge`` (an LLM judge's log-odds log p(pass) − log p(fail); ``options`` as the ``llm`` judge),
+    ``cgpo_tasks`` (``options: {config: cgpo.yaml, judge_bonus: 1.0}``: per prompt, its task's reward plus the bonus
+    when the task's judges pass — summed-reward PPO over CGPO tasks). Sources are summed with their ``weight``."""
 
     kind: str = "rule"
     name: Optional[str] = None
@@ -112,6 +113,8 @@ class RewardSourceConfig:
             members = self.options.get("members")
             _require(isinstance(members, list) and len(members) >= 2,
                      "options.members: an ensemble needs a list of at least 2 reward-model folders")
+        _require(self.kind != "cgpo_tasks" or "config" in self.options,
+                 "options.config: a cgpo_tasks reward needs the cgpo YAML whose tasks it sums")
 
 
 @dataclass

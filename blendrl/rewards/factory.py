@@ -73,3 +73,20 @@ def build_reward(configs: list[RewardSourceConfig]) -> WeightedSum:
     """All configured sources, summed with their weights."""
     sources = [REWARD_SOURCES[c.kind](c) for c in configs]
     return WeightedSum(sources, [c.weight for c in configs])
+
+
+@REWARD_SOURCES.register("cgpo_tasks")
+def _task_sum_source(cfg: RewardSourceConfig):
+    """``options: {config: cgpo.yaml, overrides: [...], judge_bonus: 1.0}``: each task's reward plus a bonus when
+    its judges pass (summed-reward PPO over a CGPO config's tasks)."""
+    from .task_sum import build_task_sum
+
+    return build_task_sum(cfg.options, cfg.name)
+
+
+@REWARD_SOURCES.register("gold")
+def _gold_source(cfg: RewardSourceConfig):
+    """The lab's gold reward (MiniLM relevance − repetition − over-length); ``options`` as ``GoldReward``."""
+    from .gold import GoldReward
+
+    return GoldReward(cfg.name or "gold", **cfg.options)

@@ -41,6 +41,14 @@ class Rollout:
     def select(self, idx: torch.Tensor | slice) -> "Rollout":
         return Rollout(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
 
+    def compact(self) -> "Rollout":
+        """The same rows without prompt columns that are padding in every row and response columns past the longest
+        response (what remains after :meth:`select` of a few rows from a larger batch)."""
+        start = int((self.prompt_mask.sum(0) > 0).nonzero().min()) if self.prompt_mask.any() else 0
+        width = int((self.response_mask > 0).sum(1).max()) if len(self.response_mask) else 0
+        return Rollout(self.prompt_ids[:, start:], self.prompt_mask[:, start:], self.response_ids[:, :width],
+                       self.response_mask[:, :width], self.logp[:, :width], self.has_eos)
+
 
 class Generator(Protocol):
     def sample(self, prompts: list[list[int]], params: SamplingParams, generator: torch.Generator) -> Rollout: ...

@@ -8,7 +8,7 @@ import torch
 
 from ..config.cgpo_schema import CGPORunConfig
 from ..rollout import GENERATORS, decode_responses
-from .cgpo_tasks import build_task, use_generated_baselines
+from .cgpo_tasks import TaskRuntime, build_task, use_generated_baselines
 from .cgpo_trainer import CGPOTrainer
 from .checkpoint import load_trainer_state
 from .experience import Experience
@@ -16,38 +16,50 @@ from .run import RunReport, build_policy_stack, drive, eos_ids, resume_weights, 
 from .trainer import Models
 
 
-def baseline_generator(stack, task, seed: int, batch_size: int, generation, stop_ids: list[int]):
+def reference_sampler(cfg: CGPORunConfig, tokenizer, policy, reference):
+    """A sampler over the reference policy's weights (use it inside ``reference.context()``): where ā comes from."""
+    stop_ids = eos_ids(tokenizer, policy) if cfg.generation.stop_at_eos else []
+    return GENERATORS[cfg.generation.backend](reference.model_for_forward(), tokenizer.pad_token_id, stop_ids)
+
+
+def baseline_generator(sampler, reference, tokenizer, task, seed: int, batch_size: int):
     """``generate(prompts, n_done) -> [text]``: ā sampled from the *reference* policy (CGPO eq. 5, option 2: ā ~ π_ref)
     when a prompt is first used, seeded by ``n_done`` so that a resumed run draws the same ā."""
-    ref = stack.reference
-    sampler = GENERATORS[generation.backend](ref.model_for_forward(), stack.tokenizer.pad_token_id, stop_ids)
 
     @torch.no_grad()
     def generate(prompts, n_done: int) -> list[str]:
         gen = torch.Generator().manual_seed(seed + 7919 * (n_done + 1))
         texts = []
         for i in range(0, len(prompts), batch_size):
-            with ref.context():
+            with reference.context():
                 rollout = sampler.sample([p.input_ids for p in prompts[i: i + batch_size]], task.params, gen)
-            texts += decode_responses(stack.tokenizer, Experience.from_rollout(rollout))
+            texts += decode_responses(tokenizer, Experience.from_rollout(rollout))
         return texts
 
     return generate
 
 
-def build_cgpo_trainer(cfg: CGPORunConfig, resume: str | None = None) -> CGPOTrainer:
-    set_up_torch(cfg.train.threads, cfg.train.seed)
-    stack = build_policy_stack(cfg.model, cfg.reference, cfg.generation)
-    tasks = [build_task(t, stack.tokenizer, cfg.data, cfg.generation.max_new_tokens, cfg.generation,
+def build_tasks(cfg: CGPORunConfig, tokenizer, policy, reference) -> list[TaskRuntime]:
+    """The config's tasks at run time; ``calibration: generate`` tasks sample ā from ``reference`` on first use and
+    cache it under ``logging.output_dir/baselines/``."""
+    tasks = [build_task(t, tokenizer, cfg.data, cfg.generation.max_new_tokens, cfg.generation,
                         cfg.train.seed + i) for i, t in enumerate(cfg.tasks)]
     out = Path(cfg.logging.output_dir)
-    stop_ids = eos_ids(stack.tokenizer, stack.policy) if cfg.generation.stop_at_eos else []
+    sampler = reference_sampler(cfg, tokenizer, policy, reference)
     for task in tasks:
         if task.cfg.calibration.baseline == "generate":
             use_generated_baselines(task, out / "baselines" / f"{task.name}.json",
-                                    baseline_generator(stack, task, cfg.train.seed, cfg.train.micro_batch_size,
-                                                       cfg.generation, stop_ids))
-    trainer = CGPOTrainer(cfg, Models(stack.policy, stack.tokenizer, None, stack.reference), stack.generator, tasks)
+                                    baseline_generator(sampler, reference, tokenizer, task, cfg.train.seed,
+                                                       cfg.train.micro_batch_size))
+    return tasks
+
+
+def build_cgpo_trainer(cfg: CGPORunConfig, resume: str | None = None) -> CGPOTrainer:
+    set_up_torch(cfg.train.threads, cfg.train.seed)
+    stack = build_policy_stack(cfg.model, cfg.reference, cfg.generation)
+    tasks = build_tasks(cfg, stack.tokenizer, stack.policy, stack.reference)
+    trainer = CGPOTrainer(cfg, Models(stack.policy, stack.tokenizer, None, stack.reference), stack.generator, tasks,
+                          reference_sampler(cfg, stack.tokenizer, stack.policy, stack.reference))
     if resume:
         trainer.load_state_dict(*load_trainer_state(resume_weights(resume, stack.policy, stack.reference)))
     return trainer

@@ -60,19 +60,27 @@ class TaskRuntime:
     def baseline_of(self, p) -> str | None:
         return self.baselines.get((p.source, p.row))
 
-    def ensure_baselines(self, prompts) -> None:
-        """Generate ā for prompts that have none yet (``calibration: generate``), lazily, once per prompt; the
-        cache file is rewritten atomically so a resumed run reuses exactly the same ā."""
-        missing = list({(p.source, p.row): p for p in prompts if (p.source, p.row) not in self.baselines}.values())
-        if not missing:
-            return
-        if self.generate is None:
-            raise DataError(f"task '{self.name}': no baseline response for {missing[0].source}, row {missing[0].row}")
-        for p, text in zip(missing, self.generate(missing, len(self.baselines))):
+    def missing_baselines(self, prompts) -> list:
+        """The distinct prompts that have no ā yet."""
+        return list({(p.source, p.row): p for p in prompts if (p.source, p.row) not in self.baselines}.values())
+
+    def add_baselines(self, prompts, texts: list[str]) -> None:
+        """Store ā for ``prompts``; the cache file is rewritten atomically so a resumed run reuses exactly them."""
+        for p, text in zip(prompts, texts):
             self.baselines[(p.source, p.row)] = text
         if self.baseline_path is not None:
             self.baseline_path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.baseline_path, json.dumps([[s, r, t] for (s, r), t in self.baselines.items()]))
+
+    def ensure_baselines(self, prompts) -> None:
+        """Generate ā for prompts that have none yet (``calibration: generate``), lazily, once per prompt (the
+        trainer prefetches a whole iteration's ā for all tasks in one batch; this covers everything else)."""
+        missing = self.missing_baselines(prompts)
+        if not missing:
+            return
+        if self.generate is None:
+            raise DataError(f"task '{self.name}': no baseline response for {missing[0].source}, row {missing[0].row}")
+        self.add_baselines(missing, self.generate(missing, len(self.baselines)))
 
     def baseline_scores(self, prompts) -> torch.Tensor:
         """r(s, ā) for each prompt, (N,); scored once per prompt and cached."""

@@ -21,8 +21,9 @@ from .trainer import Models, StepOutput
 
 
 class CGPOTrainer:
-    def __init__(self, cfg, models: Models, generator, tasks: list[TaskRuntime]) -> None:
+    def __init__(self, cfg, models: Models, generator, tasks: list[TaskRuntime], baseline_sampler=None) -> None:
         self.cfg, self.m, self.generator, self.tasks = cfg, models, generator, tasks
+        self.baseline_sampler = baseline_sampler  # samples ā from π_ref (inside reference.context())
         t = cfg.train
         self.sampling_gen = torch.Generator().manual_seed(t.seed)
         self.optimizer = make_optimizer(models.policy.parameters(), t.lr, t.weight_decay)
@@ -36,8 +37,13 @@ class CGPOTrainer:
     def step(self) -> StepOutput:
         start = time.perf_counter()
         metrics, samples, finite = {}, [], True
-        for task in self.tasks:
-            task_metrics, task_samples, task_finite = self.task_step(task)
+        batches = [self.next_prompts(task) for task in self.tasks]
+        self.prefetch_baselines(batches)
+        metrics["time/baselines_s"] = time.perf_counter() - start
+        rollouts = sample_tasks(self.generator, self.tasks, batches, self.sampling_gen)
+        metrics["time/rollout_s"] = time.perf_counter() - start - metrics["time/baselines_s"]
+        for task, prompts, rollout in zip(self.tasks, batches, rollouts):
+            task_metrics, task_samples, task_finite = self.task_step(task, prompts, rollout)
             metrics.update({f"{task.name}/{k}": v for k, v in task_metrics.items()})
             samples += task_samples
             finite = finite and task_finite
@@ -64,17 +70,35 @@ class CGPOTrainer:
                         "time/iteration_s": time.perf_counter() - start})
         return StepOutput(metrics, samples)
 
-    def task_step(self, task: TaskRuntime) -> tuple[dict, list[dict], bool]:
-        """Algorithm 1 for one task: its gradient, scaled by ρ_l, is added to ``.grad``. Returns metrics, samples,
-        and whether every loss was finite."""
-        t0 = time.perf_counter()
+    def next_prompts(self, task: TaskRuntime) -> list:
+        """This iteration's prompts of a task, each repeated K times (K consecutive rows per prompt)."""
         k = task.cfg.samples_per_prompt
-        batch = [task.prompts[i] for i in task.sampler.next_indices(task.cfg.prompts_per_iteration)]
-        prompts = [p for p in batch for _ in range(k)]
-        rollout = self.generator.sample([p.input_ids for p in prompts], task.params, self.sampling_gen)
+        return [task.prompts[i] for i in task.sampler.next_indices(task.cfg.prompts_per_iteration) for _ in range(k)]
+
+    @torch.no_grad()
+    def prefetch_baselines(self, batches: list[list]) -> None:
+        """ā for this iteration's new prompts of every ``calibration: generate`` task, sampled from π_ref in one
+        batched call (seeded by the iteration, so a resumed run draws the same ā)."""
+        if self.baseline_sampler is None:
+            return
+        missing = [task.missing_baselines(b) if task.generate is not None else []
+                   for task, b in zip(self.tasks, batches)]
+        if not any(missing):
+            return
+        gen = torch.Generator().manual_seed(self.cfg.train.seed + 7919 * (self.iteration + 1))
+        with self.m.reference.context():
+            rollouts = sample_tasks(self.baseline_sampler, self.tasks, missing, gen)
+        for task, prompts, rollout in zip(self.tasks, missing, rollouts):
+            if prompts:
+                task.add_baselines(prompts, decode_responses(self.m.tokenizer, Experience.from_rollout(rollout)))
+
+    def task_step(self, task: TaskRuntime, prompts: list, rollout: Rollout) -> tuple[dict, list[dict], bool]:
+        """Algorithm 1 for one task on its sampled ``rollout`` (K consecutive rows per prompt): its gradient, scaled
+        by ρ_l, is added to ``.grad``. Returns metrics, samples, and whether every loss was finite."""
+        t1 = time.perf_counter()
+        k = task.cfg.samples_per_prompt
         exp = Experience.from_rollout(rollout)
         responses = decode_responses(self.m.tokenizer, exp)
-        t1 = time.perf_counter()
         scored = task.score(prompts, responses, rollout.has_eos)
         self.counters["skipped_samples"] += int((~scored.valid).sum())
         exp.response_mask[~scored.valid] = 0.0
@@ -84,7 +108,7 @@ class CGPOTrainer:
         selection, metrics = task.optimizer.select(exp, scored.reward, scored.passed, seq_kl, k)
         parts = [selection.rows]
         if len(selection.fallback_prompts):
-            fallback = self.baseline_rows(task, [batch[int(b)] for b in selection.fallback_prompts])
+            fallback = self.baseline_rows(task, [prompts[int(b) * k] for b in selection.fallback_prompts])
             if fallback is not None:
                 parts.append(fallback)
             metrics["crraft/fallback_rows"] = 0 if fallback is None else len(fallback)
@@ -100,7 +124,7 @@ class CGPOTrainer:
             "kl_seq": seq_kl[valid].mean().item() if valid.any() else math.nan,
             "length": exp.response_mask.sum(1)[valid].mean().item() if valid.any() else math.nan,
             "eos_rate": rollout.has_eos.float().mean().item(),
-            "time/rollout_s": t1 - t0, "time/score_ref_s": t2 - t1, "time/update_s": time.perf_counter() - t2,
+            "time/score_ref_s": t2 - t1, "time/update_s": time.perf_counter() - t2,
         })
         return metrics, sample_rows(task.name, prompts, responses, scored)[: self.cfg.logging.log_samples], finite
 
@@ -148,33 +172,9 @@ class CGPOTrainer:
         return rows
 
     # ------------------------------------------------------------------ held-out evaluation per task
-    @torch.no_grad()
     def evaluate(self, n_prompts: int) -> StepOutput:
-        """Per task on its first ``n_prompts`` held-out prompts (one sample each, fixed seed): reward, calibrated
-        reward, pass rate of every judge and of all, sequence KL to the reference, length."""
-        metrics, samples = {}, []
-        for task in self.tasks:
-            prompts = task.eval_prompts[:n_prompts]
-            if not prompts:
-                continue
-            gen = torch.Generator().manual_seed(self.cfg.train.seed + 12345)
-            rollout = self.generator.sample([p.input_ids for p in prompts], task.params, gen)
-            exp = Experience.from_rollout(rollout)
-            responses = decode_responses(self.m.tokenizer, exp)
-            scored = task.score(prompts, responses, rollout.has_eos)
-            ref_logp = self.m.reference.logprobs(exp, self.temperature, self.cfg.train.micro_batch_size)
-            seq_kl = masked_sum(exp.behaviour_logp - ref_logp, exp.response_mask, dim=1)
-            v = scored.valid
-            metrics.update({
-                f"eval/{task.name}/reward": scored.raw[v].mean().item() if v.any() else math.nan,
-                f"eval/{task.name}/reward_calibrated": scored.reward[v].mean().item() if v.any() else math.nan,
-                f"eval/{task.name}/pass_rate": scored.passed.float().mean().item(),
-                **{f"eval/{task.name}/judge/{n}": p.float().mean().item() for n, p in scored.per_judge.items()},
-                f"eval/{task.name}/kl_seq": seq_kl.mean().item(),
-                f"eval/{task.name}/length": exp.response_mask.sum(1).mean().item(),
-            })
-            samples += sample_rows(task.name, prompts, responses, scored)
-        return StepOutput(metrics, samples)
+        return evaluate_tasks(self.tasks, self.generator, self.m, self.temperature, self.cfg.train.micro_batch_size,
+                              self.cfg.train.seed, n_prompts)
 
     # ------------------------------------------------------------------ state for exact resume
     def state_dict(self) -> tuple[dict, dict]:
@@ -196,6 +196,56 @@ class CGPOTrainer:
             t.sampler.load_state_dict(trainer["samplers"][t.name])
         self.optimizer.load_state_dict(optim["optimizers"]["policy"])
         self.scheduler.load_state_dict(optim["schedulers"]["policy"])
+
+
+def sample_tasks(generator, tasks: list[TaskRuntime], batches: list[list], gen: torch.Generator) -> list[Rollout]:
+    """One rollout per task (``batches[i]``: task i's prompts). Tasks that share sampling parameters are sampled in
+    one batched call (decoding on CPU costs about the same for 8 rows as for 40), then split back; nothing else
+    about them is shared."""
+    groups: dict[tuple, list[int]] = {}
+    for i, task in enumerate(tasks):
+        if batches[i]:
+            p = task.params
+            groups.setdefault((p.max_new_tokens, p.temperature, p.top_p), []).append(i)
+    out: list = [None] * len(tasks)
+    for members in groups.values():
+        ids = [p.input_ids for i in members for p in batches[i]]
+        rollout = generator.sample(ids, tasks[members[0]].params, gen)
+        start = 0
+        for i in members:
+            out[i] = rollout.select(slice(start, start + len(batches[i]))).compact()
+            start += len(batches[i])
+    return out
+
+
+@torch.no_grad()
+def evaluate_tasks(tasks: list[TaskRuntime], generator, models: Models, temperature: float, micro_batch_size: int,
+                   seed: int, n_prompts: int) -> StepOutput:
+    """Per task on its first ``n_prompts`` held-out prompts (one sample each, fixed seed): reward, calibrated
+    reward, pass rate of every judge and of all, sequence KL to the reference, length. Any policy can be measured
+    this way (the summed-reward PPO baseline is)."""
+    metrics, samples = {}, []
+    batches = [task.eval_prompts[:n_prompts] for task in tasks]
+    rollouts = sample_tasks(generator, tasks, batches, torch.Generator().manual_seed(seed + 12345))
+    for task, prompts, rollout in zip(tasks, batches, rollouts):
+        if not prompts:
+            continue
+        exp = Experience.from_rollout(rollout)
+        responses = decode_responses(models.tokenizer, exp)
+        scored = task.score(prompts, responses, rollout.has_eos)
+        ref_logp = models.reference.logprobs(exp, temperature, micro_batch_size)
+        seq_kl = masked_sum(exp.behaviour_logp - ref_logp, exp.response_mask, dim=1)
+        v = scored.valid
+        metrics.update({
+            f"eval/{task.name}/reward": scored.raw[v].mean().item() if v.any() else math.nan,
+            f"eval/{task.name}/reward_calibrated": scored.reward[v].mean().item() if v.any() else math.nan,
+            f"eval/{task.name}/pass_rate": scored.passed.float().mean().item(),
+            **{f"eval/{task.name}/judge/{n}": p.float().mean().item() for n, p in scored.per_judge.items()},
+            f"eval/{task.name}/kl_seq": seq_kl.mean().item(),
+            f"eval/{task.name}/length": exp.response_mask.sum(1).mean().item(),
+        })
+        samples += sample_rows(task.name, prompts, responses, scored)
+    return StepOutput(metrics, samples)
 
 
 def sample_rows(task: str, prompts, responses: list[str], scored) -> list[dict]:

@@ -80,8 +80,9 @@ def set_up_torch(threads: int | None, seed: int, return_memory: bool = False) ->
     torch.manual_seed(seed)
 
 
-def build_trainer(cfg: PPORunConfig, resume: str | None = None) -> RLTrainer:
-    """Everything from the config: models, prompts, reward, generator, algorithm, and the resumed state."""
+def build_trainer(cfg: PPORunConfig, resume: str | None = None, trainer_cls: type = RLTrainer) -> RLTrainer:
+    """Everything from the config: models, prompts, reward, generator, algorithm, and the resumed state
+    (``trainer_cls``: RLTrainer or a subclass that changes what it evaluates)."""
     set_up_torch(cfg.train.threads, cfg.train.seed, cfg.train.return_memory_to_os)
     stack = build_policy_stack(cfg.model, cfg.reference, cfg.generation)
     policy, tokenizer, reference = stack.policy, stack.tokenizer, stack.reference
@@ -98,7 +99,7 @@ def build_trainer(cfg: PPORunConfig, resume: str | None = None) -> RLTrainer:
     if d.eval_prompts:
         eval_prompts, _ = load_prompts(d.eval_prompts, tokenizer, d.max_prompt_tokens, d.chat_template,
                                        d.system_prompt, d.too_long)
-    trainer = RLTrainer(cfg, Models(policy, tokenizer, critic, reference), build_reward(cfg.rewards),
+    trainer = trainer_cls(cfg, Models(policy, tokenizer, critic, reference), build_reward(cfg.rewards),
                         stack.generator, algorithm, train_prompts, eval_prompts)
     if resume:
         ckpt = resume_weights(resume, policy, reference, critic)
@@ -169,8 +170,8 @@ def drive(trainer, cfg, report: RunReport, stop_after: int | None = None) -> dic
     def evaluate(label: str, it: int, key: str | None) -> None:
         ev = trainer.evaluate(lg.eval_prompts)
         logger.log(it, ev.metrics)
+        logger.log_samples(it, "eval", ev.samples)  # every evaluation: the lab re-scores them (gold vs proxy)
         if key is not None:
-            logger.log_samples(it, "eval", ev.samples)
             result[key] = ev
         logger.write(report.eval_text(label, ev.metrics))
 
@@ -203,19 +204,23 @@ def drive(trainer, cfg, report: RunReport, stop_after: int | None = None) -> dic
     return result
 
 
-def run(cfg: PPORunConfig, resume: str | None = None, stop_after: int | None = None) -> dict:
-    """Train for ``cfg.train.iterations`` (or until ``stop_after`` iterations of this call)."""
-    trainer = build_trainer(cfg, resume)
+def ppo_report(has_eval: bool, eval_text: Callable[[str, dict], str] | None = None) -> RunReport:
+    """How a PPO-family run shows itself: reward, KL and seconds per iteration; the held-out reward before/after."""
 
-    def eval_text(label: str, m: dict) -> str:
+    def reward_text(label: str, m: dict) -> str:
         keys = ["eval/reward", "eval/length", "eval/eos_rate"] if label == "before" else \
             ["eval/reward", "eval/kl_seq_k1", "eval/length"]
         return f"[eval {label}] {_fmt(m, keys)}"
 
-    report = RunReport(
-        has_eval=bool(trainer.eval_prompts),
+    return RunReport(
+        has_eval=has_eval,
         progress=lambda m: {"reward": m["reward/mean"], "kl": m["kl/seq_k1"], "s/it": m["time/iteration_s"]},
         step_line=lambda m: _fmt(m, ["reward/mean", "kl/seq_k1", "response/length", "time/iteration_s"]),
-        eval_text=eval_text,
+        eval_text=eval_text or reward_text,
     )
-    return drive(trainer, cfg, report, stop_after)
+
+
+def run(cfg: PPORunConfig, resume: str | None = None, stop_after: int | None = None) -> dict:
+    """Train for ``cfg.train.iterations`` (or until ``stop_after`` iterations of this call)."""
+    trainer = build_trainer(cfg, resume)
+    return drive(trainer, cfg, ppo_report(bool(trainer.eval_prompts)), stop_after)

@@ -1,0 +1,108 @@
+"""CGPO's constrained optimizers vs summed-reward PPO on SmolLM2-135M-Instruct (issue #4), in miniature.
+
+Same prompts, judges, rewards, generation settings, lr, iterations and responses per iteration for every row:
+- ``ppo-sum``: ``blendrl cgpo-ppo`` (PPO with critic; reward = task reward + 1 if the task's judges pass);
+- ``crpg`` / ``codpo`` / ``crraft``: ``blendrl cgpo`` with every task's optimizer set to that one;
+- ``mixed``: the config as written (its per-task optimizers).
+Per seed and row: held-out pass rate per task, the chat reward (SmolLM2 helpfulness log-odds), KL to the reference,
+wall time. Prints mean ± std over seeds and writes ``results_cgpo_vs_ppo.json``.
+
+    python benchmarks/cgpo_vs_ppo.py [--config examples/cgpo_multitask.yaml] [--seeds 0 1] [--iterations 12]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from blendrl.eval.compare import read_evals, task_metrics  # noqa: E402
+
+
+def run(cmd: list[str], log: Path) -> float:
+    start = time.perf_counter()
+    with log.open("w") as f:
+        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed; see {log}")
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default="examples/cgpo_multitask.yaml")
+    ap.add_argument("--rows", nargs="+", default=["ppo-sum", "crpg", "codpo", "crraft", "mixed"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    ap.add_argument("--iterations", type=int, default=12)
+    ap.add_argument("--out", default="runs/bench_cgpo_vs_ppo")
+    args = ap.parse_args()
+    out = ROOT / args.out
+    out.mkdir(parents=True, exist_ok=True)
+    base = yaml.safe_load((ROOT / args.config).read_text())
+    blendrl = str(Path(sys.executable).with_name("blendrl"))
+    results: dict[str, list[dict]] = {}
+    for seed in args.seeds:
+        for row in args.rows:
+            cfg = json.loads(json.dumps(base))
+            if row in ("crpg", "codpo", "crraft"):
+                for task in cfg["tasks"]:
+                    task["optimizer"]["name"] = row
+                    if row == "codpo":
+                        task["samples_per_prompt"] = max(task["samples_per_prompt"], 2)
+            run_dir = out / f"{row}_s{seed}"
+            cfg_path = out / f"{row}_s{seed}.yaml"
+            sets = [f"train.seed={seed}", f"train.iterations={args.iterations}", "logging.progress=false",
+                    "logging.tensorboard=false"]
+            if row == "ppo-sum":
+                cfg.setdefault("logging", {})["output_dir"] = str(out / f"ppo_s{seed}")  # cgpo-ppo appends _ppo
+                cfg_path.write_text(yaml.safe_dump(cfg))
+                run_dir = out / f"ppo_s{seed}_ppo"
+                cmd = [blendrl, "cgpo-ppo", "--config", str(cfg_path)] + [x for s in sets for x in ("--set", s)]
+            else:
+                cfg.setdefault("logging", {})["output_dir"] = str(run_dir)
+                cfg_path.write_text(yaml.safe_dump(cfg))
+                cmd = [blendrl, "cgpo", "--config", str(cfg_path)] + [x for s in sets for x in ("--set", s)]
+            print(f"[seed {seed}] {row} ...", flush=True)
+            seconds = run(cmd, out / f"{row}_s{seed}.log")
+            before, after = (task_metrics(m) for m in read_evals(run_dir))
+            results.setdefault(row, []).append({"seed": seed, "seconds": seconds, "before": before, "after": after})
+            (out / "results.json").write_text(json.dumps(results, indent=1))
+    print_table(results)
+    (ROOT / "benchmarks" / "results_cgpo_vs_ppo.json").write_text(json.dumps(results, indent=1))
+
+
+def cell(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.mean(values):.2f}±{statistics.stdev(values):.2f}"
+
+
+def print_table(results: dict[str, list[dict]]) -> None:
+    first = next(iter(results.values()))[0]
+    tasks = list(first["before"])
+    cols = [f"{t} pass" for t in tasks] + [f"{t} reward" for t in tasks] + [f"{t} KL" for t in tasks] + ["min/run"]
+    print("| row | " + " | ".join(cols) + " |")
+    print("|" + "---|" * (len(cols) + 1))
+
+    def line(label: str, runs: list[dict], key: str) -> None:
+        vals = [cell([r[key][t]["pass_rate"] for r in runs]) for t in tasks]
+        vals += [cell([r[key][t]["reward"] for r in runs]) for t in tasks]
+        vals += [cell([r[key][t]["kl_seq"] for r in runs]) for t in tasks]
+        vals.append("-" if key == "before" else f"{statistics.mean(r['seconds'] for r in runs) / 60:.1f}")
+        print(f"| {label} | " + " | ".join(vals) + " |")
+
+    line("before", [first], "before")  # every row starts from the same model, prompts and sampling seed
+    for row, runs in results.items():
+        line(row, runs, "after")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Experiments that measure methods rather than train a product: ``overopt`` (the gold-vs-proxy lab)."""

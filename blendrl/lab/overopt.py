@@ -1,0 +1,220 @@
+"""``blendrl lab overopt``: see reward over-optimisation (Gao et al.) and what cures it (Coste et al.'s ensembles,
+SALSA, χ²), in four stages, each cached in ``output_dir`` so a re-run continues where it stopped:
+
+1. **labels** — the policy samples pairs on training prompts; the gold reward labels them; ``labels.flip`` of the
+   labels are flipped at random → ``pairs.jsonl`` (+ clean held-out ``pairs_eval.jsonl``);
+2. **proxies** — ``proxy.members`` reward models trained on those pairs with ``blendrl rm`` (seeds 0..k−1);
+3. **best-of-n** — on held-out prompts, a pool of N samples each; for every objective (single proxy, mean, WCO,
+   UWO) and every n ≤ N the unbiased best-of-n estimate of gold and proxy, at KL_bon = log n − (n−1)/n;
+4. **PPO** — one ``blendrl ppo`` run per ``ppo.runs`` entry; every ``eval_every`` iterations its held-out samples
+   are scored by gold and proxy, with their KL to the reference.
+Then ``report.html`` + ``overopt.png``: gold and proxy against √KL, Gao et al.'s fitted forms overlaid.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+from pathlib import Path
+
+import torch
+
+from ..config import PPORunConfig, RewardSourceConfig, to_dict
+from ..config.lab_schema import OverOptLabConfig
+from ..config.loader import apply_overrides, from_dict
+from ..config.rm_schema import RMRunConfig
+from ..data import load_prompts
+from ..data.preferences import write_preferences
+from ..eval.best_of_n import best_of_n, kl_bon
+from ..eval.bon_run import default_ns
+from ..fsutil import atomic_write_text
+from ..functional.ensembles import ENSEMBLE_AGGREGATORS
+from ..models import load_causal_lm, load_tokenizer, resolve_model
+from ..rewards import Sample, build_reward
+from ..rewards.hf_rm import HFRewardModel
+from ..rollout import SamplingParams, decode_responses
+from ..rollout.hf import HFGenerator
+
+log = logging.getLogger("blendrl")
+
+
+class Policy:
+    """The lab's sampler: the initial policy, its tokenizer and prompts."""
+
+    def __init__(self, cfg: OverOptLabConfig) -> None:
+        from ..training.run import eos_ids
+
+        path = resolve_model(cfg.model.name)
+        self.tokenizer, self.model = load_tokenizer(path), load_causal_lm(path, cfg.model.dtype)
+        self.generator = HFGenerator(self.model, self.tokenizer.pad_token_id, eos_ids(self.tokenizer, self.model))
+        g, d = cfg.generation, cfg.data
+        self.params = SamplingParams(g.max_new_tokens, g.temperature, g.top_p)
+        load = lambda src: load_prompts(src, self.tokenizer, d.max_prompt_tokens, d.chat_template,  # noqa: E731
+                                        d.system_prompt, d.too_long)[0]
+        self.prompts, self.eval_prompts = load(d.prompts), load(d.eval_prompts)
+
+    def sample(self, prompts, k: int, gen: torch.Generator, batch_size: int = 16) -> list[list[str]]:
+        """``k`` responses per prompt → one list of k texts per prompt."""
+        flat = [p for p in prompts for _ in range(k)]
+        texts: list[str] = []
+        for i in range(0, len(flat), batch_size):
+            out = self.generator.sample([p.input_ids for p in flat[i: i + batch_size]], self.params, gen)
+            texts += decode_responses(self.tokenizer, out)
+        return [texts[i * k: (i + 1) * k] for i in range(len(prompts))]
+
+
+def samples_of(prompt, texts: list[str]) -> list[Sample]:
+    return [Sample(prompt.messages, t, prompt.metadata, f"{prompt.source}, row {prompt.row}") for t in texts]
+
+
+# ---------------------------------------------------------------------- 1. labels
+def label_pairs(cfg: OverOptLabConfig, policy: Policy, gold, out: Path) -> dict:
+    """Gold-labelled pairs with ``labels.flip`` of them flipped (train) and clean (eval). Returns counts."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    counts = {}
+    for split, prompts, flip in (("pairs", policy.prompts[: cfg.labels.prompts], cfg.labels.flip),
+                                 ("pairs_eval", policy.eval_prompts, 0.0)):
+        rows, ties = [], 0
+        for p, texts in zip(prompts, policy.sample(prompts, 2 * cfg.labels.pairs_per_prompt, gen)):
+            scores = gold.score(samples_of(p, texts)).tolist()
+            for a in range(0, len(texts), 2):
+                (ga, ta), (gb, tb) = (scores[a], texts[a]), (scores[a + 1], texts[a + 1])
+                if ga == gb or not ta.strip() or not tb.strip():
+                    ties += 1
+                    continue
+                chosen, rejected = (ta, tb) if ga > gb else (tb, ta)
+                flipped = rng.random() < flip
+                if flipped:
+                    chosen, rejected = rejected, chosen
+                rows.append({"prompt": p.messages, "chosen": chosen, "rejected": rejected,
+                             "gold_margin": abs(ga - gb), "flipped": flipped})
+        write_preferences(rows, out / f"{split}.jsonl")
+        counts[split] = {"pairs": len(rows), "dropped_ties": ties, "flipped": sum(r["flipped"] for r in rows)}
+    return counts
+
+
+# ---------------------------------------------------------------------- 2. proxies
+def train_proxies(cfg: OverOptLabConfig, out: Path) -> list[Path]:
+    """``proxy.members`` reward models on ``pairs.jsonl`` (seed i); already trained members are reused."""
+    from ..training.rm_run import train_rm
+
+    finals = []
+    for i in range(cfg.proxy.members):
+        folder = out / "proxies" / f"m{i}"
+        if not (folder / "final").is_dir():
+            data = json.loads(json.dumps(cfg.proxy.rm))
+            data.setdefault("model", {}).setdefault("name", cfg.model.name)
+            data.setdefault("train", {})["seed"] = cfg.seed + i
+            data["data"] = {"train": str(out / "pairs.jsonl"), "eval": str(out / "pairs_eval.jsonl")}
+            data["logging"] = {"output_dir": str(folder), "progress": False, "tensorboard": False}
+            train_rm(from_dict(RMRunConfig, data))
+        finals.append(folder / "final")
+    return finals
+
+
+def aggregate(member_scores: torch.Tensor, objective: str, uwo_lam: float) -> torch.Tensor:
+    """(k, N) member scores → (N,): member 0 (``single``) or an ensemble aggregator."""
+    if objective == "single":
+        return member_scores[0]
+    return ENSEMBLE_AGGREGATORS[objective](member_scores, **({"lam": uwo_lam} if objective == "uwo" else {}))
+
+
+# ---------------------------------------------------------------------- 3. best-of-n
+def bon_curves(cfg: OverOptLabConfig, policy: Policy, gold, proxies: list[HFRewardModel]) -> list[dict]:
+    """Rows {objective, n, kl, proxy, gold}: unbiased best-of-n means over ``bon.prompts`` held-out prompts."""
+    b = cfg.bon
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    ns = default_ns(b.pool)
+    sums = {(o, n): [0.0, 0.0] for o in b.objectives for n in ns}
+    prompts = policy.eval_prompts[: b.prompts]
+    for p, texts in zip(prompts, policy.sample(prompts, b.pool, gen, b.batch_size)):
+        samples = samples_of(p, texts)
+        g = gold.score(samples)  # (N,)
+        members = torch.stack([m.score(samples).float() for m in proxies])  # (k, N)
+        for o in b.objectives:
+            proxy = aggregate(members, o, b.uwo_lam)
+            for n in ns:
+                e_proxy, e_gold = best_of_n(proxy, g, n)
+                sums[(o, n)][0] += e_proxy
+                sums[(o, n)][1] += e_gold
+    return [{"objective": o, "n": n, "kl": kl_bon(n), "proxy": sums[(o, n)][0] / len(prompts),
+             "gold": sums[(o, n)][1] / len(prompts)} for (o, n) in sums]
+
+
+# ---------------------------------------------------------------------- 4. PPO
+def proxy_reward(objective: str, proxies: list[Path], uwo_lam: float) -> dict:
+    if objective == "single":
+        return {"kind": "hf_rm", "name": "proxy", "path": str(proxies[0])}
+    options = {"members": [str(p) for p in proxies], "aggregate": objective}
+    if objective == "uwo":
+        options["lam"] = uwo_lam
+    return {"kind": "ensemble", "name": "proxy", "options": options}
+
+
+def ppo_config(cfg: OverOptLabConfig, run, proxies: list[Path], out: Path) -> PPORunConfig:
+    data = json.loads(json.dumps(cfg.ppo.base))
+    data.update({"model": to_dict(cfg.model), "generation": to_dict(cfg.generation), "data": to_dict(cfg.data),
+                 "rewards": [proxy_reward(run.objective, proxies, cfg.ppo.uwo_lam)]})
+    data.setdefault("kl", {})["coef"] = run.kl_coef
+    data.setdefault("train", {}).setdefault("seed", cfg.seed)
+    data["logging"] = {**data.get("logging", {}), "output_dir": str(out / "ppo" / run.name),
+                       "eval_every": cfg.ppo.eval_every, "eval_prompts": cfg.ppo.eval_prompts, "progress": False}
+    return from_dict(PPORunConfig, apply_overrides(data, list(run.set)))
+
+
+def ppo_curve(run_dir: Path, policy: Policy, gold, proxy) -> list[dict]:
+    """Points {iteration, kl, proxy, gold} from a finished run's logged held-out evaluations."""
+    kl = {}
+    for m in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()):
+        if "eval/kl_seq_k1" in m:
+            kl[m["iteration"]] = m["eval/kl_seq_k1"]
+    by_text = {p.user_text: p for p in policy.eval_prompts}
+    rows: dict[int, list] = {}
+    for r in map(json.loads, (run_dir / "samples.jsonl").read_text().splitlines()):
+        if r.get("tag") == "eval":
+            rows.setdefault(r["iteration"], []).append(r)
+    points = []
+    for it in sorted(rows):
+        samples = [s for r in rows[it] for s in samples_of(by_text[r["prompt"]], [r["response"]])]
+        points.append({"iteration": it, "kl": max(kl.get(it, 0.0), 0.0),
+                       "proxy": proxy.score(samples).float().mean().item(),
+                       "gold": gold.score(samples).float().mean().item()})
+    return points
+
+
+def run_lab(cfg: OverOptLabConfig) -> dict:
+    from ..training.run import run as run_ppo
+    from ..training.run import set_up_torch
+    from .report import write_report
+
+    set_up_torch(cfg.threads, cfg.seed)
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.json", json.dumps(to_dict(cfg), indent=1))
+    policy = Policy(cfg)
+    gold = build_reward(cfg.gold)
+    result: dict = {}
+    if not (out / "labels.json").is_file():
+        atomic_write_text(out / "labels.json", json.dumps(label_pairs(cfg, policy, gold, out), indent=1))
+    result["labels"] = json.loads((out / "labels.json").read_text())
+    log.info("labels: %s", result["labels"])
+    finals = train_proxies(cfg, out)
+    result["proxy_accuracy"] = [json.loads((f.parent / "eval.json").read_text()).get("accuracy") for f in finals]
+    proxies = [HFRewardModel(str(f), name=f"proxy{i}") for i, f in enumerate(finals)]
+    if not (out / "bon.json").is_file():
+        atomic_write_text(out / "bon.json", json.dumps(bon_curves(cfg, policy, gold, proxies), indent=1))
+    result["bon"] = json.loads((out / "bon.json").read_text())
+    result["ppo"] = {}
+    for run in cfg.ppo.runs:
+        ppo_cfg = ppo_config(cfg, run, finals, out)
+        run_dir = Path(ppo_cfg.logging.output_dir)
+        if not (run_dir / "final").is_dir():
+            run_ppo(ppo_cfg)
+        reward = build_reward([RewardSourceConfig(**r) for r in [proxy_reward(run.objective, finals,
+                                                                                 cfg.ppo.uwo_lam)]])
+        result["ppo"][run.name] = ppo_curve(run_dir, policy, gold, reward)
+    atomic_write_text(out / "curves.json", json.dumps({k: result[k] for k in ("labels", "proxy_accuracy", "bon",
+                                                                             "ppo")}, indent=1))
+    result["report"] = write_report(result, out)
+    return result

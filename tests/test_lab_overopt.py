@@ -1,0 +1,92 @@
+"""The gold-vs-proxy lab: the gold reward's parts, Gao et al.'s fits, and the whole lab end to end on tiny models."""
+import json
+import math
+
+import pytest
+import torch
+
+from blendrl.lab.report import fit_gao
+from blendrl.rewards.gold import overlength, repetition
+from tests.tiny import yes_share
+
+
+def test_gold_rule_parts_on_hand_values():
+    assert repetition("") == 0.0 and repetition("a b c") == 0.0
+    assert repetition("Volcano volcano volcano lava") == pytest.approx(1 - 2 / 4)
+    assert overlength("one two three", 3) == 0.0 and overlength("a b c d e f", 4) == pytest.approx(0.5)
+
+
+def test_gold_reward_prefers_a_relevant_short_answer():
+    from blendrl.rewards import Sample
+    from blendrl.rewards.gold import GoldReward
+
+    gold = GoldReward()
+    q = [{"role": "user", "content": "In at most 10 words, what is a volcano?"}]
+    s = lambda r: Sample(q, r, {"max_words": 10})  # noqa: E731
+    good, off_topic, repeated, long = gold.score([
+        s("A mountain that erupts lava and ash."), s("I like pizza with cheese."),
+        s("volcano volcano volcano volcano"),
+        s("A volcano is a mountain where hot melted rock from deep inside the earth comes out through openings.")])
+    assert good > off_topic and good > repeated and good > long
+    assert gold.last_stats["repetition"][2] == pytest.approx(0.75)
+    assert gold.last_stats["overlength"][3] == pytest.approx(0.8)  # 18 words over a limit of 10
+
+
+@pytest.mark.parametrize("form", ["bon", "rl"])
+def test_gao_fit_recovers_alpha_and_beta(form):
+    alpha, beta, g0 = 0.8, 0.3, -0.2
+    pts = []
+    for d in [0.0, 0.5, 1.0, 1.5, 2.0, 3.0]:
+        second = d * d if form == "bon" else (d * math.log(d) if d > 0 else 0.0)
+        pts.append({"kl": d * d, "gold": g0 + alpha * d - beta * second})
+    fit = fit_gao(pts, form)
+    assert fit["alpha"] == pytest.approx(alpha, abs=1e-9) and fit["beta"] == pytest.approx(beta, abs=1e-9)
+    assert fit["r2"] == pytest.approx(1.0)
+    peak = alpha / (2 * beta) if form == "bon" else math.exp(alpha / beta - 1)
+    assert fit["peak_sqrt_kl"] == pytest.approx(peak)
+    assert fit_gao(pts[:2], form) is None
+
+
+def test_lab_runs_end_to_end_on_tiny_models_and_reuses_its_stages(tiny_dir, tmp_path):
+    from blendrl.config import apply_overrides, from_dict
+    from blendrl.config.lab_schema import OverOptLabConfig
+    from blendrl.lab.overopt import run_lab
+
+    data = {
+        "model": {"name": str(tiny_dir)},
+        "generation": {"max_new_tokens": 6, "temperature": 1.0},
+        "data": {"prompts": "builtin:concise", "eval_prompts": "builtin:concise_eval", "max_prompt_tokens": 64},
+        "gold": [{"kind": "callable", "name": "tests.tiny:yes_share"}],
+        "labels": {"prompts": 16, "pairs_per_prompt": 2, "flip": 0.25},
+        "proxy": {"members": 2, "rm": {"train": {"lr": 1e-3, "batch_size": 8, "micro_batch_size": 8}}},
+        "bon": {"pool": 4, "prompts": 4},
+        "ppo": {"runs": [{"objective": "single", "kl_coef": 0.0}, {"objective": "wco", "kl_coef": 0.1}],
+                "base": {"train": {"iterations": 2, "prompts_per_iteration": 2, "samples_per_prompt": 2, "lr": 3e-3,
+                                   "micro_batch_size": 4}, "algorithm": {"epochs": 1}, "critic": {"lr": 1e-3}},
+                "eval_every": 1, "eval_prompts": 4},
+        "output_dir": str(tmp_path / "lab"),
+    }
+    cfg = from_dict(OverOptLabConfig, apply_overrides(data, []))
+    result = run_lab(cfg)
+    out = tmp_path / "lab"
+    pairs = [json.loads(x) for x in (out / "pairs.jsonl").read_text().splitlines()]
+    assert len(pairs) == result["labels"]["pairs"]["pairs"] > 0
+    assert result["labels"]["pairs"]["flipped"] == sum(p["flipped"] for p in pairs)
+    assert result["labels"]["pairs_eval"]["flipped"] == 0
+    for p in pairs:  # an unflipped pair's chosen response has the higher gold score
+        better = yes_share("", p["chosen"], {}) > yes_share("", p["rejected"], {})
+        assert better != p["flipped"]
+    objectives = {r["objective"] for r in result["bon"]}
+    assert objectives == {"single", "mean", "wco", "uwo"}
+    assert {r["n"] for r in result["bon"]} == {1, 2, 4}
+    assert all(r["kl"] == pytest.approx(math.log(r["n"]) - (r["n"] - 1) / r["n"]) for r in result["bon"])
+    for name in ("single-kl0", "wco-kl0.1"):
+        assert [p["iteration"] for p in result["ppo"][name]] == [0, 1, 2]
+    assert result["ppo"]["single-kl0"][0]["kl"] == pytest.approx(0.0, abs=1e-4)
+    page = (out / "report.html").read_text()
+    assert "data:image/png;base64," in page and "wco-kl0.1" in page
+    stamp = (out / "proxies" / "m0" / "final").stat().st_mtime_ns
+    again = run_lab(cfg)  # every stage is cached: same numbers, nothing retrained
+    assert (out / "proxies" / "m0" / "final").stat().st_mtime_ns == stamp
+    assert again["bon"] == result["bon"]
+    assert torch.isfinite(torch.tensor([p["gold"] for p in again["ppo"]["wco-kl0.1"]])).all()
