@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import PPORunConfig, RewardSourceConfig, to_dict
+from ..config import PPORunConfig, to_dict
 from ..config.lab_schema import OverOptLabConfig
 from ..config.loader import apply_overrides, from_dict
 from ..config.rm_schema import RMRunConfig
@@ -31,6 +31,7 @@ from ..fsutil import atomic_write_text
 from ..functional.ensembles import ENSEMBLE_AGGREGATORS
 from ..models import load_causal_lm, load_tokenizer, resolve_model
 from ..rewards import Sample, build_reward
+from ..rewards.ensemble import EnsembleReward
 from ..rewards.hf_rm import HFRewardModel
 from ..rollout import SamplingParams, decode_responses
 from ..rollout.hf import HFGenerator
@@ -152,6 +153,13 @@ def proxy_reward(objective: str, proxies: list[Path], uwo_lam: float) -> dict:
     return {"kind": "ensemble", "name": "proxy", "options": options}
 
 
+def objective_reward(objective: str, proxies: list[HFRewardModel], uwo_lam: float):
+    """The reward a PPO run optimised, over the already-loaded proxies (the same models ``proxy_reward`` names)."""
+    if objective == "single":
+        return proxies[0]
+    return EnsembleReward(proxies, objective, **({"lam": uwo_lam} if objective == "uwo" else {}))
+
+
 def ppo_config(cfg: OverOptLabConfig, run, proxies: list[Path], out: Path) -> PPORunConfig:
     data = json.loads(json.dumps(cfg.ppo.base))
     data.update({"model": to_dict(cfg.model), "generation": to_dict(cfg.generation), "data": to_dict(cfg.data),
@@ -211,9 +219,8 @@ def run_lab(cfg: OverOptLabConfig) -> dict:
         run_dir = Path(ppo_cfg.logging.output_dir)
         if not (run_dir / "final").is_dir():
             run_ppo(ppo_cfg)
-        reward = build_reward([RewardSourceConfig(**r) for r in [proxy_reward(run.objective, finals,
-                                                                                 cfg.ppo.uwo_lam)]])
-        result["ppo"][run.name] = ppo_curve(run_dir, policy, gold, reward)
+        result["ppo"][run.name] = ppo_curve(run_dir, policy, gold, objective_reward(run.objective, proxies,
+                                                                                     cfg.ppo.uwo_lam))
     atomic_write_text(out / "curves.json", json.dumps({k: result[k] for k in ("labels", "proxy_accuracy", "bon",
                                                                              "ppo")}, indent=1))
     result["report"] = write_report(result, out)

@@ -39,13 +39,12 @@ def baseline_generator(sampler, reference, tokenizer, task, seed: int, batch_siz
     return generate
 
 
-def build_tasks(cfg: CGPORunConfig, tokenizer, policy, reference) -> list[TaskRuntime]:
-    """The config's tasks at run time; ``calibration: generate`` tasks sample ā from ``reference`` on first use and
-    cache it under ``logging.output_dir/baselines/``."""
+def build_tasks(cfg: CGPORunConfig, tokenizer, reference, sampler) -> list[TaskRuntime]:
+    """The config's tasks at run time; ``calibration: generate`` tasks sample ā from ``reference`` (with
+    ``sampler``, see :func:`reference_sampler`) on first use and cache it under ``logging.output_dir/baselines/``."""
     tasks = [build_task(t, tokenizer, cfg.data, cfg.generation.max_new_tokens, cfg.generation,
                         cfg.train.seed + i) for i, t in enumerate(cfg.tasks)]
     out = Path(cfg.logging.output_dir)
-    sampler = reference_sampler(cfg, tokenizer, policy, reference)
     for task in tasks:
         if task.cfg.calibration.baseline == "generate":
             use_generated_baselines(task, out / "baselines" / f"{task.name}.json",
@@ -57,9 +56,10 @@ def build_tasks(cfg: CGPORunConfig, tokenizer, policy, reference) -> list[TaskRu
 def build_cgpo_trainer(cfg: CGPORunConfig, resume: str | None = None) -> CGPOTrainer:
     set_up_torch(cfg.train.threads, cfg.train.seed)
     stack = build_policy_stack(cfg.model, cfg.reference, cfg.generation)
-    tasks = build_tasks(cfg, stack.tokenizer, stack.policy, stack.reference)
+    sampler = reference_sampler(cfg, stack.tokenizer, stack.policy, stack.reference)
+    tasks = build_tasks(cfg, stack.tokenizer, stack.reference, sampler)
     trainer = CGPOTrainer(cfg, Models(stack.policy, stack.tokenizer, None, stack.reference), stack.generator, tasks,
-                          reference_sampler(cfg, stack.tokenizer, stack.policy, stack.reference))
+                          sampler)
     if resume:
         trainer.load_state_dict(*load_trainer_state(resume_weights(resume, stack.policy, stack.reference)))
     return trainer

@@ -23,7 +23,7 @@ from ..config.loader import apply_overrides, from_dict
 from ..data.prompts import read_prompt_rows
 from ..fsutil import atomic_write_text
 from ..rewards.task_sum import TASK_FIELD
-from .cgpo_run import build_tasks, eval_table
+from .cgpo_run import build_tasks, eval_table, reference_sampler
 from .cgpo_trainer import evaluate_tasks
 from .run import build_trainer, drive, ppo_report
 from .trainer import RLTrainer, StepOutput
@@ -104,7 +104,9 @@ def run_summed_ppo(cfg: CGPORunConfig, config_path: str, overrides: list[str], j
         atomic_write_text(pool, "".join(json.dumps(r) + "\n" for r in pool_rows(cfg)))
     trainer = build_trainer(ppo_cfg, resume, trainer_cls=SummedPPOTrainer)
     eval_cfg = replace(cfg, logging=replace(cfg.logging, output_dir=str(out)))  # ā cached in this run's folder
-    trainer.tasks = build_tasks(eval_cfg, trainer.m.tokenizer, trainer.m.policy, trainer.m.reference)
+    m = trainer.m
+    trainer.tasks = build_tasks(eval_cfg, m.tokenizer, m.reference, reference_sampler(cfg, m.tokenizer, m.policy,
+                                                                                      m.reference))
     has_eval = any(task.eval_prompts for task in trainer.tasks)
     report = ppo_report(has_eval, lambda label, m: f"[eval {label}]\n" + eval_table(m, trainer.tasks))
     report.desc = "cgpo-ppo"
