@@ -113,6 +113,8 @@ class RewardSourceConfig:
             members = self.options.get("members")
             _require(isinstance(members, list) and len(members) >= 2,
                      "options.members: an ensemble needs a list of at least 2 reward-model folders")
+            _require(self.options.get("share", "auto") in ("auto", "lora", "heads", "none"),
+                     "options.share: expected auto, lora, heads or none")
         _require(self.kind != "cgpo_tasks" or "config" in self.options,
                  "options.config: a cgpo_tasks reward needs the cgpo YAML whose tasks it sums")
 

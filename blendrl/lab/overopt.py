@@ -31,8 +31,7 @@ from ..fsutil import atomic_write_text
 from ..functional.ensembles import ENSEMBLE_AGGREGATORS
 from ..models import load_causal_lm, load_tokenizer, resolve_model
 from ..rewards import Sample, build_reward
-from ..rewards.ensemble import EnsembleReward
-from ..rewards.hf_rm import HFRewardModel
+from ..rewards.shared_backbone import load_members
 from ..rollout import SamplingParams, decode_responses
 from ..rollout.hf import HFGenerator
 
@@ -122,7 +121,7 @@ def aggregate(member_scores: torch.Tensor, objective: str, uwo_lam: float) -> to
 
 
 # ---------------------------------------------------------------------- 3. best-of-n
-def bon_curves(cfg: OverOptLabConfig, policy: Policy, gold, proxies: list[HFRewardModel]) -> list[dict]:
+def bon_curves(cfg: OverOptLabConfig, policy: Policy, gold, proxies) -> list[dict]:
     """Rows {objective, n, kl, proxy, gold}: unbiased best-of-n means over ``bon.prompts`` held-out prompts."""
     b = cfg.bon
     gen = torch.Generator().manual_seed(cfg.seed + 1)
@@ -132,7 +131,7 @@ def bon_curves(cfg: OverOptLabConfig, policy: Policy, gold, proxies: list[HFRewa
     for p, texts in zip(prompts, policy.sample(prompts, b.pool, gen, b.batch_size)):
         samples = samples_of(p, texts)
         g = gold.score(samples)  # (N,)
-        members = torch.stack([m.score(samples).float() for m in proxies])  # (k, N)
+        members = proxies.member_scores(samples)  # (k, N)
         for o in b.objectives:
             proxy = aggregate(members, o, b.uwo_lam)
             for n in ns:
@@ -153,11 +152,10 @@ def proxy_reward(objective: str, proxies: list[Path], uwo_lam: float) -> dict:
     return {"kind": "ensemble", "name": "proxy", "options": options}
 
 
-def objective_reward(objective: str, proxies: list[HFRewardModel], uwo_lam: float):
-    """The reward a PPO run optimised, over the already-loaded proxies (the same models ``proxy_reward`` names)."""
-    if objective == "single":
-        return proxies[0]
-    return EnsembleReward(proxies, objective, **({"lam": uwo_lam} if objective == "uwo" else {}))
+def objective_score(objective: str, proxies, uwo_lam: float):
+    """samples → (N,): the score a PPO run optimised, from the already-loaded proxies (the models ``proxy_reward``
+    names)."""
+    return lambda samples: aggregate(proxies.member_scores(samples), objective, uwo_lam)
 
 
 def ppo_config(cfg: OverOptLabConfig, run, proxies: list[Path], out: Path) -> PPORunConfig:
@@ -171,7 +169,7 @@ def ppo_config(cfg: OverOptLabConfig, run, proxies: list[Path], out: Path) -> PP
     return from_dict(PPORunConfig, apply_overrides(data, list(run.set)))
 
 
-def ppo_curve(run_dir: Path, policy: Policy, gold, proxy) -> list[dict]:
+def ppo_curve(run_dir: Path, policy: Policy, gold, proxy_score) -> list[dict]:
     """Points {iteration, kl, proxy, gold} from a finished run's logged held-out evaluations."""
     kl = {}
     for m in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()):
@@ -186,7 +184,7 @@ def ppo_curve(run_dir: Path, policy: Policy, gold, proxy) -> list[dict]:
     for it in sorted(rows):
         samples = [s for r in rows[it] for s in samples_of(by_text[r["prompt"]], [r["response"]])]
         points.append({"iteration": it, "kl": max(kl.get(it, 0.0), 0.0),
-                       "proxy": proxy.score(samples).float().mean().item(),
+                       "proxy": proxy_score(samples).mean().item(),
                        "gold": gold.score(samples).float().mean().item()})
     return points
 
@@ -209,7 +207,7 @@ def run_lab(cfg: OverOptLabConfig) -> dict:
     log.info("labels: %s", result["labels"])
     finals = train_proxies(cfg, out)
     result["proxy_accuracy"] = [json.loads((f.parent / "eval.json").read_text()).get("accuracy") for f in finals]
-    proxies = [HFRewardModel(str(f), name=f"proxy{i}") for i, f in enumerate(finals)]
+    proxies = load_members(finals)  # head-only proxies: one backbone pass scores all of them
     if not (out / "bon.json").is_file():
         atomic_write_text(out / "bon.json", json.dumps(bon_curves(cfg, policy, gold, proxies), indent=1))
     result["bon"] = json.loads((out / "bon.json").read_text())
@@ -219,8 +217,8 @@ def run_lab(cfg: OverOptLabConfig) -> dict:
         run_dir = Path(ppo_cfg.logging.output_dir)
         if not (run_dir / "final").is_dir():
             run_ppo(ppo_cfg)
-        result["ppo"][run.name] = ppo_curve(run_dir, policy, gold, objective_reward(run.objective, proxies,
-                                                                                     cfg.ppo.uwo_lam))
+        result["ppo"][run.name] = ppo_curve(run_dir, policy, gold,
+                                            objective_score(run.objective, proxies, cfg.ppo.uwo_lam))
     atomic_write_text(out / "curves.json", json.dumps({k: result[k] for k in ("labels", "proxy_accuracy", "bon",
                                                                              "ppo")}, indent=1))
     result["report"] = write_report(result, out)

@@ -70,16 +70,34 @@ def load_reward_model(name: str, dtype: str = "float32", dropout: float | None =
     return model.eval(), tokenizer
 
 
-def save_reward_model(model, tokenizer, folder: Path) -> Path:
-    """``save_pretrained`` (safetensors) + tokenizer into ``folder`` atomically; LoRA adapters merged into a copy,
-    dropout reset to 0 so that a plain transformers load scores deterministically even in train mode."""
-    if is_peft(model):
-        model = copy.deepcopy(model).merge_and_unload()
+ADAPTER_DIR = "adapter"  # where a LoRA reward model's unmerged adapter (+ its head) is kept, inside its folder
+
+
+def save_reward_model(model, tokenizer, folder: Path, base_name: str | None = None) -> Path:
+    """``save_pretrained`` (safetensors) + tokenizer into ``folder`` atomically, dropout reset to 0 so that a plain
+    transformers load scores deterministically even in train mode.
+
+    A LoRA model is saved merged (a copy) and also unmerged in ``folder/adapter`` (peft ``save_pretrained``, with
+    ``base_name`` — e.g. the alias ``smollm2-135m-instruct`` — as its base model), so that an ensemble of LoRA reward
+    models can share one base in memory (:mod:`blendrl.rewards.shared_backbone`)."""
     with atomic_dir(Path(folder)) as tmp:
+        if is_peft(model):
+            model.save_pretrained(tmp / ADAPTER_DIR)
+            if base_name:
+                _set_json(tmp / ADAPTER_DIR / "adapter_config.json", base_model_name_or_path=base_name)
+            model = copy.deepcopy(model).merge_and_unload()
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         _zero_saved_dropout(tmp)
     return Path(folder)
+
+
+def _set_json(file: Path, **values) -> None:
+    import json
+
+    data = json.loads(file.read_text())
+    data.update(values)
+    file.write_text(json.dumps(data, indent=2, sort_keys=True))
 
 
 def _zero_saved_dropout(folder: Path) -> None:

@@ -1,32 +1,36 @@
 """A reward-model ensemble as one reward source (Coste et al.; ALGORITHMS.md §3).
 
-Every member scores the batch; the aggregator of :mod:`blendrl.functional.ensembles` (``mean``, ``wco``, ``uwo``)
-turns the (k, B) scores into one score per sequence — the only score the trainer sees. Per-sample disagreement
-(population std over members) and each member's mean are kept in ``last_stats`` for logging.
+Every member scores the batch (members given as reward sources, or as one scorer of
+:mod:`blendrl.rewards.shared_backbone` that holds several on one backbone); the aggregator of
+:mod:`blendrl.functional.ensembles` (``mean``, ``wco``, ``uwo``) turns the (k, B) scores into one score per
+sequence — the only score the trainer sees. Per-sample disagreement (population std over members) and each member's
+mean are kept in ``last_stats`` for logging.
 """
 from __future__ import annotations
 
 import torch
 
 from ..functional.ensembles import ENSEMBLE_AGGREGATORS, disagreement
-from .base import RewardError, RewardSource, Sample
+from .base import RewardError, Sample
+from .shared_backbone import SeparateMembers
 
 
 class EnsembleReward:
-    """``members`` (reward sources) aggregated by ``aggregate`` with its options (``lam`` for uwo)."""
+    """``members`` (a list of reward sources, or a scorer with ``member_scores``) aggregated by ``aggregate`` with
+    its options (``lam`` for uwo)."""
 
-    def __init__(self, members: list[RewardSource], aggregate: str = "mean", name: str | None = None,
-                 **options) -> None:
-        if len(members) < 2:
-            raise RewardError(f"an ensemble needs at least 2 members, got {len(members)}")
-        self.members, self.options = members, options
+    def __init__(self, members, aggregate: str = "mean", name: str | None = None, **options) -> None:
+        self.scorer = members if hasattr(members, "member_scores") else SeparateMembers(list(members))
+        if len(self.scorer) < 2:
+            raise RewardError(f"an ensemble needs at least 2 members, got {len(self.scorer)}")
+        self.options = options
         self.aggregate = ENSEMBLE_AGGREGATORS[aggregate]
         self.name = name or f"ensemble-{aggregate}"
         self.last_stats: dict[str, torch.Tensor] = {}
 
     def member_scores(self, samples: list[Sample]) -> torch.Tensor:
         """(k, B) scores of every member."""
-        return torch.stack([m.score(samples).float() for m in self.members])
+        return self.scorer.member_scores(samples)
 
     def score(self, samples: list[Sample]) -> torch.Tensor:
         scores = self.member_scores(samples)  # (k, B)

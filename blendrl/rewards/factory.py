@@ -9,6 +9,7 @@ from ..config import RewardSourceConfig
 from .base import REWARD_SOURCES, CallableReward, WeightedSum
 from .ensemble import EnsembleReward
 from .hf_rm import HFRewardModel
+from .shared_backbone import load_members
 from .rules import rule
 
 
@@ -52,13 +53,14 @@ def _hf_rm_source(cfg: RewardSourceConfig):
 
 @REWARD_SOURCES.register("ensemble")
 def _ensemble_source(cfg: RewardSourceConfig):
-    """``options: {members: [rm folder, ...], aggregate: mean|wco|uwo, lam: 0.5, batch_size, max_length}``."""
+    """``options: {members: [rm folder, ...], aggregate: mean|wco|uwo, lam: 0.5, share: auto, batch_size,
+    max_length}``; ``share`` as :func:`~blendrl.rewards.shared_backbone.load_members` (one backbone when it can)."""
     options = dict(cfg.options)
     members = options.pop("members")
     aggregate = options.pop("aggregate", "mean")
     agg_options = {"lam": options.pop("lam")} if "lam" in options else {}
-    rms = [HFRewardModel(path, name=f"rm{i}", **options) for i, path in enumerate(members)]
-    return EnsembleReward(rms, aggregate, name=cfg.name, **agg_options)
+    scorer = load_members(members, options.pop("share", "auto"), **options)
+    return EnsembleReward(scorer, aggregate, name=cfg.name, **agg_options)
 
 
 @REWARD_SOURCES.register("llm_judge")

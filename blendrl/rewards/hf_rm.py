@@ -16,8 +16,9 @@ class HFRewardModel:
     """Scores with ``AutoModelForSequenceClassification`` at ``path`` (read at the last real token)."""
 
     def __init__(self, path: str, name: str | None = None, batch_size: int = 16, max_length: int = 1024,
-                 dtype: str = "float32") -> None:
-        self.model, self.tokenizer = load_reward_model(path, dtype)
+                 dtype: str = "float32", loaded: tuple | None = None) -> None:
+        """``loaded``: an already loaded ``(model, tokenizer)`` to score with instead of reading ``path``."""
+        self.model, self.tokenizer = loaded or load_reward_model(path, dtype)
         self.name = name or f"rm:{path}"
         self.batch_size, self.max_length = batch_size, max_length
         self.truncated = 0  # count of conversations cut to max_length
@@ -25,13 +26,16 @@ class HFRewardModel:
     def render(self, sample: Sample) -> str:
         return render_conversation(self.tokenizer, sample.messages, sample.response)
 
-    @torch.no_grad()
-    def score(self, samples: list[Sample]) -> torch.Tensor:
-        out = []
+    def batches(self, samples: list[Sample]):
+        """Tokenized batches of ``batch_size`` conversations (right-padded, cut to ``max_length``)."""
         for i in range(0, len(samples), self.batch_size):
             texts = [self.render(s) for s in samples[i : i + self.batch_size]]
             enc = self.tokenizer(texts, return_tensors="pt", padding=True, truncation=True,
                                  max_length=self.max_length, add_special_tokens=False)
             self.truncated += int((enc["attention_mask"].sum(1) >= self.max_length).sum())
-            out.append(last_token_scores(self.model, enc["input_ids"], enc["attention_mask"]))
-        return torch.cat(out)
+            yield enc
+
+    @torch.no_grad()
+    def score(self, samples: list[Sample]) -> torch.Tensor:
+        return torch.cat([last_token_scores(self.model, enc["input_ids"], enc["attention_mask"])
+                          for enc in self.batches(samples)])  # (B,)

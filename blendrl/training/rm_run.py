@@ -101,7 +101,7 @@ def train_rm(cfg: RMRunConfig, resume: str | None = None, stop_after: int | None
                 result["trainer"] = trainer
                 return result
         save_rm_checkpoint(trainer, out / "checkpoints", lg.keep_checkpoints)
-        result["final"] = save_reward_model(trainer.model, trainer.tokenizer, out / "final")
+        result["final"] = save_reward_model(trainer.model, trainer.tokenizer, out / "final", cfg.model.name)
         if cfg.data.eval:
             ev = load_pairs(cfg.data.eval, trainer.tokenizer, cfg)
             result["eval"] = write_eval(pair_metrics(*trainer.score_pairs(ev), _mu(ev), cfg.eval.bins), out)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -168,12 +169,16 @@ def drive(trainer, cfg, report: RunReport, stop_after: int | None = None) -> dic
     result: dict = {"trainer": trainer}
 
     def evaluate(label: str, it: int, key: str | None) -> None:
+        t0 = time.perf_counter()
         ev = trainer.evaluate(lg.eval_prompts)
-        logger.log(it, ev.metrics)
+        seconds = time.perf_counter() - t0
+        logger.log(it, {**ev.metrics, "time/eval_s": seconds})
         logger.log_samples(it, "eval", ev.samples)  # every evaluation: the lab re-scores them (gold vs proxy)
         if key is not None:
             result[key] = ev
-        logger.write(report.eval_text(label, ev.metrics))
+        logger.write(f"{report.eval_text(label, ev.metrics)} ({seconds:.0f} s)")
+
+    started = time.perf_counter()
 
     try:
         if trainer.iteration == 0 and report.has_eval:
@@ -199,6 +204,8 @@ def drive(trainer, cfg, report: RunReport, stop_after: int | None = None) -> dic
             evaluate("after", trainer.iteration, "after")
         save(trainer, out)
         result["final"] = export_final(trainer, out)
+        logger.write(f"{report.desc}: {done_here} iterations, evaluations and checkpoints in "
+                     f"{(time.perf_counter() - started) / 60:.1f} min")
     finally:
         logger.close()
     return result
