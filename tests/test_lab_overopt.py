@@ -4,6 +4,8 @@ import math
 
 import pytest
 import torch
+import yaml
+from safetensors.torch import load_file
 
 from blendrl.lab.report import fit_gao
 from blendrl.rewards.gold import overlength, repetition
@@ -59,8 +61,10 @@ def test_lab_runs_end_to_end_on_tiny_models_and_reuses_its_stages(tiny_dir, tmp_
         "gold": [{"kind": "callable", "name": "tests.tiny:yes_share"}],
         "labels": {"prompts": 16, "pairs_per_prompt": 2, "flip": 0.25},
         "proxy": {"members": 2, "rm": {"train": {"lr": 1e-3, "batch_size": 8, "micro_batch_size": 8}}},
+        "salsa": {"sft_models": 2, "train": {"lr": 1e-3, "batch_size": 4, "micro_batch_size": 4}},
         "bon": {"pool": 4, "prompts": 4},
-        "ppo": {"runs": [{"objective": "single", "kl_coef": 0.0}, {"objective": "wco", "kl_coef": 0.1}],
+        "ppo": {"runs": [{"objective": "single", "kl_coef": 0.0}, {"objective": "wco", "kl_coef": 0.1},
+                         {"objective": "single", "kl_coef": 0.0, "start": "salsa"}],
                 "base": {"train": {"iterations": 2, "prompts_per_iteration": 2, "samples_per_prompt": 2, "lr": 3e-3,
                                    "micro_batch_size": 4}, "algorithm": {"epochs": 1}, "critic": {"lr": 1e-3}},
                 "eval_every": 1, "eval_prompts": 4},
@@ -80,9 +84,19 @@ def test_lab_runs_end_to_end_on_tiny_models_and_reuses_its_stages(tiny_dir, tmp_
     assert objectives == {"single", "mean", "wco", "uwo"}
     assert {r["n"] for r in result["bon"]} == {1, 2, 4}
     assert all(r["kl"] == pytest.approx(math.log(r["n"]) - (r["n"] - 1) / r["n"]) for r in result["bon"])
-    for name in ("single-kl0", "wco-kl0.1"):
+    for name in ("single-kl0", "wco-kl0.1", "single-kl0-salsa"):
         assert [p["iteration"] for p in result["ppo"][name]] == [0, 1, 2]
-    assert result["ppo"]["single-kl0"][0]["kl"] == pytest.approx(0.0, abs=1e-4)
+        assert result["ppo"][name][0]["kl"] == pytest.approx(0.0, abs=1e-4)
+    # SALSA: two SFT models (different data orders) on the pairs' preferred responses, their 50/50 soup is the
+    # policy's start and its KL reference
+    sft = [f"{out}/sft/s{i}/final" for i in range(2)]
+    s0, s1, soup = (load_file(f"{f}/model.safetensors") for f in (*sft, f"{out}/sft/soup"))
+    assert any(not torch.equal(s0[k], s1[k]) for k in s0)  # other data order, other model
+    assert all(torch.allclose(soup[k], (s0[k] + s1[k]) / 2) for k in soup)
+    salsa_cfg = yaml.safe_load((out / "ppo" / "single-kl0-salsa" / "checkpoints" / "iter-000002" / "config.yaml")
+                               .read_text())
+    assert salsa_cfg["model"]["name"] == f"{out}/sft/soup"
+    assert salsa_cfg["reference"]["kind"] == "soup" and salsa_cfg["reference"]["paths"] == sft
     page = (out / "report.html").read_text()
     assert "data:image/png;base64," in page and "wco-kl0.1" in page
     stamp = (out / "proxies" / "m0" / "final").stat().st_mtime_ns

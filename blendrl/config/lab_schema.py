@@ -1,7 +1,7 @@
 """The typed configuration of ``blendrl lab overopt`` (the gold-vs-proxy protocol of Gao et al.; ALGORITHMS.md §3).
 
 Sections: model (the policy), generation, data (prompts: pairs are sampled on ``prompts``, curves measured on
-``eval_prompts``), gold, labels, proxy, bon, ppo, output_dir, seed.
+``eval_prompts``), gold, labels, proxy, salsa, bon, ppo, output_dir, seed.
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Optional
 from .schema import DataConfig, GenerationConfig, ModelConfig, RewardSourceConfig, _require
 
 OBJECTIVES = ("single", "mean", "wco", "uwo")
+STARTS = ("base", "sft", "salsa")
 
 
 @dataclass
@@ -43,6 +44,21 @@ class ProxyConfig:
 
 
 @dataclass
+class SalsaConfig:
+    """SALSA (ALGORITHMS.md §4): ``sft_models`` SFT models of the policy (``blendrl sft``, seeds 0..n−1: different
+    data orders) on the preferred responses of the proxies' training pairs, and their equal-weight soup. A PPO run
+    with ``start: salsa`` starts from the soup and keeps it as its KL reference; ``start: sft`` starts from SFT model
+    0 with itself as the reference (the baseline SALSA compares against). 0: no SFT stage. ``train``: ``blendrl
+    sft``'s train section as a mapping (its defaults: 1 epoch, lr 2e-5, batch 16)."""
+
+    sft_models: int = 0
+    train: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        _require(self.sft_models >= 0, "sft_models: must be >= 0")
+
+
+@dataclass
 class LabBoNConfig:
     """Best-of-n on ``prompts`` held-out prompts with a pool of ``pool`` samples each, picked by each objective."""
 
@@ -60,21 +76,24 @@ class LabBoNConfig:
 
 @dataclass
 class LabPPORun:
-    """One PPO run: optimise ``objective`` (single proxy or an ensemble aggregate) with per-token KL ``kl_coef``;
-    ``set``: more ``key=value`` overrides of its PPO config (``reference.kind=soup``, ``regularizer.kind=chi2``)."""
+    """One PPO run: optimise ``objective`` (single proxy or an ensemble aggregate) with per-token KL ``kl_coef``,
+    starting from ``start`` (``base``: the lab's model, frozen reference; ``sft`` / ``salsa``: see
+    :class:`SalsaConfig`); ``set``: more ``key=value`` overrides of its PPO config (``regularizer.kind=chi2``)."""
 
     objective: str = "single"
     kl_coef: float = 0.05
+    start: str = "base"
     label: Optional[str] = None
     set: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         _require(self.objective in OBJECTIVES, f"objective: unknown '{self.objective}'; choose from {list(OBJECTIVES)}")
         _require(self.kl_coef >= 0, "kl_coef: must be >= 0")
+        _require(self.start in STARTS, f"start: unknown '{self.start}'; choose from {list(STARTS)}")
 
     @property
     def name(self) -> str:
-        return self.label or f"{self.objective}-kl{self.kl_coef:g}"
+        return self.label or f"{self.objective}-kl{self.kl_coef:g}" + ("" if self.start == "base" else f"-{self.start}")
 
 
 @dataclass
@@ -103,6 +122,7 @@ class OverOptLabConfig:
     gold: list[RewardSourceConfig] = field(default_factory=lambda: [RewardSourceConfig(kind="gold", name="gold")])
     labels: LabelsConfig = field(default_factory=LabelsConfig)
     proxy: ProxyConfig = field(default_factory=ProxyConfig)
+    salsa: SalsaConfig = field(default_factory=SalsaConfig)
     bon: LabBoNConfig = field(default_factory=LabBoNConfig)
     ppo: LabPPOConfig = field(default_factory=LabPPOConfig)
     output_dir: str = "runs/lab_overopt"
@@ -115,3 +135,8 @@ class OverOptLabConfig:
             [r.objective for r in self.ppo.runs if r.objective != "single"]
         _require(self.proxy.members >= 2 or not needs_ensemble,
                  f"proxy.members: {needs_ensemble[:1]} needs an ensemble of at least 2 proxies")
+        starts = {r.start for r in self.ppo.runs}
+        _require("salsa" not in starts or self.salsa.sft_models >= 2,
+                 "salsa.sft_models: a run with start: salsa needs a soup of at least 2 SFT models")
+        _require("sft" not in starts or self.salsa.sft_models >= 1,
+                 "salsa.sft_models: a run with start: sft needs at least 1 SFT model")

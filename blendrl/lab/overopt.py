@@ -3,7 +3,8 @@ SALSA, χ²), in four stages, each cached in ``output_dir`` so a re-run continue
 
 1. **labels** — the policy samples pairs on training prompts; the gold reward labels them; ``labels.flip`` of the
    labels are flipped at random → ``pairs.jsonl`` (+ clean held-out ``pairs_eval.jsonl``);
-2. **proxies** — ``proxy.members`` reward models trained on those pairs with ``blendrl rm`` (seeds 0..k−1);
+2. **proxies** — ``proxy.members`` reward models trained on those pairs with ``blendrl rm`` (seeds 0..k−1); and,
+   for SALSA, ``salsa.sft_models`` SFT models on the pairs' preferred responses and their soup;
 3. **best-of-n** — on held-out prompts, a pool of N samples each; for every objective (single proxy, mean, WCO,
    UWO) and every n ≤ N the unbiased best-of-n estimate of gold and proxy, at KL_bon = log n − (n−1)/n;
 4. **PPO** — one ``blendrl ppo`` run per ``ppo.runs`` entry; every ``eval_every`` iterations its held-out samples
@@ -113,6 +114,33 @@ def train_proxies(cfg: OverOptLabConfig, out: Path) -> list[Path]:
     return finals
 
 
+# ---------------------------------------------------------------------- 2b. SFT models and their soup (SALSA)
+def train_sft_models(cfg: OverOptLabConfig, out: Path) -> dict:
+    """``salsa.sft_models`` SFT models (seed i) on the preferred responses of ``pairs.jsonl`` and, with two or more,
+    their equal-weight soup. Returns {"sft": [final folders], "soup": folder | None}; finished folders are reused."""
+    from ..models.soups import soup_models
+    from ..training.sft import SFTRunConfig, run_sft
+
+    n = cfg.salsa.sft_models
+    data = out / "sft.jsonl"
+    if n and not data.is_file():
+        rows = [json.loads(x) for x in (out / "pairs.jsonl").read_text().splitlines()]
+        atomic_write_text(data, "".join(json.dumps({"prompt": r["prompt"], "response": r["chosen"]}) + "\n"
+                                        for r in rows))
+    finals = []
+    for i in range(n):
+        folder = out / "sft" / f"s{i}"
+        if not (folder / "final").is_dir():
+            train = {**cfg.salsa.train, "seed": cfg.seed + i}
+            run_sft(from_dict(SFTRunConfig, {"model": to_dict(cfg.model), "data": str(data), "train": train,
+                                             "output_dir": str(folder)}))
+        finals.append(folder / "final")
+    soup = out / "sft" / "soup"
+    if n >= 2 and not soup.is_dir():
+        soup_models([str(f) for f in finals], [1.0 / n] * n, soup, cfg.model.dtype)
+    return {"sft": finals, "soup": soup if n >= 2 else None}
+
+
 def aggregate(member_scores: torch.Tensor, objective: str, uwo_lam: float) -> torch.Tensor:
     """(k, N) member scores → (N,): member 0 (``single``) or an ensemble aggregator."""
     if objective == "single":
@@ -158,10 +186,16 @@ def objective_score(objective: str, proxies, uwo_lam: float):
     return lambda samples: aggregate(proxies.member_scores(samples), objective, uwo_lam)
 
 
-def ppo_config(cfg: OverOptLabConfig, run, proxies: list[Path], out: Path) -> PPORunConfig:
+def ppo_config(cfg: OverOptLabConfig, run, proxies: list[Path], out: Path, sft: dict | None = None) -> PPORunConfig:
+    """The run's PPO config; ``start: sft`` / ``salsa`` put SFT model 0 / the soup in as policy and reference."""
     data = json.loads(json.dumps(cfg.ppo.base))
     data.update({"model": to_dict(cfg.model), "generation": to_dict(cfg.generation), "data": to_dict(cfg.data),
                  "rewards": [proxy_reward(run.objective, proxies, cfg.ppo.uwo_lam)]})
+    if run.start == "sft":
+        data["model"]["name"] = str(sft["sft"][0])
+    elif run.start == "salsa":
+        data["model"]["name"] = str(sft["soup"])
+        data["reference"] = {**data.get("reference", {}), "kind": "soup", "paths": [str(f) for f in sft["sft"]]}
     data.setdefault("kl", {})["coef"] = run.kl_coef
     data.setdefault("train", {}).setdefault("seed", cfg.seed)
     data["logging"] = {**data.get("logging", {}), "output_dir": str(out / "ppo" / run.name),
@@ -207,13 +241,14 @@ def run_lab(cfg: OverOptLabConfig) -> dict:
     log.info("labels: %s", result["labels"])
     finals = train_proxies(cfg, out)
     result["proxy_accuracy"] = [json.loads((f.parent / "eval.json").read_text()).get("accuracy") for f in finals]
+    sft = train_sft_models(cfg, out)
     proxies = load_members(finals)  # head-only proxies: one backbone pass scores all of them
     if not (out / "bon.json").is_file():
         atomic_write_text(out / "bon.json", json.dumps(bon_curves(cfg, policy, gold, proxies), indent=1))
     result["bon"] = json.loads((out / "bon.json").read_text())
     result["ppo"] = {}
     for run in cfg.ppo.runs:
-        ppo_cfg = ppo_config(cfg, run, finals, out)
+        ppo_cfg = ppo_config(cfg, run, finals, out, sft)
         run_dir = Path(ppo_cfg.logging.output_dir)
         if not (run_dir / "final").is_dir():
             run_ppo(ppo_cfg)
