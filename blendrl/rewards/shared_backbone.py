@@ -15,6 +15,7 @@ Three ways to hold k members, each with ``member_scores(samples) -> (k, B)``:
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import torch
@@ -166,10 +167,12 @@ def load_members(folders: list, share: str = "auto", **options):
         bases = {adapter_base(f) for f in folders}
         if None not in bases and len(bases) == 1:
             share = "lora"
-        elif all(backbone_mismatch(folders[0], f) is None for f in folders[1:]):
-            share = "heads"
         else:
-            share = "none"
+            try:
+                return SharedHeads(folders, **options)  # checks the backbones once, tensor by tensor
+            except RewardError as exc:
+                logging.getLogger("blendrl").info("ensemble: %s; loading the members separately", exc)
+                share = "none"
     if share == "lora":
         return SharedLoRA(folders, **options)
     if share == "heads":
