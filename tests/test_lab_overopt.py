@@ -8,7 +8,7 @@ import yaml
 from safetensors.torch import load_file
 
 from blendrl.lab.report import fit_gao
-from blendrl.rewards.gold import overlength, repetition
+from blendrl.rewards.gold import overlength, repetition, shortfall
 from tests.tiny import yes_share
 
 
@@ -16,6 +16,23 @@ def test_gold_rule_parts_on_hand_values():
     assert repetition("") == 0.0 and repetition("a b c") == 0.0
     assert repetition("Volcano volcano volcano lava") == pytest.approx(1 - 2 / 4)
     assert overlength("one two three", 3) == 0.0 and overlength("a b c d e f", 4) == pytest.approx(0.5)
+    assert shortfall("Volcano.", 5) == pytest.approx(0.8) and shortfall("a b c d e f", 5) == 0.0
+    assert shortfall("", 0) == 0.0
+
+
+def test_gold_reward_penalises_a_too_short_answer_only_when_asked():
+    from blendrl.rewards import Sample
+    from blendrl.rewards.gold import GoldReward
+
+    q = [{"role": "user", "content": "In at most 10 words, what is a volcano?"}]
+    samples = [Sample(q, r, {"max_words": 10}) for r in ("Volcano.", "A mountain that erupts lava and ash.")]
+    plain = GoldReward().score(samples)
+    strict = GoldReward(w_short=0.5, min_share=0.5)
+    got = strict.score(samples)
+    assert strict.last_stats["shortfall"].tolist() == pytest.approx([0.8, 0.0])  # (5 − 1) / 5; 7 words ≥ 5
+    assert got.tolist() == pytest.approx([plain[0].item() - 0.4, plain[1].item()], abs=1e-6)
+    with pytest.raises(ValueError, match="min_share"):
+        GoldReward(min_share=1.5)
 
 
 def test_gold_reward_prefers_a_relevant_short_answer():

@@ -28,7 +28,8 @@ def main() -> None:
     limits = json.loads(sys.argv[1])
     program = sys.argv[2]
     mb = 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_CPU, (limits["cpu_s"], limits["cpu_s"]))
+    # soft limit: SIGXCPU (the parent reports "timed out (CPU limit)"); hard limit one second later: SIGKILL
+    resource.setrlimit(resource.RLIMIT_CPU, (limits["cpu_s"], limits["cpu_s"] + 1))
     resource.setrlimit(resource.RLIMIT_AS, (limits["memory_mb"] * mb, limits["memory_mb"] * mb))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_mb"] * mb, limits["file_mb"] * mb))
     resource.setrlimit(resource.RLIMIT_NOFILE, (limits["open_files"], limits["open_files"]))

@@ -43,11 +43,14 @@ class SandboxLimits:
 
 @dataclass
 class SandboxResult:
+    """``timed_out`` is set by either time limit; ``limit`` says which one ("wall clock" or "CPU")."""
+
     returncode: int | None
     timed_out: bool
     stdout: str
     stderr: str
     seconds: float
+    limit: str = ""
 
     @property
     def ok(self) -> bool:
@@ -55,9 +58,11 @@ class SandboxResult:
 
     def reason(self) -> str:
         if self.timed_out:
-            return f"timed out after {self.seconds:.1f}s"
+            return f"timed out after {self.seconds:.1f}s ({self.limit or 'wall clock'} limit)"
         if self.returncode == 0:
             return "passed"
+        if self.returncode is not None and self.returncode < 0 and not self.stderr.strip():
+            return f"killed by {signal.Signals(-self.returncode).name} (a resource limit)"
         last = self.stderr.strip().splitlines()[-1:] or [f"exit code {self.returncode}"]
         return last[0][:300]
 
@@ -93,17 +98,19 @@ def run_python(program: str, limits: SandboxLimits | None = None) -> SandboxResu
         with open(workdir / ".stdout", "wb") as out, open(workdir / ".stderr", "wb") as err:
             proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                     start_new_session=True)
-            timed_out = False
+            limit = ""
             try:
                 proc.wait(timeout=limits.wall_s)
             except subprocess.TimeoutExpired:
-                timed_out = True
+                limit = "wall clock"
             _kill_group(proc.pid)  # also reaps anything the program left behind
             proc.wait()
+        if not limit and proc.returncode == -signal.SIGXCPU:  # the kernel's soft RLIMIT_CPU
+            limit = "CPU"
         seconds = time.perf_counter() - start
         read = lambda name: (workdir / name).read_bytes()[: limits.output_chars].decode("utf-8", "replace")  # noqa: E731
-        return SandboxResult(None if timed_out else proc.returncode, timed_out, read(".stdout"), read(".stderr"),
-                             seconds)
+        return SandboxResult(None if limit else proc.returncode, bool(limit), read(".stdout"), read(".stderr"),
+                             seconds, limit)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
