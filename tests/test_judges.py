@@ -207,11 +207,11 @@ def test_sandbox_limits_memory_and_time():
     assert r.timed_out and r.seconds < 5 and r.reason().endswith("(wall clock limit)")
     # a busy loop reaches the CPU limit before a long wall-clock limit; that is a time-out too (not "exit code -9")
     r = run_python("while True:\n    pass", SandboxLimits(wall_s=30, cpu_s=1))
-    assert r.timed_out and r.returncode is None and r.reason().endswith("(CPU limit)") and r.seconds < 10
+    assert r.timed_out and r.returncode is None and r.reason().endswith("(CPU limit)") and r.seconds < 25
     # a program that ignores SIGXCPU is killed at the hard limit one second later
     r = run_python("import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nwhile True:\n    pass",
                    SandboxLimits(wall_s=30, cpu_s=1))
-    assert not r.ok and r.reason() == "killed by SIGKILL (a resource limit)" and r.seconds < 10
+    assert not r.ok and r.reason() == "killed by SIGKILL (a resource limit)" and r.seconds < 25
 
 
 # ------------------------------------------------------------------ LLM judges
