@@ -62,9 +62,16 @@ class SandboxResult:
         if self.returncode == 0:
             return "passed"
         if self.returncode is not None and self.returncode < 0 and not self.stderr.strip():
-            return f"killed by {signal.Signals(-self.returncode).name} (a resource limit)"
+            return f"killed by {_signal_name(-self.returncode)} (a resource limit)"
         last = self.stderr.strip().splitlines()[-1:] or [f"exit code {self.returncode}"]
         return last[0][:300]
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:  # e.g. a real-time signal between SIGRTMIN and SIGRTMAX
+        return f"signal {number}"
 
 
 @functools.lru_cache(maxsize=1)
