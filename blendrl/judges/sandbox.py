@@ -43,14 +43,17 @@ class SandboxLimits:
 
 @dataclass
 class SandboxResult:
-    """``timed_out`` is set by either time limit; ``limit`` says which one ("wall clock" or "CPU")."""
+    """``limit``: the time limit that ended the program ("wall clock" or "CPU"), "" when none did."""
 
     returncode: int | None
-    timed_out: bool
     stdout: str
     stderr: str
     seconds: float
     limit: str = ""
+
+    @property
+    def timed_out(self) -> bool:
+        return bool(self.limit)
 
     @property
     def ok(self) -> bool:
@@ -58,7 +61,7 @@ class SandboxResult:
 
     def reason(self) -> str:
         if self.timed_out:
-            return f"timed out after {self.seconds:.1f}s ({self.limit or 'wall clock'} limit)"
+            return f"timed out after {self.seconds:.1f}s ({self.limit} limit)"
         if self.returncode == 0:
             return "passed"
         if self.returncode is not None and self.returncode < 0 and not self.stderr.strip():
@@ -116,8 +119,7 @@ def run_python(program: str, limits: SandboxLimits | None = None) -> SandboxResu
             limit = "CPU"
         seconds = time.perf_counter() - start
         read = lambda name: (workdir / name).read_bytes()[: limits.output_chars].decode("utf-8", "replace")  # noqa: E731
-        return SandboxResult(None if limit else proc.returncode, bool(limit), read(".stdout"), read(".stderr"),
-                             seconds, limit)
+        return SandboxResult(None if limit else proc.returncode, read(".stdout"), read(".stderr"), seconds, limit)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
