@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from dataclasses import replace
 from pathlib import Path
 
 from ..config import RewardSourceConfig
@@ -71,8 +72,11 @@ def _llm_judge_source(cfg: RewardSourceConfig):
     return LLMJudgeReward(cfg.name or "llm_judge", **cfg.options)
 
 
-def build_reward(configs: list[RewardSourceConfig]) -> WeightedSum:
-    """All configured sources, summed with their weights."""
+def build_reward(configs: list[RewardSourceConfig], offload: bool = False) -> WeightedSum:
+    """All configured sources, summed with their weights. ``offload`` (``model.offload_frozen``): every ``hf_rm``
+    source keeps its weights in a memory-mapped file between calls (as its own ``options: {offload: true}``)."""
+    if offload:
+        configs = [replace(c, options={"offload": True, **c.options}) if c.kind == "hf_rm" else c for c in configs]
     sources = [REWARD_SOURCES[c.kind](c) for c in configs]
     return WeightedSum(sources, [c.weight for c in configs])
 

@@ -5,9 +5,12 @@ chat template and tokenizer, so the policy and the reward model may use differen
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from ..models.heads import last_token_scores
+from ..models.offload import OffloadedWeights
 from ..models.reward_model import load_reward_model, render_conversation
 from .base import Sample
 
@@ -16,12 +19,15 @@ class HFRewardModel:
     """Scores with ``AutoModelForSequenceClassification`` at ``path`` (read at the last real token)."""
 
     def __init__(self, path: str, name: str | None = None, batch_size: int = 16, max_length: int = 1024,
-                 dtype: str = "float32", loaded: tuple | None = None) -> None:
-        """``loaded``: an already loaded ``(model, tokenizer)`` to score with instead of reading ``path``."""
+                 dtype: str = "float32", loaded: tuple | None = None, offload: bool = False) -> None:
+        """``loaded``: an already loaded ``(model, tokenizer)`` to score with instead of reading ``path``.
+        ``offload`` (default false): keep the weights in a memory-mapped file between calls
+        (:class:`~blendrl.models.offload.OffloadedWeights`)."""
         self.model, self.tokenizer = loaded or load_reward_model(path, dtype)
         self.name = name or f"rm:{path}"
         self.batch_size, self.max_length = batch_size, max_length
         self.truncated = 0  # count of conversations cut to max_length
+        self.offloaded = OffloadedWeights(self.model) if offload else None
 
     def render(self, sample: Sample) -> str:
         return render_conversation(self.tokenizer, sample.messages, sample.response)
@@ -37,5 +43,6 @@ class HFRewardModel:
 
     @torch.no_grad()
     def score(self, samples: list[Sample]) -> torch.Tensor:
-        return torch.cat([last_token_scores(self.model, enc["input_ids"], enc["attention_mask"])
-                          for enc in self.batches(samples)])  # (B,)
+        with self.offloaded.loaded() if self.offloaded is not None else contextlib.nullcontext():
+            return torch.cat([last_token_scores(self.model, enc["input_ids"], enc["attention_mask"])
+                              for enc in self.batches(samples)])  # (B,)

@@ -6,9 +6,13 @@
 - ``model``: any checkpoint folder (``reference.path``), e.g. a soup written by ``blendrl soup``.
 - ``soup``: SALSA's reference, the weight average of ``reference.paths`` built at start (ALGORITHMS.md §4).
 Register another with ``@REFERENCES.register(name)``: a class built as ``cls(policy, cfg, model_dtype)``.
+
+``model.offload_frozen: true`` keeps a separate frozen reference model in a memory-mapped file between uses
+(:mod:`blendrl.models.offload`); ``model_for_forward()`` is then only valid inside ``context()``.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 from pathlib import Path
 
@@ -17,6 +21,7 @@ import torch
 from ..config import ConfigError, ReferenceConfig
 from ..functional.registry import Registry
 from ..models import is_peft, load_causal_lm, resolve_model
+from ..models.offload import OffloadedWeights
 from .experience import Experience, response_logprobs
 
 REFERENCES: Registry = Registry("reference strategy")
@@ -26,23 +31,31 @@ class Reference:
     """Gives ``ref_logp`` for an experience; may move after each update; saves what resume needs."""
 
     needs_saving = False
+    offloaded: OffloadedWeights | None = None
 
     def model_for_forward(self):
         raise NotImplementedError
 
     @torch.no_grad()
     def logprobs(self, exp: Experience, temperature: float, micro_batch_size: int) -> torch.Tensor:
-        out = []
-        for idx in torch.arange(len(exp)).split(micro_batch_size):
-            with self.context():
-                out.append(response_logprobs(self.model_for_forward(), exp.select(idx), temperature))
-        return torch.cat(out)
+        with self.context():
+            model = self.model_for_forward()
+            return torch.cat([response_logprobs(model, exp.select(idx), temperature)
+                              for idx in torch.arange(len(exp)).split(micro_batch_size)])
 
     def context(self):
-        """What ``model_for_forward()`` must run under (LoRA: adapters disabled)."""
-        import contextlib
-
+        """What ``model_for_forward()`` must run under (LoRA: adapters disabled; offloaded: weights mapped in)."""
+        if self.offloaded is not None:
+            return self.offloaded.loaded()
         return contextlib.nullcontext()
+
+    def offload(self) -> None:
+        """Keep this reference's own frozen model in a memory-mapped file between uses."""
+        model = getattr(self, "model", None)
+        if model is None:
+            raise ConfigError("model.offload_frozen: the LoRA reference is the policy with adapters disabled; "
+                              "there is no separate model to offload")
+        self.offloaded = OffloadedWeights(model)
 
     def after_update(self, policy) -> None:
         return None
@@ -68,6 +81,10 @@ class FrozenReference(Reference):
             return self.policy.disable_adapter()
         return super().context()
 
+    def offload(self) -> None:
+        if self.model is not None:  # under LoRA the reference is the policy itself: nothing to offload
+            super().offload()
+
 
 @REFERENCES.register("ema")
 class EMAReference(Reference):
@@ -81,6 +98,10 @@ class EMAReference(Reference):
 
     def model_for_forward(self):
         return self.model
+
+    def offload(self) -> None:
+        raise ConfigError("model.offload_frozen: the EMA reference changes after every update; it stays in memory "
+                          "(use reference.kind frozen, model or soup, or set model.offload_frozen: false)")
 
     @torch.no_grad()
     def after_update(self, policy) -> None:
@@ -117,7 +138,11 @@ class SoupReference(ModelReference):
         self.model.load_state_dict(weighted_state_dict([m.state_dict() for m in models], weights))
 
 
-def build_reference(policy, cfg: ReferenceConfig, dtype: str) -> Reference:
+def build_reference(policy, cfg: ReferenceConfig, dtype: str, offload: bool = False) -> Reference:
+    """The configured reference; ``offload``: its frozen model lives in a memory-mapped file between uses."""
     if cfg.kind not in REFERENCES:
         raise ConfigError(f"reference.kind: unknown '{cfg.kind}'; choose one of {REFERENCES.names()}")
-    return REFERENCES[cfg.kind](policy, cfg, dtype)
+    reference = REFERENCES[cfg.kind](policy, cfg, dtype)
+    if offload:
+        reference.offload()
+    return reference
