@@ -14,6 +14,7 @@ import torch
 
 from ..functional import masked_sum
 from ..rollout import Rollout, decode_responses, left_pad
+from ..models.checkpointing import checkpointed
 from .cgpo_tasks import TaskRuntime
 from .experience import Experience, response_logprobs
 from .optim import lr_lambda, make_optimizer
@@ -135,17 +136,18 @@ class CGPOTrainer:
             return 0.0, True
         size = max(group, self.cfg.train.micro_batch_size // group * group)
         total = 0.0
-        for part in parts:
-            if len(part) == 0:
-                continue
-            for micro in torch.arange(len(part)).split(size):
-                mb = part.select(micro)
-                logp = response_logprobs(self.m.policy, mb, self.temperature)  # (b, T)
-                loss = task.optimizer.loss(mb, logp) * (task.cfg.weight / units)
-                if not torch.isfinite(loss):
-                    return math.nan, False
-                loss.backward()
-                total += loss.item()
+        with checkpointed(self.m.policy):
+            for part in parts:
+                if len(part) == 0:
+                    continue
+                for micro in torch.arange(len(part)).split(size):
+                    mb = part.select(micro)
+                    logp = response_logprobs(self.m.policy, mb, self.temperature)  # (b, T)
+                    loss = task.optimizer.loss(mb, logp) * (task.cfg.weight / units)
+                    if not torch.isfinite(loss):
+                        return math.nan, False
+                    loss.backward()
+                    total += loss.item()
         return total, True
 
     @torch.no_grad()

@@ -57,7 +57,7 @@ def response_logprobs(model, exp: Experience, temperature: float) -> torch.Tenso
     T = exp.response_mask.shape[1]
     logits = model(
         input_ids=exp.input_ids, attention_mask=exp.attention_mask, position_ids=exp.position_ids,
-        logits_to_keep=T + 1,
+        logits_to_keep=T + 1, use_cache=False,
     ).logits[:, :-1].float() / temperature  # (B, T, V)
     target = exp.response_ids  # (B, T)
     picked = logits.gather(-1, target[..., None])[..., 0]  # (B, T)
@@ -68,6 +68,6 @@ def response_values(critic, exp: Experience) -> torch.Tensor:
     """Critic values of the states before each response token. → (B, T)."""
     P, T = exp.prompt_len, exp.response_mask.shape[1]
     values = critic(
-        input_ids=exp.input_ids, attention_mask=exp.attention_mask, position_ids=exp.position_ids
+        input_ids=exp.input_ids, attention_mask=exp.attention_mask, position_ids=exp.position_ids, use_cache=False
     ).logits[..., 0]  # (B, L)
     return values[:, P - 1 : P + T - 1].float()  # (B, T)

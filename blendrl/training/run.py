@@ -14,6 +14,7 @@ from ..config import ConfigError, PPORunConfig, to_dict
 from ..data import load_prompts
 from ..fsutil import atomic_dir
 from ..models import add_lora, is_peft, load_causal_lm, load_critic, load_tokenizer, resolve_model
+from ..models.checkpointing import enable_checkpointing
 from ..rewards import build_reward
 from ..rollout import GENERATORS
 from .checkpoint import find_checkpoint, load_trainer_state, load_weights, save_checkpoint
@@ -63,6 +64,8 @@ def build_policy_stack(model_cfg, reference_cfg, generation_cfg) -> PolicyStack:
     policy_path = resolve_model(model_cfg.name)
     tokenizer = load_tokenizer(policy_path)
     policy = load_causal_lm(policy_path, model_cfg.dtype)
+    if model_cfg.gradient_checkpointing:
+        enable_checkpointing(policy)
     if model_cfg.lora is not None:
         policy = add_lora(policy, model_cfg.lora)
     reference = build_reference(policy, reference_cfg, model_cfg.dtype, model_cfg.offload_frozen)
@@ -91,6 +94,8 @@ def build_trainer(cfg: PPORunConfig, resume: str | None = None, trainer_cls: typ
     critic = None
     if algorithm.needs_critic:
         critic = load_critic(resolve_model(cfg.critic.path or cfg.model.name), cfg.model.dtype)
+        if cfg.model.gradient_checkpointing:
+            enable_checkpointing(critic)
         if cfg.critic.lora is not None:
             critic = add_lora(critic, cfg.critic.lora, task_type="TOKEN_CLS")
     d = cfg.data

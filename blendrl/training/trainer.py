@@ -23,6 +23,7 @@ from ..functional import AdaptiveKLController, FixedKLController, RunningMoments
 from ..functional import masked_mean, masked_sum
 from ..rewards import Sample
 from ..rollout import SamplingParams, decode_responses
+from ..models.checkpointing import checkpointed
 from .experience import Experience, response_logprobs, response_values
 from .optim import lr_lambda, make_optimizer
 
@@ -198,16 +199,17 @@ class RLTrainer:
         mb_tokens = exp.response_mask[mb_idx].sum()
         stats_sum: dict[str, float] = {}
         finite = True
-        for micro in mb_idx.split(self.cfg.train.micro_batch_size):
-            sub = exp.select(micro)
-            loss, stats = loss_fn(sub, micro)
-            finite = finite and bool(torch.isfinite(loss))
-            if not finite:
-                continue
-            weight = sub.response_mask.sum() / mb_tokens
-            (loss * weight).backward()
-            for k, v in stats.items():
-                stats_sum[k] = stats_sum.get(k, 0.0) + v * weight.item()
+        with checkpointed(getattr(self.m, name)):
+            for micro in mb_idx.split(self.cfg.train.micro_batch_size):
+                sub = exp.select(micro)
+                loss, stats = loss_fn(sub, micro)
+                finite = finite and bool(torch.isfinite(loss))
+                if not finite:
+                    continue
+                weight = sub.response_mask.sum() / mb_tokens
+                (loss * weight).backward()
+                for k, v in stats.items():
+                    stats_sum[k] = stats_sum.get(k, 0.0) + v * weight.item()
         params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.train.max_grad_norm)) if finite else math.nan
         if math.isfinite(grad_norm):

@@ -103,3 +103,28 @@ def test_training_with_offloaded_reference_and_reward_model_ends_with_the_same_w
     for key in ("reward/mean", "kl/seq_k1", "loss/policy"):
         assert [m[key] for m in metrics[0]] == [m[key] for m in metrics[1]], key
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+@pytest.mark.parametrize("algo", ["ppo", "cgpo"])
+def test_gradient_checkpointing_recomputes_layers_in_backward_only_and_changes_nothing(tiny_dir, tmp_path, algo):
+    from blendrl.training.cgpo_run import build_cgpo_trainer
+    from blendrl.training.run import build_trainer
+    from tests.tiny import tiny_cgpo_config
+
+    weights, calls = [], []
+    for ckpt in (False, True):
+        overrides = {"train.iterations": 2, "model.gradient_checkpointing": ckpt}
+        if algo == "ppo":
+            trainer = build_trainer(tiny_config(tiny_dir, tmp_path / f"{ckpt}", **overrides))
+        else:
+            trainer = build_cgpo_trainer(tiny_cgpo_config(tiny_dir, tmp_path / f"{ckpt}", **overrides))
+        layer = trainer.m.policy.model.layers[0]
+        count = {"n": 0}
+        layer.mlp.register_forward_pre_hook(lambda *_: count.__setitem__("n", count["n"] + 1))  # runs on recompute
+        trainer.step()
+        trainer.step()
+        calls.append(count["n"])
+        weights.append({k: v.clone() for k, v in trainer.m.policy.state_dict().items()})
+        assert not layer.training  # the sampler and no-grad passes never see a checkpointing layer
+    assert calls[1] > calls[0]  # recomputed in backward: the layer's forward ran more often
+    assert all(torch.allclose(weights[0][k], weights[1][k], atol=1e-6) for k in weights[0])
