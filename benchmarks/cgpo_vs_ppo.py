@@ -5,7 +5,7 @@ Same prompts, judges, rewards, generation settings, lr, iterations and responses
 - ``crpg`` / ``codpo`` / ``crraft``: ``blendrl cgpo`` with every task's optimizer set to that one;
 - ``mixed``: the config as written (its per-task optimizers).
 Per seed and row: held-out pass rate per task, the chat reward (SmolLM2 helpfulness log-odds), KL to the reference,
-wall time. Prints mean ± std over seeds and writes ``results_cgpo_vs_ppo.json``.
+wall time. Prints mean ± std over seeds and writes ``benchmarks/results/cgpo_vs_ppo/results.json``.
 
     python benchmarks/cgpo_vs_ppo.py [--config examples/cgpo_multitask.yaml] [--seeds 0 1] [--iterations 12]
 """
@@ -76,7 +76,9 @@ def main() -> None:
             results.setdefault(row, []).append({"seed": seed, "seconds": seconds, "before": before, "after": after})
             (out / "results.json").write_text(json.dumps(results, indent=1))
     print_table(results)
-    (ROOT / "benchmarks" / "results_cgpo_vs_ppo.json").write_text(json.dumps(results, indent=1))
+    dest = ROOT / "benchmarks" / "results" / "cgpo_vs_ppo" / "results.json"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(json.dumps(results, indent=1))
 
 
 def cell(values: list[float]) -> str:

@@ -9,7 +9,7 @@ Rows:
   blendrl PPO (1 and 4 epochs, and LoRA r=16 on policy and critic) vs ``trl.experimental.ppo.PPOTrainer`` (TRL 1.12);
   blendrl RLOO vs ``trl.RLOOTrainer`` (TRL 1.16), 8 prompts × 2 samples;
   ``-offload`` rows: the same with ``model.offload_frozen: true`` (reference and reward model memory-mapped
-  between uses, compared with the same TRL row).
+  between uses, compared with the same TRL row); ``-off-ckpt`` adds ``model.gradient_checkpointing: true``.
 The floor is measured in the same run: the passes each algorithm needs (forwards, forward+backward+AdamW steps)
 timed on the same batch, plus decoding at the memory roofline (weight bytes / measured read bandwidth per step).
 
@@ -80,7 +80,8 @@ def peak_rss_gb() -> float:
 
 
 # ----------------------------------------------------------------------------------------------- blendrl rows
-def blendrl_worker(paths: dict, algo: str, epochs: int, lora: bool, iters: int, offload: bool = False) -> dict:
+def blendrl_worker(paths: dict, algo: str, epochs: int, lora: bool, iters: int, offload: bool = False,
+                   ckpt: bool = False) -> dict:
     import torch
 
     from blendrl.config import PPORunConfig, from_dict
@@ -89,7 +90,7 @@ def blendrl_worker(paths: dict, algo: str, epochs: int, lora: bool, iters: int, 
     torch.set_num_threads(os.cpu_count() or 2)
     k = 2 if algo == "rloo" else 1
     data = {
-        "model": {"name": paths["model"], "offload_frozen": offload,
+        "model": {"name": paths["model"], "offload_frozen": offload, "gradient_checkpointing": ckpt,
                   **({"lora": {"r": 16, "alpha": 32}} if lora else {})},
         "critic": {"init": "reward_model", "path": paths["rm"], "lr": 1e-6,
                    **({"lora": {"r": 16, "alpha": 32}} if lora else {})},
@@ -275,6 +276,7 @@ ROWS = {
     "blendrl-ppo-4-offload": ("blendrl", {"algo": "ppo", "epochs": 4, "lora": False, "offload": True}),
     "blendrl-rloo": ("blendrl", {"algo": "rloo", "epochs": 1, "lora": False}),
     "blendrl-rloo-offload": ("blendrl", {"algo": "rloo", "epochs": 1, "lora": False, "offload": True}),
+    "blendrl-rloo-off-ckpt": ("blendrl", {"algo": "rloo", "epochs": 1, "lora": False, "offload": True, "ckpt": True}),
     "trl-rloo": ("trl_rloo", {}),
     "floor": ("floor", {}),
 }
@@ -341,7 +343,7 @@ def main() -> None:
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     peers = {"blendrl-ppo-1": "trl-ppo-1", "blendrl-ppo-4": "trl-ppo-4", "blendrl-ppo-1-lora": "trl-ppo-1",
              "blendrl-ppo-1-offload": "trl-ppo-1", "blendrl-ppo-4-offload": "trl-ppo-4", "blendrl-rloo": "trl-rloo",
-             "blendrl-rloo-offload": "trl-rloo"}
+             "blendrl-rloo-offload": "trl-rloo", "blendrl-rloo-off-ckpt": "trl-rloo"}
     for name in rows:
         if name == "floor":
             continue

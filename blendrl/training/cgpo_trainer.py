@@ -13,8 +13,8 @@ import warnings
 import torch
 
 from ..functional import masked_sum
-from ..rollout import Rollout, decode_responses, left_pad
 from ..models.checkpointing import checkpointed
+from ..rollout import Rollout, decode_responses, left_pad
 from .cgpo_tasks import TaskRuntime
 from .experience import Experience, response_logprobs
 from .optim import lr_lambda, make_optimizer

@@ -19,11 +19,17 @@ from dataclasses import dataclass, field
 import torch
 
 from ..config import PPORunConfig
-from ..functional import AdaptiveKLController, FixedKLController, RunningMoments, apply_missing_eos_penalty
-from ..functional import masked_mean, masked_sum
+from ..functional import (
+    AdaptiveKLController,
+    FixedKLController,
+    RunningMoments,
+    apply_missing_eos_penalty,
+    masked_mean,
+    masked_sum,
+)
+from ..models.checkpointing import checkpointed
 from ..rewards import Sample
 from ..rollout import SamplingParams, decode_responses
-from ..models.checkpointing import checkpointed
 from .experience import Experience, response_logprobs, response_values
 from .optim import lr_lambda, make_optimizer
 
