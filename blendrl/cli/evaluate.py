@@ -14,7 +14,7 @@ def add_parser(sub) -> None:
                    help="override a config value, e.g. --set model.name=runs/cgpo/final (repeatable)")
     p.add_argument("--humaneval", type=int, default=0, metavar="N",
                    help="also run HumanEval pass@1 on the first N problems (164 = all; 0 = skip)")
-    p.add_argument("--output", default=None, help="write the metrics as JSON here")
+    p.add_argument("--output", default=None, help="write the metrics (and HumanEval per-problem verdicts) as JSON here")
     p.add_argument("--runs", nargs="+", default=None, metavar="[LABEL=]DIR",
                    help="instead of evaluating: print the before/after table of finished runs side by side")
     p.set_defaults(func=main)
@@ -43,8 +43,9 @@ def main(args: argparse.Namespace) -> int:
         he = humaneval_pass_at_1(trainer.generator, trainer.m.tokenizer, load_problems(args.humaneval), params,
                                  cfg.train.seed)
         metrics["humaneval/pass@1"] = he["pass@1"]
+        per_problem = he["results"]
         print(f"  HumanEval pass@1 = {he['pass@1']:.3f} ({he['passed']}/{he['total']})")
     if args.output:
         with open(args.output, "w") as f:
-            json.dump(metrics, f, indent=1)
+            json.dump({**metrics, **({"humaneval/results": per_problem} if args.humaneval else {})}, f, indent=1)
     return 0

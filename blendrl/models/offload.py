@@ -41,7 +41,10 @@ class OffloadedWeights:
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / f"{os.getpid()}-{uuid.uuid4().hex[:12]}.pt"
         tmp = self.path.with_suffix(".tmp")
-        torch.save(module.state_dict(), tmp)
+        with open(tmp, "wb") as f:
+            torch.save(module.state_dict(), f)
+            f.flush()
+            os.fsync(f.fileno())  # written back now, not by the kernel in the middle of the first iterations
         os.replace(tmp, self.path)
         self._finalizer = weakref.finalize(self, _remove, self.path)
         self._depth = 0
