@@ -35,7 +35,7 @@ class ModelConfig:
     ``smollm2-135m-instruct`` (the embedded default). ``dtype`` float32 on CPU (bf16 is ~17x slower here).
     ``offload_frozen`` (default false): keep the frozen reference model and the ``hf_rm`` reward models in
     memory-mapped files between uses (``blendrl.models.offload``; OpenRLHF's ``--ref_reward_offload`` on CPU): the
-    iteration's peak RSS drops by their size, at ~0.1 s per use; results are unchanged."""
+    iteration's peak RSS drops by their size; results are unchanged; PPO iterations measured 12–16% slower."""
 
     name: str = "smollm2-135m-instruct"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"

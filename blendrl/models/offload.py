@@ -5,8 +5,9 @@ The CPU analogue of OpenRLHF's ``--ref_reward_offload``: a frozen model's weight
 ``with offloaded.loaded():`` maps the file (``torch.load(mmap=True)``, no copy) for the duration of the block. The
 pages come from the OS page cache, which the kernel may reclaim under pressure and which leaves the process's
 resident set when the mapping is dropped — so the peak RSS of an RL iteration, reached while the policy trains,
-no longer includes the frozen models (~0.54 GB each for SmolLM2-135M in fp32). Cost: one mapping per use (~0.1 s
-once the file is in the page cache). The numbers are bit-for-bit those of the in-memory model.
+no longer includes the frozen models (~0.54 GB each for SmolLM2-135M in fp32). Cost: one mapping per use (0.03 s
+measured for SmolLM2 once the file is in the page cache), though PPO iterations measured 12–16% slower with it on
+(cause not found; README, Performance). The numbers are bit-for-bit those of the in-memory model.
 
 Only for models that never change after construction: the EMA reference moves every iteration.
 """
@@ -78,3 +79,8 @@ class OffloadedWeights:
     def close(self) -> None:
         """Remove the file (also done when this object is garbage-collected or the process exits)."""
         self._finalizer()
+
+
+def mapped(offloaded: OffloadedWeights | None):
+    """``offloaded.loaded()``, or a no-op block for a model that is kept in memory (``None``)."""
+    return contextlib.nullcontext() if offloaded is None else offloaded.loaded()

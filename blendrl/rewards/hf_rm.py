@@ -5,12 +5,10 @@ chat template and tokenizer, so the policy and the reward model may use differen
 """
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
 from ..models.heads import last_token_scores
-from ..models.offload import OffloadedWeights
+from ..models.offload import OffloadedWeights, mapped
 from ..models.reward_model import load_reward_model, render_conversation
 from .base import Sample
 
@@ -43,6 +41,6 @@ class HFRewardModel:
 
     @torch.no_grad()
     def score(self, samples: list[Sample]) -> torch.Tensor:
-        with self.offloaded.loaded() if self.offloaded is not None else contextlib.nullcontext():
+        with mapped(self.offloaded):
             return torch.cat([last_token_scores(self.model, enc["input_ids"], enc["attention_mask"])
                               for enc in self.batches(samples)])  # (B,)

@@ -12,7 +12,6 @@ Register another with ``@REFERENCES.register(name)``: a class built as ``cls(pol
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import torch
 from ..config import ConfigError, ReferenceConfig
 from ..functional.registry import Registry
 from ..models import is_peft, load_causal_lm, resolve_model
-from ..models.offload import OffloadedWeights
+from ..models.offload import OffloadedWeights, mapped
 from .experience import Experience, response_logprobs
 
 REFERENCES: Registry = Registry("reference strategy")
@@ -45,9 +44,7 @@ class Reference:
 
     def context(self):
         """What ``model_for_forward()`` must run under (LoRA: adapters disabled; offloaded: weights mapped in)."""
-        if self.offloaded is not None:
-            return self.offloaded.loaded()
-        return contextlib.nullcontext()
+        return mapped(self.offloaded)
 
     def offload(self) -> None:
         """Keep this reference's own frozen model in a memory-mapped file between uses."""
