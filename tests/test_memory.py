@@ -128,3 +128,23 @@ def test_gradient_checkpointing_recomputes_layers_in_backward_only_and_changes_n
         assert not layer.training  # the sampler and no-grad passes never see a checkpointing layer
     assert calls[1] > calls[0]  # recomputed in backward: the layer's forward ran more often
     assert all(torch.allclose(weights[0][k], weights[1][k], atol=1e-6) for k in weights[0])
+
+
+def test_cgpo_task_reward_models_are_offloaded_too(tiny_dir, tmp_path, monkeypatch):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from blendrl.training.cgpo_run import build_cgpo_trainer
+    from tests.tiny import tiny_cgpo_config
+
+    monkeypatch.setenv("BLENDRL_CACHE", str(tmp_path / "cache"))
+    rm_dir = tmp_path / "rm"
+    AutoModelForSequenceClassification.from_pretrained(tiny_dir, num_labels=1).save_pretrained(rm_dir)
+    AutoTokenizer.from_pretrained(tiny_dir).save_pretrained(rm_dir)
+    cfg = tiny_cgpo_config(tiny_dir, tmp_path / "run", **{"model.offload_frozen": True, "train.iterations": 1})
+    source = cfg.tasks[0].rewards[0]
+    source.kind, source.name, source.path = "hf_rm", None, str(rm_dir)
+    trainer = build_cgpo_trainer(cfg)
+    rm = trainer.tasks[0].reward.sources[0]
+    assert rm.offloaded is not None and all(p.is_meta for p in rm.model.parameters())
+    metrics = trainer.step().metrics
+    assert all(p.is_meta for p in rm.model.parameters()) and "crpg/reward" in metrics

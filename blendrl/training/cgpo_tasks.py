@@ -120,13 +120,16 @@ class TaskRuntime:
         return ScoredBatch(raw, reward, passed & valid, per_judge, reasons, valid)
 
 
-def build_task(cfg: TaskConfig, tokenizer, data_cfg, default_max_new_tokens: int, generation, seed: int) -> TaskRuntime:
+def build_task(cfg: TaskConfig, tokenizer, data_cfg, default_max_new_tokens: int, generation, seed: int,
+               offload: bool = False) -> TaskRuntime:
+    """One task at run time; ``offload`` (``model.offload_frozen``): its ``hf_rm`` reward models are memory-mapped
+    between uses."""
     load = lambda src: load_prompts(src, tokenizer, data_cfg.max_prompt_tokens, data_cfg.chat_template,  # noqa: E731
                                     cfg.system_prompt, data_cfg.too_long)[0]
     prompts = load(cfg.prompts)
     eval_prompts = load(cfg.eval_prompts) if cfg.eval_prompts else []
     params = SamplingParams(cfg.max_new_tokens or default_max_new_tokens, generation.temperature, generation.top_p)
-    task = TaskRuntime(cfg, prompts, eval_prompts, build_reward(cfg.rewards), build_judges(cfg.judges),
+    task = TaskRuntime(cfg, prompts, eval_prompts, build_reward(cfg.rewards, offload), build_judges(cfg.judges),
                        CGPO_OPTIMIZERS[cfg.optimizer.name](cfg.optimizer), PromptSampler(len(prompts), seed), params)
     if cfg.calibration.baseline == "reference_response":
         for p in prompts + eval_prompts:
