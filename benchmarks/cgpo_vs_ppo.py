@@ -5,9 +5,11 @@ Same prompts, judges, rewards, generation settings, lr, iterations and responses
 - ``crpg`` / ``codpo`` / ``crraft``: ``blendrl cgpo`` with every task's optimizer set to that one;
 - ``mixed``: the config as written (its per-task optimizers).
 Per seed and row: held-out pass rate per task, the chat reward (SmolLM2 helpfulness log-odds), KL to the reference,
-wall time. Prints mean ± std over seeds and writes ``benchmarks/results/cgpo_vs_ppo/results.json``.
+wall time. Prints mean ± std over seeds and writes ``benchmarks/results/cgpo_vs_ppo/<name of --out>.json``.
 
     python benchmarks/cgpo_vs_ppo.py [--config examples/cgpo_multitask.yaml] [--seeds 0 1] [--iterations 12]
+        [--set KEY=VALUE ...] [--tag NAME]
+    python benchmarks/cgpo_vs_ppo.py --report benchmarks/results/cgpo_vs_ppo/*.json   # tables of finished runs
 """
 from __future__ import annotations
 
@@ -43,7 +45,15 @@ def main() -> None:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     ap.add_argument("--iterations", type=int, default=12)
     ap.add_argument("--out", default="runs/bench_cgpo_vs_ppo")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config override for every row, e.g. 'tasks.chat.judges=[...]' (repeatable)")
+    ap.add_argument("--tag", default="", help="appended to the row names (a variant made with --set)")
+    ap.add_argument("--report", nargs="+", metavar="JSON",
+                    help="run nothing: print the table of these results files together (e.g. one per seed)")
     args = ap.parse_args()
+    if args.report:
+        print_table(merge(args.report))
+        return
     out = ROOT / args.out
     out.mkdir(parents=True, exist_ok=True)
     base = yaml.safe_load((ROOT / args.config).read_text())
@@ -59,8 +69,8 @@ def main() -> None:
                         task["samples_per_prompt"] = max(task["samples_per_prompt"], 2)
             run_dir = out / f"{row}_s{seed}"
             cfg_path = out / f"{row}_s{seed}.yaml"
-            sets = [f"train.seed={seed}", f"train.iterations={args.iterations}", "logging.progress=false",
-                    "logging.tensorboard=false"]
+            sets = args.overrides + [f"train.seed={seed}", f"train.iterations={args.iterations}",
+                                     "logging.progress=false", "logging.tensorboard=false"]
             if row == "ppo-sum":
                 cfg.setdefault("logging", {})["output_dir"] = str(out / f"ppo_s{seed}")  # cgpo-ppo appends _ppo
                 cfg_path.write_text(yaml.safe_dump(cfg))
@@ -73,10 +83,11 @@ def main() -> None:
             print(f"[seed {seed}] {row} ...", flush=True)
             seconds = run(cmd, out / f"{row}_s{seed}.log")
             before, after = (task_metrics(m) for m in read_evals(run_dir))
-            results.setdefault(row, []).append({"seed": seed, "seconds": seconds, "before": before, "after": after})
+            results.setdefault(row + args.tag, []).append(
+                {"seed": seed, "seconds": seconds, "before": before, "after": after})
             (out / "results.json").write_text(json.dumps(results, indent=1))
     print_table(results)
-    dest = ROOT / "benchmarks" / "results" / "cgpo_vs_ppo" / "results.json"
+    dest = ROOT / "benchmarks" / "results" / "cgpo_vs_ppo" / f"{out.name}.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(results, indent=1))
 
@@ -88,22 +99,38 @@ def cell(values: list[float]) -> str:
 
 
 def print_table(results: dict[str, list[dict]]) -> None:
-    first = next(iter(results.values()))[0]
-    tasks = list(first["before"])
-    cols = [f"{t} pass" for t in tasks] + [f"{t} reward" for t in tasks] + [f"{t} KL" for t in tasks] + ["min/run"]
+    """Mean ± std over seeds of each row's held-out pass rate, reward, KL and length per task; "before" averages
+    every seed's untrained model once (all rows of a seed start from the same model, prompts and sampling seed)."""
+    seeds = {r["seed"]: r for runs in results.values() for r in runs}  # one run per seed gives its "before"
+    tasks = list(next(iter(seeds.values()))["before"])
+    metrics = [("pass", "pass_rate"), ("reward", "reward"), ("KL", "kl_seq"), ("length", "length")]
+    cols = [f"{t} {label}" for label, _ in metrics for t in tasks] + ["seeds", "min/run"]
     print("| row | " + " | ".join(cols) + " |")
     print("|" + "---|" * (len(cols) + 1))
 
     def line(label: str, runs: list[dict], key: str) -> None:
-        vals = [cell([r[key][t]["pass_rate"] for r in runs]) for t in tasks]
-        vals += [cell([r[key][t]["reward"] for r in runs]) for t in tasks]
-        vals += [cell([r[key][t]["kl_seq"] for r in runs]) for t in tasks]
-        vals.append("-" if key == "before" else f"{statistics.mean(r['seconds'] for r in runs) / 60:.1f}")
+        vals = [cell([r[key][t][name] for r in runs]) for _, name in metrics for t in tasks]
+        vals.append(",".join(str(r["seed"]) for r in runs))
+        seconds = [r["seconds"] for r in runs if "seconds" in r]  # runs taken from the main job have none
+        vals.append(f"{statistics.mean(seconds) / 60:.1f}" if key == "after" and seconds else "-")
         print(f"| {label} | " + " | ".join(vals) + " |")
 
-    line("before", [first], "before")  # every row starts from the same model, prompts and sampling seed
+    line("before", [seeds[s] for s in sorted(seeds)], "before")
     for row, runs in results.items():
-        line(row, runs, "after")
+        line(row, sorted(runs, key=lambda r: r["seed"]), "after")
+
+
+def merge(paths: list[str]) -> dict[str, list[dict]]:
+    """Rows of several results files (e.g. one per seed) combined; a (row, seed) present twice is an error."""
+    results: dict[str, list[dict]] = {}
+    for path in paths:
+        for row, runs in json.loads(Path(path).read_text()).items():
+            have = {r["seed"] for r in results.get(row, [])}
+            for r in runs:
+                if r["seed"] in have:
+                    raise SystemExit(f"{path}: row {row!r} seed {r['seed']} is already in an earlier file")
+                results.setdefault(row, []).append(r)
+    return results
 
 
 if __name__ == "__main__":

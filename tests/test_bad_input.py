@@ -45,6 +45,20 @@ def test_missing_config_file():
         load_config(PPORunConfig, "nope.yaml")
 
 
+def test_set_addresses_list_items_by_name_or_index():
+    from blendrl.config.cgpo_schema import CGPORunConfig
+    cfg = load_config(CGPORunConfig, "examples/cgpo_multitask.yaml",
+                      ["tasks.chat.judges=[{kind: eos}, {kind: format, options: {min_words: 20}}]",
+                       "tasks.2.optimizer.name=codpo", "tasks.-2.samples_per_prompt=3"])
+    chat, instructions, math = cfg.tasks
+    assert [j.kind for j in chat.judges] == ["eos", "format"] and chat.judges[1].options == {"min_words": 20}
+    assert math.optimizer.name == "codpo" and instructions.samples_per_prompt == 3
+    with pytest.raises(ConfigError, match=r"no item named 'code' in the list \(names: chat, instructions, math\)"):
+        load_config(CGPORunConfig, "examples/cgpo_multitask.yaml", ["tasks.code.optimizer.name=crpg"])
+    with pytest.raises(ConfigError, match=r"index 3 is out of range \(the list has 3 items\)"):
+        load_config(CGPORunConfig, "examples/cgpo_multitask.yaml", ["tasks.3.weight=2"])
+
+
 @pytest.fixture(scope="module")
 def tok():
     return build_tokenizer()

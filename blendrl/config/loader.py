@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -116,23 +117,49 @@ def to_dict(obj: Any) -> Any:
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """Apply ``a.b.c=value`` overrides (values parsed as YAML: ``3``, ``1e-5``, ``true``, ``[a, b]``)."""
+    """Apply ``a.b.c=value`` overrides (values parsed as YAML: ``3``, ``1e-5``, ``true``, ``[a, b]``).
+
+    A part that meets a list picks one element: by position (``tasks.0.optimizer.name=codpo``) or by the element's
+    ``name`` field (``tasks.chat.judges=[{kind: eos}]``); missing sections of mappings are created."""
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key=value")
         dotted, raw = item.split("=", 1)
         value = yaml.safe_load(raw) if raw.strip() else ""
-        node = data
-        parts = dotted.strip().split(".")
+        dotted = dotted.strip()
+        node: dict | list = data
+        parts = dotted.split(".")
         for part in parts[:-1]:
+            if isinstance(node, list):
+                node = node[_list_index(node, part, dotted)]
+                if not isinstance(node, (dict, list)):
+                    raise ConfigError(f"--set {dotted}: '{part}' is not a section")
+                continue
             child = node.get(part)
             if child is None:
                 child = node[part] = {}
-            if not isinstance(child, dict):
+            if not isinstance(child, (dict, list)):
                 raise ConfigError(f"--set {dotted}: '{part}' is not a section")
             node = child
-        node[parts[-1]] = value
+        if isinstance(node, list):
+            node[_list_index(node, parts[-1], dotted)] = value
+        else:
+            node[parts[-1]] = value
     return data
+
+
+def _list_index(items: list, part: str, dotted: str) -> int:
+    """Position of ``part`` in a config list: an integer index, else the element whose ``name`` equals it."""
+    if re.fullmatch(r"-?\d+", part):
+        index = int(part)
+        if not -len(items) <= index < len(items):
+            raise ConfigError(f"--set {dotted}: index {index} is out of range (the list has {len(items)} items)")
+        return index
+    names = [item.get("name") for item in items if isinstance(item, dict)]
+    for index, item in enumerate(items):
+        if isinstance(item, dict) and item.get("name") == part:
+            return index
+    raise ConfigError(f"--set {dotted}: no item named '{part}' in the list (names: {', '.join(map(str, names))})")
 
 
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
