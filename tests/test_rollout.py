@@ -137,7 +137,8 @@ def _hf_step_logits(model, prompts, pad_id, feed):
 
 @pytest.mark.parametrize("kind", ["llama", "qwen2", "mistral"])
 def test_static_kv_decoder_steps_equal_the_hf_forward(kind):
-    from blendrl.rollout.static_decode import StaticKVDecoder, supports
+    from blendrl.models.layout import is_llama_layout as supports
+    from blendrl.rollout.static_decode import StaticKVDecoder
 
     tok = build_tokenizer()
     model = _tiny_causal_lm(kind, tok).eval()
@@ -156,7 +157,8 @@ def test_static_kv_decoder_steps_equal_the_hf_forward(kind):
 def test_static_kv_decoder_follows_lora_adapters_on_and_off():
     from peft import LoraConfig, get_peft_model
 
-    from blendrl.rollout.static_decode import StaticKVDecoder, supports
+    from blendrl.models.layout import is_llama_layout as supports
+    from blendrl.rollout.static_decode import StaticKVDecoder
 
     tok = build_tokenizer()
     model = get_peft_model(build_model(tok), LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
@@ -182,7 +184,7 @@ def test_static_kv_decoder_follows_lora_adapters_on_and_off():
 
 @pytest.mark.parametrize("kind", ["gpt2", "mistral-sliding"])
 def test_other_models_take_the_generic_path_with_exact_logprobs(kind):
-    from blendrl.rollout.static_decode import supports
+    from blendrl.models.layout import is_llama_layout as supports
 
     tok = build_tokenizer()
     model = _tiny_causal_lm(kind, tok).eval()

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import torch
 
+from ..models.layout import is_llama_layout
 from .base import GENERATORS, Rollout, SamplingParams, left_pad
 from .sampling import sample_from_logits
-from .static_decode import StaticKVDecoder, supports
+from .static_decode import StaticKVDecoder
 
 
 @GENERATORS.register("hf")
@@ -48,7 +49,7 @@ class HFGenerator:
         )
         logits = out.logits[:, -1]  # (B, V)
         decoder = None
-        if supports(self.model):
+        if is_llama_layout(self.model):
             decoder, cache = StaticKVDecoder(self.model, cache, prompt_mask, N), None  # the buffers hold the cache
         next_pos = positions[:, -1:] + 1  # (B, 1)
         steps = 0

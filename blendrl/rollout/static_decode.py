@@ -11,36 +11,15 @@ oneDNN with its weight packed once per rollout.
 Measured on SmolLM2-135M fp32, 2 cores, 48 tokens (2026-12-01): 62 → 48 ms per step at batch 8, 69 → 60 ms at
 batch 16, before sampling (``benchmarks/generation.py`` has the whole sampler).
 
-Model types in ``SUPPORTED`` use it (Llama, and Qwen2 / Mistral without sliding-window attention: the same layer);
-any other model takes HFGenerator's generic path.
+Models for which :func:`blendrl.models.layout.is_llama_layout` holds use it (Llama, and Qwen2 / Mistral without
+sliding-window attention: the same layer); any other model takes HFGenerator's generic path.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-SUPPORTED = ("llama", "qwen2", "mistral")
-
-
-def _transformers_model(model):
-    """The transformers model under a peft wrapper (or the model itself)."""
-    get = getattr(model, "get_base_model", None)
-    return get() if callable(get) else model
-
-
-def supports(model) -> bool:
-    """True when ``model`` is a full-attention Llama-layout causal LM that :class:`StaticKVDecoder` can step."""
-    base = _transformers_model(model)
-    cfg = base.config
-    if cfg.model_type not in SUPPORTED or not hasattr(base, "lm_head"):
-        return False
-    if getattr(cfg, "use_sliding_window", cfg.model_type == "mistral") and getattr(cfg, "sliding_window", None):
-        return False
-    if any(kind != "full_attention" for kind in (getattr(cfg, "layer_types", None) or [])):
-        return False
-    layer = base.model.layers[0]
-    return not hasattr(layer.self_attn, "q_norm") and all(
-        hasattr(layer.mlp, name) for name in ("gate_proj", "up_proj", "down_proj", "act_fn"))
+from ..models.layout import transformers_model
 
 
 def _packed_linear(linear: torch.nn.Module, rows: int):
@@ -67,7 +46,7 @@ class StaticKVDecoder:
     with the prompt's cache, a key mask (B, 1, 1, P + max_new_tokens), and the next free column."""
 
     def __init__(self, model, cache, prompt_mask: torch.Tensor, max_new_tokens: int) -> None:
-        base = _transformers_model(model)
+        base = transformers_model(model)
         self.inner, self.layers = base.model, base.model.layers
         B, P = prompt_mask.shape
         self.keys, self.values = [], []
@@ -81,7 +60,7 @@ class StaticKVDecoder:
         self.key_mask = torch.zeros(B, 1, 1, P + max_new_tokens, dtype=torch.bool, device=prompt_mask.device)
         self.key_mask[:, 0, 0, :P] = prompt_mask.bool()
         self.length = P
-        self.lm_head = _packed_linear(base.lm_head, B)
+        self.lm_head = _packed_linear(base.get_output_embeddings(), B)
 
     @torch.no_grad()
     def step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:

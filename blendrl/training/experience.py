@@ -6,6 +6,8 @@ from typing import Optional
 
 import torch
 
+from ..functional.logprobs import token_logprobs
+from ..models.layout import decoder_and_head
 from ..rollout import Rollout
 
 
@@ -50,18 +52,31 @@ class Experience:
 
 
 def response_logprobs(model, exp: Experience, temperature: float) -> torch.Tensor:
-    """Log-probs of the response tokens under ``softmax(logits / temperature)``. → (B, T).
+    """Log-probs of the response tokens under ``softmax(logits / temperature)``. → (B, T), 0 where the mask is 0.
 
-    Only the last T+1 positions go through the LM head (``logits_to_keep``), the same numbers as a full forward.
+    For plain-head models (:func:`blendrl.models.layout.decoder_and_head`) the decoder's hidden states at the
+    response positions with mask 1 go through :func:`blendrl.functional.token_logprobs` (chunked: no (B, T, V)
+    logits tensor, forward or backward). Other models: only the last T+1 positions go through the LM head
+    (``logits_to_keep``). Both give the numbers of a full forward.
     """
     T = exp.response_mask.shape[1]
-    logits = model(
-        input_ids=exp.input_ids, attention_mask=exp.attention_mask, position_ids=exp.position_ids,
-        logits_to_keep=T + 1, use_cache=False,
-    ).logits[:, :-1].float() / temperature  # (B, T, V)
-    target = exp.response_ids  # (B, T)
-    picked = logits.gather(-1, target[..., None])[..., 0]  # (B, T)
-    return picked - torch.logsumexp(logits, dim=-1)  # (B, T)
+    parts = decoder_and_head(model)
+    if parts is None:
+        logits = model(
+            input_ids=exp.input_ids, attention_mask=exp.attention_mask, position_ids=exp.position_ids,
+            logits_to_keep=T + 1, use_cache=False,
+        ).logits[:, :-1].float() / temperature  # (B, T, V)
+        picked = logits.gather(-1, exp.response_ids[..., None])[..., 0]  # (B, T)
+        return (picked - torch.logsumexp(logits, dim=-1)) * (exp.response_mask > 0)  # (B, T)
+    decoder, head = parts
+    hidden = decoder(
+        input_ids=exp.input_ids, attention_mask=exp.attention_mask, position_ids=exp.position_ids, use_cache=False,
+    ).last_hidden_state  # (B, L, H)
+    P = exp.prompt_len
+    keep = exp.response_mask > 0  # (B, T)
+    states = hidden[:, P - 1 : P + T - 1][keep]  # (n, H): the state before each kept response token
+    logp = token_logprobs(states, head.weight, exp.response_ids[keep], temperature)  # (n,)
+    return torch.zeros(keep.shape, dtype=logp.dtype, device=logp.device).masked_scatter(keep, logp)  # (B, T)
 
 
 def response_values(critic, exp: Experience) -> torch.Tensor:

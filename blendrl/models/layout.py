@@ -1,0 +1,52 @@
+"""What blendrl's fast paths need to know about a causal LM's layout, in one place.
+
+- :func:`decoder_and_head`: the decoder (hidden states) and a plain LM head (``logits = hidden @ Wᵀ``, nothing
+  after it) for model types known to compute logits that way — the training forwards then take log-probs from the
+  hidden states in chunks (:func:`blendrl.functional.token_logprobs`).
+- :func:`is_llama_layout`: a full-attention Llama-layout decoder, which :mod:`blendrl.rollout.static_decode`
+  steps layer by layer.
+Anything else takes the generic path (the model's own ``forward``).
+"""
+from __future__ import annotations
+
+import torch
+
+PLAIN_HEAD_TYPES = ("llama", "qwen2", "mistral", "gpt2")  # logits = lm_head(last hidden state), no scaling/capping
+LLAMA_LAYOUT_TYPES = ("llama", "qwen2", "mistral")
+
+
+def transformers_model(model):
+    """The transformers model under a LoRA peft wrapper, the model itself when unwrapped; None for other peft
+    methods (they change the inputs in their own forward, so the decoder must not be called directly)."""
+    get = getattr(model, "get_base_model", None)
+    if not callable(get):
+        return model
+    configs = getattr(model, "peft_config", {})
+    active = configs.get(getattr(model, "active_adapter", "default"))
+    return get() if active is not None and str(getattr(active, "peft_type", "")).endswith("LORA") else None
+
+
+def decoder_and_head(model) -> tuple[torch.nn.Module, torch.nn.Linear] | None:
+    """(decoder returning ``last_hidden_state``, LM head) when logits are exactly ``head(hidden)``, else None."""
+    base = transformers_model(model)
+    if base is None or base.config.model_type not in PLAIN_HEAD_TYPES:
+        return None
+    head = base.get_output_embeddings()
+    if type(head) is not torch.nn.Linear or head.bias is not None:
+        return None
+    return getattr(base, base.base_model_prefix), head
+
+
+def is_llama_layout(model) -> bool:
+    """True for a full-attention Llama-layout causal LM (Llama; Qwen2 and Mistral without sliding windows)."""
+    base = transformers_model(model)
+    if base is None or base.config.model_type not in LLAMA_LAYOUT_TYPES or decoder_and_head(model) is None:
+        return False
+    cfg = base.config
+    if getattr(cfg, "use_sliding_window", cfg.model_type == "mistral") and getattr(cfg, "sliding_window", None):
+        return False
+    if any(kind != "full_attention" for kind in (getattr(cfg, "layer_types", None) or [])):
+        return False
+    layer = base.model.layers[0]
+    return not hasattr(layer.self_attn, "q_norm") and all(
+        hasattr(layer.mlp, name) for name in ("gate_proj", "up_proj", "down_proj", "act_fn"))
