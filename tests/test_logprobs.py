@@ -13,7 +13,7 @@ def test_token_logprobs_on_hand_computed_values():
     hidden = torch.tensor([[1.0, 0.0], [0.0, 1.0]], requires_grad=True)
     weight = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])  # logits: [1, 0, 1] and [0, 1, 1]
     targets = torch.tensor([0, 1])
-    logp = token_logprobs(hidden, weight, targets, temperature=1.0, chunk_rows=1)
+    logp = token_logprobs(hidden, weight, targets, temperature=1.0, chunk=1)
     assert torch.allclose(logp, torch.full((2,), 1 - math.log(2 * math.e + 1)), atol=1e-6)  # −0.86203
     tempered = token_logprobs(hidden, weight, targets, temperature=2.0)
     assert torch.allclose(tempered[0], torch.tensor(0.5 - math.log(2 * math.exp(0.5) + 1)), atol=1e-6)  # −0.95802
@@ -23,8 +23,8 @@ def test_token_logprobs_on_hand_computed_values():
     assert torch.allclose(hidden.grad[0], expected, atol=1e-6) and torch.equal(hidden.grad[1], torch.zeros(2))
 
 
-@pytest.mark.parametrize("chunk_rows", [1, 3, 7, 100])
-def test_token_logprobs_and_gradients_equal_the_plain_expression(chunk_rows):
+@pytest.mark.parametrize("chunk", [1, 3, 7, 100])
+def test_token_logprobs_and_gradients_equal_the_plain_expression(chunk):
     g = torch.Generator().manual_seed(0)
     hidden = torch.randn(7, 5, generator=g, dtype=torch.float64, requires_grad=True)
     weight = torch.randn(11, 5, generator=g, dtype=torch.float64, requires_grad=True)
@@ -32,7 +32,7 @@ def test_token_logprobs_and_gradients_equal_the_plain_expression(chunk_rows):
     upstream = torch.randn(7, generator=g, dtype=torch.float64)
     plain = torch.log_softmax(hidden @ weight.t() / 0.7, dim=-1).gather(1, targets[:, None])[:, 0]
     grads_plain = torch.autograd.grad((plain * upstream).sum(), [hidden, weight])
-    ours = token_logprobs(hidden, weight, targets, 0.7, chunk_rows)
+    ours = token_logprobs(hidden, weight, targets, 0.7, chunk)
     grads_ours = torch.autograd.grad((ours.double() * upstream).sum(), [hidden, weight])
     assert torch.allclose(ours.double(), plain, atol=1e-6)
     for a, b in zip(grads_ours, grads_plain):
