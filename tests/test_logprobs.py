@@ -49,7 +49,10 @@ def test_training_forward_plain_head_path_equals_full_logits_path(monkeypatch):
     prompts = [tok("what is the sun ?")["input_ids"], tok("hello")["input_ids"], tok("a b")["input_ids"]]
     exp = experience.Experience.from_rollout(
         gen.sample(prompts, SamplingParams(max_new_tokens=6, temperature=0.9), torch.Generator().manual_seed(0)))
-    exp.response_mask[1, 2:] = 0.0  # a shorter row: its tail must come back as 0
+    P = exp.prompt_len
+    exp.response_mask[1, 2:] = 0.0  # a row that ended after 2 tokens: its padding comes back as 0
+    exp.attention_mask[1, P + 2 :] = 0
+    exp.response_mask[2] = 0.0  # a skipped sample (masked out after scoring): its tokens still get log-probs
     weights = torch.randn(exp.response_mask.shape, generator=torch.Generator().manual_seed(2))
 
     def logp_and_grads():
@@ -61,7 +64,7 @@ def test_training_forward_plain_head_path_equals_full_logits_path(monkeypatch):
     fast, fast_grads = logp_and_grads()
     monkeypatch.setattr(experience, "decoder_and_head", lambda m: None)  # force the full-logits path
     full, full_grads = logp_and_grads()
-    assert torch.equal(fast[1, 2:], torch.zeros(4))
+    assert torch.equal(fast[1, 2:], torch.zeros(4)) and (fast[2] < 0).all()
     assert torch.allclose(fast, full, atol=1e-5)
     assert fast_grads.keys() == full_grads.keys()
     for name in full_grads:

@@ -52,14 +52,17 @@ class Experience:
 
 
 def response_logprobs(model, exp: Experience, temperature: float) -> torch.Tensor:
-    """Log-probs of the response tokens under ``softmax(logits / temperature)``. → (B, T), 0 where the mask is 0.
+    """Log-probs of the response tokens under ``softmax(logits / temperature)``. → (B, T), 0 on padding.
 
-    For plain-head models (:func:`blendrl.models.layout.decoder_and_head`) the decoder's hidden states at the
-    response positions with mask 1 go through :func:`blendrl.functional.token_logprobs` (chunked: no (B, T, V)
-    logits tensor, forward or backward). Other models: only the last T+1 positions go through the LM head
-    (``logits_to_keep``). Both give the numbers of a full forward.
+    Every sampled token gets its log-prob (padding is what the attention mask leaves out, past EOS), including the
+    rows of skipped samples whose ``response_mask`` was zeroed after scoring. For plain-head models
+    (:func:`blendrl.models.layout.decoder_and_head`) the decoder's hidden states at those positions go through
+    :func:`blendrl.functional.token_logprobs` (chunked: no (B, T, V) logits tensor, forward or backward). Other
+    models: only the last T+1 positions go through the LM head (``logits_to_keep``). Both give the numbers of a
+    full forward.
     """
     T = exp.response_mask.shape[1]
+    keep = exp.attention_mask[:, exp.prompt_len :] > 0  # (B, T) the sampled tokens
     parts = decoder_and_head(model)
     if parts is None:
         logits = model(
@@ -67,13 +70,12 @@ def response_logprobs(model, exp: Experience, temperature: float) -> torch.Tenso
             logits_to_keep=T + 1, use_cache=False,
         ).logits[:, :-1].float() / temperature  # (B, T, V)
         picked = logits.gather(-1, exp.response_ids[..., None])[..., 0]  # (B, T)
-        return (picked - torch.logsumexp(logits, dim=-1)) * (exp.response_mask > 0)  # (B, T)
+        return (picked - torch.logsumexp(logits, dim=-1)) * keep  # (B, T)
     decoder, head = parts
     hidden = decoder(
         input_ids=exp.input_ids, attention_mask=exp.attention_mask, position_ids=exp.position_ids, use_cache=False,
     ).last_hidden_state  # (B, L, H)
     P = exp.prompt_len
-    keep = exp.response_mask > 0  # (B, T)
     states = hidden[:, P - 1 : P + T - 1][keep]  # (n, H): the state before each kept response token
     logp = token_logprobs(states, head.weight, exp.response_ids[keep], temperature)  # (n,)
     return torch.zeros(keep.shape, dtype=logp.dtype, device=logp.device).masked_scatter(keep, logp)  # (B, T)
