@@ -1,6 +1,6 @@
 """The OpenAI-compatible LLM judge against a real local server: llama.cpp's server (llama-cpp-python) on the
 embedded SmolLM2 GGUF, started by the test. Opt-in (slow): ``bash scripts/install_llama_server.sh`` builds
-llama-cpp-python (~20 min on 2 cores), then
+llama-cpp-python (~6 min on 2 cores), then
 ``BLENDRL_SLOW=1 .venv/bin/python -m pytest tests/test_llm_server_judge.py``.
 """
 import importlib.util
