@@ -54,7 +54,7 @@ def build_tasks(cfg: CGPORunConfig, tokenizer, reference, sampler) -> list[TaskR
 
 
 def build_cgpo_trainer(cfg: CGPORunConfig, resume: str | None = None) -> CGPOTrainer:
-    set_up_torch(cfg.train.threads, cfg.train.seed)
+    set_up_torch(cfg.train.threads, cfg.train.seed, cfg.train.freed_memory)
     stack = build_policy_stack(cfg.model, cfg.reference, cfg.generation)
     sampler = reference_sampler(cfg, stack.tokenizer, stack.policy, stack.reference)
     tasks = build_tasks(cfg, stack.tokenizer, stack.reference, sampler)
