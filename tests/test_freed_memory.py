@@ -8,8 +8,8 @@ from blendrl.config import ConfigError, PPORunConfig, from_dict
 
 PROBE = """
 import os, torch
-from blendrl.training.run import configure_freed_memory
-took = configure_freed_memory({mode!r})
+from blendrl import malloc
+took = malloc.configure({mode!r})
 def rss_mb():
     return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
 x = torch.ones(32 * 2**20)  # 128 MiB, touched

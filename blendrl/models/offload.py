@@ -7,7 +7,8 @@ pages come from the OS page cache, which the kernel may reclaim under pressure a
 resident set when the mapping is dropped — so the peak RSS of an RL iteration, reached while the policy trains,
 no longer includes the frozen models (~0.54 GB each for SmolLM2-135M in fp32). Cost: one mapping per use (0.03 s
 measured for SmolLM2 once the file is in the page cache), though PPO iterations measured 12–16% slower with it on
-in three runs of 2026-11-24 (cause not found) and not slower on 2026-12-01 (README, Performance). The numbers are bit-for-bit those of the in-memory model.
+in three runs of 2026-11-24 (cause not found) and not slower on 2026-12-01 (README, Performance). The numbers are
+bit-for-bit those of the in-memory model.
 
 Only for models that never change after construction: the EMA reference moves every iteration.
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from .. import malloc
 from .loading import cache_root
 
 
@@ -50,6 +52,7 @@ class OffloadedWeights:
         self._finalizer = weakref.finalize(self, _remove, self.path)
         self._depth = 0
         self.release()
+        malloc.trim()  # the weights' heap pages leave the process now, also under freed_memory: keep
 
     def release(self) -> None:
         """Drop the weights: every parameter and persistent buffer becomes a ``meta`` tensor of the same shape."""

@@ -1,7 +1,6 @@
 """Build a trainer from a config and run it: evaluation before and after, logging, checkpoints, resume."""
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +8,7 @@ from typing import Callable
 
 import torch
 
+from .. import malloc
 from ..algorithms import build_algorithm
 from ..config import ConfigError, PPORunConfig, to_dict
 from ..data import load_prompts
@@ -28,27 +28,6 @@ def eos_ids(tokenizer, model) -> list[int]:
     gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     ids.update(gen_eos if isinstance(gen_eos, list) else [gen_eos])
     return [i for i in ids if i is not None]
-
-
-def configure_freed_memory(mode: str) -> bool:
-    """Set glibc's malloc for ``mode`` (``OptimSettings.freed_memory``): ``keep`` — no mmap-backed blocks and no
-    trimming, so memory freed after one pass serves the next without new page faults; ``return`` — 1 MiB mmap and
-    trim thresholds, so large frees go back to the OS at once; ``glibc`` — leave it. True if glibc took it;
-    no-op (False) without glibc."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if mode == "glibc" or not name or os.name != "posix":
-        return False
-    m_trim_threshold, m_top_pad, m_mmap_threshold, m_mmap_max = -1, -2, -3, -4
-    settings = {"keep": [(m_mmap_max, 0), (m_trim_threshold, 1 << 40), (m_top_pad, 64 << 20)],
-                "return": [(m_mmap_threshold, 1 << 20), (m_trim_threshold, 1 << 20)]}[mode]
-    try:
-        libc = ctypes.CDLL(name)
-        return all(libc.mallopt(param, ctypes.c_int(min(value, 2**31 - 1))) for param, value in settings)
-    except (OSError, AttributeError):
-        return False
 
 
 @dataclass
@@ -79,7 +58,7 @@ def build_policy_stack(model_cfg, reference_cfg, generation_cfg) -> PolicyStack:
 def set_up_torch(threads: int | None, seed: int, freed_memory: str = "keep") -> None:
     if threads:
         torch.set_num_threads(threads)
-    configure_freed_memory(freed_memory)
+    malloc.configure(freed_memory)
     torch.manual_seed(seed)
 
 
