@@ -39,7 +39,9 @@ def configure(mode: str) -> bool:
 
 
 def trim() -> bool:
-    """Give every free heap page back to the OS now (``malloc_trim(0)``): for memory that is freed for good, such
-    as a model moved to a memory-mapped file, which ``keep`` would otherwise hold."""
+    """Give every free heap page back to the OS now (``malloc_trim(0)``): for memory freed for good (a model moved
+    to a memory-mapped file) and before mapping such a model in, so that under ``keep`` the cached free pages and
+    the mapped weights are not resident at the same time (measured: without it, ``keep`` raised the offload rows'
+    peak RSS by 0.2 GB, PPO-1 offload 5.38 → 5.60 GB)."""
     libc = _libc()
     return bool(libc is not None and libc.malloc_trim(0))

@@ -68,6 +68,7 @@ class OffloadedWeights:
     def loaded(self):
         """Within the block the module has its weights (memory-mapped, read-only use); nesting maps once."""
         if self._depth == 0:
+            malloc.trim()  # free heap pages (kept by freed_memory: keep) go back before the mapping's pages come in
             state = torch.load(self.path, mmap=True, weights_only=True, map_location="cpu")
             self.module.load_state_dict(state, assign=True)
             del state
