@@ -7,8 +7,9 @@ pages come from the OS page cache, which the kernel may reclaim under pressure a
 resident set when the mapping is dropped — so the peak RSS of an RL iteration, reached while the policy trains,
 no longer includes the frozen models (~0.54 GB each for SmolLM2-135M in fp32). Cost: one mapping per use (0.03 s
 measured for SmolLM2 once the file is in the page cache), though PPO iterations measured 12–16% slower with it on
-in three runs of 2026-11-24 (cause not found) and not slower on 2026-12-01 (README, Performance). The numbers are
-bit-for-bit those of the in-memory model.
+in three runs of 2026-11-24 (cause not found), and PPO-1 13% / RLOO 5% slower on 2026-12-01, where each mapping
+first trims malloc's cached free pages (README, Performance). The numbers are bit-for-bit those of the in-memory
+model.
 
 Only for models that never change after construction: the EMA reference moves every iteration.
 """
