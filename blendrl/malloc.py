@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -2, -3, -4
@@ -17,7 +18,10 @@ _SETTINGS = {
 }
 
 
+@functools.cache
 def _libc():
+    """glibc, looked up once (``find_library`` runs ``ldconfig`` in a subprocess; ``trim`` runs per offloaded
+    mapping)."""
     name = ctypes.util.find_library("c")
     if not name or os.name != "posix":
         return None
