@@ -68,13 +68,13 @@ def sample_from_logits(logits: torch.Tensor, temperature: float, top_p: float,
     their log-probs under the *full* tempered distribution — what the training forward computes.
     ``logits`` (B, V) is overwritten. → (tokens long (B,), logp (B,))."""
     z = logits.float().div_(temperature)  # (B, V)
-    z_max = z.amax(-1, keepdim=True)  # (B, 1)
+    z = z.sub_(z.amax(-1, keepdim=True))  # (B, V) shifted: max 0, the same softmax
     u = torch.rand((z.shape[0], 1), generator=generator, dtype=torch.float64)  # (B, 1)
     if top_p >= 1.0:
-        tokens, total = inverse_cdf((z - z_max).exp_(), u)  # the weights are unnormalised probabilities
+        tokens, total = inverse_cdf(z.exp(), u)  # the weights are unnormalised probabilities
         log_total = total.log().float()  # (B,)
     else:
-        log_total = (z - z_max).exp_().sum(-1, dtype=torch.float64).log().float()
-        tokens = _sample_nucleus(z - z_max - log_total[:, None], top_p, u)
-    logp = z.gather(1, tokens[:, None])[:, 0] - z_max[:, 0] - log_total  # (B,)
+        log_total = z.exp().sum(-1, dtype=torch.float64).log().float()
+        tokens = _sample_nucleus(z - log_total[:, None], top_p, u)
+    logp = z.gather(1, tokens[:, None])[:, 0] - log_total  # (B,)
     return tokens, logp
