@@ -4,7 +4,11 @@ Same prompts, same batch, same number of new tokens (EOS does not stop either si
 prints the memory roofline (weight bytes / measured read bandwidth per decode step) and checks that blendrl's
 behaviour log-probs equal a training forward's (the exactness the trainer relies on).
 
-    python benchmarks/generation.py [--batch 16] [--tokens 48]
+    python benchmarks/generation.py [--batch 16] [--tokens 48] [--kernels]
+
+Rows: HF generate; blendrl with the decode-step linears through ``F.linear`` (oneDNN-packed LM head), i.e.
+``BLENDRL_CPU_KERNELS=0``; blendrl with its CPU kernel (:mod:`blendrl.rollout.cpu_gemm`). The two blendrl rows are
+timed alternately, best of ``--reps``. ``--kernels`` adds the read bandwidth of each SmolLM2 projection shape.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from blendrl.data import load_prompts  # noqa: E402
 from blendrl.models import load_causal_lm, load_tokenizer, resolve_model  # noqa: E402
-from blendrl.rollout import HFGenerator, SamplingParams, left_pad  # noqa: E402
+from blendrl.rollout import HFGenerator, SamplingParams, cpu_gemm, left_pad  # noqa: E402
 from blendrl.training.experience import Experience, response_logprobs  # noqa: E402
 
 
@@ -28,7 +32,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--tokens", type=int, default=48)
     ap.add_argument("--temperature", type=float, default=0.7)
-    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--kernels", action="store_true", help="also time each projection shape alone")
     args = ap.parse_args()
     path = resolve_model("smollm2-135m-instruct")
     tok, model = load_tokenizer(path), load_causal_lm(path)
@@ -47,24 +52,35 @@ def main() -> None:
     params = SamplingParams(args.tokens, args.temperature, 1.0)
     rollout = {}
 
-    def blendrl_sample():
-        rollout["r"] = gen.sample(ids, params, torch.Generator().manual_seed(0))
+    def blendrl_sample(kernel: bool):
+        cpu_gemm.ENABLED = kernel
+        rollout[kernel] = gen.sample(ids, params, torch.Generator().manual_seed(0))
 
-    rows = []
-    for name, fn in [("HF generate", hf_generate), ("blendrl HFGenerator", blendrl_sample)]:
+    candidates = [("HF generate", hf_generate),
+                  ("blendrl, F.linear", lambda: blendrl_sample(False)),
+                  ("blendrl, cpu_gemm", lambda: blendrl_sample(True))]
+    if not cpu_gemm.available():
+        candidates.pop()
+        print("cpu_gemm is unavailable here: no kernel row")
+    for _, fn in candidates:
         fn()  # warm-up
-        best = min(_timed(fn) for _ in range(args.reps))
-        rows.append((name, best, n_new / best))
+    best = {name: float("inf") for name, _ in candidates}
+    for _ in range(args.reps):  # alternate, so that a drifting machine favours no row
+        for name, fn in candidates:
+            best[name] = min(best[name], _timed(fn))
+    rows = [(name, s, n_new / s) for name, s in best.items()]
     big = torch.ones(64 * 1024 * 1024)
     bw = big.numel() * 4 / min(_timed(lambda: big.sum()) for _ in range(3))
     a = torch.randn(2048, 2048)
     flops = 2 * 2048**3 / min(_timed(lambda: a @ a) for _ in range(3))
     n_params = sum(p.numel() for p in model.parameters())
     roofline = args.batch / max(n_params * 4 / bw, 2 * args.batch * n_params / flops)
-    exp = Experience.from_rollout(rollout["r"])
-    with torch.no_grad():
-        logp = response_logprobs(model, exp, args.temperature)
-    gap = ((logp - exp.behaviour_logp).abs() * exp.response_mask).max().item()
+    gaps = []
+    for r in rollout.values():
+        exp = Experience.from_rollout(r)
+        with torch.no_grad():
+            logp = response_logprobs(model, exp, args.temperature)
+        gaps.append(((logp - exp.behaviour_logp).abs() * exp.response_mask).max().item())
 
     print(f"\nSmolLM2-135M fp32, batch {args.batch}, {args.tokens} new tokens, {torch.get_num_threads()} threads")
     print("| sampler               | seconds | tokens/s |")
@@ -72,8 +88,37 @@ def main() -> None:
     for name, s, tps in rows:
         print(f"| {name:<21} | {s:7.2f} | {tps:8.1f} |")
     print(f"| roofline ({bw / 1e9:.0f} GB/s, {flops / 1e9:.0f} GFLOP/s) | | {roofline:8.1f} |")
-    print(f"\nspeed-up over HF generate: {rows[1][2] / rows[0][2]:.2f}x; "
-          f"max |behaviour logp - training forward logp| = {gap:.2e}")
+    print("\nspeed-up over HF generate: " + ", ".join(f"{n} {tps / rows[0][2]:.2f}x" for n, _, tps in rows[1:]))
+    print("max |behaviour logp - training forward logp|: " + ", ".join(f"{g:.2e}" for g in gaps))
+    if args.kernels:
+        _kernel_table(model, args.batch)
+
+
+def _kernel_table(model, rows: int) -> None:
+    """GB/s of weight read per projection shape of layer 0 and the LM head: F.linear, oneDNN packed, cpu_gemm.
+    Each shape is timed over copies of its weight that together exceed the L3 share a decode step sees."""
+    from blendrl.rollout.static_decode import _packed_linear
+
+    layer = model.model.layers[0]
+    shapes = {"q_proj": layer.self_attn.q_proj, "k_proj": layer.self_attn.k_proj,
+              "gate_proj": layer.mlp.gate_proj, "down_proj": layer.mlp.down_proj,
+              "lm_head": model.get_output_embeddings()}
+    print(f"\n| projection (batch {rows}) |  N × K       | F.linear GB/s | oneDNN packed | cpu_gemm |")
+    print("|------------------------|--------------|---------------|---------------|----------|")
+    for name, lin in shapes.items():
+        n, k = lin.weight.shape
+        copies = [torch.nn.Linear(k, n, bias=False) for _ in range(max(2, int(600e6 // (n * k * 4))))]
+        x = torch.randn(rows, k)
+        fns = {"F.linear": [c.forward for c in copies], "packed": [_packed_linear(c, rows) for c in copies]}
+        if cpu_gemm.available():
+            fns["cpu_gemm"] = [cpu_gemm.LinearGroup([c], rows) for c in copies]
+        speeds = {}
+        with torch.no_grad():
+            for label, calls in fns.items():
+                best = min(_timed(lambda: [f(x) for f in calls]) for _ in range(3))
+                speeds[label] = len(calls) * n * k * 4 / best / 1e9
+        print(f"| {name:<22} | {n:>5} × {k:<5} | {speeds['F.linear']:13.1f} | {speeds['packed']:13.1f} | "
+              f"{speeds.get('cpu_gemm', float('nan')):8.1f} |")
 
 
 def _timed(fn) -> float:

@@ -135,11 +135,14 @@ def _hf_step_logits(model, prompts, pad_id, feed):
     return out, cache, mask, pos
 
 
+@pytest.mark.parametrize("kernel", [True, False], ids=["cpu_gemm", "F.linear"])
 @pytest.mark.parametrize("kind", ["llama", "qwen2", "mistral"])
-def test_static_kv_decoder_steps_equal_the_hf_forward(kind):
+def test_static_kv_decoder_steps_equal_the_hf_forward(kind, kernel, monkeypatch):
     from blendrl.models.layout import is_llama_layout as supports
+    from blendrl.rollout import cpu_gemm
     from blendrl.rollout.static_decode import StaticKVDecoder
 
+    monkeypatch.setattr(cpu_gemm, "ENABLED", kernel)
     tok = build_tokenizer()
     model = _tiny_causal_lm(kind, tok).eval()
     assert supports(model)

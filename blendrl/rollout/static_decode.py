@@ -3,13 +3,20 @@
 HF's forward, called once per generated token, appends to a ``DynamicCache`` (a ``torch.cat`` of every layer's keys
 and values: 6.6 ms per step at batch 16 on SmolLM2-135M), re-derives masks and builds output objects. Here the
 prompt's keys and values (from HF's own prefill) are copied into buffers sized for the whole response, each step
-writes one column in place and attends over a view. Everything else is computed by the layers' own modules —
-projections (LoRA adapters included), norms, rotary embedding, activation — so the numbers are the HF forward's up
-to fp32 rounding (tested against it). On CPU the LM head (49152 × 576 on SmolLM2, the largest matrix) runs through
-oneDNN with its weight packed once per rollout.
+writes one column in place and attends over a view. The step computes what the HF layer computes, in fewer ops:
 
-Measured on SmolLM2-135M fp32, 2 cores, 48 tokens (2026-12-01): 62 → 48 ms per step at batch 8, 69 → 60 ms at
-batch 16, before sampling (``benchmarks/generation.py`` has the whole sampler).
+- projections: on the CPU, plain fp32 ones run through blendrl's skinny-GEMM kernel (:mod:`.cpu_gemm`), q/k/v
+  and gate/up each as one call into one buffer; otherwise (GPU, LoRA-wrapped layers, no compiler) the modules' own
+  forwards, and the LM head (49152 × 576 on SmolLM2, the largest matrix) through oneDNN with its weight packed once;
+- RMSNorm as ``F.rms_norm`` with the module's weight and epsilon (HF's RMSNorm classes compute the same in fp32);
+- the rotary embedding on the query and key heads together (HF's ``rotate_half`` formula);
+- attention for one query as two small matmuls and a softmax over the grouped heads (SDPA's flash path costs
+  ~120 µs a call at this size, 30 calls a step).
+
+The numbers are the HF forward's up to fp32 rounding (tested against it, with and without the kernel).
+Measured on SmolLM2-135M fp32, 2 cores, 48 tokens, batch 8 (2026-12-01): HF forward 62 ms a step; this loop with
+``F.linear`` and SDPA 48 ms; with the kernel, ``F.rms_norm``, joint rope and matmul attention see
+``benchmarks/generation.py``.
 
 Models for which :func:`blendrl.models.layout.is_llama_layout` holds use it (Llama, and Qwen2 / Mistral without
 sliding-window attention: the same layer); any other model takes HFGenerator's generic path.
@@ -20,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.layout import transformers_model
+from . import cpu_gemm
 
 
 def _packed_linear(linear: torch.nn.Module, rows: int):
@@ -41,9 +49,37 @@ def _packed_linear(linear: torch.nn.Module, rows: int):
     return forward
 
 
+def _projector(linears: list[torch.nn.Module], rows: int):
+    """h (B, K) → ``torch.cat([m(h) for m in linears], -1)`` (B, ΣN): one :class:`cpu_gemm.LinearGroup` call when
+    the kernel takes every module (its output buffer is overwritten by the next call), else each module's forward."""
+    if all(cpu_gemm.supports(m, rows) for m in linears):
+        return cpu_gemm.LinearGroup(linears, rows)
+    if len(linears) == 1:
+        return linears[0]
+    return lambda h: torch.cat([m(h) for m in linears], dim=-1)
+
+
+def _lm_head(linear: torch.nn.Module, rows: int):
+    """h (B, K) → logits (B, V): the kernel, else the oneDNN-packed weight, else the module."""
+    if cpu_gemm.supports(linear, rows):
+        return cpu_gemm.LinearGroup([linear], rows)
+    return _packed_linear(linear, rows)
+
+
+def _rms_norm(norm: torch.nn.Module):
+    """``norm`` as one ``F.rms_norm`` call when it is one of HF's RMSNorm modules (weight, ``variance_epsilon``),
+    else the module."""
+    eps, weight = getattr(norm, "variance_epsilon", None), getattr(norm, "weight", None)
+    if not type(norm).__name__.endswith("RMSNorm") or eps is None or weight is None:
+        return norm
+    shape = (weight.shape[0],)
+    return lambda x: F.rms_norm(x, shape, weight, eps)
+
+
 class StaticKVDecoder:
     """Decode state for one rollout: per-layer key/value buffers (B, kv_heads, P + max_new_tokens, head_dim) filled
-    with the prompt's cache, a key mask (B, 1, 1, P + max_new_tokens), and the next free column."""
+    with the prompt's cache, an additive key mask (B, 1, 1, P + max_new_tokens) of 0 / -inf, and the next free
+    column."""
 
     def __init__(self, model, cache, prompt_mask: torch.Tensor, max_new_tokens: int) -> None:
         base = transformers_model(model)
@@ -57,34 +93,49 @@ class StaticKVDecoder:
             kb[:, :, :P], vb[:, :, :P] = k, v
             self.keys.append(kb)
             self.values.append(vb)
-        self.key_mask = torch.zeros(B, 1, 1, P + max_new_tokens, dtype=torch.bool, device=prompt_mask.device)
-        self.key_mask[:, 0, 0, :P] = prompt_mask.bool()
+        dtype = self.keys[0].dtype if self.keys else torch.float32
+        self.key_bias = torch.full((B, 1, 1, P + max_new_tokens), float("-inf"), dtype=dtype,
+                                   device=prompt_mask.device)
+        self.key_bias[:, 0, 0, :P].masked_fill_(prompt_mask.bool(), 0.0)
         self.length = P
-        self.lm_head = _packed_linear(base.get_output_embeddings(), B)
+        attn = self.layers[0].self_attn
+        self.head_dim, self.scaling = attn.head_dim, attn.scaling
+        self.heads, self.kv_heads = attn.config.num_attention_heads, attn.config.num_key_value_heads
+        self.norms, self.qkv, self.o, self.gate_up, self.down = [], [], [], [], []
+        for layer in self.layers:
+            attn, mlp = layer.self_attn, layer.mlp
+            self.norms.append((_rms_norm(layer.input_layernorm), _rms_norm(layer.post_attention_layernorm)))
+            self.qkv.append(_projector([attn.q_proj, attn.k_proj, attn.v_proj], B))
+            self.o.append(_projector([attn.o_proj], B))
+            self.gate_up.append(_projector([mlp.gate_proj, mlp.up_proj], B))
+            self.down.append(_projector([mlp.down_proj], B))
+        self.final_norm = _rms_norm(self.inner.norm)
+        self.lm_head = _lm_head(base.get_output_embeddings(), B)
 
     @torch.no_grad()
     def step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """Feed ``tokens`` (B,) at ``positions`` (B, 1); → next-token logits (B, V)."""
-        from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
-
-        t = self.length
-        self.key_mask[:, 0, 0, t] = True
-        mask = self.key_mask[..., : t + 1]  # (B, 1, 1, t+1)
-        x = self.inner.embed_tokens(tokens[:, None])  # (B, 1, H)
-        cos, sin = self.inner.rotary_emb(x, positions)  # (B, 1, head_dim)
+        """Feed ``tokens`` (B,) at ``positions`` (B, 1); → next-token logits (B, V), which the next step may
+        overwrite (consume them first)."""
+        t, hd, H, KV = self.length, self.head_dim, self.heads, self.kv_heads
+        self.key_bias[:, 0, 0, t] = 0.0
+        bias = self.key_bias[..., : t + 1]  # (B, 1, 1, t+1)
+        x = self.inner.embed_tokens(tokens)  # (B, D)
         B = x.shape[0]
-        for layer, kb, vb in zip(self.layers, self.keys, self.values):
-            attn, mlp = layer.self_attn, layer.mlp
-            h = layer.input_layernorm(x)
-            q = attn.q_proj(h).view(B, 1, -1, attn.head_dim).transpose(1, 2)  # (B, heads, 1, hd)
-            k = attn.k_proj(h).view(B, 1, -1, attn.head_dim).transpose(1, 2)  # (B, kv_heads, 1, hd)
-            q, k = apply_rotary_pos_emb(q, k, cos, sin)
-            kb[:, :, t : t + 1] = k
-            vb[:, :, t : t + 1] = attn.v_proj(h).view(B, 1, -1, attn.head_dim).transpose(1, 2)
-            o = F.scaled_dot_product_attention(q, kb[:, :, : t + 1], vb[:, :, : t + 1], attn_mask=mask,
-                                               scale=attn.scaling, enable_gqa=True)  # (B, heads, 1, hd)
-            x = x + attn.o_proj(o.transpose(1, 2).reshape(B, 1, -1))
-            h = layer.post_attention_layernorm(x)
-            x = x + mlp.down_proj(mlp.act_fn(mlp.gate_proj(h)) * mlp.up_proj(h))
+        cos, sin = self.inner.rotary_emb(x, positions)  # (B, 1, hd): broadcast over the heads below
+        for layer, (norm1, norm2), qkv, o_proj, gate_up, down, kb, vb in zip(
+                self.layers, self.norms, self.qkv, self.o, self.gate_up, self.down, self.keys, self.values):
+            qkv_out = qkv(norm1(x))  # (B, (H + 2·KV)·hd): q | k | v
+            qk = qkv_out[:, : (H + KV) * hd].view(B, H + KV, hd)  # (B, H + KV, hd)
+            half = hd // 2
+            qk = qk * cos + torch.cat((-qk[..., half:], qk[..., :half]), dim=-1) * sin  # rope (rotate_half)
+            kb[:, :, t] = qk[:, H:]
+            vb[:, :, t] = qkv_out[:, (H + KV) * hd :].view(B, KV, hd)
+            q = (qk[:, :H] * self.scaling).view(B, KV, H // KV, hd)  # (B, KV, groups, hd): head h uses kv h // groups
+            scores = torch.matmul(q, kb[:, :, : t + 1].transpose(-1, -2)) + bias  # (B, KV, groups, t+1)
+            attn = torch.matmul(torch.softmax(scores, dim=-1), vb[:, :, : t + 1])  # (B, KV, groups, hd)
+            x = x + o_proj(attn.reshape(B, H * hd))
+            gu = gate_up(norm2(x))  # (B, 2·I): gate | up
+            inter = gu.shape[1] // 2
+            x = x + down(layer.mlp.act_fn(gu[:, :inter]) * gu[:, inter:])
         self.length = t + 1
-        return self.lm_head(self.inner.norm(x))[:, -1]  # (B, V)
+        return self.lm_head(self.final_norm(x))  # (B, V)

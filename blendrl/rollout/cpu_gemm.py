@@ -1,0 +1,150 @@
+"""Decode-step linears on the CPU through blendrl's own skinny-GEMM kernel (``cpu_gemm.cpp``), built on first use.
+
+A decode step multiplies a handful of rows (the batch) by every weight matrix of the model, so its speed is how
+fast the weights stream from memory. On the 2-core machine of 2026-12-01 MKL's ``F.linear`` and oneDNN's packed
+linear read 11-17 GB/s at 8-16 rows of the ~30 GB/s the CPU gives a plain sum; the kernel reads 15-23 GB/s, and
+it computes several projections that share one input (q/k/v, gate/up) in one parallel region
+(``benchmarks/generation.py --kernels`` prints the comparison).
+
+The source is compiled once per machine with the system C++ compiler (``$CXX``, else ``c++``/``g++``) for the
+host CPU (``-O3 -march=native -fopenmp``, under a second) into ``$BLENDRL_CACHE/kernels`` (default
+``~/.cache/blendrl/kernels``), named by a hash of the source, the flags, the compiler and the CPU, written
+atomically. The kernel's OpenMP calls go to the runtime torch has already loaded (torch ships ``libgomp.so.1``
+and the loader reuses a loaded soname), so its threads are torch's threads. Without a compiler, off x86-64, or
+with ``BLENDRL_CPU_KERNELS=0``, :func:`available` is False and callers keep ``F.linear``.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("cpu_gemm.cpp")
+FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp", "-fPIC", "-shared", "-std=c++17"]
+MAX_ROWS = 16  # the kernel keeps the weight in L1 across X tiles; measured faster than MKL up to here
+ENABLED = os.environ.get("BLENDRL_CPU_KERNELS", "1") != "0"  # benchmarks flip it to compare with F.linear
+
+
+def _compiler() -> str | None:
+    for name in (os.environ.get("CXX"), "c++", "g++", "clang++"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def _cpu_signature() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor()
+    lines = [line for line in text.splitlines() if line.startswith(("model name", "flags"))]
+    return "\n".join(lines[:2])
+
+
+def _cache_dir() -> Path:
+    from ..models.loading import cache_root
+
+    return cache_root() / "kernels"
+
+
+def build(cache_dir: Path | None = None) -> Path:
+    """Compile the kernel if this machine has no build of the current source yet; → the shared library's path.
+    Raises ``RuntimeError`` with the compiler's message when compilation fails."""
+    cxx = _compiler()
+    if cxx is None:
+        raise RuntimeError("no C++ compiler found (set CXX, or install g++)")
+    version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), " ".join(FLAGS), version, _cpu_signature()]).encode())
+    out_dir = cache_dir or _cache_dir()
+    target = out_dir / f"cpu_gemm-{key.hexdigest()[:16]}.so"
+    if target.exists():
+        return target
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out_dir)
+    os.close(fd)
+    try:
+        done = subprocess.run([cxx, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"compiling {SOURCE} failed:\n{done.stderr.strip()}")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+@functools.cache
+def _library():
+    """The loaded kernel, or None (warned once) where it cannot be built here."""
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return None
+    try:
+        lib = ctypes.CDLL(str(build()))
+    except (RuntimeError, OSError) as err:
+        warnings.warn(f"blendrl: decode steps use F.linear; the CPU kernel is unavailable: {err}", stacklevel=3)
+        return None
+    fn = lib.blendrl_linear_group
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64] + [ctypes.c_void_p] * 5
+    fn.restype = None
+    return fn, lib.blendrl_max_group()
+
+
+def available() -> bool:
+    """True when the kernel is enabled and built (or buildable) and loaded on this machine."""
+    return ENABLED and _library() is not None
+
+
+def supports(linear: torch.nn.Module, rows: int) -> bool:
+    """Whether ``linear`` can run through the kernel for ``rows`` input rows: a plain fp32 ``nn.Linear`` on the
+    CPU with a contiguous weight, ``rows <= MAX_ROWS``, and the kernel loaded."""
+    w = getattr(linear, "weight", None)
+    return (type(linear) is torch.nn.Linear and w.device.type == "cpu" and w.dtype == torch.float32
+            and w.is_contiguous() and 0 < rows <= MAX_ROWS and available())
+
+
+class LinearGroup:
+    """``torch.cat([F.linear(x, m.weight, m.bias) for m in linears], -1)`` for ``x`` (rows, K), as one kernel call
+    into an output buffer (rows, ΣN) allocated once (each call overwrites the previous call's output). Every module
+    must satisfy :func:`supports` and share ``in_features``; the weights' storage must stay put while the group is
+    in use (a decoder builds its groups per rollout)."""
+
+    def __init__(self, linears: list[torch.nn.Linear], rows: int) -> None:
+        fn, max_group = _library()
+        if not 0 < len(linears) <= max_group:
+            raise ValueError(f"a linear group holds 1 to {max_group} weights, got {len(linears)}")
+        if len({m.in_features for m in linears}) != 1:
+            raise ValueError(f"linears in a group share in_features, got {[m.in_features for m in linears]}")
+        if not all(supports(m, rows) for m in linears):
+            raise ValueError("every linear in a group must be a plain fp32 CPU nn.Linear (cpu_gemm.supports)")
+        self.fn, self.rows, self.in_features = fn, rows, linears[0].in_features
+        self.linears = linears  # keeps the weights alive for the pointers below
+        widths = [m.out_features for m in linears]
+        self.output = torch.empty(rows, sum(widths))  # (rows, ΣN): column slices, one per linear
+        offsets = [sum(widths[:g]) for g in range(len(widths))]
+        self._biases = [m.bias.detach().contiguous() if m.bias is not None else None for m in linears]
+        G, ptrs, ints = len(linears), ctypes.c_void_p * len(linears), ctypes.c_int64 * len(linears)
+        self._args = (
+            G,
+            ptrs(*[m.weight.data_ptr() for m in linears]),
+            ptrs(*[b.data_ptr() if b is not None else None for b in self._biases]),
+            ptrs(*[self.output.data_ptr() + 4 * off for off in offsets]),
+            ints(*widths),
+            ints(*[self.output.shape[1]] * G),
+        )
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape != (self.rows, self.in_features) or x.dtype != torch.float32 or x.device.type != "cpu":
+            raise ValueError(f"LinearGroup expects ({self.rows}, {self.in_features}) fp32 on the CPU, "
+                             f"got {tuple(x.shape)} {x.dtype} {x.device}")
+        x = x.contiguous()
+        self.fn(x.data_ptr(), self.rows, self.in_features, *self._args)
+        return self.output
