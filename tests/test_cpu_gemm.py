@@ -81,16 +81,30 @@ def test_a_failed_build_names_the_compiler_error(tmp_path, monkeypatch):
 
 
 @needs_kernel
-def test_the_decoder_runs_its_projections_through_the_kernel(monkeypatch):
+@pytest.mark.parametrize("fused", [True, False], ids=["whole layers", "projections"])
+def test_the_decoder_runs_through_the_kernel(fused, monkeypatch):
     from blendrl.rollout import HFGenerator, SamplingParams
     from tests.tiny import build_model, build_tokenizer
 
-    calls = []
-    original = cpu_gemm.LinearGroup.__call__
-    monkeypatch.setattr(cpu_gemm.LinearGroup, "__call__", lambda self, x: calls.append(1) or original(self, x))
+    calls = {"group": 0, "layers": 0}
+    group_call, layers_call = cpu_gemm.LinearGroup.__call__, cpu_gemm.LlamaLayers.__call__
+
+    def count(kind, fn):
+        def wrapped(self, *args):
+            calls[kind] += 1
+            return fn(self, *args)
+        return wrapped
+
+    monkeypatch.setattr(cpu_gemm.LinearGroup, "__call__", count("group", group_call))
+    monkeypatch.setattr(cpu_gemm.LlamaLayers, "__call__", count("layers", layers_call))
+    if not fused:  # a layer the fused step does not know (here: another activation) falls back to projections
+        monkeypatch.setattr(cpu_gemm, "_is_silu", lambda act: False)
     tok = build_tokenizer()
     model = build_model(tok)
     layers = len(model.model.layers)
     HFGenerator(model, tok.pad_token_id, []).sample(
         [tok("hello")["input_ids"]], SamplingParams(max_new_tokens=3, temperature=1.0), torch.Generator())
-    assert len(calls) == 2 * (4 * layers + 1)  # 2 decode steps × (qkv, o, gate|up, down per layer + LM head)
+    if fused:  # 2 decode steps × (one call for all layers, the LM head)
+        assert calls == {"group": 2, "layers": 2}
+    else:  # 2 decode steps × (qkv, o, gate|up, down per layer + LM head)
+        assert calls == {"group": 2 * (4 * layers + 1), "layers": 0}

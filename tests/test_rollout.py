@@ -135,14 +135,16 @@ def _hf_step_logits(model, prompts, pad_id, feed):
     return out, cache, mask, pos
 
 
-@pytest.mark.parametrize("kernel", [True, False], ids=["cpu_gemm", "F.linear"])
+@pytest.mark.parametrize("path", ["fused layers", "cpu_gemm projections", "F.linear"])
 @pytest.mark.parametrize("kind", ["llama", "qwen2", "mistral"])
-def test_static_kv_decoder_steps_equal_the_hf_forward(kind, kernel, monkeypatch):
+def test_static_kv_decoder_steps_equal_the_hf_forward(kind, path, monkeypatch):
     from blendrl.models.layout import is_llama_layout as supports
     from blendrl.rollout import cpu_gemm
     from blendrl.rollout.static_decode import StaticKVDecoder
 
-    monkeypatch.setattr(cpu_gemm, "ENABLED", kernel)
+    monkeypatch.setattr(cpu_gemm, "ENABLED", path != "F.linear")
+    if path == "cpu_gemm projections":
+        monkeypatch.setattr(cpu_gemm, "fusable_llama_layer", lambda layer, rows: False)
     tok = build_tokenizer()
     model = _tiny_causal_lm(kind, tok).eval()
     assert supports(model)
@@ -152,6 +154,7 @@ def test_static_kv_decoder_steps_equal_the_hf_forward(kind, kernel, monkeypatch)
         expected, _, _, _ = _hf_step_logits(model, prompts, tok.pad_token_id, feed)
         _, cache, mask, pos = _hf_step_logits(model, prompts, tok.pad_token_id, [])
         decoder = StaticKVDecoder(model, cache, mask, len(feed))
+        assert (decoder.fused is not None) == (path == "fused layers")
         nxt = pos[:, -1:] + 1
         for t, tokens in enumerate(feed):
             assert torch.allclose(decoder.step(tokens, nxt + t), expected[t], atol=1e-5), f"step {t}"

@@ -25,6 +25,7 @@ import subprocess
 import tempfile
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -92,10 +93,12 @@ def _library():
     except (RuntimeError, OSError) as err:
         warnings.warn(f"blendrl: decode steps use F.linear; the CPU kernel is unavailable: {err}", stacklevel=3)
         return None
-    fn = lib.blendrl_linear_group
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64] + [ctypes.c_void_p] * 5
-    fn.restype = None
-    return fn, lib.blendrl_max_group()
+    group = lib.blendrl_linear_group
+    group.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64] + [ctypes.c_void_p] * 5
+    layer = lib.blendrl_llama_layer
+    layer.argtypes = [ctypes.c_void_p, ctypes.c_int64]
+    group.restype = layer.restype = None
+    return SimpleNamespace(handle=lib, linear_group=group, llama_layer=layer, max_group=lib.blendrl_max_group())
 
 
 def available() -> bool:
@@ -118,14 +121,15 @@ class LinearGroup:
     in use (a decoder builds its groups per rollout)."""
 
     def __init__(self, linears: list[torch.nn.Linear], rows: int) -> None:
-        fn, max_group = _library()
+        lib = _library()
+        max_group = lib.max_group
         if not 0 < len(linears) <= max_group:
             raise ValueError(f"a linear group holds 1 to {max_group} weights, got {len(linears)}")
         if len({m.in_features for m in linears}) != 1:
             raise ValueError(f"linears in a group share in_features, got {[m.in_features for m in linears]}")
         if not all(supports(m, rows) for m in linears):
             raise ValueError("every linear in a group must be a plain fp32 CPU nn.Linear (cpu_gemm.supports)")
-        self.fn, self.rows, self.in_features = fn, rows, linears[0].in_features
+        self.fn, self.rows, self.in_features = lib.linear_group, rows, linears[0].in_features
         self.linears = linears  # keeps the weights alive for the pointers below
         widths = [m.out_features for m in linears]
         self.output = torch.empty(rows, sum(widths))  # (rows, ΣN): column slices, one per linear
@@ -148,3 +152,81 @@ class LinearGroup:
         x = x.contiguous()
         self.fn(x.data_ptr(), self.rows, self.in_features, *self._args)
         return self.output
+
+
+_P = ctypes.c_void_p
+
+
+class _LlamaLayerArgs(ctypes.Structure):
+    """Mirror of ``struct LlamaLayer`` in cpu_gemm.cpp (same order, same types)."""
+    _fields_ = ([(n, ctypes.c_int64) for n in ("M", "D", "H", "KV", "hd", "I", "T")]
+                + [(n, ctypes.c_float) for n in ("eps1", "eps2", "scaling")]
+                + [(n, _P) for n in ("x", "cos", "sin", "key_bias", "norm1", "norm2")]
+                + [("w", _P * 7), ("b", _P * 7)]
+                + [(n, _P) for n in ("kcache", "vcache", "h", "qkv", "attn", "gu", "act", "scores")])
+
+
+def _is_rms_norm(norm: torch.nn.Module) -> bool:
+    w = getattr(norm, "weight", None)
+    return (type(norm).__name__.endswith("RMSNorm") and isinstance(getattr(norm, "variance_epsilon", None), float)
+            and w is not None and w.dtype == torch.float32 and w.device.type == "cpu" and w.is_contiguous())
+
+
+def _is_silu(act: torch.nn.Module) -> bool:
+    return isinstance(act, torch.nn.SiLU) or type(act).__name__ == "SiLUActivation"  # transformers' own SiLU
+
+
+def fusable_llama_layer(layer: torch.nn.Module, rows: int) -> bool:
+    """Whether :class:`LlamaLayers` computes ``layer`` (a transformers Llama/Qwen2/Mistral decoder layer): every
+    projection :func:`supports`-ed, HF RMSNorms, a SiLU-gated MLP, an even head dimension."""
+    attn, mlp = layer.self_attn, layer.mlp
+    projections = (attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj)
+    return (all(supports(m, rows) for m in projections) and _is_rms_norm(layer.input_layernorm)
+            and _is_rms_norm(layer.post_attention_layernorm) and _is_silu(mlp.act_fn)
+            and attn.head_dim % 2 == 0)
+
+
+class LlamaLayers:
+    """A whole stack of decoder layers stepped for one new token per row, one kernel call per layer
+    (``blendrl_llama_layer``): RMSNorm, q/k/v, rope, attention over the static caches, o + residual, RMSNorm,
+    gate/up, SiLU·up, down + residual. ``x`` (rows, D) holds the residual stream: write the embedded tokens into it,
+    call, read the last layer's output from it. Every layer must be :func:`fusable_llama_layer`."""
+
+    def __init__(self, layers, keys: list[torch.Tensor], values: list[torch.Tensor], key_bias: torch.Tensor,
+                 rows: int) -> None:
+        self._fn = _library().llama_layer
+        attn, mlp = layers[0].self_attn, layers[0].mlp
+        H, KV = attn.config.num_attention_heads, attn.config.num_key_value_heads
+        hd, D, I, T = attn.head_dim, attn.q_proj.in_features, mlp.gate_proj.out_features, keys[0].shape[2]
+        for k, v in zip(keys, values):
+            if k.shape != (rows, KV, T, hd) or v.shape != k.shape or not (k.is_contiguous() and v.is_contiguous()):
+                raise ValueError(f"caches must be contiguous ({rows}, {KV}, {T}, {hd}), got {tuple(k.shape)}")
+        if key_bias.shape != (rows, 1, 1, T) or not key_bias.is_contiguous():
+            raise ValueError(f"key_bias must be contiguous ({rows}, 1, 1, {T}), got {tuple(key_bias.shape)}")
+        self.x, self.cos, self.sin = torch.zeros(rows, D), torch.zeros(rows, hd), torch.zeros(rows, hd)
+        self._scratch = {"h": torch.empty(rows, D), "qkv": torch.empty(rows, (H + 2 * KV) * hd),
+                         "attn": torch.empty(rows, H * hd), "gu": torch.empty(rows, 2 * I),
+                         "act": torch.empty(rows, I), "scores": torch.empty(rows, H, T)}
+        self._keep = (layers, keys, values, key_bias)  # the pointers below point into these
+        self._args = []
+        for layer, k, v in zip(layers, keys, values):
+            a, m = layer.self_attn, layer.mlp
+            projections = (a.q_proj, a.k_proj, a.v_proj, a.o_proj, m.gate_proj, m.up_proj, m.down_proj)
+            args = _LlamaLayerArgs(
+                rows, D, H, KV, hd, I, T, layer.input_layernorm.variance_epsilon,
+                layer.post_attention_layernorm.variance_epsilon, a.scaling,
+                self.x.data_ptr(), self.cos.data_ptr(), self.sin.data_ptr(), key_bias.data_ptr(),
+                layer.input_layernorm.weight.data_ptr(), layer.post_attention_layernorm.weight.data_ptr(),
+                (_P * 7)(*[p.weight.data_ptr() for p in projections]),
+                (_P * 7)(*[p.bias.data_ptr() if p.bias is not None else None for p in projections]),
+                k.data_ptr(), v.data_ptr(), *[t.data_ptr() for t in self._scratch.values()])
+            self._args.append(args)
+
+    def __call__(self, cos: torch.Tensor, sin: torch.Tensor, t: int) -> torch.Tensor:
+        """Run every layer for cache column ``t`` with this step's rotary ``cos``/``sin`` (rows, hd); → ``x``."""
+        self.cos.copy_(cos)
+        self.sin.copy_(sin)
+        for args in self._args:
+            self._fn(ctypes.byref(args), t)
+        return self.x
+

@@ -111,6 +111,10 @@ class StaticKVDecoder:
             self.down.append(_projector([mlp.down_proj], B))
         self.final_norm = _rms_norm(self.inner.norm)
         self.lm_head = _lm_head(base.get_output_embeddings(), B)
+        self.fused = None  # every layer in one kernel call each, where the kernel computes every layer
+        if self.keys and self.keys[0].dtype == torch.float32 and all(
+                cpu_gemm.fusable_llama_layer(layer, B) for layer in self.layers):
+            self.fused = cpu_gemm.LlamaLayers(self.layers, self.keys, self.values, self.key_bias, B)
 
     @torch.no_grad()
     def step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -122,6 +126,11 @@ class StaticKVDecoder:
         x = self.inner.embed_tokens(tokens)  # (B, D)
         B = x.shape[0]
         cos, sin = self.inner.rotary_emb(x, positions)  # (B, 1, hd): broadcast over the heads below
+        if self.fused is not None:
+            self.fused.x.copy_(x)
+            x = self.fused(cos[:, 0], sin[:, 0], t)
+            self.length = t + 1
+            return self.lm_head(self.final_norm(x))  # (B, V)
         for layer, (norm1, norm2), qkv, o_proj, gate_up, down, kb, vb in zip(
                 self.layers, self.norms, self.qkv, self.o, self.gate_up, self.down, self.keys, self.values):
             qkv_out = qkv(norm1(x))  # (B, (H + 2·KV)·hd): q | k | v
