@@ -197,7 +197,7 @@ class LlamaLayers:
         self._fn = _library().llama_layer
         attn, mlp = layers[0].self_attn, layers[0].mlp
         H, KV = attn.config.num_attention_heads, attn.config.num_key_value_heads
-        hd, D, I, T = attn.head_dim, attn.q_proj.in_features, mlp.gate_proj.out_features, keys[0].shape[2]
+        hd, D, inter, T = attn.head_dim, attn.q_proj.in_features, mlp.gate_proj.out_features, keys[0].shape[2]
         for k, v in zip(keys, values):
             if k.shape != (rows, KV, T, hd) or v.shape != k.shape or not (k.is_contiguous() and v.is_contiguous()):
                 raise ValueError(f"caches must be contiguous ({rows}, {KV}, {T}, {hd}), got {tuple(k.shape)}")
@@ -205,15 +205,15 @@ class LlamaLayers:
             raise ValueError(f"key_bias must be contiguous ({rows}, 1, 1, {T}), got {tuple(key_bias.shape)}")
         self.x, self.cos, self.sin = torch.zeros(rows, D), torch.zeros(rows, hd), torch.zeros(rows, hd)
         self._scratch = {"h": torch.empty(rows, D), "qkv": torch.empty(rows, (H + 2 * KV) * hd),
-                         "attn": torch.empty(rows, H * hd), "gu": torch.empty(rows, 2 * I),
-                         "act": torch.empty(rows, I), "scores": torch.empty(rows, H, T)}
+                         "attn": torch.empty(rows, H * hd), "gu": torch.empty(rows, 2 * inter),
+                         "act": torch.empty(rows, inter), "scores": torch.empty(rows, H, T)}
         self._keep = (layers, keys, values, key_bias)  # the pointers below point into these
         self._args = []
         for layer, k, v in zip(layers, keys, values):
             a, m = layer.self_attn, layer.mlp
             projections = (a.q_proj, a.k_proj, a.v_proj, a.o_proj, m.gate_proj, m.up_proj, m.down_proj)
             args = _LlamaLayerArgs(
-                rows, D, H, KV, hd, I, T, layer.input_layernorm.variance_epsilon,
+                rows, D, H, KV, hd, inter, T, layer.input_layernorm.variance_epsilon,
                 layer.post_attention_layernorm.variance_epsilon, a.scaling,
                 self.x.data_ptr(), self.cos.data_ptr(), self.sin.data_ptr(), key_bias.data_ptr(),
                 layer.input_layernorm.weight.data_ptr(), layer.post_attention_layernorm.weight.data_ptr(),
