@@ -202,3 +202,29 @@ def test_other_models_take_the_generic_path_with_exact_logprobs(kind):
     with torch.no_grad():
         logp = response_logprobs(model, exp, temperature=0.8)
     assert torch.allclose(logp * exp.response_mask, ro.logp, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2"])  # static decoder / generic DynamicCache path
+def test_repeated_prompts_are_prefilled_once_with_exact_logprobs(kind, monkeypatch):
+    tok = build_tokenizer()
+    model = (build_model(tok, seed=5) if kind == "llama" else _tiny_causal_lm(kind, tok)).eval()
+    batches = []
+    forward = type(model).forward
+
+    def counting(self, *args, **kwargs):
+        batches.append(kwargs["input_ids"].shape)
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(model), "forward", counting)
+    a, b = tok("what is the sun ?")["input_ids"], tok("hello")["input_ids"]
+    gen = HFGenerator(model, tok.pad_token_id, [tok.eos_token_id])
+    params = SamplingParams(max_new_tokens=6, temperature=0.8)
+    ro = gen.sample([a, a, b, b, a], params, torch.Generator().manual_seed(0))
+    assert batches[0][0] == 2  # one prefill row per distinct prompt
+    assert ro.prompt_ids.shape[0] == 5 and torch.equal(ro.prompt_ids[0], ro.prompt_ids[4])
+    monkeypatch.setattr(type(model), "forward", forward)
+    exp = Experience.from_rollout(ro)
+    with torch.no_grad():
+        logp = response_logprobs(model, exp, temperature=0.8)
+    assert torch.allclose(logp * exp.response_mask, ro.logp, atol=1e-4)  # every row decodes from its own prompt
+    assert len({tuple(r) for r in ro.response_ids.tolist()}) > 1  # rows of one prompt sample independently

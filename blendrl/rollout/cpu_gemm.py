@@ -1,17 +1,22 @@
-"""Decode-step linears on the CPU through blendrl's own skinny-GEMM kernel (``cpu_gemm.cpp``), built on first use.
+"""Decode steps on the CPU through blendrl's own kernels (``cpu_gemm.cpp``), built on first use.
 
 A decode step multiplies a handful of rows (the batch) by every weight matrix of the model, so its speed is how
 fast the weights stream from memory. On the 2-core machine of 2026-12-01 MKL's ``F.linear`` and oneDNN's packed
-linear read 11-17 GB/s at 8-16 rows of the ~30 GB/s the CPU gives a plain sum; the kernel reads 15-23 GB/s, and
-it computes several projections that share one input (q/k/v, gate/up) in one parallel region
-(``benchmarks/generation.py --kernels`` prints the comparison).
+linear read 11-17 GB/s at 8-16 rows of the ~30 GB/s the CPU gives a plain sum; the kernel reads 15-23 GB/s at 8
+rows, 13-16 at 16 (``benchmarks/generation.py --kernels`` prints the comparison). Two entry points:
+
+- :class:`LinearGroup`: ``x @ Wᵀ + b`` for several weights sharing one input (q/k/v, gate/up), one call;
+- :class:`LlamaLayers`: a whole Llama-layout decoder layer per call (RMSNorm, projections, rope, attention over
+  static caches, SiLU MLP, residuals) in one OpenMP region, instead of ~40 small torch ops a layer that cost
+  ~14 µs each inside a decode step. It is what makes the static decoder 1.9-2.4x HF ``generate``.
 
 The source is compiled once per machine with the system C++ compiler (``$CXX``, else ``c++``/``g++``) for the
-host CPU (``-O3 -march=native -fopenmp``, under a second) into ``$BLENDRL_CACHE/kernels`` (default
+host CPU (``-O3 -march=native -fopenmp``, about a second) into ``$BLENDRL_CACHE/kernels`` (default
 ``~/.cache/blendrl/kernels``), named by a hash of the source, the flags, the compiler and the CPU, written
 atomically. The kernel's OpenMP calls go to the runtime torch has already loaded (torch ships ``libgomp.so.1``
-and the loader reuses a loaded soname), so its threads are torch's threads. Without a compiler, off x86-64, or
-with ``BLENDRL_CPU_KERNELS=0``, :func:`available` is False and callers keep ``F.linear``.
+and the loader reuses a loaded soname), so its threads are torch's threads (``torch.set_num_threads`` applies).
+Without a compiler, off x86-64 (or without AVX2 + FMA), or with ``BLENDRL_CPU_KERNELS=0``, :func:`available` is
+False and the decoder keeps torch ops (``F.linear``).
 """
 from __future__ import annotations
 

@@ -42,12 +42,22 @@ class HFGenerator:
         done = torch.zeros(B, dtype=torch.bool)  # (B,)
         attn = prompt_mask.clone()  # (B, P + t)
         positions = (prompt_mask.cumsum(-1) - 1).clamp_min(0)  # (B, P)
+        # Prefill each distinct prompt once (RLOO/GRPO sample k responses per prompt), then give every row its
+        # prompt's cache and logits; duplicates have the same length, so the padded width P does not change.
+        distinct: dict[tuple[int, ...], int] = {}
+        rows = [distinct.setdefault(tuple(p), len(distinct)) for p in prompts]  # each row's distinct prompt
+        shared = len(distinct) < B
+        keep = [rows.index(i) for i in range(len(distinct))] if shared else slice(None)  # first row of each
         cache = DynamicCache()
         out = self.model(
-            input_ids=prompt_ids, attention_mask=attn, position_ids=positions, past_key_values=cache,
-            use_cache=True, logits_to_keep=1,
+            input_ids=prompt_ids[keep], attention_mask=attn[keep], position_ids=positions[keep],
+            past_key_values=cache, use_cache=True, logits_to_keep=1,
         )
-        logits = out.logits[:, -1]  # (B, V)
+        logits = out.logits[:, -1]  # (distinct prompts, V)
+        if shared:
+            index = torch.tensor(rows)
+            logits = logits[index]  # (B, V)
+            cache.reorder_cache(index)
         decoder = None
         if is_llama_layout(self.model):
             decoder, cache = StaticKVDecoder(self.model, cache, prompt_mask, N), None  # the buffers hold the cache
