@@ -1,4 +1,4 @@
-// Skinny fp32 GEMM for decode steps: Y = X Wᵀ + b with few rows in X (the batch, <= 16) and W in nn.Linear's
+// Skinny fp32 GEMM for decode steps: Y = X Wᵀ + b with few rows in X (the batch, <= 32) and W in nn.Linear's
 // (N, K) layout; several weights that share one X run in a single OpenMP region. Built and loaded by cpu_gemm.py.
 //
 // Each task takes NB = 2 rows of W and goes over X in tiles of MB rows (8 with AVX-512, 4 with AVX2): NB x MB

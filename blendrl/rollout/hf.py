@@ -1,10 +1,10 @@
 """A fast sampling loop over any Hugging Face causal LM (``generate`` without its per-step machinery).
 
-One prefill that keeps only the last logits, then one forward per token with explicit position ids (left padding),
-inverse-CDF sampling straight from the logits (no full log-softmax, no full-vocabulary cumsum), and an early exit
-once every row has emitted EOS. Llama-layout models (SmolLM2, Llama, Qwen2, Mistral) decode through
-:class:`StaticKVDecoder` (static KV buffers, one pass over the layers, packed LM head); others through HF's forward
-on a ``DynamicCache``.
+One prefill per distinct prompt that keeps only the last logits (rows that repeat a prompt, as RLOO/GRPO's k
+samples do, share its cache), then one forward per token with explicit position ids (left padding), inverse-CDF
+sampling straight from the logits (no full log-softmax, no full-vocabulary cumsum), and an early exit once every
+row has emitted EOS. Llama-layout models (SmolLM2, Llama, Qwen2, Mistral) decode through :class:`StaticKVDecoder`
+(static KV buffers; on the CPU one kernel call per layer); others through HF's forward on a ``DynamicCache``.
 
 Tried and dropped: computing the decode-step linears as ``(W @ xᵀ)ᵀ`` (1.22x faster than HF ``generate`` on the
 2026-11 machine, 10-15% *slower* than plain ``x @ Wᵀ`` on the 2026-12 one, at batch 8 and 16).

@@ -10,13 +10,15 @@ writes one column in place and attends over a view. The step computes what the H
   forwards, and the LM head (49152 × 576 on SmolLM2, the largest matrix) through oneDNN with its weight packed once;
 - RMSNorm as ``F.rms_norm`` with the module's weight and epsilon (HF's RMSNorm classes compute the same in fp32);
 - the rotary embedding on the query and key heads together (HF's ``rotate_half`` formula);
-- attention for one query as two small matmuls and a softmax over the grouped heads (SDPA's flash path costs
-  ~120 µs a call at this size, 30 calls a step).
+- attention for one query as two small matmuls and a softmax over the grouped heads, as the fused layer does it
+  (inside a decode step this costs about what SDPA's flash path did: ~115-120 µs a layer at batch 8, mostly
+  reading the cache back after the weights have streamed through the caches).
 
-The numbers are the HF forward's up to fp32 rounding (tested against it, with and without the kernel).
-Measured on SmolLM2-135M fp32, 2 cores, 48 tokens, batch 8 (2026-12-01): HF forward 62 ms a step; this loop with
-``F.linear`` and SDPA 48 ms; with the kernel, ``F.rms_norm``, joint rope and matmul attention see
-``benchmarks/generation.py``.
+With the kernel the whole layer is one call (:class:`.cpu_gemm.LlamaLayers`: the same steps in C++, one OpenMP
+region); without it, or for layers it does not cover, the steps above run as torch ops. Either way the numbers are
+the HF forward's up to fp32 rounding (tested against it on every path). Measured on SmolLM2-135M fp32, 2 cores,
+48 tokens (2026-12-01, ``benchmarks/generation.py``): batch 8 3.3-3.4 s with torch ops, 1.8 s with the fused
+layers (HF ``generate`` 4.2-4.4 s); batch 16 4.2-4.4 s and 2.8-2.9 s (HF 5.3-5.9 s).
 
 Models for which :func:`blendrl.models.layout.is_llama_layout` holds use it (Llama, and Qwen2 / Mistral without
 sliding-window attention: the same layer); any other model takes HFGenerator's generic path.
