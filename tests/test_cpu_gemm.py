@@ -108,3 +108,27 @@ def test_the_decoder_runs_through_the_kernel(fused, monkeypatch):
         assert calls == {"group": 2, "layers": 2}
     else:  # 2 decode steps × (qkv, o, gate|up, down per layer + LM head)
         assert calls == {"group": 2 * (4 * layers + 1), "layers": 0}
+
+
+@needs_kernel
+def test_the_avx2_build_computes_the_same(tmp_path, monkeypatch):
+    """Machines without AVX-512 compile the 8-lane path; build it here too and run the decoder through it."""
+    from blendrl.rollout.static_decode import StaticKVDecoder
+    from tests.test_rollout import _hf_step_logits, _tiny_causal_lm
+    from tests.tiny import build_tokenizer
+
+    avx2 = cpu_gemm.load(cpu_gemm.build(tmp_path, extra_flags=("-mno-avx512f",)))
+    monkeypatch.setattr(cpu_gemm, "_library", lambda: avx2)
+    x, lin = torch.randn(11, 37), torch.nn.Linear(37, 9)
+    assert torch.allclose(cpu_gemm.LinearGroup([lin], 11)(x), F.linear(x, lin.weight, lin.bias), atol=1e-5)
+    tok = build_tokenizer()
+    model = _tiny_causal_lm("qwen2", tok).eval()
+    prompts = [tok("what is the sun ?")["input_ids"], tok("hello")["input_ids"]]
+    feed = [torch.tensor([9, 12]), torch.tensor([15, 7])]
+    with torch.no_grad():
+        expected, _, _, _ = _hf_step_logits(model, prompts, tok.pad_token_id, feed)
+        _, cache, mask, pos = _hf_step_logits(model, prompts, tok.pad_token_id, [])
+        decoder = StaticKVDecoder(model, cache, mask, len(feed))
+        assert decoder.fused is not None
+        for t, tokens in enumerate(feed):
+            assert torch.allclose(decoder.step(tokens, pos[:, -1:] + 1 + t), expected[t], atol=1e-5)

@@ -62,14 +62,16 @@ def _cache_dir() -> Path:
     return cache_root() / "kernels"
 
 
-def build(cache_dir: Path | None = None) -> Path:
+def build(cache_dir: Path | None = None, extra_flags: tuple[str, ...] = ()) -> Path:
     """Compile the kernel if this machine has no build of the current source yet; → the shared library's path.
-    Raises ``RuntimeError`` with the compiler's message when compilation fails."""
+    ``extra_flags`` go after ``FLAGS`` (tests build the AVX2 path with ``-mno-avx512f``). Raises ``RuntimeError``
+    with the compiler's message when compilation fails."""
     cxx = _compiler()
     if cxx is None:
         raise RuntimeError("no C++ compiler found (set CXX, or install g++)")
+    flags = [*FLAGS, *extra_flags]
     version = subprocess.run([cxx, "--version"], capture_output=True, text=True).stdout
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), " ".join(FLAGS), version, _cpu_signature()]).encode())
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), " ".join(flags), version, _cpu_signature()]).encode())
     out_dir = cache_dir or _cache_dir()
     target = out_dir / f"cpu_gemm-{key.hexdigest()[:16]}.so"
     if target.exists():
@@ -78,7 +80,7 @@ def build(cache_dir: Path | None = None) -> Path:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=out_dir)
     os.close(fd)
     try:
-        done = subprocess.run([cxx, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True)
+        done = subprocess.run([cxx, *flags, str(SOURCE), "-o", tmp], capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"compiling {SOURCE} failed:\n{done.stderr.strip()}")
         os.replace(tmp, target)
@@ -94,10 +96,15 @@ def _library():
     if platform.machine() not in ("x86_64", "AMD64"):
         return None
     try:
-        lib = ctypes.CDLL(str(build()))
+        return load(build())
     except (RuntimeError, OSError) as err:
-        warnings.warn(f"blendrl: decode steps use F.linear; the CPU kernel is unavailable: {err}", stacklevel=3)
+        warnings.warn(f"blendrl: decode steps use torch ops; the CPU kernel is unavailable: {err}", stacklevel=3)
         return None
+
+
+def load(path: Path) -> SimpleNamespace:
+    """The kernel library at ``path`` with its entry points typed."""
+    lib = ctypes.CDLL(str(path))
     group = lib.blendrl_linear_group
     group.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64] + [ctypes.c_void_p] * 5
     layer = lib.blendrl_llama_layer
