@@ -26,6 +26,13 @@ def transformers_model(model):
     return get() if active is not None and str(getattr(active, "peft_type", "")).endswith("LORA") else None
 
 
+def is_hf_rms_norm(norm: torch.nn.Module) -> bool:
+    """One of transformers' RMSNorm modules (``LlamaRMSNorm``, ``Qwen2RMSNorm``, …): ``weight ·
+    x / sqrt(mean(x²) + variance_epsilon)`` in fp32, with a float ``variance_epsilon`` and a ``weight``."""
+    return (type(norm).__name__.endswith("RMSNorm") and isinstance(getattr(norm, "variance_epsilon", None), float)
+            and isinstance(getattr(norm, "weight", None), torch.Tensor))
+
+
 def decoder_and_head(model) -> tuple[torch.nn.Module, torch.nn.Linear] | None:
     """(decoder returning ``last_hidden_state``, LM head) when logits are exactly ``head(hidden)``, else None."""
     base = transformers_model(model)

@@ -34,6 +34,8 @@ from types import SimpleNamespace
 
 import torch
 
+from ..models.layout import is_hf_rms_norm
+
 SOURCE = Path(__file__).with_name("cpu_gemm.cpp")
 FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp", "-fPIC", "-shared", "-std=c++17"]
 MAX_ROWS = 32  # SmolLM2's weights, 2026-12-01: 40 / 58 / 71 ms vs F.linear's 57 / 66 / 68 at 16 / 24 / 32 rows
@@ -179,9 +181,9 @@ class _LlamaLayerArgs(ctypes.Structure):
 
 
 def _is_rms_norm(norm: torch.nn.Module) -> bool:
+    """An HF RMSNorm (:func:`~blendrl.models.layout.is_hf_rms_norm`) with a contiguous fp32 CPU weight."""
     w = getattr(norm, "weight", None)
-    return (type(norm).__name__.endswith("RMSNorm") and isinstance(getattr(norm, "variance_epsilon", None), float)
-            and w is not None and w.dtype == torch.float32 and w.device.type == "cpu" and w.is_contiguous())
+    return is_hf_rms_norm(norm) and w.dtype == torch.float32 and w.device.type == "cpu" and w.is_contiguous()
 
 
 def _is_silu(act: torch.nn.Module) -> bool:

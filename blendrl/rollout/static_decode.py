@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..models.layout import transformers_model
+from ..models.layout import is_hf_rms_norm, transformers_model
 from . import cpu_gemm
 
 
@@ -71,10 +71,9 @@ def _lm_head(linear: torch.nn.Module, rows: int):
 def _rms_norm(norm: torch.nn.Module):
     """``norm`` as one ``F.rms_norm`` call when it is one of HF's RMSNorm modules (weight, ``variance_epsilon``),
     else the module."""
-    eps, weight = getattr(norm, "variance_epsilon", None), getattr(norm, "weight", None)
-    if not type(norm).__name__.endswith("RMSNorm") or eps is None or weight is None:
+    if not is_hf_rms_norm(norm):
         return norm
-    shape = (weight.shape[0],)
+    shape, weight, eps = (norm.weight.shape[0],), norm.weight, norm.variance_epsilon
     return lambda x: F.rms_norm(x, shape, weight, eps)
 
 
@@ -103,7 +102,14 @@ class StaticKVDecoder:
         attn = self.layers[0].self_attn
         self.head_dim, self.scaling = attn.head_dim, attn.scaling
         self.heads, self.kv_heads = attn.config.num_attention_heads, attn.config.num_key_value_heads
-        self.norms, self.qkv, self.o, self.gate_up, self.down = [], [], [], [], []
+        self.final_norm = _rms_norm(self.inner.norm)
+        self.lm_head = _lm_head(base.get_output_embeddings(), B)
+        self.fused = None  # every layer in one kernel call each, where the kernel computes every layer
+        if self.keys and self.keys[0].dtype == torch.float32 and all(
+                cpu_gemm.fusable_llama_layer(layer, B) for layer in self.layers):
+            self.fused = cpu_gemm.LlamaLayers(self.layers, self.keys, self.values, self.key_bias, B)
+            return
+        self.norms, self.qkv, self.o, self.gate_up, self.down = [], [], [], [], []  # the torch-ops step
         for layer in self.layers:
             attn, mlp = layer.self_attn, layer.mlp
             self.norms.append((_rms_norm(layer.input_layernorm), _rms_norm(layer.post_attention_layernorm)))
@@ -111,12 +117,6 @@ class StaticKVDecoder:
             self.o.append(_projector([attn.o_proj], B))
             self.gate_up.append(_projector([mlp.gate_proj, mlp.up_proj], B))
             self.down.append(_projector([mlp.down_proj], B))
-        self.final_norm = _rms_norm(self.inner.norm)
-        self.lm_head = _lm_head(base.get_output_embeddings(), B)
-        self.fused = None  # every layer in one kernel call each, where the kernel computes every layer
-        if self.keys and self.keys[0].dtype == torch.float32 and all(
-                cpu_gemm.fusable_llama_layer(layer, B) for layer in self.layers):
-            self.fused = cpu_gemm.LlamaLayers(self.layers, self.keys, self.values, self.key_bias, B)
 
     @torch.no_grad()
     def step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
