@@ -122,17 +122,22 @@ class StaticKVDecoder:
     def step(self, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Feed ``tokens`` (B,) at ``positions`` (B, 1); → next-token logits (B, V), which the next step may
         overwrite (consume them first)."""
-        t, hd, H, KV = self.length, self.head_dim, self.heads, self.kv_heads
+        t = self.length
         self.key_bias[:, 0, 0, t] = 0.0
-        bias = self.key_bias[..., : t + 1]  # (B, 1, 1, t+1)
         x = self.inner.embed_tokens(tokens)  # (B, D)
-        B = x.shape[0]
         cos, sin = self.inner.rotary_emb(x, positions)  # (B, 1, hd): broadcast over the heads below
         if self.fused is not None:
             self.fused.x.copy_(x)
             x = self.fused(cos[:, 0], sin[:, 0], t)
-            self.length = t + 1
-            return self.lm_head(self.final_norm(x))  # (B, V)
+        else:
+            x = self._torch_layers(x, cos, sin, t)
+        self.length = t + 1
+        return self.lm_head(self.final_norm(x))  # (B, V)
+
+    def _torch_layers(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, t: int) -> torch.Tensor:
+        """Every layer as torch ops, for one new token per row written to cache column ``t``: x (B, D) → (B, D)."""
+        B, hd, H, KV = x.shape[0], self.head_dim, self.heads, self.kv_heads
+        bias = self.key_bias[..., : t + 1]  # (B, 1, 1, t+1)
         for layer, (norm1, norm2), qkv, o_proj, gate_up, down, kb, vb in zip(
                 self.layers, self.norms, self.qkv, self.o, self.gate_up, self.down, self.keys, self.values):
             qkv_out = qkv(norm1(x))  # (B, (H + 2·KV)·hd): q | k | v
@@ -148,5 +153,4 @@ class StaticKVDecoder:
             gu = gate_up(norm2(x))  # (B, 2·I): gate | up
             inter = gu.shape[1] // 2
             x = x + down(layer.mlp.act_fn(gu[:, :inter]) * gu[:, inter:])
-        self.length = t + 1
-        return self.lm_head(self.final_norm(x))  # (B, V)
+        return x
