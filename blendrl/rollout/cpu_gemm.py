@@ -35,6 +35,7 @@ from types import SimpleNamespace
 import torch
 
 from ..models.layout import is_hf_rms_norm
+from ..models.loading import cache_root
 
 SOURCE = Path(__file__).with_name("cpu_gemm.cpp")
 FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp", "-fPIC", "-shared", "-std=c++17"]
@@ -59,8 +60,6 @@ def _cpu_signature() -> str:
 
 
 def _cache_dir() -> Path:
-    from ..models.loading import cache_root
-
     return cache_root() / "kernels"
 
 
