@@ -179,3 +179,21 @@ def test_nan_on_the_first_micro_batch_still_records_pi_old_for_every_sample(tiny
     valid = exp.response_mask.bool()
     assert (exp.old_logp[valid] < 0).all()  # every sampled token's π_old was recorded (log-probs are < 0)
     assert m["skipped/updates_total"] == 1  # the first epoch's policy step was skipped, the second one ran
+
+
+def test_the_first_critic_step_reuses_the_value_pass_and_changes_nothing(tiny_dir, tmp_path):
+    """With the whole batch in one micro-batch, V_old comes from the first critic step's own forward (run before
+    the advantages): one critic pass less per iteration, the same weights as the micro-batched run."""
+    weights, rows = [], []
+    for micro in (8, 4):  # 8 = the whole batch (4 prompts × 2 samples): folded; 4: a separate no-grad pass
+        trainer = build_trainer(tiny_config(tiny_dir, tmp_path / str(micro), **{"train.micro_batch_size": micro,
+                                                                                "train.iterations": 2}))
+        seen = {"rows": 0}
+        trainer.m.critic.score.register_forward_hook(lambda m, i, o: seen.__setitem__("rows", seen["rows"] + len(o)))
+        trainer.step()
+        trainer.step()
+        assert trainer.pending_values is None
+        rows.append(seen["rows"])
+        weights.append({k: v.clone() for k, v in trainer.m.critic.state_dict().items()})
+    assert rows == [2 * 2 * 8, 2 * (8 + 2 * 8)]  # per iteration: 2 epochs × 8 rows, plus 8 without the fold
+    assert all(torch.allclose(weights[0][k], weights[1][k], atol=1e-6) for k in weights[0])

@@ -52,12 +52,16 @@ def token_values(critic, input_ids: torch.Tensor, attention_mask: torch.Tensor, 
     return critic(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).logits[..., 0]
 
 
+def backbone(model) -> torch.nn.Module:
+    """The decoder (``last_hidden_state``) of a sequence-classification model or its peft wrapper."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return getattr(inner, inner.base_model_prefix)
+
+
 def last_token_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Backbone hidden state of a sequence-classification model (or peft wrapper) at the last attended token of
     each right-padded row. Shapes: (B, L) → (B, H)."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    backbone = getattr(inner, inner.base_model_prefix)
-    hidden = backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, L, H)
+    hidden = backbone(model)(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, L, H)
     last = attention_mask.long().cumsum(1).argmax(1)  # (B,) index of the last 1
     return hidden[torch.arange(hidden.shape[0]), last]  # (B, H)
 

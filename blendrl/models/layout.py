@@ -44,6 +44,18 @@ def decoder_and_head(model) -> tuple[torch.nn.Module, torch.nn.Linear] | None:
     return getattr(base, base.base_model_prefix), head
 
 
+def decoder_and_value_head(critic) -> tuple[torch.nn.Module, torch.nn.Module] | None:
+    """(decoder, ``score`` head) of a token-classification critic whose values are exactly ``score(hidden)`` (its
+    classifier dropout is off: p = 0 or eval mode), else None."""
+    base = transformers_model(critic)
+    head, dropout = getattr(base, "score", None), getattr(base, "dropout", None)
+    if base is None or head is None or not isinstance(dropout, torch.nn.Dropout):
+        return None
+    if dropout.p != 0 and dropout.training:
+        return None
+    return getattr(base, base.base_model_prefix), head
+
+
 def is_llama_layout(model) -> bool:
     """True for a full-attention Llama-layout causal LM (Llama; Qwen2 and Mistral without sliding windows)."""
     base = transformers_model(model)

@@ -1,15 +1,16 @@
-"""Frozen models (reference, reward models) kept in a memory-mapped file between uses instead of in process memory.
+"""Frozen models (reference, reward models) kept in a file between uses instead of in the process's live memory.
 
-The CPU analogue of OpenRLHF's ``--ref_reward_offload``: a frozen model's weights are written once to
-``$BLENDRL_CACHE/offload/<pid>-<id>.pt``; between uses its parameters sit on the ``meta`` device (no memory), and
-``with offloaded.loaded():`` maps the file (``torch.load(mmap=True)``, no copy) for the duration of the block. The
-pages come from the OS page cache, which the kernel may reclaim under pressure and which leaves the process's
-resident set when the mapping is dropped — so the peak RSS of an RL iteration, reached while the policy trains,
-no longer includes the frozen models (~0.54 GB each for SmolLM2-135M in fp32). Cost: one mapping per use (0.03 s
-measured for SmolLM2 once the file is in the page cache), though PPO iterations measured 12–16% slower with it on
-in three runs of 2026-11-24 (cause not found), and PPO-1 13% / RLOO 5% slower on 2026-12-01, where each mapping
-first trims malloc's cached free pages (README, Performance). The numbers are bit-for-bit those of the in-memory
-model.
+The CPU analogue of OpenRLHF's ``--ref_reward_offload``: a frozen model's weights are written once, as raw bytes,
+to ``$BLENDRL_CACHE/offload/<pid>-<id>.bin``; between uses its parameters sit on the ``meta`` device (no memory),
+and ``with offloaded.loaded():`` reads the file back into freshly allocated tensors (``readinto``, from the OS
+page cache) for the duration of the block. Under ``train.freed_memory: keep`` (the default) those tensors take
+the pages the update freed (its gradients and activations) and give them back to the next update, so an
+iteration's peak RSS is the larger of "update" and "frozen model in use", not their sum (~0.54 GB per model for
+SmolLM2-135M in fp32). Cost: one read per use (~0.1 s for SmolLM2 from the page cache) and no new page faults.
+The numbers are bit-for-bit those of the in-memory model.
+
+Replaced (2026-12-02): mapping the file (``torch.load(mmap=True)``) after trimming malloc's free pages; the mapped
+and the re-faulted pages cost PPO-1 11–16% and RLOO 5–17% per iteration (README, Performance).
 
 Only for models that never change after construction: the EMA reference moves every iteration.
 """
@@ -37,19 +38,14 @@ def _remove(path: Path) -> None:
 
 
 class OffloadedWeights:
-    """Holds ``module``'s parameters and persistent buffers in a file; ``loaded()`` maps them in for a block."""
+    """Holds ``module``'s parameters and persistent buffers in a file; ``loaded()`` reads them in for a block."""
 
     def __init__(self, module: torch.nn.Module, folder: Path | None = None) -> None:
         self.module = module
         folder = Path(folder) if folder is not None else offload_dir()
         folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / f"{os.getpid()}-{uuid.uuid4().hex[:12]}.pt"
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            torch.save(module.state_dict(), f)
-            f.flush()
-            os.fsync(f.fileno())  # written back now, not by the kernel in the middle of the first iterations
-        os.replace(tmp, self.path)
+        self.path = folder / f"{os.getpid()}-{uuid.uuid4().hex[:12]}.bin"
+        self.layout = _write(module.state_dict(), self.path)
         self._finalizer = weakref.finalize(self, _remove, self.path)
         self._depth = 0
         self.release()
@@ -65,14 +61,26 @@ class OffloadedWeights:
                 if b is not None and not b.is_meta and name not in mod._non_persistent_buffers_set:
                     mod._buffers[name] = torch.empty_like(b, device="meta")
 
+    def read(self) -> dict[str, torch.Tensor]:
+        """The state dict, read from the file into new tensors (tied names share one tensor)."""
+        state: dict[str, torch.Tensor] = {}
+        with open(self.path, "rb", buffering=0) as f:
+            for name, shape, dtype, alias in self.layout:
+                if alias is not None:
+                    state[name] = state[alias]
+                    continue
+                t = torch.empty(shape, dtype=dtype)
+                view = _bytes(t)
+                if f.readinto(view) != len(view):
+                    raise OSError(f"{self.path}: truncated at {name}")
+                state[name] = t
+        return state
+
     @contextlib.contextmanager
     def loaded(self):
-        """Within the block the module has its weights (memory-mapped, read-only use); nesting maps once."""
+        """Within the block the module has its weights (read-only use); nesting reads once."""
         if self._depth == 0:
-            malloc.trim()  # free heap pages (kept by freed_memory: keep) go back before the mapping's pages come in
-            state = torch.load(self.path, mmap=True, weights_only=True, map_location="cpu")
-            self.module.load_state_dict(state, assign=True)
-            del state
+            self.module.load_state_dict(self.read(), assign=True)
         self._depth += 1
         try:
             yield self.module
@@ -84,6 +92,29 @@ class OffloadedWeights:
     def close(self) -> None:
         """Remove the file (also done when this object is garbage-collected or the process exits)."""
         self._finalizer()
+
+
+def _write(state: dict[str, torch.Tensor], path: Path) -> list[tuple[str, torch.Size, torch.dtype, str | None]]:
+    """Write the tensors' bytes to ``path`` atomically (tied names once); returns (name, shape, dtype, the name it
+    is tied to or None) per entry."""
+    layout = []
+    first_name: dict[tuple[int, int], str] = {}  # (data pointer, bytes) → the first name of tied tensors
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        for name, t in state.items():
+            alias = first_name.setdefault((t.data_ptr(), t.numel() * t.element_size()), name) if t.numel() else name
+            layout.append((name, t.shape, t.dtype, None if alias == name else alias))
+            if alias == name:
+                f.write(_bytes(t.detach().contiguous()))
+        f.flush()
+        os.fsync(f.fileno())  # written back now, not by the kernel in the middle of the first iterations
+    os.replace(tmp, path)
+    return layout
+
+
+def _bytes(t: torch.Tensor) -> memoryview:
+    """A contiguous tensor's memory as a writable byte view (any dtype, also bfloat16)."""
+    return memoryview(t.view(-1).view(torch.uint8).numpy()) if t.numel() else memoryview(b"")
 
 
 def mapped(offloaded: OffloadedWeights | None):

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import torch
 
-from ..models.heads import last_token_hidden
 from ..models.reward_model import ADAPTER_DIR, load_reward_model, load_rm_tokenizer
 from .base import RewardError, Sample
 from .hf_rm import HFRewardModel
@@ -107,8 +106,8 @@ class SharedHeads:
     @torch.no_grad()
     def member_scores(self, samples: list[Sample]) -> torch.Tensor:
         out = []
-        for enc in self.rm.batches(samples):
-            hidden = last_token_hidden(self.rm.model, enc["input_ids"], enc["attention_mask"]).float()  # (B, H)
+        for enc, chunk in self.rm.batches(samples):
+            hidden = self.rm.last_hidden(enc, chunk).float()  # (B, H)
             out.append(self.heads @ hidden.T)  # (k, B)
         return torch.cat(out, dim=1)  # (k, B)
 

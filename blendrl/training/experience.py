@@ -7,7 +7,8 @@ from typing import Optional
 import torch
 
 from ..functional.logprobs import token_logprobs
-from ..models.layout import decoder_and_head
+from ..models.layout import decoder_and_head, decoder_and_value_head
+from ..models.prefix_sharing import suffix_hidden
 from ..rollout import Rollout
 
 
@@ -57,9 +58,10 @@ def response_logprobs(model, exp: Experience, temperature: float) -> torch.Tenso
     Every sampled token gets its log-prob (padding is what the attention mask leaves out, past EOS), including the
     rows of skipped samples whose ``response_mask`` was zeroed after scoring. For plain-head models
     (:func:`blendrl.models.layout.decoder_and_head`) the decoder's hidden states at those positions go through
-    :func:`blendrl.functional.token_logprobs` (chunked: no (B, T, V) logits tensor, forward or backward). Other
-    models: only the last T+1 positions go through the LM head (``logits_to_keep``). Both give the numbers of a
-    full forward.
+    :func:`blendrl.functional.token_logprobs` (chunked: no (B, T, V) logits tensor, forward or backward), and a
+    prompt that several rows share runs once (:func:`blendrl.models.prefix_sharing.suffix_hidden`). Other models:
+    only the last T+1 positions go through the LM head (``logits_to_keep``). Both give the numbers of a full
+    forward (up to float rounding).
     """
     T = exp.response_mask.shape[1]
     keep = exp.attention_mask[:, exp.prompt_len :] > 0  # (B, T) the sampled tokens
@@ -72,18 +74,21 @@ def response_logprobs(model, exp: Experience, temperature: float) -> torch.Tenso
         picked = logits.gather(-1, exp.response_ids[..., None])[..., 0]  # (B, T)
         return (picked - torch.logsumexp(logits, dim=-1)) * keep  # (B, T)
     decoder, head = parts
-    hidden = decoder(
-        input_ids=exp.input_ids, attention_mask=exp.attention_mask, position_ids=exp.position_ids, use_cache=False,
-    ).last_hidden_state  # (B, L, H)
-    P = exp.prompt_len
-    states = hidden[:, P - 1 : P + T - 1][keep]  # (n, H): the state before each kept response token
+    hidden = suffix_hidden(decoder, exp.input_ids, exp.attention_mask, exp.position_ids, exp.prompt_len)  # (B, T+1, H)
+    states = hidden[:, :T][keep]  # (n, H): the state before each kept response token
     logp = token_logprobs(states, head.weight, exp.response_ids[keep], temperature)  # (n,)
     return torch.zeros(keep.shape, dtype=logp.dtype, device=logp.device).masked_scatter(keep, logp)  # (B, T)
 
 
 def response_values(critic, exp: Experience) -> torch.Tensor:
-    """Critic values of the states before each response token. → (B, T)."""
+    """Critic values of the states before each response token (a shared prompt runs once, as in
+    :func:`response_logprobs`). → (B, T)."""
     P, T = exp.prompt_len, exp.response_mask.shape[1]
+    parts = decoder_and_value_head(critic)
+    if parts is not None:
+        decoder, head = parts
+        hidden = suffix_hidden(decoder, exp.input_ids, exp.attention_mask, exp.position_ids, P)  # (B, T+1, H)
+        return head(hidden[:, :T])[..., 0].float()  # (B, T)
     values = critic(
         input_ids=exp.input_ids, attention_mask=exp.attention_mask, position_ids=exp.position_ids, use_cache=False
     ).logits[..., 0]  # (B, L)

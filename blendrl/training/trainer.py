@@ -7,6 +7,9 @@ Exactness notes:
 - π_old is exact: with one minibatch per epoch (the default) the first epoch's forward happens before any
   optimizer step, so its log-probs *are* π_old and are stored for later epochs (no extra forward pass). With more
   minibatches a no-grad forward computes π_old first.
+- V_old costs no pass of its own when the first critic step sees the whole batch in one forward (one minibatch,
+  one micro-batch): that forward runs before the advantages, with grad, and the step back-propagates through it
+  (:meth:`RLTrainer.critic_values`; the same values, one critic forward less per iteration).
 - KL-in-reward uses the behaviour log-probs returned by the sampler (the distribution that was actually sampled);
   their largest gap to the training forward is logged as ``check/behaviour_logp_gap``.
 """
@@ -75,6 +78,7 @@ class RLTrainer:
                 opt, lr_lambda(t.schedule, t.warmup_iterations, total_steps)
             )
         self.iteration = 0
+        self.pending_values = None  # (B, T) with its graph: the first critic step's forward, run early
         self.counters = {"skipped_samples": 0, "skipped_updates": 0}
 
     # ------------------------------------------------------------------ one iteration
@@ -96,7 +100,7 @@ class RLTrainer:
         # 3. reference and critic
         exp.ref_logp = self.m.reference.logprobs(exp, self.params.temperature, t.micro_batch_size)
         if self.algorithm.needs_critic:
-            exp.values = self.forward_no_grad(lambda mb: response_values(self.m.critic, mb), exp)
+            exp.values = self.critic_values(exp)
         timer["ref_critic"] = time.perf_counter()
         # 4. advantages
         metrics = self.algorithm.prepare(exp, self.kl_ctl.value)
@@ -148,6 +152,17 @@ class RLTrainer:
         with torch.no_grad():
             return torch.cat([fn(exp.select(i)) for i in torch.arange(len(exp)).split(self.cfg.train.micro_batch_size)])
 
+    def critic_values(self, exp: Experience) -> torch.Tensor:
+        """V of the critic before the update, (B, T). When the first critic step will run one forward over the
+        whole batch (``train.minibatches == 1`` and ``micro_batch_size >= B``), that forward runs now, with grad:
+        its values are exactly the pre-update values, and :meth:`update` back-propagates through it instead of
+        running it again. Otherwise a no-grad pass over micro-batches."""
+        if self.cfg.train.minibatches == 1 and len(exp) <= self.cfg.train.micro_batch_size:
+            with checkpointed(self.m.critic):
+                self.pending_values = response_values(self.m.critic, exp)  # (B, T)
+            return self.pending_values.detach()
+        return self.forward_no_grad(lambda mb: response_values(self.m.critic, mb), exp)
+
     def update(self, exp: Experience) -> dict:
         """``algorithm.epochs`` passes of ``train.minibatches`` optimizer steps over the experience.
 
@@ -177,7 +192,10 @@ class RLTrainer:
                 return self.algorithm.policy_loss(sub, logp, self.kl_ctl.value)
 
             def critic_loss(sub: Experience, micro: torch.Tensor):
-                return self.algorithm.critic_loss(sub, response_values(self.m.critic, sub))
+                values, self.pending_values = self.pending_values, None  # the early forward: whole batch, epoch 0
+                if values is None:
+                    values = response_values(self.m.critic, sub)
+                return self.algorithm.critic_loss(sub, values)
 
             order = torch.arange(n) if t.minibatches == 1 else torch.randperm(n, generator=self.shuffle_gen)
             for mb_idx in order.split(n // t.minibatches):
@@ -186,6 +204,7 @@ class RLTrainer:
                 if self.algorithm.needs_critic:
                     self.optimize("critic", exp, mb_idx, critic_loss, sums)
                 n_updates += self.optimize("policy", exp, mb_idx, policy_loss, sums)
+        self.pending_values = None  # not consumed when every response was masked out
         if n_updates == 0:
             raise NonFiniteLossError(
                 f"iteration {self.iteration + 1}: every update had a NaN/inf loss or gradient; weights left unchanged"
