@@ -8,8 +8,9 @@ fine-tuning of the policy and of a critic initialised from the same reward model
 Rows:
   blendrl PPO (1 and 4 epochs, and LoRA r=16 on policy and critic) vs ``trl.experimental.ppo.PPOTrainer`` (TRL 1.12);
   blendrl RLOO vs ``trl.RLOOTrainer`` (TRL 1.16), 8 prompts × 2 samples;
-  ``-offload`` rows: the same with ``model.offload_frozen: true`` (reference and reward model memory-mapped
-  between uses, compared with the same TRL row); ``-off-ckpt`` adds ``model.gradient_checkpointing: true``.
+  ``-offload`` rows: the same with ``model.offload_frozen: true`` (reference and reward model read from a file
+  for each use, compared with the same TRL row); ``-off-ckpt`` adds ``model.gradient_checkpointing: true``;
+  ``-off-mb4`` instead trains in micro-batches of 4 sequences (no-grad passes over all 16: ``forward_batch_size``).
 The floor is measured in the same run, before the first row and after the last (this machine drifts by up to ~25%
 within a run; the faster of the two counts, a floor being a lower bound): the passes each algorithm needs
 (forwards, forward+backward+AdamW steps) timed on the same batch, plus decoding at the memory roofline (weight
@@ -83,7 +84,7 @@ def peak_rss_gb() -> float:
 
 # ----------------------------------------------------------------------------------------------- blendrl rows
 def blendrl_worker(paths: dict, algo: str, epochs: int, lora: bool, iters: int, offload: bool = False,
-                   ckpt: bool = False) -> dict:
+                   ckpt: bool = False, micro: int | None = None, forward: int | None = None) -> dict:
     import torch
 
     from blendrl.config import PPORunConfig, from_dict
@@ -102,7 +103,7 @@ def blendrl_worker(paths: dict, algo: str, epochs: int, lora: bool, iters: int, 
         "algorithm": {"name": algo, "epochs": epochs},
         "data": {"prompts": paths["prompts"], "eval_prompts": None},
         "train": {"iterations": iters + 1, "prompts_per_iteration": N_PROMPTS, "samples_per_prompt": k,
-                  "micro_batch_size": N_PROMPTS * k, "lr": 1e-6, "seed": 0},
+                  "micro_batch_size": micro or N_PROMPTS * k, "forward_batch_size": forward, "lr": 1e-6, "seed": 0},
         "logging": {"output_dir": tempfile.mkdtemp(), "tensorboard": False, "progress": False},
     }
     trainer = build_trainer(from_dict(PPORunConfig, data))
@@ -295,6 +296,8 @@ ROWS = {
     "blendrl-rloo": ("blendrl", {"algo": "rloo", "epochs": 1, "lora": False}),
     "blendrl-rloo-offload": ("blendrl", {"algo": "rloo", "epochs": 1, "lora": False, "offload": True}),
     "blendrl-rloo-off-ckpt": ("blendrl", {"algo": "rloo", "epochs": 1, "lora": False, "offload": True, "ckpt": True}),
+    "blendrl-rloo-off-mb4": ("blendrl", {"algo": "rloo", "epochs": 1, "lora": False, "offload": True, "micro": 4,
+                                         "forward": 2 * N_PROMPTS}),
     "trl-rloo": ("trl_rloo", {}),
     "floor": ("floor", {}),
 }
@@ -363,7 +366,8 @@ def main() -> None:
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     peers = {"blendrl-ppo-1": "trl-ppo-1", "blendrl-ppo-4": "trl-ppo-4", "blendrl-ppo-1-lora": "trl-ppo-1",
              "blendrl-ppo-1-offload": "trl-ppo-1", "blendrl-ppo-4-offload": "trl-ppo-4", "blendrl-rloo": "trl-rloo",
-             "blendrl-rloo-offload": "trl-rloo", "blendrl-rloo-off-ckpt": "trl-rloo"}
+             "blendrl-rloo-offload": "trl-rloo", "blendrl-rloo-off-ckpt": "trl-rloo",
+             "blendrl-rloo-off-mb4": "trl-rloo"}
     for name in rows:
         if name == "floor":
             continue

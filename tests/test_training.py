@@ -197,3 +197,17 @@ def test_the_first_critic_step_reuses_the_value_pass_and_changes_nothing(tiny_di
         weights.append({k: v.clone() for k, v in trainer.m.critic.state_dict().items()})
     assert rows == [2 * 2 * 8, 2 * (8 + 2 * 8)]  # per iteration: 2 epochs × 8 rows, plus 8 without the fold
     assert all(torch.allclose(weights[0][k], weights[1][k], atol=1e-6) for k in weights[0])
+
+
+def test_forward_batch_size_sets_the_rows_of_the_no_grad_passes(tiny_dir, tmp_path):
+    seen = []
+    trainer = build_trainer(tiny_config(tiny_dir, tmp_path, **{"train.micro_batch_size": 2,
+                                                               "train.forward_batch_size": 8}))
+    trainer.m.reference.model.model.register_forward_pre_hook(  # the decoder (log-probs come from its states)
+        lambda m, args, kw: seen.append(("reference", kw["input_ids"].shape[0])), with_kwargs=True)
+    trainer.m.critic.score.register_forward_hook(lambda m, i, o: seen.append(("critic", len(o))))
+    trainer.step()
+    assert max(n for who, n in seen if who == "reference") == 8  # the whole batch in one pass (rows, not prompts)
+    assert ("critic", 8) in seen and ("critic", 2) in seen  # V_old in one pass; the update in micro-batches of 2
+    with pytest.raises(Exception, match="forward_batch_size: must be >= 1"):
+        tiny_config(tiny_dir, tmp_path, **{"train.forward_batch_size": 0})

@@ -233,13 +233,20 @@ class OptimSettings:
 class TrainConfig(OptimSettings):
     """The loop's sizes. Each iteration samples ``prompts_per_iteration × samples_per_prompt`` responses, then
     runs ``algorithm.epochs`` passes of ``minibatches`` optimizer steps, each accumulated over micro-batches of
-    ``micro_batch_size`` sequences."""
+    ``micro_batch_size`` sequences. ``forward_batch_size`` (default: ``micro_batch_size``) is the rows per no-grad
+    pass (reference log-probs, critic values, π_old, evaluation): those keep no activations, so a small
+    ``micro_batch_size`` chosen for memory need not slow them down (TRL's ``local_rollout_forward_batch_size``)."""
 
     prompts_per_iteration: int = 8
     samples_per_prompt: int = 2
     minibatches: int = 1
     micro_batch_size: int = 16
+    forward_batch_size: Optional[int] = None
     return_memory_to_os: bool = False  # the older name of ``freed_memory: return`` (kept so old configs load)
+
+    @property
+    def no_grad_batch_size(self) -> int:
+        return self.forward_batch_size or self.micro_batch_size
 
     def validate(self) -> None:
         super().validate()
@@ -249,6 +256,7 @@ class TrainConfig(OptimSettings):
             self.freed_memory = "return"
         for name in ("prompts_per_iteration", "samples_per_prompt", "minibatches", "micro_batch_size"):
             _require(getattr(self, name) >= 1, f"{name}: must be >= 1")
+        _require(self.forward_batch_size is None or self.forward_batch_size >= 1, "forward_batch_size: must be >= 1")
         n = self.prompts_per_iteration * self.samples_per_prompt
         _require(n % self.minibatches == 0, f"minibatches: {n} samples do not split into {self.minibatches}")
 

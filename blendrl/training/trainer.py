@@ -98,7 +98,7 @@ class RLTrainer:
         exp.response_mask[~valid] = 0.0
         timer["score"] = time.perf_counter()
         # 3. reference and critic
-        exp.ref_logp = self.m.reference.logprobs(exp, self.params.temperature, t.micro_batch_size)
+        exp.ref_logp = self.m.reference.logprobs(exp, self.params.temperature, t.no_grad_batch_size)
         if self.algorithm.needs_critic:
             exp.values = self.critic_values(exp)
         timer["ref_critic"] = time.perf_counter()
@@ -150,7 +150,8 @@ class RLTrainer:
 
     def forward_no_grad(self, fn, exp: Experience) -> torch.Tensor:
         with torch.no_grad():
-            return torch.cat([fn(exp.select(i)) for i in torch.arange(len(exp)).split(self.cfg.train.micro_batch_size)])
+            rows = torch.arange(len(exp)).split(self.cfg.train.no_grad_batch_size)
+            return torch.cat([fn(exp.select(i)) for i in rows])
 
     def critic_values(self, exp: Experience) -> torch.Tensor:
         """V of the critic before the update, (B, T). When the first critic step will run one forward over the
@@ -282,7 +283,7 @@ class RLTrainer:
         exp = Experience.from_rollout(rollout)
         responses = self.decode(exp)
         raw = self.score(prompts, responses)
-        ref_logp = self.m.reference.logprobs(exp, self.params.temperature, self.cfg.train.micro_batch_size)
+        ref_logp = self.m.reference.logprobs(exp, self.params.temperature, self.cfg.train.no_grad_batch_size)
         seq_kl = masked_sum(exp.behaviour_logp - ref_logp, exp.response_mask, dim=1)
         valid = torch.isfinite(raw)
         metrics = {
