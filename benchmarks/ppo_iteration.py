@@ -278,8 +278,10 @@ def floor_for(fl: dict, algo: str, epochs: int) -> float:
     if algo == "rloo":  # 16 sequences: ref forward, RM forward, one policy step
         f = fl[str(2 * N_PROMPTS)]
         return RESPONSE_LEN * fl[f"decode_step_s_{2 * N_PROMPTS}"] + f["fwd_lm"] + f["fwd_backbone"] + f["step_lm"]
-    f = fl[str(N_PROMPTS)]  # PPO: ref, critic values, RM; then per epoch a policy and a critic step
-    return (RESPONSE_LEN * fl[f"decode_step_s_{N_PROMPTS}"] + f["fwd_lm"] + 2 * f["fwd_backbone"]
+    # PPO: ref and RM forwards, then per epoch a policy and a critic step. V_old needs no pass of its own: it is
+    # the first critic step's forward (blendrl does that; TRL runs a separate no-grad critic pass).
+    f = fl[str(N_PROMPTS)]
+    return (RESPONSE_LEN * fl[f"decode_step_s_{N_PROMPTS}"] + f["fwd_lm"] + f["fwd_backbone"]
             + epochs * (f["step_lm"] + f["step_critic"]))
 
 
@@ -341,9 +343,13 @@ def main() -> None:
     ap.add_argument("--worker")
     ap.add_argument("--out")
     ap.add_argument("--json", help="also write all results here")
+    ap.add_argument("--table", metavar="JSON", help="print the table of a saved run (a --json file) and exit")
     args = ap.parse_args()
     if args.worker:
         return worker_main(args.worker, args.iters, args.out)
+    if args.table:
+        results = json.loads(Path(args.table).read_text())
+        return print_table(results, [r for r in ROWS if r in results and r != "floor"])
     os.environ["BLENDRL_BENCH_PATHS"] = json.dumps(bench_paths())
     rows = [r for r in args.rows if not (args.skip_trl and r.startswith("trl")) and r != "floor"]
     results, floors = {}, []
@@ -355,7 +361,14 @@ def main() -> None:
         else:
             results[name] = res
         print(f"  {name}: {json.dumps(res)[:300]}  ({time.time() - t0:.0f}s)", flush=True)
-    results["floor"] = fl = fastest_floor(floors)
+    results["floor"] = fastest_floor(floors)
+    print_table(results, rows)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+def print_table(results: dict, rows: list[str]) -> None:
+    fl = results["floor"]
     f8 = fl[str(N_PROMPTS)]
     print(f"\nfloor: bandwidth {fl['bandwidth_gb_s']:.1f} GB/s, {fl['gflops']:.0f} GFLOP/s fp32, decode roofline "
           f"{fl['decode_tokens_per_s_b16']:.0f} tok/s at batch 16; 8 seqs × {fl['prompt_len']}+{RESPONSE_LEN} tokens: "
@@ -383,8 +396,6 @@ def main() -> None:
         rss = f"{r['rss_gb'] / peer['rss_gb']:.2f}" if "rss_gb" in peer else "-"
         print(f"| {name:<22} | {r['s_per_iter']:7.1f} | {r['s_per_iter'] / floor:7.2f} | {r['rss_gb']:11.2f} |"
               f" {speed:>12} | {rss:>9} |")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

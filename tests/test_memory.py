@@ -1,6 +1,7 @@
 """Frozen models offloaded to a file: same numbers, no weights in memory between uses, and a training
 run with ``model.offload_frozen`` ends with exactly the weights of one without."""
 import copy
+import os
 import sys
 from pathlib import Path
 
@@ -186,3 +187,16 @@ def test_cgpo_task_reward_models_are_offloaded_too(tiny_dir, tmp_path, monkeypat
     assert rm.offloaded is not None and all(p.is_meta for p in rm.model.parameters())
     metrics = trainer.step().metrics
     assert all(p.is_meta for p in rm.model.parameters()) and "crpg/reward" in metrics
+
+
+def test_offload_files_of_dead_processes_are_removed(tmp_path):
+    import subprocess
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    stale = tmp_path / f"{dead}-0123456789ab.bin"
+    stale.write_bytes(b"weights of a killed run")
+    alive = tmp_path / f"{os.getppid()}-0123456789ab.bin"  # the process that runs pytest's parent: alive
+    alive.write_bytes(b"in use")
+    offloaded = OffloadedWeights(torch.nn.Linear(2, 2), tmp_path)
+    assert not stale.exists() and alive.exists() and offloaded.path.exists()

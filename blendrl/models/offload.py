@@ -44,6 +44,7 @@ class OffloadedWeights:
         self.module = module
         folder = Path(folder) if folder is not None else offload_dir()
         folder.mkdir(parents=True, exist_ok=True)
+        remove_stale(folder)
         self.path = folder / f"{os.getpid()}-{uuid.uuid4().hex[:12]}.bin"
         self.layout = _write(module.state_dict(), self.path)
         self._finalizer = weakref.finalize(self, _remove, self.path)
@@ -62,10 +63,11 @@ class OffloadedWeights:
                     mod._buffers[name] = torch.empty_like(b, device="meta")
 
     def read(self) -> dict[str, torch.Tensor]:
-        """The state dict, read from the file into new tensors (tied names share one tensor)."""
+        """The state dict, read from the file into new tensors on each one's original device (tied names share
+        one tensor)."""
         state: dict[str, torch.Tensor] = {}
         with open(self.path, "rb", buffering=0) as f:
-            for name, shape, dtype, alias in self.layout:
+            for name, shape, dtype, device, alias in self.layout:
                 if alias is not None:
                     state[name] = state[alias]
                     continue
@@ -73,7 +75,7 @@ class OffloadedWeights:
                 view = _bytes(t)
                 if f.readinto(view) != len(view):
                     raise OSError(f"{self.path}: truncated at {name}")
-                state[name] = t
+                state[name] = t if device.type == "cpu" else t.to(device)
         return state
 
     @contextlib.contextmanager
@@ -94,18 +96,33 @@ class OffloadedWeights:
         self._finalizer()
 
 
-def _write(state: dict[str, torch.Tensor], path: Path) -> list[tuple[str, torch.Size, torch.dtype, str | None]]:
-    """Write the tensors' bytes to ``path`` atomically (tied names once); returns (name, shape, dtype, the name it
-    is tied to or None) per entry."""
+def remove_stale(folder: Path) -> None:
+    """Remove files left in ``folder`` by processes that no longer run (a run killed with SIGKILL cannot clean up;
+    each file is a frozen model's size)."""
+    for file in folder.iterdir():
+        pid = file.name.split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            file.unlink(missing_ok=True)
+        except PermissionError:  # alive, another user's
+            pass
+
+
+def _write(state: dict[str, torch.Tensor], path: Path) -> list[tuple]:
+    """Write the tensors' bytes to ``path`` atomically (tied names once); returns (name, shape, dtype, device, the
+    name it is tied to or None) per entry."""
     layout = []
     first_name: dict[tuple[int, int], str] = {}  # (data pointer, bytes) → the first name of tied tensors
     tmp = path.with_suffix(".tmp")
     with open(tmp, "wb") as f:
         for name, t in state.items():
             alias = first_name.setdefault((t.data_ptr(), t.numel() * t.element_size()), name) if t.numel() else name
-            layout.append((name, t.shape, t.dtype, None if alias == name else alias))
+            layout.append((name, t.shape, t.dtype, t.device, None if alias == name else alias))
             if alias == name:
-                f.write(_bytes(t.detach().contiguous()))
+                f.write(_bytes(t.detach().contiguous().cpu()))
         f.flush()
         os.fsync(f.fileno())  # written back now, not by the kernel in the middle of the first iterations
     os.replace(tmp, path)
