@@ -200,3 +200,12 @@ def test_offload_files_of_dead_processes_are_removed(tmp_path):
     alive.write_bytes(b"in use")
     offloaded = OffloadedWeights(torch.nn.Linear(2, 2), tmp_path)
     assert not stale.exists() and alive.exists() and offloaded.path.exists()
+
+
+def test_a_truncated_offload_file_is_an_error_not_garbage_weights(tmp_path):
+    offloaded = OffloadedWeights(torch.nn.Linear(64, 64), tmp_path)
+    with open(offloaded.path, "r+b") as f:
+        f.truncate(100)
+    with pytest.raises(OSError, match=r"read 100 of 16640 bytes"):
+        with offloaded.loaded():
+            pass

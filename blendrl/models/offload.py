@@ -2,11 +2,12 @@
 
 The CPU analogue of OpenRLHF's ``--ref_reward_offload``: a frozen model's weights are written once, as raw bytes,
 to ``$BLENDRL_CACHE/offload/<pid>-<id>.bin``; between uses its parameters sit on the ``meta`` device (no memory),
-and ``with offloaded.loaded():`` reads the file back into freshly allocated tensors (``readinto``, from the OS
+and ``with offloaded.loaded():`` reads the file back into freshly allocated tensors (``os.preadv``, from the OS
 page cache) for the duration of the block. Under ``train.freed_memory: keep`` (the default) those tensors take
 the pages the update freed (its gradients and activations) and give them back to the next update, so an
 iteration's peak RSS is the larger of "update" and "frozen model in use", not their sum (~0.54 GB per model for
-SmolLM2-135M in fp32). Cost: one read per use (~0.1 s for SmolLM2 from the page cache) and no new page faults.
+SmolLM2-135M in fp32). Cost: one read per use (0.08–0.13 s for SmolLM2 from the page cache on 2 threads) and no new
+page faults once the heap has grown to both phases (measured: none after the second iteration).
 The numbers are bit-for-bit those of the in-memory model.
 
 Replaced (2026-12-02): mapping the file (``torch.load(mmap=True)``) after trimming malloc's free pages; the mapped
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 import uuid
 import weakref
 from pathlib import Path
@@ -26,6 +28,9 @@ import torch
 
 from .. import malloc
 from .loading import cache_root
+
+
+_PIECE = 8 << 20  # bytes per read call
 
 
 def offload_dir() -> Path:
@@ -64,18 +69,26 @@ class OffloadedWeights:
 
     def read(self) -> dict[str, torch.Tensor]:
         """The state dict, read from the file into new tensors on each one's original device (tied names share
-        one tensor)."""
+        one tensor). The reads run in pieces of 8 MiB on torch's thread count (``os.preadv`` releases the GIL):
+        0.10–0.15 s instead of 0.18–0.21 s for 0.5 GB from the page cache on 2 threads here."""
         state: dict[str, torch.Tensor] = {}
-        with open(self.path, "rb", buffering=0) as f:
-            for name, shape, dtype, device, alias in self.layout:
-                if alias is not None:
-                    state[name] = state[alias]
-                    continue
-                t = torch.empty(shape, dtype=dtype)
+        pieces, offset = [], 0  # (byte view, file offset)
+        for name, shape, dtype, _, alias in self.layout:
+            if alias is None:
+                state[name] = t = torch.empty(shape, dtype=dtype)
                 view = _bytes(t)
-                if f.readinto(view) != len(view):
-                    raise OSError(f"{self.path}: truncated at {name}")
-                state[name] = t if device.type == "cpu" else t.to(device)
+                pieces += [(view[i : i + _PIECE], offset + i) for i in range(0, len(view), _PIECE)]
+                offset += len(view)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            with ThreadPoolExecutor(max(1, torch.get_num_threads())) as pool:
+                got = sum(pool.map(lambda piece: os.preadv(fd, [piece[0]], piece[1]), pieces))
+        finally:
+            os.close(fd)
+        if got != offset:
+            raise OSError(f"{self.path}: read {got} of {offset} bytes (truncated?)")
+        for name, _, _, device, alias in self.layout:
+            state[name] = state[alias] if alias is not None else state[name].to(device)
         return state
 
     @contextlib.contextmanager

@@ -74,7 +74,7 @@ def _llm_judge_source(cfg: RewardSourceConfig):
 
 def build_reward(configs: list[RewardSourceConfig], offload: bool = False) -> WeightedSum:
     """All configured sources, summed with their weights. ``offload`` (``model.offload_frozen``): every ``hf_rm``
-    source keeps its weights in a memory-mapped file between calls (as its own ``options: {offload: true}``)."""
+    source keeps its weights in a file between calls (as its own ``options: {offload: true}``)."""
     if offload:
         configs = [replace(c, options={"offload": True, **c.options}) if c.kind == "hf_rm" else c for c in configs]
     sources = [REWARD_SOURCES[c.kind](c) for c in configs]

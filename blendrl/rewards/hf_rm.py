@@ -22,7 +22,7 @@ class HFRewardModel:
     def __init__(self, path: str, name: str | None = None, batch_size: int = 16, max_length: int = 1024,
                  dtype: str = "float32", loaded: tuple | None = None, offload: bool = False) -> None:
         """``loaded``: an already loaded ``(model, tokenizer)`` to score with instead of reading ``path``.
-        ``offload`` (default false): keep the weights in a memory-mapped file between calls
+        ``offload`` (default false): keep the weights in a file between calls
         (:class:`~blendrl.models.offload.OffloadedWeights`)."""
         self.model, self.tokenizer = loaded or load_reward_model(path, dtype)
         self.name = name or f"rm:{path}"

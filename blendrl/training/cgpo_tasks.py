@@ -122,7 +122,7 @@ class TaskRuntime:
 
 def build_task(cfg: TaskConfig, tokenizer, data_cfg, default_max_new_tokens: int, generation, seed: int,
                offload: bool = False) -> TaskRuntime:
-    """One task at run time; ``offload`` (``model.offload_frozen``): its ``hf_rm`` reward models are memory-mapped
+    """One task at run time; ``offload`` (``model.offload_frozen``): its ``hf_rm`` reward models are kept in files
     between uses."""
     load = lambda src: load_prompts(src, tokenizer, data_cfg.max_prompt_tokens, data_cfg.chat_template,  # noqa: E731
                                     cfg.system_prompt, data_cfg.too_long)[0]

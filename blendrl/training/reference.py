@@ -7,7 +7,7 @@
 - ``soup``: SALSA's reference, the weight average of ``reference.paths`` built at start (ALGORITHMS.md §4).
 Register another with ``@REFERENCES.register(name)``: a class built as ``cls(policy, cfg, model_dtype)``.
 
-``model.offload_frozen: true`` keeps a separate frozen reference model in a memory-mapped file between uses
+``model.offload_frozen: true`` keeps a separate frozen reference model in a file between uses
 (:mod:`blendrl.models.offload`); ``model_for_forward()`` is then only valid inside ``context()``.
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ class Reference:
         return mapped(self.offloaded)
 
     def offload(self) -> None:
-        """Keep this reference's own frozen model in a memory-mapped file between uses."""
+        """Keep this reference's own frozen model in a file between uses."""
         model = getattr(self, "model", None)
         if model is None:
             raise ConfigError("model.offload_frozen: the LoRA reference is the policy with adapters disabled; "
@@ -136,7 +136,7 @@ class SoupReference(ModelReference):
 
 
 def build_reference(policy, cfg: ReferenceConfig, dtype: str, offload: bool = False) -> Reference:
-    """The configured reference; ``offload``: its frozen model lives in a memory-mapped file between uses."""
+    """The configured reference; ``offload``: its frozen model lives in a file between uses."""
     if cfg.kind not in REFERENCES:
         raise ConfigError(f"reference.kind: unknown '{cfg.kind}'; choose one of {REFERENCES.names()}")
     reference = REFERENCES[cfg.kind](policy, cfg, dtype)
