@@ -157,7 +157,7 @@ class RLTrainer:
         """V of the critic before the update, (B, T). When the first critic step will run one forward over the
         whole batch (``train.minibatches == 1`` and ``micro_batch_size >= B``), that forward runs now, with grad:
         its values are exactly the pre-update values, and :meth:`update` back-propagates through it instead of
-        running it again. Otherwise a no-grad pass over micro-batches."""
+        running it again. Otherwise a no-grad pass in batches of ``train.forward_batch_size`` rows."""
         if self.cfg.train.minibatches == 1 and len(exp) <= self.cfg.train.micro_batch_size:
             with checkpointed(self.m.critic):
                 self.pending_values = response_values(self.m.critic, exp)  # (B, T)
