@@ -9,8 +9,9 @@ Rows:
   blendrl PPO (1 and 4 epochs, and LoRA r=16 on policy and critic) vs ``trl.experimental.ppo.PPOTrainer`` (TRL 1.12);
   blendrl RLOO vs ``trl.RLOOTrainer`` (TRL 1.16), 8 prompts × 2 samples;
   ``-offload`` rows: the same with ``model.offload_frozen: true`` (reference and reward model read from a file
-  for each use, compared with the same TRL row); ``-off-ckpt`` adds ``model.gradient_checkpointing: true``;
-  ``-off-mb4`` instead trains in micro-batches of 4 sequences (no-grad passes over all 16: ``forward_batch_size``).
+  for each use, compared with the same TRL row); ``-off-rm`` offloads only the reward model
+  (``offload_frozen: rewards``); ``-off-ckpt`` adds ``model.gradient_checkpointing: true``; ``-off-mb8`` instead trains
+  in micro-batches of 8 sequences (no-grad passes over all 16: ``forward_batch_size``).
 The floor is measured in the same run, before the first row and after the last (this machine drifts by up to ~25%
 within a run; the faster of the two counts, a floor being a lower bound): the passes each algorithm needs
 (forwards, forward+backward+AdamW steps) timed on the same batch, plus decoding at the memory roofline (weight
@@ -83,7 +84,7 @@ def peak_rss_gb() -> float:
 
 
 # ----------------------------------------------------------------------------------------------- blendrl rows
-def blendrl_worker(paths: dict, algo: str, epochs: int, lora: bool, iters: int, offload: bool = False,
+def blendrl_worker(paths: dict, algo: str, epochs: int, lora: bool, iters: int, offload: bool | str = False,
                    ckpt: bool = False, micro: int | None = None, forward: int | None = None) -> dict:
     import torch
 
@@ -294,11 +295,12 @@ ROWS = {
     "trl-ppo-4": ("trl_ppo", {"epochs": 4}),
     "blendrl-ppo-1-lora": ("blendrl", {"algo": "ppo", "epochs": 1, "lora": True}),
     "blendrl-ppo-1-offload": ("blendrl", {"algo": "ppo", "epochs": 1, "lora": False, "offload": True}),
+    "blendrl-ppo-1-off-rm": ("blendrl", {"algo": "ppo", "epochs": 1, "lora": False, "offload": "rewards"}),
     "blendrl-ppo-4-offload": ("blendrl", {"algo": "ppo", "epochs": 4, "lora": False, "offload": True}),
     "blendrl-rloo": ("blendrl", {"algo": "rloo", "epochs": 1, "lora": False}),
     "blendrl-rloo-offload": ("blendrl", {"algo": "rloo", "epochs": 1, "lora": False, "offload": True}),
     "blendrl-rloo-off-ckpt": ("blendrl", {"algo": "rloo", "epochs": 1, "lora": False, "offload": True, "ckpt": True}),
-    "blendrl-rloo-off-mb4": ("blendrl", {"algo": "rloo", "epochs": 1, "lora": False, "offload": True, "micro": 4,
+    "blendrl-rloo-off-mb8": ("blendrl", {"algo": "rloo", "epochs": 1, "lora": False, "offload": True, "micro": 8,
                                          "forward": 2 * N_PROMPTS}),
     "trl-rloo": ("trl_rloo", {}),
     "floor": ("floor", {}),
@@ -377,10 +379,6 @@ def print_table(results: dict, rows: list[str]) -> None:
     header = "| " + " | ".join(cols) + " |"
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
-    peers = {"blendrl-ppo-1": "trl-ppo-1", "blendrl-ppo-4": "trl-ppo-4", "blendrl-ppo-1-lora": "trl-ppo-1",
-             "blendrl-ppo-1-offload": "trl-ppo-1", "blendrl-ppo-4-offload": "trl-ppo-4", "blendrl-rloo": "trl-rloo",
-             "blendrl-rloo-offload": "trl-rloo", "blendrl-rloo-off-ckpt": "trl-rloo",
-             "blendrl-rloo-off-mb4": "trl-rloo"}
     for name in rows:
         if name == "floor":
             continue
@@ -391,7 +389,8 @@ def print_table(results: dict, rows: list[str]) -> None:
         _, params = ROWS[name]
         algo = params.get("algo", "rloo" if "rloo" in name else "ppo")
         floor = floor_for(fl, algo, params.get("epochs", 1))
-        peer = results.get(peers.get(name, ""), {})
+        peer = results.get("trl-rloo" if algo == "rloo" else f"trl-ppo-{params.get('epochs', 1)}", {}) \
+            if name.startswith("blendrl") else {}
         speed = f"{peer['s_per_iter'] / r['s_per_iter']:.2f}×" if "s_per_iter" in peer else "-"
         rss = f"{r['rss_gb'] / peer['rss_gb']:.2f}" if "rss_gb" in peer else "-"
         print(f"| {name:<22} | {r['s_per_iter']:7.1f} | {r['s_per_iter'] / floor:7.2f} | {r['rss_gb']:11.2f} |"

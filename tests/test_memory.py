@@ -126,18 +126,25 @@ def test_training_with_offloaded_reference_and_reward_model_ends_with_the_same_w
     common = {"train.iterations": 2, "kl.coef": 0.1, "data.eval_prompts": "null",
               "rewards": f"[{{kind: hf_rm, path: '{rm_dir}'}}, {{kind: callable, name: 'tests.tiny:yes_share'}}]"}
     weights, metrics = [], []
-    for offload in (False, True):
+    for offload, files in ((False, 0), (True, 2), ("reference", 1), ("rewards", 1)):
+        monkeypatch.setenv("BLENDRL_CACHE", str(tmp_path / f"cache{offload}"))
         trainer = build_trainer(tiny_config(tiny_dir, tmp_path / f"run{offload}",
                                             **common, **{"model.offload_frozen": offload}))
         metrics.append([trainer.step().metrics for _ in range(2)])
         weights.append({k: v.clone() for k, v in trainer.m.policy.state_dict().items()})
-        if offload:
-            assert all(p.is_meta for p in trainer.m.reference.model.parameters())
-            assert len(list((tmp_path / "cache" / "offload").glob("*.bin"))) == 2  # reference + reward model
+        ref_meta = all(p.is_meta for p in trainer.m.reference.model.parameters())
+        assert ref_meta == (offload in (True, "reference")), offload
+        rm = trainer.reward.sources[0]
+        assert (getattr(rm, "offloaded", None) is not None) == (offload in (True, "rewards")), offload
+        assert len(list((tmp_path / f"cache{offload}" / "offload").glob("*.bin"))) == files  # reference, RM
     assert metrics[0][1]["kl/seq_k1"] != 0.0
     for key in ("reward/mean", "kl/seq_k1", "loss/policy"):
-        assert [m[key] for m in metrics[0]] == [m[key] for m in metrics[1]], key
-    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+        for other in metrics[1:]:
+            assert [m[key] for m in metrics[0]] == [m[key] for m in other], key
+    for other in weights[1:]:
+        assert all(torch.equal(weights[0][k], other[k]) for k in weights[0])
+    with pytest.raises(ConfigError, match=r"model.offload_frozen: 'everything' fits none of bool \| 'reference'"):
+        tiny_config(tiny_dir, tmp_path / "bad", **{"model.offload_frozen": "everything"})
 
 
 @pytest.mark.parametrize("algo", ["ppo", "cgpo"])

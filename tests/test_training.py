@@ -211,3 +211,19 @@ def test_forward_batch_size_sets_the_rows_of_the_no_grad_passes(tiny_dir, tmp_pa
     assert ("critic", 8) in seen and ("critic", 2) in seen  # V_old in one pass; the update in micro-batches of 2
     with pytest.raises(Exception, match="forward_batch_size: must be >= 1"):
         tiny_config(tiny_dir, tmp_path, **{"train.forward_batch_size": 0})
+
+
+def test_cgpo_forward_batch_size_sets_the_rows_of_its_no_grad_passes(tiny_dir, tmp_path):
+    from blendrl.training.cgpo_run import build_cgpo_trainer
+    from tests.tiny import tiny_cgpo_config
+
+    seen = {"reference": [], "policy": []}
+    trainer = build_cgpo_trainer(tiny_cgpo_config(tiny_dir, tmp_path, **{"train.micro_batch_size": 2,
+                                                                         "train.forward_batch_size": 8}))
+    for who, model in (("reference", trainer.m.reference.model), ("policy", trainer.m.policy)):
+        model.model.register_forward_pre_hook(
+            lambda m, args, kw, who=who: seen[who].append(kw["input_ids"].shape[0]) if torch.is_grad_enabled()
+            or who == "reference" else None, with_kwargs=True)
+    trainer.step()
+    assert max(seen["reference"]) == 8  # each task's 8 rows in one pass
+    assert seen["policy"] and max(seen["policy"]) == 2  # gradient passes in micro-batches of 2

@@ -93,7 +93,9 @@ class CGPODataConfig:
 
 @dataclass
 class CGPOTrainConfig(OptimSettings):
-    """One iteration = one optimizer step whose gradient is Σ_l ρ_l g̃_l over all tasks (Algorithm 2)."""
+    """One iteration = one optimizer step whose gradient is Σ_l ρ_l g̃_l over all tasks (Algorithm 2). Gradient
+    passes run in micro-batches of ``micro_batch_size`` rows, no-grad passes (reference log-probs, evaluation) in
+    batches of ``forward_batch_size`` (default: ``micro_batch_size``)."""
 
     micro_batch_size: int = 8
 

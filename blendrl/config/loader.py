@@ -22,6 +22,12 @@ class ConfigError(ValueError):
 
 
 def _type_name(tp: Any) -> str:
+    """``bool | 'reference' | 'rewards'`` for ``Union[bool, Literal["reference", "rewards"]]``."""
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return " | ".join(_type_name(arg) for arg in get_args(tp) if arg is not type(None))
+    if origin is Literal:
+        return " | ".join(repr(choice) for choice in get_args(tp))
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 

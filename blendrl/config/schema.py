@@ -6,7 +6,7 @@ logging.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 from .loader import ConfigError
 
@@ -38,13 +38,22 @@ class ModelConfig:
     ``offload_frozen`` (default false): keep the frozen reference model and the ``hf_rm`` reward models in files
     between uses, read back for each pass (``blendrl.models.offload``; OpenRLHF's ``--ref_reward_offload`` on
     CPU): the iteration's peak RSS drops by up to their size (PPO 6.0 → 5.2 GB on SmolLM2); results are unchanged;
-    each use reads the weights back (0.08–0.13 s for SmolLM2 here)."""
+    each use reads the weights back (0.08–0.13 s for SmolLM2 here). ``reference`` or ``rewards`` offloads only
+    the reference model or only the reward models (one read per iteration instead of two)."""
 
     name: str = "smollm2-135m-instruct"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     lora: Optional[LoraConfig] = None
     gradient_checkpointing: bool = False
-    offload_frozen: bool = False
+    offload_frozen: Union[bool, Literal["reference", "rewards"]] = False
+
+    @property
+    def offload_reference(self) -> bool:
+        return self.offload_frozen in (True, "reference")
+
+    @property
+    def offload_rewards(self) -> bool:
+        return self.offload_frozen in (True, "rewards")
 
 
 @dataclass
@@ -223,10 +232,16 @@ class OptimSettings:
     seed: int = 0
     threads: Optional[int] = None
     freed_memory: Literal["keep", "glibc", "return"] = "keep"
+    forward_batch_size: Optional[int] = None  # rows per no-grad pass; None: the subclass's micro_batch_size
+
+    @property
+    def no_grad_batch_size(self) -> int:
+        return self.forward_batch_size or self.micro_batch_size
 
     def validate(self) -> None:
         _require(self.iterations >= 1, "iterations: must be >= 1")
         _require(self.lr > 0, "lr: must be > 0")
+        _require(self.forward_batch_size is None or self.forward_batch_size >= 1, "forward_batch_size: must be >= 1")
 
 
 @dataclass
@@ -241,12 +256,7 @@ class TrainConfig(OptimSettings):
     samples_per_prompt: int = 2
     minibatches: int = 1
     micro_batch_size: int = 16
-    forward_batch_size: Optional[int] = None
     return_memory_to_os: bool = False  # the older name of ``freed_memory: return`` (kept so old configs load)
-
-    @property
-    def no_grad_batch_size(self) -> int:
-        return self.forward_batch_size or self.micro_batch_size
 
     def validate(self) -> None:
         super().validate()
@@ -256,7 +266,6 @@ class TrainConfig(OptimSettings):
             self.freed_memory = "return"
         for name in ("prompts_per_iteration", "samples_per_prompt", "minibatches", "micro_batch_size"):
             _require(getattr(self, name) >= 1, f"{name}: must be >= 1")
-        _require(self.forward_batch_size is None or self.forward_batch_size >= 1, "forward_batch_size: must be >= 1")
         n = self.prompts_per_iteration * self.samples_per_prompt
         _require(n % self.minibatches == 0, f"minibatches: {n} samples do not split into {self.minibatches}")
 

@@ -10,6 +10,7 @@ import logging
 
 import torch
 
+from .lean_mlp import use_lean_mlp
 from .loading import ModelNotFoundError, torch_dtype
 
 
@@ -44,6 +45,7 @@ def load_critic(path: str, dtype: str = "float32"):
         )
     if critic.config.pad_token_id is None:  # 0 is a valid pad id
         critic.config.pad_token_id = critic.config.eos_token_id
+    use_lean_mlp(critic)
     return critic.eval()
 
 

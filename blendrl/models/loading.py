@@ -109,11 +109,15 @@ def load_tokenizer(path: str):
 
 
 def load_causal_lm(path: str, dtype: str = "float32"):
-    """A causal LM in eval mode (``train()`` is called by the trainer), dropout-free forward for exact log-probs."""
+    """A causal LM in eval mode (``train()`` is called by the trainer), dropout-free forward for exact log-probs;
+    its SwiGLU MLPs keep half their activations for backward (:mod:`blendrl.models.lean_mlp`, bit-exact)."""
     from transformers import AutoModelForCausalLM
+
+    from .lean_mlp import use_lean_mlp
 
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(dtype))
     except OSError as exc:
         raise ModelNotFoundError(f"cannot load model '{path}': {exc}") from None
+    use_lean_mlp(model)
     return model.eval()

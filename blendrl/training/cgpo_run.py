@@ -43,7 +43,7 @@ def build_tasks(cfg: CGPORunConfig, tokenizer, reference, sampler) -> list[TaskR
     """The config's tasks at run time; ``calibration: generate`` tasks sample ā from ``reference`` (with
     ``sampler``, see :func:`reference_sampler`) on first use and cache it under ``logging.output_dir/baselines/``."""
     tasks = [build_task(t, tokenizer, cfg.data, cfg.generation.max_new_tokens, cfg.generation, cfg.train.seed + i,
-                        cfg.model.offload_frozen) for i, t in enumerate(cfg.tasks)]
+                        cfg.model.offload_rewards) for i, t in enumerate(cfg.tasks)]
     out = Path(cfg.logging.output_dir)
     for task in tasks:
         if task.cfg.calibration.baseline == "generate":

@@ -103,7 +103,7 @@ class CGPOTrainer:
         scored = task.score(prompts, responses, rollout.has_eos)
         self.counters["skipped_samples"] += int((~scored.valid).sum())
         exp.response_mask[~scored.valid] = 0.0
-        exp.ref_logp = self.m.reference.logprobs(exp, self.temperature, self.cfg.train.micro_batch_size)
+        exp.ref_logp = self.m.reference.logprobs(exp, self.temperature, self.cfg.train.no_grad_batch_size)
         seq_kl = masked_sum(exp.behaviour_logp - exp.ref_logp, exp.response_mask, dim=1)  # (N,) generation time
         t2 = time.perf_counter()
         selection, metrics = task.optimizer.select(exp, scored.reward, scored.passed, seq_kl, k)
@@ -162,9 +162,9 @@ class CGPOTrainer:
         responses = [tok(task.baseline_of(p), add_special_tokens=False)["input_ids"][: task.params.max_new_tokens - 1]
                      + ([eos] if eos is not None else []) for p in keep]
         exp = teacher_forced_experience([p.input_ids for p in keep], responses, tok.pad_token_id)
-        exp.ref_logp = self.m.reference.logprobs(exp, self.temperature, self.cfg.train.micro_batch_size)
+        exp.ref_logp = self.m.reference.logprobs(exp, self.temperature, self.cfg.train.no_grad_batch_size)
         exp.behaviour_logp = torch.cat([response_logprobs(self.m.policy, exp.select(i), self.temperature) for i in
-                                        torch.arange(len(exp)).split(self.cfg.train.micro_batch_size)])
+                                        torch.arange(len(exp)).split(self.cfg.train.no_grad_batch_size)])
         seq_kl = masked_sum(exp.behaviour_logp - exp.ref_logp, exp.response_mask, dim=1)  # (F,)
         ok = seq_kl <= task.cfg.optimizer.kl_max
         if not ok.any():
@@ -175,7 +175,7 @@ class CGPOTrainer:
 
     # ------------------------------------------------------------------ held-out evaluation per task
     def evaluate(self, n_prompts: int) -> StepOutput:
-        return evaluate_tasks(self.tasks, self.generator, self.m, self.temperature, self.cfg.train.micro_batch_size,
+        return evaluate_tasks(self.tasks, self.generator, self.m, self.temperature, self.cfg.train.no_grad_batch_size,
                               self.cfg.train.seed, n_prompts)
 
     # ------------------------------------------------------------------ state for exact resume
@@ -221,7 +221,7 @@ def sample_tasks(generator, tasks: list[TaskRuntime], batches: list[list], gen: 
 
 
 @torch.no_grad()
-def evaluate_tasks(tasks: list[TaskRuntime], generator, models: Models, temperature: float, micro_batch_size: int,
+def evaluate_tasks(tasks: list[TaskRuntime], generator, models: Models, temperature: float, batch_size: int,
                    seed: int, n_prompts: int) -> StepOutput:
     """Per task on its first ``n_prompts`` held-out prompts (one sample each, fixed seed): reward, calibrated
     reward, pass rate of every judge and of all, sequence KL to the reference, length. Any policy can be measured
@@ -235,7 +235,7 @@ def evaluate_tasks(tasks: list[TaskRuntime], generator, models: Models, temperat
         exp = Experience.from_rollout(rollout)
         responses = decode_responses(models.tokenizer, exp)
         scored = task.score(prompts, responses, rollout.has_eos)
-        ref_logp = models.reference.logprobs(exp, temperature, micro_batch_size)
+        ref_logp = models.reference.logprobs(exp, temperature, batch_size)
         seq_kl = masked_sum(exp.behaviour_logp - ref_logp, exp.response_mask, dim=1)
         v = scored.valid
         metrics.update({

@@ -47,7 +47,7 @@ def build_policy_stack(model_cfg, reference_cfg, generation_cfg) -> PolicyStack:
         enable_checkpointing(policy)
     if model_cfg.lora is not None:
         policy = add_lora(policy, model_cfg.lora)
-    reference = build_reference(policy, reference_cfg, model_cfg.dtype, model_cfg.offload_frozen)
+    reference = build_reference(policy, reference_cfg, model_cfg.dtype, model_cfg.offload_reference)
     if generation_cfg.backend not in GENERATORS:
         raise ConfigError(f"generation.backend: unknown '{generation_cfg.backend}'; choose {GENERATORS.names()}")
     stop_ids = eos_ids(tokenizer, policy) if generation_cfg.stop_at_eos else []
@@ -83,7 +83,7 @@ def build_trainer(cfg: PPORunConfig, resume: str | None = None, trainer_cls: typ
     if d.eval_prompts:
         eval_prompts, _ = load_prompts(d.eval_prompts, tokenizer, d.max_prompt_tokens, d.chat_template,
                                        d.system_prompt, d.too_long)
-    reward = build_reward(cfg.rewards, offload=cfg.model.offload_frozen)
+    reward = build_reward(cfg.rewards, offload=cfg.model.offload_rewards)
     trainer = trainer_cls(cfg, Models(policy, tokenizer, critic, reference), reward, stack.generator, algorithm,
                           train_prompts, eval_prompts)
     if resume:
