@@ -216,3 +216,29 @@ def test_a_truncated_offload_file_is_an_error_not_garbage_weights(tmp_path):
     with pytest.raises(OSError, match=r"read 100 of 16640 bytes"):
         with offloaded.loaded():
             pass
+
+
+def test_adam_state_allocated_up_front_steps_exactly_like_torch_lazy_state():
+    from blendrl.training.optim import make_optimizer
+
+    torch.manual_seed(0)
+    eager_params = [torch.nn.Parameter(torch.randn(5, 3)), torch.nn.Parameter(torch.randn(4)),
+                    torch.nn.Parameter(torch.randn(2), requires_grad=False)]
+    lazy_params = [torch.nn.Parameter(p.detach().clone(), requires_grad=p.requires_grad) for p in eager_params]
+    eager = make_optimizer(eager_params, 1e-2, 0.1)
+    assert [float(s["step"]) for s in eager.state.values()] == [0.0, 0.0]  # trainable ones only, before any step
+    assert all(torch.equal(s["exp_avg"], torch.zeros_like(p)) for p, s in eager.state.items())
+    lazy = torch.optim.AdamW(lazy_params[:2], lr=1e-2, weight_decay=0.1, fused=eager.defaults["fused"])
+    for step in range(3):
+        for i, (p, q) in enumerate(zip(eager_params[:2], lazy_params[:2])):
+            if step == 0 and i == 1:  # its first gradient comes at the second step
+                p.grad = q.grad = None
+                continue
+            p.grad = torch.randn_like(p)
+            q.grad = p.grad.clone()
+        eager.step()
+        lazy.step()
+    assert all(torch.equal(p, q) for p, q in zip(eager_params, lazy_params))
+    e, z = eager.state_dict()["state"], lazy.state_dict()["state"]
+    assert e.keys() == z.keys() and all(torch.equal(e[i][k], z[i][k]) and e[i][k].dtype == z[i][k].dtype
+                                        for i in e for k in e[i])
