@@ -37,7 +37,7 @@ class ModelConfig:
     but the weights and AdamW state would then be bf16 too).
     ``offload_frozen`` (default false): keep the frozen reference model and the ``hf_rm`` reward models in files
     between uses, read back for each pass (``blendrl.models.offload``; OpenRLHF's ``--ref_reward_offload`` on
-    CPU): the iteration's peak RSS drops by up to their size (PPO 6.0 → 5.2 GB on SmolLM2); results are unchanged;
+    CPU): the iteration's peak RSS drops by up to their size (PPO-1 5.6 → 4.8 GB on SmolLM2); results are unchanged;
     each use reads the weights back (0.08–0.13 s for SmolLM2 here). ``reference`` or ``rewards`` offloads only
     the reference model or only the reward models (one read per iteration instead of two)."""
 
