@@ -54,9 +54,14 @@ def token_values(critic, input_ids: torch.Tensor, attention_mask: torch.Tensor, 
     return critic(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids).logits[..., 0]
 
 
+def _unwrapped(model):
+    """The transformers model under a peft wrapper, else ``model``."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def backbone(model) -> torch.nn.Module:
     """The decoder (``last_hidden_state``) of a sequence-classification model or its peft wrapper."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner = _unwrapped(model)
     return getattr(inner, inner.base_model_prefix)
 
 
@@ -70,8 +75,7 @@ def last_token_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tens
 
 def score_head(model):
     """The scalar head ``score`` (the trainable copy under peft's modules_to_save)."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return inner.score
+    return _unwrapped(model).score
 
 
 def last_token_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
