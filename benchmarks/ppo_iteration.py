@@ -389,8 +389,9 @@ def print_table(results: dict, rows: list[str]) -> None:
         _, params = ROWS[name]
         algo = params.get("algo", "rloo" if "rloo" in name else "ppo")
         floor = floor_for(fl, algo, params.get("epochs", 1))
-        peer = results.get("trl-rloo" if algo == "rloo" else f"trl-ppo-{params.get('epochs', 1)}", {}) \
-            if name.startswith("blendrl") else {}
+        peer = {}
+        if name.startswith("blendrl"):  # compared with TRL's row of the same algorithm and epochs
+            peer = results.get("trl-rloo" if algo == "rloo" else f"trl-ppo-{params.get('epochs', 1)}", {})
         speed = f"{peer['s_per_iter'] / r['s_per_iter']:.2f}×" if "s_per_iter" in peer else "-"
         rss = f"{r['rss_gb'] / peer['rss_gb']:.2f}" if "rss_gb" in peer else "-"
         print(f"| {name:<22} | {r['s_per_iter']:7.1f} | {r['s_per_iter'] / floor:7.2f} | {r['rss_gb']:11.2f} |"
