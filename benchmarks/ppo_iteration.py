@@ -11,7 +11,8 @@ Rows:
   ``-offload`` rows: the same with ``model.offload_frozen: true`` (reference and reward model read from a file
   for each use, compared with the same TRL row); ``-off-rm`` offloads only the reward model
   (``offload_frozen: rewards``); ``-off-ckpt`` adds ``model.gradient_checkpointing: true``; ``-off-mb8`` instead trains
-  in micro-batches of 8 sequences (no-grad passes over all 16: ``forward_batch_size``).
+  in micro-batches of 8 sequences (no-grad passes over all 16: ``forward_batch_size``); ``-mi`` rows run under
+  mimalloc instead of glibc's malloc (``blendrl --allocator mimalloc``: the library preloaded).
 The floor is measured in the same run, before the first row and after the last (this machine drifts by up to ~25%
 within a run; the faster of the two counts, a floor being a lower bound): the passes each algorithm needs
 (forwards, forward+backward+AdamW steps) timed on the same batch, plus decoding at the memory roofline (weight
@@ -85,11 +86,16 @@ def peak_rss_gb() -> float:
 
 # ----------------------------------------------------------------------------------------------- blendrl rows
 def blendrl_worker(paths: dict, algo: str, epochs: int, lora: bool, iters: int, offload: bool | str = False,
-                   ckpt: bool = False, micro: int | None = None, forward: int | None = None) -> dict:
+                   ckpt: bool = False, micro: int | None = None, forward: int | None = None,
+                   allocator: str = "glibc") -> dict:
     import torch
 
+    from blendrl import malloc
     from blendrl.config import PPORunConfig, from_dict
     from blendrl.training.run import build_trainer
+
+    if malloc.active_allocator() != allocator:
+        raise RuntimeError(f"this row needs allocator {allocator}; {malloc.active_allocator()} serves malloc")
 
     torch.set_num_threads(os.cpu_count() or 2)
     k = 2 if algo == "rloo" else 1
@@ -302,20 +308,26 @@ ROWS = {
     "blendrl-rloo-off-ckpt": ("blendrl", {"algo": "rloo", "epochs": 1, "lora": False, "offload": True, "ckpt": True}),
     "blendrl-rloo-off-mb8": ("blendrl", {"algo": "rloo", "epochs": 1, "lora": False, "offload": True, "micro": 8,
                                          "forward": 2 * N_PROMPTS}),
+    "blendrl-ppo-1-mi": ("blendrl", {"algo": "ppo", "epochs": 1, "lora": False, "allocator": "mimalloc"}),
+    "blendrl-rloo-off-mi": ("blendrl", {"algo": "rloo", "epochs": 1, "lora": False, "offload": True,
+                                        "allocator": "mimalloc"}),
     "trl-rloo": ("trl_rloo", {}),
     "floor": ("floor", {}),
 }
 
 
 def run_worker(name: str, iters: int) -> dict:
-    kind, _ = ROWS[name]
+    kind, params = ROWS[name]
     python = sys.executable
     if kind == "trl_ppo":
         python = trl_python("1.12.0")
     elif kind == "trl_rloo":
         python = trl_python("1.16.0")
     out = Path(tempfile.mkstemp(suffix=".json")[1])
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    from blendrl import malloc
+
+    env = {**malloc.preload_env(params.get("allocator", "glibc")), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "PYTHONPATH": str(ROOT)}
     cmd = [python, __file__, "--worker", name, "--iters", str(iters), "--out", str(out)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:

@@ -3,13 +3,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
+from .. import malloc
 from . import bon, cgpo, cgpo_ppo, evaluate, lab, ppo, rm, sft, soup
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="blendrl", description="RLHF post-training that does not reward-hack")
+    parser.add_argument("--allocator", choices=malloc.ALLOCATORS, default=os.environ.get("BLENDRL_ALLOCATOR", "glibc"),
+                        help="malloc for this run (default glibc, or $BLENDRL_ALLOCATOR): mimalloc or jemalloc "
+                             "restart the command with that library preloaded (lower peak RSS; see README, Memory)")
     sub = parser.add_subparsers(dest="command", required=True)
     ppo.add_parser(sub)
     cgpo.add_parser(sub)
@@ -31,6 +36,15 @@ def main(argv: list[str] | None = None) -> int:
     from ..rewards import RewardError
 
     args = build_parser().parse_args(argv)
+    try:
+        if argv is None:  # the command line: restart under the allocator if it is not loaded yet
+            malloc.reexec_with(args.allocator, sys.argv[1:])
+        elif args.allocator != malloc.active_allocator():
+            raise RuntimeError(f"allocator {args.allocator} is not loaded in this process (start it with "
+                               f"LD_PRELOAD={malloc.library_path(args.allocator)})")
+    except (FileNotFoundError, RuntimeError) as exc:
+        print(f"blendrl: error: {exc}", file=sys.stderr)
+        return 2
     log = logging.getLogger("blendrl")
     if not log.handlers:
         handler = logging.StreamHandler()
@@ -38,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         log.propagate = False
+    if args.allocator != "glibc":
+        log.info("malloc: %s (LD_PRELOAD=%s)", malloc.active_allocator(), os.environ.get("LD_PRELOAD", ""))
     try:
         return args.func(args)
     except (ConfigError, DataError, JudgeDataError, ModelNotFoundError, RewardError, FileNotFoundError) as exc:
