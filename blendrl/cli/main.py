@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv is None:  # the command line: restart under the allocator if it is not loaded yet
             malloc.reexec_with(args.allocator, sys.argv[1:])
-        elif args.allocator != malloc.active_allocator():
+        elif args.allocator not in ("glibc", malloc.active_allocator()):
             raise RuntimeError(f"allocator {args.allocator} is not loaded in this process (start it with "
                                f"LD_PRELOAD={malloc.library_path(args.allocator)})")
     except (FileNotFoundError, RuntimeError) as exc:
