@@ -9,7 +9,7 @@ glibc's heap also fragments: on RLOO (SmolLM2, offload) it grows ~0.6 GB past to
 ``malloc`` when preloaded (``LD_PRELOAD``); ``blendrl --allocator NAME ...`` restarts itself that way
 (:func:`reexec_with`). Measured 2026-12-02 (interleaved, 2 rounds, peak RSS GiB): RLOO offload glibc 3.82–3.85,
 mimalloc 3.49–3.51, jemalloc 3.46; PPO-1 glibc 5.59–5.63, mimalloc 5.42, jemalloc 5.33–5.35; seconds per
-iteration 0–15% more than glibc (this machine's noise is ~10%; see README, Performance).
+iteration 5–25% more than glibc (README, Memory). A trade, so glibc stays the default.
 """
 from __future__ import annotations
 
