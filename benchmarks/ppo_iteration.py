@@ -94,8 +94,9 @@ def blendrl_worker(paths: dict, algo: str, epochs: int, lora: bool, iters: int, 
     from blendrl.config import PPORunConfig, from_dict
     from blendrl.training.run import build_trainer
 
-    if malloc.active_allocator() != allocator:
-        raise RuntimeError(f"this row needs allocator {allocator}; {malloc.active_allocator()} serves malloc")
+    active = malloc.active_allocator()
+    if active != allocator:
+        raise RuntimeError(f"this row needs allocator {allocator}; {active} serves malloc")
 
     torch.set_num_threads(os.cpu_count() or 2)
     k = 2 if algo == "rloo" else 1

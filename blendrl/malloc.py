@@ -93,8 +93,10 @@ def library_path(name: str) -> Path:
     raise FileNotFoundError(f"allocator {name}: no lib{name} shared library found ({hint})")
 
 
+@functools.cache
 def active_allocator() -> str:
-    """``mimalloc`` or ``jemalloc`` when that library is mapped into this process, else ``glibc``."""
+    """``mimalloc`` or ``jemalloc`` when that library is mapped into this process, else ``glibc`` (read from
+    ``/proc/self/maps`` once: a preloaded allocator is there from the start and cannot change)."""
     try:
         maps = Path("/proc/self/maps").read_text()
     except OSError:
