@@ -175,7 +175,9 @@ def test_gradient_checkpointing_recomputes_layers_in_backward_only_and_changes_n
         weights.append({k: v.clone() for k, v in trainer.m.policy.state_dict().items()})
         assert not layer.training  # the sampler and no-grad passes never see a checkpointing layer
     assert calls[0] == 0 and calls[1] > 0  # recomputed in backward, only with checkpointing
-    assert all(torch.allclose(weights[0][k], weights[1][k], atol=1e-6) for k in weights[0])
+    # float rounding only (a checkpointed layer's gradients sum in another order; 1.1e-6 measured after two AdamW
+    # steps): a real difference would be of the order of lr = 3e-3
+    assert all(torch.allclose(weights[0][k], weights[1][k], atol=1e-5) for k in weights[0])
 
 
 def test_cgpo_task_reward_models_are_offloaded_too(tiny_dir, tmp_path, monkeypatch):

@@ -8,6 +8,11 @@ and every elementwise pass over them (divide by temperature, logsumexp, gather's
 0.2–0.25 s here, most of it first-touch page faults of freshly mapped memory.
 
 The softmax derivative used in backward: ∂ log p_t / ∂ z_j = 1[j = t] − p_j with z = logits / temperature.
+
+``accumulate_grad=True`` adds ∂weight into ``weight.grad`` in place (creating it, zero, when it is None) and hands
+autograd no gradient for ``weight``: for an LM head tied to the input embedding whose lookup does the same
+(:mod:`blendrl.models.tied_grads`), so that the two contributions meet in one buffer instead of two (V, H)
+tensors summed at the end of backward. ``weight`` must then be a leaf (a parameter).
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ class _TokenLogprobs(torch.autograd.Function):
     once (one large matmul per chunk); the log-normaliser is accumulated online (running max and sum)."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, targets, temperature: float, chunk: int):
+    def forward(ctx, hidden, weight, targets, temperature: float, chunk: int, accumulate_grad: bool = False):
         # hidden (N, H), weight (V, H), targets (N,) long → (N,)
         N, V = hidden.shape[0], weight.shape[0]
         run_max = torch.full((N,), -torch.inf, dtype=torch.float32, device=hidden.device)
@@ -43,6 +48,7 @@ class _TokenLogprobs(torch.autograd.Function):
         lse = run_max + run_sum.log()  # (N,)
         ctx.save_for_backward(hidden, weight, targets, lse)
         ctx.temperature, ctx.chunk = temperature, chunk
+        ctx.param = weight if accumulate_grad else None  # the leaf whose .grad backward adds into
         return picked - lse
 
     @staticmethod
@@ -50,7 +56,13 @@ class _TokenLogprobs(torch.autograd.Function):
         hidden, weight, targets, lse = ctx.saved_tensors
         need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad_h = torch.zeros_like(hidden) if need_h else None
-        grad_w = torch.empty_like(weight) if need_w else None
+        grad_w, in_place = None, need_w and ctx.param is not None
+        if in_place:
+            if ctx.param.grad is None:
+                ctx.param.grad = torch.zeros_like(weight)
+            into = ctx.param.grad  # (V, H)
+        elif need_w:
+            grad_w = torch.empty_like(weight)
         g_out = grad_out.float()  # (N,)
         work = _Workspace(hidden, ctx.chunk)
         for v0 in range(0, weight.shape[0], ctx.chunk):
@@ -62,9 +74,11 @@ class _TokenLogprobs(torch.autograd.Function):
             g = g.div_(ctx.temperature).to(weight.dtype)  # ∂/∂logits of this chunk
             if need_h:
                 grad_h.addmm_(g, w)
-            if need_w:
+            if in_place:
+                into[v0 : v0 + ctx.chunk].addmm_(g.t(), hidden)
+            elif need_w:
                 torch.mm(g.t(), hidden, out=grad_w[v0 : v0 + ctx.chunk])
-        return grad_h, grad_w, None, None, None
+        return grad_h, grad_w, None, None, None, None
 
 
 class _Workspace:
@@ -81,9 +95,12 @@ class _Workspace:
 
 
 def token_logprobs(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0,
-                   chunk: int | None = None) -> torch.Tensor:
+                   chunk: int | None = None, accumulate_grad: bool = False) -> torch.Tensor:
     """``log_softmax(hidden @ weightᵀ / temperature, -1)`` at ``targets``, chunked over the vocabulary (see module
     doc). hidden (N, H), weight (V, H) (the LM head, no bias), targets (N,) long → (N,) float32; differentiable in
-    ``hidden`` and ``weight``. ``chunk``: vocabulary entries per chunk, default :func:`default_vocab_chunk`."""
+    ``hidden`` and ``weight``. ``chunk``: vocabulary entries per chunk, default :func:`default_vocab_chunk`;
+    ``accumulate_grad``: ∂weight goes into ``weight.grad`` in place (module doc), default False."""
+    if accumulate_grad and not weight.is_leaf:
+        raise ValueError("token_logprobs(accumulate_grad=True) needs a leaf weight (a parameter)")
     size = chunk or default_vocab_chunk(hidden.shape[0])
-    return _TokenLogprobs.apply(hidden, weight, targets, float(temperature), size)
+    return _TokenLogprobs.apply(hidden, weight, targets, float(temperature), size, bool(accumulate_grad))

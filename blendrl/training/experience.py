@@ -9,6 +9,7 @@ import torch
 from ..functional.logprobs import token_logprobs
 from ..models.layout import decoder_and_head, decoder_and_value_head
 from ..models.prefix_sharing import suffix_hidden
+from ..models.tied_grads import grads_in_place
 from ..rollout import Rollout
 
 
@@ -59,9 +60,10 @@ def response_logprobs(model, exp: Experience, temperature: float) -> torch.Tenso
     rows of skipped samples whose ``response_mask`` was zeroed after scoring. For plain-head models
     (:func:`blendrl.models.layout.decoder_and_head`) the decoder's hidden states at those positions go through
     :func:`blendrl.functional.token_logprobs` (chunked: no (B, T, V) logits tensor, forward or backward), and a
-    prompt that several rows share runs once (:func:`blendrl.models.prefix_sharing.suffix_hidden`). Other models:
-    only the last T+1 positions go through the LM head (``logits_to_keep``). Both give the numbers of a full
-    forward (up to float rounding).
+    prompt that several rows share runs once (:func:`blendrl.models.prefix_sharing.suffix_hidden`); a tied head
+    switched by :func:`blendrl.models.tied_grads.accumulate_tied_grads_in_place` adds its gradient in place.
+    Other models: only the last T+1 positions go through the LM head (``logits_to_keep``). Both give the numbers
+    of a full forward (up to float rounding).
     """
     T = exp.response_mask.shape[1]
     keep = exp.attention_mask[:, exp.prompt_len :] > 0  # (B, T) the sampled tokens
@@ -76,7 +78,8 @@ def response_logprobs(model, exp: Experience, temperature: float) -> torch.Tenso
     decoder, head = parts
     hidden = suffix_hidden(decoder, exp.input_ids, exp.attention_mask, exp.position_ids, exp.prompt_len)  # (B, T+1, H)
     states = hidden[:, :T][keep]  # (n, H): the state before each kept response token
-    logp = token_logprobs(states, head.weight, exp.response_ids[keep], temperature)  # (n,)
+    logp = token_logprobs(states, head.weight, exp.response_ids[keep], temperature,
+                          accumulate_grad=grads_in_place(head.weight))  # (n,)
     return torch.zeros(keep.shape, dtype=logp.dtype, device=logp.device).masked_scatter(keep, logp)  # (B, T)
 
 

@@ -15,6 +15,7 @@ from ..data import load_prompts
 from ..fsutil import atomic_dir
 from ..models import add_lora, is_peft, load_causal_lm, load_critic, load_tokenizer, resolve_model
 from ..models.checkpointing import enable_checkpointing
+from ..models.tied_grads import accumulate_tied_grads_in_place
 from ..rewards import build_reward
 from ..rollout import GENERATORS
 from .checkpoint import find_checkpoint, load_trainer_state, load_weights, save_checkpoint
@@ -39,10 +40,12 @@ class PolicyStack:
 
 
 def build_policy_stack(model_cfg, reference_cfg, generation_cfg) -> PolicyStack:
-    """The policy (with LoRA when configured), its tokenizer, the reference strategy and the generator."""
+    """The policy (with LoRA when configured; a tied embedding/head accumulating its gradient in place,
+    :mod:`blendrl.models.tied_grads`), its tokenizer, the reference strategy and the generator."""
     policy_path = resolve_model(model_cfg.name)
     tokenizer = load_tokenizer(policy_path)
     policy = load_causal_lm(policy_path, model_cfg.dtype)
+    accumulate_tied_grads_in_place(policy)  # a tied embedding/head: one (V, H) gradient buffer, not three
     if model_cfg.gradient_checkpointing:
         enable_checkpointing(policy)
     if model_cfg.lora is not None:
