@@ -4,12 +4,15 @@ PyTorch on the CPU allocates with plain ``malloc``: by default glibc serves bloc
 threshold with fresh ``mmap`` pages and trims the heap top on free, so the next iteration's tensors fault their
 pages in again — costly on a VM (a 113 MB zero-fill took 130–170 ms inside a training step here).
 
-glibc's heap also fragments: on RLOO (SmolLM2, offload) it grows ~0.6 GB past torch's live peak. mimalloc
-(``pip install cmeel-mimalloc``, in blendrl's requirements) or jemalloc (``apt install libjemalloc2``) replace
-``malloc`` when preloaded (``LD_PRELOAD``); ``blendrl --allocator NAME ...`` restarts itself that way
-(:func:`reexec_with`). Measured 2026-12-02 (interleaved, 2 rounds, peak RSS GiB): RLOO offload glibc 3.82–3.85,
-mimalloc 3.49–3.51, jemalloc 3.46; PPO-1 glibc 5.59–5.63, mimalloc 5.42, jemalloc 5.33–5.35; seconds per
-iteration 5–25% more than glibc (README, Memory). A trade, so glibc stays the default.
+glibc's heap also fragments: the update's short-lived temporaries are freed between the activations it keeps,
+so the frozen model loaded next cannot reuse those holes (a heap probe on RLOO with offload, before the lean layers:
+~410 MiB free in 433 chunks of 0.5–1.7 MiB after the training forward). mimalloc (``pip install cmeel-mimalloc``,
+in blendrl's requirements) or jemalloc (``apt install libjemalloc2``) replace ``malloc`` when preloaded
+(``LD_PRELOAD``); ``blendrl --allocator NAME ...`` restarts itself that way (:func:`reexec_with`). Measured
+2026-12-02, interleaved, peak RSS GiB: before the lean layers RLOO offload glibc 3.82–3.85, mimalloc 3.49–3.51,
+jemalloc 3.46, PPO-1 glibc 5.59–5.63, mimalloc 5.42, jemalloc 5.33–5.35; with them RLOO offload glibc 3.62–3.64,
+mimalloc 3.14. Seconds per iteration: mimalloc 5–25% more than glibc before, 5–14% more after (README,
+Performance). A trade, so glibc stays the default.
 """
 from __future__ import annotations
 

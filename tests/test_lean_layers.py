@@ -149,3 +149,22 @@ def test_loaders_apply_the_lean_layers(tiny_dir):
         assert norms and all(m.forward.__func__ is _lean_forward for m in norms)
         grouped = model.config.num_key_value_heads < model.config.num_attention_heads
         assert model.config._attn_implementation == (NAME if grouped else "sdpa")
+
+
+def test_kernel_gqa_attention_on_hand_numbers():
+    """Four query heads over two key/value heads (heads 0, 1 read kv 0; heads 2, 3 read kv 1, as ``repeat_kv``);
+    scale 1, causal mask. Keys (0, ln 3) in both kv heads, values (2, 4) and (6, 8). The first query sees only
+    key 0 → 2 (6); the second with q = 1 weighs the keys e^0 : e^ln3 = 1/4 : 3/4 → 0.5 + 3 = 3.5 (1.5 + 6 = 7.5),
+    with q = 0 equally → 3 (7). Output (B, Tq, H, D) = [[2, 2, 6, 6], [3.5, 3, 7.5, 7]]."""
+    from types import SimpleNamespace
+
+    from blendrl.models.lean_attention import _sdpa_with_kernel_gqa
+
+    module = SimpleNamespace(num_key_value_groups=2, training=False)
+    query = torch.tensor([[1.0, 1.0], [0.0, 0.0]] * 2).view(1, 4, 2, 1)  # (B, H, Tq, D)
+    key = torch.tensor([0.0, torch.log(torch.tensor(3.0)).item()] * 2).view(1, 2, 2, 1)  # (B, Hkv, Tk, D)
+    value = torch.tensor([2.0, 4.0, 6.0, 8.0]).view(1, 2, 2, 1)
+    causal = torch.tensor([[True, False], [True, True]]).view(1, 1, 2, 2)
+    out, weights = _sdpa_with_kernel_gqa(module, query, key, value, causal, scaling=1.0)
+    assert weights is None and out.shape == (1, 2, 4, 1)
+    assert torch.allclose(out.view(2, 4), torch.tensor([[2.0, 2.0, 6.0, 6.0], [3.5, 3.0, 7.5, 7.0]]), atol=1e-6)

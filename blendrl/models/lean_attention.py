@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .layout import transformers_model
+
 NAME = "blendrl_sdpa"
 
 
@@ -48,10 +50,10 @@ def _register() -> None:
 
 
 def use_kernel_gqa(model: torch.nn.Module) -> int:
-    """Switch ``model`` (a transformers model, or a peft wrapper of one) from ``sdpa`` to :data:`NAME` when its
-    attention is grouped; returns 1 if switched, else 0 (another implementation, or as many key/value heads as
-    query heads). Idempotent."""
-    base = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
+    """Switch ``model`` (a transformers model, or a LoRA peft wrapper of one) from ``sdpa`` to :data:`NAME` when
+    its attention is grouped; returns 1 if switched, else 0 (another implementation, as many key/value heads as
+    query heads, or another peft method). Idempotent."""
+    base = transformers_model(model)
     config = getattr(base, "config", None)
     if config is None or getattr(config, "_attn_implementation", None) != "sdpa":
         return 0
