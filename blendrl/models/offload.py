@@ -6,10 +6,11 @@ and ``with offloaded.loaded():`` reads the file back into freshly allocated tens
 page cache) for the duration of the block. Under ``train.freed_memory: keep`` (the default) those tensors can take
 the pages the update freed (its gradients and activations) and give them back to the next update, so that an
 iteration's peak RSS is the larger of "update" and "frozen model in use", not their sum (~0.54 GB per model for
-SmolLM2-135M in fp32). How well malloc reuses them is its own: glibc's heap fragments (:mod:`blendrl.malloc`); on RLOO
-(SmolLM2, 2026-12-02, lean layers) peak RSS was 3.62–3.64 GiB with glibc, 3.14 with ``blendrl --allocator
-mimalloc`` (README, Performance). Cost: one read per use (0.08–0.13 s for SmolLM2 from the page cache on 2 threads) and no new page faults
-once the heap has grown to both phases (measured: none after the second iteration).
+SmolLM2-135M in fp32). How well malloc reuses them is its own: glibc's heap fragments (:mod:`blendrl.malloc`);
+on RLOO (SmolLM2, 2026-12-02, lean layers) peak RSS was 3.62–3.64 GiB with glibc, 3.14 with ``blendrl
+--allocator mimalloc`` (README, Performance). Cost: one read per use (0.08–0.13 s for SmolLM2 from the page cache
+on 2 threads) and no new page faults once the heap has grown to both phases (measured: none after the second
+iteration).
 The numbers are bit-for-bit those of the in-memory model.
 
 Replaced (2026-12-02): mapping the file (``torch.load(mmap=True)``) after trimming malloc's free pages; the mapped
