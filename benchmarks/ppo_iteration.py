@@ -8,11 +8,11 @@ fine-tuning of the policy and of a critic initialised from the same reward model
 Rows:
   blendrl PPO (1 and 4 epochs, and LoRA r=16 on policy and critic) vs ``trl.experimental.ppo.PPOTrainer`` (TRL 1.12);
   blendrl RLOO vs ``trl.RLOOTrainer`` (TRL 1.16), 8 prompts × 2 samples;
-  ``-offload`` rows: the same with ``model.offload_frozen: true`` (reference and reward model read from a file
-  for each use, compared with the same TRL row); ``-off-rm`` offloads only the reward model
-  (``offload_frozen: rewards``); ``-off-ckpt`` adds ``model.gradient_checkpointing: true``; ``-off-mb8`` instead trains
-  in micro-batches of 8 sequences (no-grad passes over all 16: ``forward_batch_size``); ``-mi`` rows run under
-  mimalloc instead of glibc's malloc (``blendrl --allocator mimalloc``: the library preloaded).
+  every row on the defaults, which keep the frozen reference and reward model in files between uses
+  (``model.offload_frozen: auto``), except: ``-in-mem`` keeps them in memory (``offload_frozen: false``);
+  ``-ckpt`` adds ``model.gradient_checkpointing: true``; ``-mb8`` trains in micro-batches of 8 sequences (no-grad
+  passes over all 16: ``forward_batch_size``); ``-mi`` rows run under mimalloc instead of glibc's malloc
+  (``blendrl --allocator mimalloc``: the library preloaded).
 The floor is measured in the same run, before the first row and after the last (this machine drifts by up to ~25%
 within a run; the faster of the two counts, a floor being a lower bound): the passes each algorithm needs
 (forwards, forward+backward+AdamW steps) timed on the same batch, plus decoding at the memory roofline (weight
@@ -21,7 +21,7 @@ bytes / measured read bandwidth per step).
 Each row runs in its own process (peak RSS is that process's ru_maxrss); TRL runs in its own virtual environment
 under ``.bench_venvs/`` that this script creates with pip (torch==2.13.0 from the local wheel).
 
-    python benchmarks/ppo_iteration.py                # everything (~25 min here)
+    python benchmarks/ppo_iteration.py                # everything (17-60 min here, as the machine drifts)
     python benchmarks/ppo_iteration.py --skip-trl     # blendrl rows and the floor only
 """
 from __future__ import annotations
@@ -85,7 +85,7 @@ def peak_rss_gb() -> float:
 
 
 # ----------------------------------------------------------------------------------------------- blendrl rows
-def blendrl_worker(paths: dict, algo: str, epochs: int, lora: bool, iters: int, offload: bool | str = False,
+def blendrl_worker(paths: dict, algo: str, epochs: int, lora: bool, iters: int, offload: bool | str | None = None,
                    ckpt: bool = False, micro: int | None = None, forward: int | None = None,
                    allocator: str = "glibc") -> dict:
     import torch
@@ -101,7 +101,8 @@ def blendrl_worker(paths: dict, algo: str, epochs: int, lora: bool, iters: int, 
     torch.set_num_threads(os.cpu_count() or 2)
     k = 2 if algo == "rloo" else 1
     data = {
-        "model": {"name": paths["model"], "offload_frozen": offload, "gradient_checkpointing": ckpt,
+        "model": {"name": paths["model"], "gradient_checkpointing": ckpt,
+                  **({} if offload is None else {"offload_frozen": offload}),  # None: the default (auto)
                   **({"lora": {"r": 16, "alpha": 32}} if lora else {})},
         "critic": {"init": "reward_model", "path": paths["rm"], "lr": 1e-6,
                    **({"lora": {"r": 16, "alpha": 32}} if lora else {})},
@@ -301,20 +302,22 @@ ROWS = {
     "blendrl-ppo-4": ("blendrl", {"algo": "ppo", "epochs": 4, "lora": False}),
     "trl-ppo-4": ("trl_ppo", {"epochs": 4}),
     "blendrl-ppo-1-lora": ("blendrl", {"algo": "ppo", "epochs": 1, "lora": True}),
-    "blendrl-ppo-1-offload": ("blendrl", {"algo": "ppo", "epochs": 1, "lora": False, "offload": True}),
-    "blendrl-ppo-1-off-rm": ("blendrl", {"algo": "ppo", "epochs": 1, "lora": False, "offload": "rewards"}),
-    "blendrl-ppo-4-offload": ("blendrl", {"algo": "ppo", "epochs": 4, "lora": False, "offload": True}),
+    "blendrl-ppo-1-in-mem": ("blendrl", {"algo": "ppo", "epochs": 1, "lora": False, "offload": False}),
     "blendrl-rloo": ("blendrl", {"algo": "rloo", "epochs": 1, "lora": False}),
-    "blendrl-rloo-offload": ("blendrl", {"algo": "rloo", "epochs": 1, "lora": False, "offload": True}),
-    "blendrl-rloo-off-ckpt": ("blendrl", {"algo": "rloo", "epochs": 1, "lora": False, "offload": True, "ckpt": True}),
-    "blendrl-rloo-off-mb8": ("blendrl", {"algo": "rloo", "epochs": 1, "lora": False, "offload": True, "micro": 8,
-                                         "forward": 2 * N_PROMPTS}),
+    "blendrl-rloo-in-mem": ("blendrl", {"algo": "rloo", "epochs": 1, "lora": False, "offload": False}),
+    "blendrl-rloo-ckpt": ("blendrl", {"algo": "rloo", "epochs": 1, "lora": False, "ckpt": True}),
+    "blendrl-rloo-mb8": ("blendrl", {"algo": "rloo", "epochs": 1, "lora": False, "micro": 8, "forward": 2 * N_PROMPTS}),
     "blendrl-ppo-1-mi": ("blendrl", {"algo": "ppo", "epochs": 1, "lora": False, "allocator": "mimalloc"}),
-    "blendrl-rloo-off-mi": ("blendrl", {"algo": "rloo", "epochs": 1, "lora": False, "offload": True,
-                                        "allocator": "mimalloc"}),
+    "blendrl-rloo-mi": ("blendrl", {"algo": "rloo", "epochs": 1, "lora": False, "allocator": "mimalloc"}),
     "trl-rloo": ("trl_rloo", {}),
     "floor": ("floor", {}),
 }
+# Rows of runs before 2026-12-02 evening, when offload_frozen defaulted to false (their "blendrl-rloo" and
+# "blendrl-ppo-*" rows kept the frozen models in memory): what --table needs to print those files.
+RETIRED_ROWS = {name: ("blendrl", {"algo": algo, "epochs": epochs}) for name, algo, epochs in [
+    ("blendrl-ppo-1-offload", "ppo", 1), ("blendrl-ppo-1-off-rm", "ppo", 1), ("blendrl-ppo-4-offload", "ppo", 4),
+    ("blendrl-rloo-offload", "rloo", 1), ("blendrl-rloo-off-ckpt", "rloo", 1), ("blendrl-rloo-off-mb8", "rloo", 1),
+    ("blendrl-rloo-off-mi", "rloo", 1)]}
 
 
 def run_worker(name: str, iters: int) -> dict:
@@ -364,7 +367,7 @@ def main() -> None:
         return worker_main(args.worker, args.iters, args.out)
     if args.table:
         results = json.loads(Path(args.table).read_text())
-        return print_table(results, [r for r in ROWS if r in results and r != "floor"])
+        return print_table(results, [r for r in results if r != "floor"])  # in the order the run wrote them
     os.environ["BLENDRL_BENCH_PATHS"] = json.dumps(bench_paths())
     rows = [r for r in args.rows if not (args.skip_trl and r.startswith("trl")) and r != "floor"]
     results, floors = {}, []
@@ -399,7 +402,7 @@ def print_table(results: dict, rows: list[str]) -> None:
         if "error" in r:
             print(f"| {name:<22} | error: {r['error']}")
             continue
-        _, params = ROWS[name]
+        _, params = ROWS[name] if name in ROWS else RETIRED_ROWS[name]
         algo = params.get("algo", "rloo" if "rloo" in name else "ppo")
         floor = floor_for(fl, algo, params.get("epochs", 1))
         peer = {}

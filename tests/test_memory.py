@@ -115,6 +115,34 @@ def test_reference_strategies_offload_or_say_why_not(tiny_dir):
     assert lora_ref.offloaded is None  # the policy with adapters disabled: no second copy to offload
 
 
+def test_auto_offload_takes_what_is_frozen_and_keeps_what_moves(tiny_dir):
+    """``offload_frozen: auto`` (the default): a frozen copy goes to a file; the EMA reference (it moves), a custom
+    reference that moves (overrides ``after_update``) and LoRA's reference (the policy itself) stay in memory,
+    without the error that ``true`` gives for EMA."""
+    from blendrl.config import LoraConfig, ModelConfig, ReferenceConfig
+    from blendrl.models import add_lora, load_causal_lm
+    from blendrl.training.reference import FrozenReference, build_reference
+
+    assert ModelConfig().offload_frozen == "auto"
+    assert (ModelConfig().offload_reference, ModelConfig().offload_rewards) == ("auto", True)
+    assert (ModelConfig(offload_frozen="rewards").offload_reference, ModelConfig(offload_frozen=False).offload_rewards
+            ) == (False, False)
+    policy = load_causal_lm(str(tiny_dir))
+    frozen = build_reference(policy, ReferenceConfig(kind="frozen"), "float32", offload="auto")
+    assert frozen.offloaded is not None and all(p.is_meta for p in frozen.model.parameters())
+    ema = build_reference(policy, ReferenceConfig(kind="ema"), "float32", offload="auto")
+    assert ema.offloaded is None and not any(p.is_meta for p in ema.model.parameters())
+
+    class Moving(FrozenReference):  # a user's reference that changes after each update
+        def after_update(self, policy) -> None:
+            pass
+
+    assert not Moving(policy, ReferenceConfig(kind="frozen"), "float32").offloadable
+    lora_ref = build_reference(add_lora(policy, LoraConfig()), ReferenceConfig(kind="frozen"), "float32",
+                               offload="auto")
+    assert lora_ref.offloaded is None and not lora_ref.offloadable
+
+
 def test_training_with_offloaded_reference_and_reward_model_ends_with_the_same_weights(tiny_dir, tmp_path,
                                                                                         monkeypatch):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -128,16 +156,16 @@ def test_training_with_offloaded_reference_and_reward_model_ends_with_the_same_w
     common = {"train.iterations": 2, "kl.coef": 0.1, "data.eval_prompts": "null",
               "rewards": f"[{{kind: hf_rm, path: '{rm_dir}'}}, {{kind: callable, name: 'tests.tiny:yes_share'}}]"}
     weights, metrics = [], []
-    for offload, files in ((False, 0), (True, 2), ("reference", 1), ("rewards", 1)):
+    for offload, files in ((False, 0), (True, 2), ("auto", 2), ("reference", 1), ("rewards", 1)):
         monkeypatch.setenv("BLENDRL_CACHE", str(tmp_path / f"cache{offload}"))
         trainer = build_trainer(tiny_config(tiny_dir, tmp_path / f"run{offload}",
                                             **common, **{"model.offload_frozen": offload}))
         metrics.append([trainer.step().metrics for _ in range(2)])
         weights.append({k: v.clone() for k, v in trainer.m.policy.state_dict().items()})
         ref_meta = all(p.is_meta for p in trainer.m.reference.model.parameters())
-        assert ref_meta == (offload in (True, "reference")), offload
+        assert ref_meta == (offload in (True, "auto", "reference")), offload
         rm = trainer.reward.sources[0]
-        assert (getattr(rm, "offloaded", None) is not None) == (offload in (True, "rewards")), offload
+        assert (getattr(rm, "offloaded", None) is not None) == (offload in (True, "auto", "rewards")), offload
         assert len(list((tmp_path / f"cache{offload}" / "offload").glob("*.bin"))) == files  # reference, RM
     assert metrics[0][1]["kl/seq_k1"] != 0.0
     for key in ("reward/mean", "kl/seq_k1", "loss/policy"):

@@ -7,8 +7,10 @@
 - ``soup``: SALSA's reference, the weight average of ``reference.paths`` built at start (ALGORITHMS.md §4).
 Register another with ``@REFERENCES.register(name)``: a class built as ``cls(policy, cfg, model_dtype)``.
 
-``model.offload_frozen: true`` keeps a separate frozen reference model in a file between uses
-(:mod:`blendrl.models.offload`); ``model_for_forward()`` is then only valid inside ``context()``.
+``model.offload_frozen`` (default ``auto``) keeps a separate frozen reference model in a file between uses
+(:mod:`blendrl.models.offload`); ``model_for_forward()`` is then only valid inside ``context()``. Under ``auto`` a
+reference is offloaded when :attr:`Reference.offloadable` holds: it has a model of its own and does not move
+(a class that overrides ``after_update`` moves).
 """
 from __future__ import annotations
 
@@ -41,6 +43,11 @@ class Reference:
             model = self.model_for_forward()
             return torch.cat([response_logprobs(model, exp.select(idx), temperature)
                               for idx in torch.arange(len(exp)).split(micro_batch_size)])
+
+    @property
+    def offloadable(self) -> bool:
+        """Whether ``offload()`` applies: a separate model (``self.model``) that never changes after construction."""
+        return getattr(self, "model", None) is not None and type(self).after_update is Reference.after_update
 
     def context(self):
         """What ``model_for_forward()`` must run under (LoRA: adapters disabled; offloaded: weights mapped in)."""
@@ -135,11 +142,12 @@ class SoupReference(ModelReference):
         self.model.load_state_dict(weighted_state_dict([m.state_dict() for m in models], weights))
 
 
-def build_reference(policy, cfg: ReferenceConfig, dtype: str, offload: bool = False) -> Reference:
-    """The configured reference; ``offload``: its frozen model lives in a file between uses."""
+def build_reference(policy, cfg: ReferenceConfig, dtype: str, offload: bool | str = False) -> Reference:
+    """The configured reference; ``offload``: its frozen model lives in a file between uses (True: required,
+    an error where it cannot; ``"auto"``: where :attr:`Reference.offloadable`)."""
     if cfg.kind not in REFERENCES:
         raise ConfigError(f"reference.kind: unknown '{cfg.kind}'; choose one of {REFERENCES.names()}")
     reference = REFERENCES[cfg.kind](policy, cfg, dtype)
-    if offload:
+    if offload is True or (offload == "auto" and reference.offloadable):
         reference.offload()
     return reference
