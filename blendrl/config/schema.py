@@ -39,12 +39,12 @@ class ModelConfig:
     (``blendrl.models.offload``; OpenRLHF's ``--ref_reward_offload`` on CPU). Results are unchanged; the
     iteration's peak RSS drops by up to their size (SmolLM2 RLOO 4.46–4.48 → 3.58–3.62 GB, PPO-1 5.36–5.38 →
     4.70–4.80 GB, 2026-12-02); each use reads the weights back (0.08–0.13 s for SmolLM2 here): PPO-1 took −5 to
-    +10% (+3% on average) and RLOO −3 to +3% of the in-memory time over four pairs of runs. ``auto`` offloads the reward models (``hf_rm``)
-    and a reference with a frozen model of its own (``frozen`` without LoRA, ``model``, ``soup``), and keeps in
-    memory what cannot be offloaded (an EMA reference, which moves every update; LoRA's reference, which is the
-    policy with adapters disabled). ``true`` is the same but an EMA reference is an error; ``false`` keeps every
-    model in memory; ``reference`` or ``rewards`` offloads only the reference model or only the reward models
-    (one read per iteration instead of two)."""
+    +10% (+3% on average) and RLOO −3 to +3% of the in-memory time over four pairs of runs. ``auto`` offloads the
+    reward models (``hf_rm``) and a reference with a frozen model of its own (``frozen`` without LoRA, ``model``,
+    ``soup``), and keeps in memory what cannot be offloaded (an EMA reference, which moves every update; LoRA's
+    reference, which is the policy with adapters disabled). ``true`` is the same but an EMA reference is an error;
+    ``false`` keeps every model in memory; ``reference`` or ``rewards`` offloads only the reference model or only
+    the reward models (one read per iteration instead of two)."""
 
     name: str = "smollm2-135m-instruct"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
