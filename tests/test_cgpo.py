@@ -1,6 +1,7 @@
 """The CGPO loop on tiny random models: every optimizer learns under a judge, tasks stay separate, CRRAFT falls
 back to ā, resume is exact, bad configs fail with one line."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -209,3 +210,28 @@ def test_tasks_with_the_same_sampling_share_one_batched_rollout_and_get_their_ow
     assert out[0].response_ids.tolist() == [[5], [6]] and out[0].prompt_ids.tolist() == [[5], [6]]  # compacted
     assert out[2].response_ids.tolist() == [[9, 9, 9, 9]] and out[2].prompt_mask.tolist() == [[1, 1, 1, 1]]
     assert out[1].response_ids.tolist() == [[7, 7, 7]]
+
+
+def test_a_run_can_skip_the_before_evaluation_and_the_table_takes_it_from_another_run(tiny_dir, tmp_path):
+    from blendrl.eval.compare import compare_table
+    from blendrl.training.run import run
+    from tests.tiny import tiny_config
+
+    result = run(tiny_config(tiny_dir, tmp_path / "skip", **{"train.iterations": 1, "logging.eval_before": "false"}))
+    assert "before" not in result and "after" in result
+    logged = [json.loads(line) for line in (tmp_path / "skip" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["iteration"] for m in logged if "eval/reward" in m] == [1]
+
+    def write_run(name: str, evals: dict[int, float]) -> Path:
+        folder = tmp_path / name
+        folder.mkdir()
+        lines = [{"iteration": it, "eval/chat/pass_rate": v} for it, v in evals.items()]
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in lines))
+        return folder
+
+    measured = write_run("measured", {0: 0.25, 4: 0.5})
+    skipped = write_run("skipped", {4: 0.75})
+    table = compare_table({"skipped": skipped, "measured": measured})  # the run with a "before" comes second
+    assert "| chat | pass_rate | 0.25 | 0.75 | 0.50 |" in table
+    with pytest.raises(ValueError, match="evaluated before training"):
+        compare_table({"skipped": skipped})

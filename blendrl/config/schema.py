@@ -281,13 +281,17 @@ class TrainConfig(OptimSettings):
 @dataclass
 class LoggingConfig:
     """Output folder (metrics.jsonl, TensorBoard events, samples.jsonl, checkpoints/). ``save_every`` and
-    ``eval_every`` in iterations (0 = only at the end)."""
+    ``eval_every`` in iterations (0 = only at the end). ``eval_before`` (default true): evaluate the held-out prompts
+    before training; a run whose starting point another run has already measured with the same model, prompts and
+    seed (the main job's summed-PPO baseline) can skip it — ``blendrl eval --runs`` takes the "before" column from
+    the first run that has one."""
 
     output_dir: str = "runs/ppo"
     save_every: int = 0
     keep_checkpoints: int = 2
     eval_every: int = 0
     eval_prompts: int = 16
+    eval_before: bool = True
     log_samples: int = 2
     tensorboard: bool = True
     progress: bool = True

@@ -7,15 +7,17 @@ import json
 from pathlib import Path
 
 
-def read_evals(run_dir: str | Path) -> tuple[dict, dict]:
-    """(before, after): the first and the last evaluation logged in ``run_dir/metrics.jsonl``."""
+def read_evals(run_dir: str | Path) -> tuple[dict | None, dict]:
+    """(before, after): the evaluation logged at iteration 0 (None when the run skipped it,
+    ``logging.eval_before: false``) and the last evaluation logged in ``run_dir/metrics.jsonl``."""
     path = Path(run_dir) / "metrics.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist (is {run_dir} a blendrl run folder?)")
     evals = [m for m in map(json.loads, path.read_text().splitlines()) if any(k.startswith("eval/") for k in m)]
     if not evals:
         raise ValueError(f"{path}: no held-out evaluation was logged")
-    return evals[0], evals[-1]
+    before = evals[0] if evals[0].get("iteration") == 0 else None
+    return before, evals[-1]
 
 
 def task_metrics(metrics: dict) -> dict[str, dict[str, float]]:
@@ -29,9 +31,14 @@ def task_metrics(metrics: dict) -> dict[str, dict[str, float]]:
 
 
 def compare_table(runs: dict[str, str | Path]) -> str:
-    """A markdown table: one row per (task, metric); columns "before" (the first run's) and each run's "after"."""
+    """A markdown table: one row per (task, metric); columns "before" (of the first run that evaluated before
+    training) and each run's "after"."""
     loaded = {label: read_evals(d) for label, d in runs.items()}
-    before = task_metrics(next(iter(loaded.values()))[0])
+    befores = [b for b, _ in loaded.values() if b is not None]
+    if not befores:
+        raise ValueError(f"none of {', '.join(map(str, runs.values()))} evaluated before training "
+                         f"(logging.eval_before was false in every run)")
+    before = task_metrics(befores[0])
     afters = {label: task_metrics(after) for label, (_, after) in loaded.items()}
     header = ["task", "metric", "before"] + [f"{label} after" for label in runs]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

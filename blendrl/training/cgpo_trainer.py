@@ -16,7 +16,7 @@ from ..functional import masked_sum
 from ..models.checkpointing import checkpointed
 from ..rollout import Rollout, decode_responses, left_pad
 from .cgpo_tasks import TaskRuntime
-from .experience import Experience, response_logprobs
+from .experience import Experience, forward_rows, response_logprobs
 from .optim import lr_lambda, make_optimizer
 from .trainer import Models, StepOutput
 
@@ -141,7 +141,7 @@ class CGPOTrainer:
                 if len(part) == 0:
                     continue
                 for micro in torch.arange(len(part)).split(size):
-                    mb = part.select(micro)
+                    mb = part.select(micro).trimmed()
                     logp = response_logprobs(self.m.policy, mb, self.temperature)  # (b, T)
                     loss = task.optimizer.loss(mb, logp) * (task.cfg.weight / units)
                     if not torch.isfinite(loss):
@@ -163,8 +163,8 @@ class CGPOTrainer:
                      + ([eos] if eos is not None else []) for p in keep]
         exp = teacher_forced_experience([p.input_ids for p in keep], responses, tok.pad_token_id)
         exp.ref_logp = self.m.reference.logprobs(exp, self.temperature, self.cfg.train.no_grad_batch_size)
-        exp.behaviour_logp = torch.cat([response_logprobs(self.m.policy, exp.select(i), self.temperature) for i in
-                                        torch.arange(len(exp)).split(self.cfg.train.no_grad_batch_size)])
+        exp.behaviour_logp = forward_rows(lambda mb: response_logprobs(self.m.policy, mb, self.temperature), exp,
+                                          self.cfg.train.no_grad_batch_size)
         seq_kl = masked_sum(exp.behaviour_logp - exp.ref_logp, exp.response_mask, dim=1)  # (F,)
         ok = seq_kl <= task.cfg.optimizer.kl_max
         if not ok.any():

@@ -44,6 +44,19 @@ class Experience:
     def select(self, idx: torch.Tensor) -> "Experience":
         return Experience(**{f.name: (None if (v := getattr(self, f.name)) is None else v[idx]) for f in fields(self)})
 
+    def trimmed(self) -> "Experience":
+        """The same rows without the prompt columns that are padding in every row and the response columns past
+        every row's last sampled token: what a micro-batch of a few rows needs. Per-token outputs come back
+        (b, T') with T' ≤ T; :func:`pad_response` restores the width. Padding is masked out of every pass, so the
+        numbers are those of the padded rows (up to float rounding of the smaller matrices)."""
+        P = self.prompt_len
+        start = int((self.attention_mask[:, :P].sum(0) > 0).nonzero().min()) if self.attention_mask[:, :P].any() else P
+        width = int((self.attention_mask[:, P:] > 0).sum(1).max()) if len(self) else 0
+        full = ("input_ids", "attention_mask", "position_ids")  # (B, L); every other 2-D field is (B, T)
+        return Experience(**{f.name: None if (v := getattr(self, f.name)) is None else
+                             v[:, start: P + width] if f.name in full else v[:, :width] if v.dim() == 2 else v
+                             for f in fields(self)})
+
     @classmethod
     def from_rollout(cls, rollout: Rollout) -> "Experience":
         input_ids = torch.cat([rollout.prompt_ids, rollout.response_ids], dim=1)  # (B, L)
@@ -51,6 +64,36 @@ class Experience:
         attention_mask = torch.cat([rollout.prompt_mask, resp_attn], dim=1)  # (B, L)
         position_ids = (attention_mask.cumsum(1) - 1).clamp_min(0)  # (B, L)
         return cls(input_ids, attention_mask, position_ids, rollout.response_mask.clone(), rollout.logp)
+
+
+def pad_response(x: torch.Tensor, width: int) -> torch.Tensor:
+    """(b, T') per-token values of a :meth:`Experience.trimmed` batch → (b, width), zeros on the right."""
+    return torch.nn.functional.pad(x, (0, width - x.shape[1]))
+
+
+def micro_batches(exp: Experience, idx: torch.Tensor, size: int) -> list[torch.Tensor]:
+    """``idx`` split into micro-batches of ``size`` rows after ordering them by prompt length, then response length,
+    so that each :meth:`Experience.trimmed` micro-batch pads to rows like its own (dynamic batching as in
+    OpenRLHF/verl). A gradient accumulated over the micro-batches, or a per-row output written back by index, does
+    not depend on how rows are grouped."""
+    P = exp.prompt_len
+    prompt_len = exp.attention_mask[idx, :P].sum(1)  # (n,)
+    response_len = exp.attention_mask[idx, P:].sum(1)  # (n,)
+    order = torch.argsort(prompt_len * (exp.attention_mask.shape[1] + 1) + response_len, stable=True)
+    return list(idx[order].split(size))
+
+
+def forward_rows(fn, exp: Experience, size: int) -> torch.Tensor:
+    """``fn(micro-batch) -> (b, T')`` over every row of ``exp`` in :func:`micro_batches` of trimmed rows, written back
+    in row order: (B, T)."""
+    T = exp.response_mask.shape[1]
+    out = None
+    for micro in micro_batches(exp, torch.arange(len(exp)), size):
+        part = pad_response(fn(exp.select(micro).trimmed()), T)  # (b, T)
+        if out is None:
+            out = part.new_zeros((len(exp), T))
+        out[micro] = part
+    return out if out is not None else exp.response_mask.new_zeros(exp.response_mask.shape)
 
 
 def response_logprobs(model, exp: Experience, temperature: float) -> torch.Tensor:

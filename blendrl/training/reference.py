@@ -23,7 +23,7 @@ from ..config import ConfigError, ReferenceConfig
 from ..functional.registry import Registry
 from ..models import is_peft, load_causal_lm, resolve_model
 from ..models.offload import OffloadedWeights, mapped
-from .experience import Experience, response_logprobs
+from .experience import Experience, forward_rows, response_logprobs
 
 REFERENCES: Registry = Registry("reference strategy")
 
@@ -41,8 +41,7 @@ class Reference:
     def logprobs(self, exp: Experience, temperature: float, micro_batch_size: int) -> torch.Tensor:
         with self.context():
             model = self.model_for_forward()
-            return torch.cat([response_logprobs(model, exp.select(idx), temperature)
-                              for idx in torch.arange(len(exp)).split(micro_batch_size)])
+            return forward_rows(lambda mb: response_logprobs(model, mb, temperature), exp, micro_batch_size)
 
     @property
     def offloadable(self) -> bool:

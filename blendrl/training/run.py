@@ -168,7 +168,7 @@ def drive(trainer, cfg, report: RunReport, stop_after: int | None = None) -> dic
     started = time.perf_counter()
 
     try:
-        if trainer.iteration == 0 and report.has_eval:
+        if trainer.iteration == 0 and report.has_eval and lg.eval_before:
             evaluate("before", 0, "before")
         done_here = 0
         while trainer.iteration < cfg.train.iterations:

@@ -33,7 +33,7 @@ from ..functional import (
 from ..models.checkpointing import checkpointed
 from ..rewards import Sample
 from ..rollout import SamplingParams, decode_responses
-from .experience import Experience, response_logprobs, response_values
+from .experience import Experience, forward_rows, micro_batches, pad_response, response_logprobs, response_values
 from .optim import lr_lambda, make_optimizer
 
 
@@ -149,9 +149,10 @@ class RLTrainer:
         return scores, valid
 
     def forward_no_grad(self, fn, exp: Experience) -> torch.Tensor:
+        """``fn(micro-batch) -> (b, T')`` without grad over length-sorted, trimmed micro-batches of
+        ``train.forward_batch_size`` rows (:func:`~blendrl.training.experience.forward_rows`). → (B, T)."""
         with torch.no_grad():
-            rows = torch.arange(len(exp)).split(self.cfg.train.no_grad_batch_size)
-            return torch.cat([fn(exp.select(i)) for i in rows])
+            return forward_rows(fn, exp, self.cfg.train.no_grad_batch_size)
 
     def critic_values(self, exp: Experience) -> torch.Tensor:
         """V of the critic before the update, (B, T). When the first critic step will run one forward over the
@@ -160,8 +161,8 @@ class RLTrainer:
         running it again. Otherwise a no-grad pass in batches of ``train.forward_batch_size`` rows."""
         if self.cfg.train.minibatches == 1 and len(exp) <= self.cfg.train.micro_batch_size:
             with checkpointed(self.m.critic):
-                self.pending_values = response_values(self.m.critic, exp)  # (B, T)
-            return self.pending_values.detach()
+                self.pending_values = response_values(self.m.critic, exp.trimmed())  # (B, T')
+            return pad_response(self.pending_values.detach(), exp.response_mask.shape[1])  # (B, T)
         return self.forward_no_grad(lambda mb: response_values(self.m.critic, mb), exp)
 
     def update(self, exp: Experience) -> dict:
@@ -187,7 +188,8 @@ class RLTrainer:
                 nonlocal logp_gap
                 logp = response_logprobs(self.m.policy, sub, temp)  # (b, T)
                 if first_pass:  # no optimizer step yet: these log-probs are π_old
-                    exp.old_logp[micro] = sub.old_logp = logp.detach()
+                    sub.old_logp = logp.detach()
+                    exp.old_logp[micro] = pad_response(sub.old_logp, exp.old_logp.shape[1])
                     gap = ((logp.detach() - sub.behaviour_logp).abs() * sub.response_mask).max().item()
                     logp_gap = max(logp_gap, gap)
                 return self.algorithm.policy_loss(sub, logp, self.kl_ctl.value)
@@ -196,6 +198,8 @@ class RLTrainer:
                 values, self.pending_values = self.pending_values, None  # the early forward: whole batch, epoch 0
                 if values is None:
                     values = response_values(self.m.critic, sub)
+                else:  # the same rows, in row order: put them in the micro-batch's order
+                    values = values[micro]
                 return self.algorithm.critic_loss(sub, values)
 
             order = torch.arange(n) if t.minibatches == 1 else torch.randperm(n, generator=self.shuffle_gen)
@@ -226,8 +230,8 @@ class RLTrainer:
         stats_sum: dict[str, float] = {}
         finite = True
         with checkpointed(getattr(self.m, name)):
-            for micro in mb_idx.split(self.cfg.train.micro_batch_size):
-                sub = exp.select(micro)
+            for micro in micro_batches(exp, mb_idx, self.cfg.train.micro_batch_size):
+                sub = exp.select(micro).trimmed()
                 loss, stats = loss_fn(sub, micro)
                 finite = finite and bool(torch.isfinite(loss))
                 if not finite:
