@@ -140,6 +140,7 @@ class CGPOTrainer:
             for part in parts:
                 if len(part) == 0:
                     continue
+                # in row order, not length-sorted (micro_batches): a CODPO pair must stay in one micro-batch
                 for micro in torch.arange(len(part)).split(size):
                     mb = part.select(micro).trimmed()
                     logp = response_logprobs(self.m.policy, mb, self.temperature)  # (b, T)

@@ -52,10 +52,15 @@ class Experience:
         P = self.prompt_len
         start = int((self.attention_mask[:, :P].sum(0) > 0).nonzero().min()) if self.attention_mask[:, :P].any() else P
         width = int((self.attention_mask[:, P:] > 0).sum(1).max()) if len(self) else 0
-        full = ("input_ids", "attention_mask", "position_ids")  # (B, L); every other 2-D field is (B, T)
-        return Experience(**{f.name: None if (v := getattr(self, f.name)) is None else
-                             v[:, start: P + width] if f.name in full else v[:, :width] if v.dim() == 2 else v
-                             for f in fields(self)})
+
+        def cut(name: str, v: torch.Tensor | None) -> torch.Tensor | None:
+            if v is None or v.dim() == 1:  # absent, or per sequence (B,)
+                return v
+            if name in ("input_ids", "attention_mask", "position_ids"):  # (B, L)
+                return v[:, start: P + width]
+            return v[:, :width]  # (B, T)
+
+        return Experience(**{f.name: cut(f.name, getattr(self, f.name)) for f in fields(self)})
 
     @classmethod
     def from_rollout(cls, rollout: Rollout) -> "Experience":
