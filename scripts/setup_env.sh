@@ -5,6 +5,15 @@
 #   PYTHON          interpreter for the venv (default python3.11, else python3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The code judge runs model-written code only under bubblewrap (OS isolation); it refuses to start without it.
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) >/dev/null \
+      || echo "setup_env: could not install bubblewrap; the code judge will refuse to run" >&2
+  else
+    echo "setup_env: bubblewrap is missing; the code judge needs it (sudo apt-get install bubblewrap)" >&2
+  fi
+fi
 PY="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 TORCH_REQ="${BLENDRL_TORCH:-torch==2.13.0}"
 if [ ! -x .venv/bin/python ]; then

@@ -1,18 +1,51 @@
-"""HumanEval through the sandbox: canonical solutions pass, wrong ones fail, and the loop over a model runs."""
-from blendrl.eval.humaneval import humaneval_pass_at_1, load_problems, with_entry_point
+"""HumanEval through the sandbox: all 164 canonical solutions pass on the recorded cases, each one with its return
+value changed fails, and the loop over a model runs."""
+from blendrl.eval.humaneval import humaneval_pass_at_1, load_problems, metadata, with_entry_point
 from blendrl.judges.code import CodeJudge
 from blendrl.rewards import Sample
 
+MUTATE = '''
+_original = {name}
 
-def test_canonical_solutions_pass_and_broken_ones_fail():
-    problems = load_problems(6)
-    assert len(problems) == 6 and len(load_problems()) == 164
+
+def _changed(value):
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, (int, float)):
+        return value + 1
+    if isinstance(value, str):
+        return value + "x"
+    if isinstance(value, (list, tuple)):
+        return type(value)([*value, 0])
+    if value is None:
+        return 0
+    return None
+
+
+def {name}(*args, **kwargs):
+    return _changed(_original(*args, **kwargs))
+'''
+
+
+def test_all_canonical_solutions_pass_and_every_changed_return_value_fails():
+    """The recorded cases are right (164/164 canonical pass) and they bite (164/164 with a changed value fail)."""
+    problems = load_problems()
+    assert len(problems) == 164
     judge = CodeJudge("humaneval")
-    good = [Sample([], f"```python\n{p['prompt']}{p['canonical_solution']}```",
-                   {"test": p["test"], "entry_point": p["entry_point"]}) for p in problems]
-    bad = [Sample([], f"```python\n{p['prompt']}    return None\n```",
-                  {"test": p["test"], "entry_point": p["entry_point"]}) for p in problems]
-    assert all(v.passed for v in judge.judge(good))
+    good = [Sample([], f"```python\n{p['prompt']}{p['canonical_solution']}```", metadata(p), p["task_id"])
+            for p in problems]
+    bad = [Sample([], f"```python\n{p['prompt']}{p['canonical_solution']}\n{MUTATE.format(name=p['entry_point'])}```",
+                  metadata(p), p["task_id"]) for p in problems]
+    good_v, bad_v = judge.judge(good), judge.judge(bad)
+    failed_good = [(p["task_id"], v.reason) for p, v in zip(problems, good_v) if not v.passed]
+    passed_bad = [p["task_id"] for p, v in zip(problems, bad_v) if v.passed]
+    assert failed_good == [] and passed_bad == []
+
+
+def test_none_returning_body_fails():
+    problems = load_problems(6)
+    judge = CodeJudge("humaneval")
+    bad = [Sample([], f"```python\n{p['prompt']}    return None\n```", metadata(p)) for p in problems]
     assert not any(v.passed for v in judge.judge(bad))
 
 

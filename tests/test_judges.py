@@ -8,7 +8,7 @@ import torch
 from blendrl.judges import JUDGES, JudgeDataError, MixtureOfJudges
 from blendrl.judges.instructions import check_instruction, instruction_registry
 from blendrl.judges.math import final_answer
-from blendrl.judges.sandbox import SandboxLimits, isolation_prefix, network_isolation, run_python
+from blendrl.judges.sandbox import SandboxLimits, run_python
 from blendrl.rewards import Sample
 
 
@@ -123,21 +123,8 @@ def test_mixture_passes_only_when_every_judge_passes():
     assert reasons[1] == ["short: 4 words > 3"]
 
 
-# ------------------------------------------------------------------ code judge and its sandbox
+# ------------------------------------------------------------------ code judge (the red team is test_code_redteam.py)
 ADD_TESTS = "assert add(2, 3) == 5\nassert add(-1, 1) == 0"
-HOSTILE = {
-    "infinite loop": "def add(a, b):\n    while True:\n        pass\nadd(1, 2)",
-    "fork bomb": "import os\nwhile True:\n    os.fork()",
-    "fork via subprocess": "import subprocess\nsubprocess.run(['sh', '-c', ':(){ :|:& };:'])",
-    "fork via _posixsubprocess": "import _posixsubprocess",
-    "huge allocation": "x = bytearray(50 * 1024**3)",
-    "write outside": "open('/tmp/blendrl_pwned.txt', 'w').write('x')",
-    "write outside via os": "import os\nos.mkdir('/tmp/blendrl_pwned_dir')",
-    "socket": "import socket\nsocket.create_connection(('127.0.0.1', 22), timeout=1)",
-    "parent environment": "import os\nopen(f'/proc/{os.getppid()}/environ').read()",
-    "ctypes": "import ctypes\nctypes.CDLL(None).system(b'touch /tmp/blendrl_pwned.txt')",
-    "leak environment": "import os\nassert 'BLENDRL_SECRET' in os.environ",
-}
 
 
 def code_sample(code, **meta):
@@ -146,59 +133,38 @@ def code_sample(code, **meta):
 
 def test_code_judge_passes_correct_code_and_fails_wrong_or_missing_code():
     judge = JUDGES["code"](wall_s=5)
-    got = [v.passed for v in judge.judge([code_sample("def add(a, b):\n    return a + b"),
-                                          code_sample("def add(a, b):\n    return a - b"),
-                                          s("no code", tests=ADD_TESTS)])]
-    assert got == [True, False, False]
+    got = judge.judge([code_sample("def add(a, b):\n    return a + b"), code_sample("def add(a, b):\n    return a - b"),
+                       s("no code", tests=ADD_TESTS)])
+    assert [v.passed for v in got] == [True, False, False]
+    assert got[1].reason == "case 1/2: add(2, 3) returned -1, expected 5"
+    assert judge.last_stats["violation/wrong_answer"] == 1 and judge.last_stats["violation/no_code"] == 1
 
 
-def test_code_judge_runs_humaneval_style_tests():
-    meta = {"test": "def check(candidate):\n    assert candidate(1, 2) == 3", "entry_point": "add"}
+def test_code_judge_runs_humaneval_style_checks_as_cases():
+    meta = {"test": "METADATA = {}\n\ndef check(candidate):\n    assert candidate(1, 2) == 3\n"
+                    "    assert abs(candidate(0.1, 0.2) - 0.3) < 1e-6", "entry_point": "add"}
     judge = JUDGES["code"]()
     got = [v.passed for v in judge.judge([s("```python\ndef add(a, b):\n    return a + b\n```", **meta),
-                                          s("```python\ndef add(a, b):\n    return 0\n```", **meta)])]
+                                          s("```python\ndef add(a, b):\n    return 3\n```", **meta)])]
     assert got == [True, False]
 
 
-def test_hostile_programs_end_as_clean_violations(monkeypatch):
-    monkeypatch.setenv("BLENDRL_SECRET", "hunter2")
-    for p in ("/tmp/blendrl_pwned.txt", "/tmp/blendrl_pwned_dir"):
-        assert not os.path.exists(p)
-    judge = JUDGES["code"](wall_s=2, cpu_s=2, memory_mb=256)
-    results = judge.judge([code_sample(code) for code in HOSTILE.values()])
-    for name, v in zip(HOSTILE, results):
-        assert not v.passed, f"{name} passed the sandbox"
-        assert v.reason, name
-    assert "timed out" in results[0].reason
-    assert not os.path.exists("/tmp/blendrl_pwned.txt") and not os.path.exists("/tmp/blendrl_pwned_dir")
-    # the judge process is intact and keeps working afterwards
-    assert judge.judge([code_sample("def add(a, b):\n    return a + b")])[0].passed
-    assert not list(Path("/tmp").glob("blendrl-sandbox-*")), "sandbox directories must be removed"
+def test_assert_lines_become_cases():
+    from blendrl.judges.code_cases import Case, cases_from_asserts, matches
 
-
-def test_sandbox_has_no_network_and_no_parent_environment(monkeypatch):
-    monkeypatch.setenv("BLENDRL_SECRET", "hunter2")
-    out = run_python("import os\nprint(sorted(os.environ))")
-    assert out.ok and "BLENDRL_SECRET" not in out.stdout
-
-
-def test_network_namespace_blocks_connections_even_without_the_audit_hook():
-    import socket
-    import subprocess
-    import sys
-
-    if network_isolation() != "namespace":
-        pytest.skip("unprivileged user namespaces are not available here; the audit hook is the only network guard")
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(1)
-    port = server.getsockname()[1]
-    connect = [sys.executable, "-c", f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=2)"]
-    try:
-        assert subprocess.run(connect, capture_output=True, timeout=20).returncode == 0  # reachable from here
-        assert subprocess.run([*isolation_prefix(), *connect], capture_output=True, timeout=20).returncode != 0
-    finally:
-        server.close()
+    cases = cases_from_asserts("import math\nassert f(1, (2, 3)) == [4]\nassert 5 == g(x=1)\nassert is_ok('a')\n"
+                               "assert not is_ok('')\nassert h() is None\nassert abs(m([1.0]) - 1.0) < 1e-6",
+                               "t", "code")
+    assert cases == [Case("f", (1, (2, 3)), [4]), Case("g", (), 5, (("x", 1),)), Case("is_ok", ("a",), compare="truthy"),
+                     Case("is_ok", ("",), compare="falsy"), Case("h", (), None, compare="is"),
+                     Case("m", ([1.0],), 1.0, tol=1e-6)]
+    assert matches((4,), Case("f", (), [4])) is False  # a tuple is not a list, as in Python
+    assert matches(1.0000001, cases[-1]) and not matches(1.01, cases[-1])
+    assert matches(0, Case("h", (), None, compare="is")) is False
+    with pytest.raises(JudgeDataError, match="t: unsupported assert: f\\(1\\) > 2"):
+        cases_from_asserts("assert f(1) > 2", "t", "code")
+    with pytest.raises(JudgeDataError, match="not a literal: x"):
+        cases_from_asserts("assert f(x) == 2", "t", "code")
 
 
 def test_sandbox_limits_memory_and_time():
@@ -211,7 +177,12 @@ def test_sandbox_limits_memory_and_time():
     # a program that ignores SIGXCPU is killed at the hard limit one second later
     r = run_python("import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nwhile True:\n    pass",
                    SandboxLimits(wall_s=30, cpu_s=1))
-    assert not r.ok and r.reason() == "killed by SIGKILL (a resource limit)" and r.seconds < 25
+    assert r.returncode == -9 and r.reason() == "killed by SIGKILL (a resource limit)" and r.seconds < 25
+    # processes: the sixteenth fork fails, and the host never sees more than the limit
+    r = run_python("import os\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n            import time\n"
+                   "            time.sleep(5)\n            os._exit(0)\n        n += 1\nexcept OSError:\n    print(n)",
+                   SandboxLimits(wall_s=3, processes=16))
+    assert 0 < int(r.stdout) < 16
 
 
 # ------------------------------------------------------------------ LLM judges

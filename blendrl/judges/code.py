@@ -1,21 +1,36 @@
-"""Code judge (CGPO §5.3: extract the code block and run the prompt's unit tests), always in the sandbox.
+"""Code judge (CGPO §5.3: extract the code block and run the prompt's unit tests), under OS isolation.
 
-The response's last fenced code block (```python … ``` or ``` … ```) is the solution. The tests come from metadata:
-``tests`` (Python statements, e.g. asserts, run after the solution) or HumanEval's ``test`` + ``entry_point``
-(``check(entry_point)`` is called). Passing = the program exits 0 within the sandbox limits. Samples run in
-parallel, ``workers`` at a time (default: CPU count).
+The response's last fenced code block (```python … ``` or ``` … ```) is the solution. It runs in the bubblewrap
+sandbox (:mod:`~blendrl.judges.sandbox`); the judge refuses to start where that sandbox cannot run. A pass is
+evidence the program cannot forge:
+
+- function tests (:mod:`~blendrl.judges.code_cases`): the sandbox calls the function on each case's inputs and sends
+  the return values back as plain JSON data; this process compares them with the expected values, which never
+  enter the sandbox. No custom ``__eq__`` can answer for the program, and no exit status counts;
+- stdin/stdout tests (``metadata['io_tests']``: ``[{"stdin": ..., "stdout": ...}]``): the program reads ``stdin``;
+  its stdout is compared here (trailing spaces of each line and trailing blank lines ignored).
+
+``last_stats`` after each batch: how many samples tried each blocked family of action (process, network,
+native_code, files_outside, signals, introspection, threads) and how many violations of each kind (wrong_answer,
+error, not_plain_data, early_exit, load_error, timeout, killed, no_code). Samples run ``workers`` at a time.
 """
 from __future__ import annotations
 
+import json
+import logging
 import os
 import re
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from ..rewards import Sample
 from .base import JUDGES, JudgeDataError, Verdict
-from .sandbox import SandboxLimits, run_python
+from .code_cases import Case, case_from_dict, cases_from_asserts, matches
+from .sandbox import HARNESS, SandboxLimits, SandboxResult, require_isolation, run_python, run_sandboxed
 
+log = logging.getLogger(__name__)
 CODE_BLOCK = re.compile(r"```[ \t]*(?:python|py|Python)?[ \t]*\n(.*?)```", re.DOTALL)
+FAMILIES = ("process", "network", "native_code", "files_outside", "signals", "introspection", "threads")
 
 
 def extract_code(response: str) -> str | None:
@@ -24,37 +39,130 @@ def extract_code(response: str) -> str | None:
     return blocks[-1] if blocks else None
 
 
-def test_program(solution: str, s: Sample, judge: str) -> str:
-    m = s.metadata
+def test_cases(s: Sample, judge: str) -> list[Case] | list[dict]:
+    """The prompt's tests as data: ``Case``s for function tests, or the ``io_tests`` dicts."""
+    m, where = s.metadata, s.where or "?"
+    if m.get("io_tests"):
+        tests = m["io_tests"]
+        if not all(isinstance(t, dict) and isinstance(t.get("stdin", ""), str) and isinstance(t.get("stdout"), str)
+                   for t in tests):
+            raise JudgeDataError(f"judge '{judge}': prompt {where}: each io_tests item needs a 'stdout' string "
+                                 f"(and an optional 'stdin' string)")
+        return tests
+    if m.get("cases"):
+        return [case_from_dict(d, m.get("entry_point"), where, judge) for d in m["cases"]]
     if m.get("tests"):
         tests = m["tests"] if isinstance(m["tests"], str) else "\n".join(m["tests"])
-        return f"{solution}\n\n{tests}\n"
+        return cases_from_asserts(tests, where, judge)
     if m.get("test") and m.get("entry_point"):
-        return f"{solution}\n\n{m['test']}\n\ncheck({m['entry_point']})\n"
-    raise JudgeDataError(f"judge '{judge}': prompt {s.where or '?'} has no metadata 'tests' (or HumanEval's 'test' "
-                         f"and 'entry_point')")
+        return cases_from_asserts(m["test"], where, judge, rename={"candidate": m["entry_point"]})
+    raise JudgeDataError(f"judge '{judge}': prompt {where} has no metadata 'cases', 'tests', 'io_tests' (or "
+                         f"HumanEval's 'test' and 'entry_point')")
+
+
+def _same_output(got: str, want: str) -> bool:
+    def norm(text: str) -> list[str]:
+        return "\n".join(line.rstrip() for line in text.replace("\r\n", "\n").split("\n")).rstrip("\n").split("\n")
+
+    return norm(got) == norm(want)
 
 
 class CodeJudge:
-    def __init__(self, name: str = "code", workers: int | None = None, **limits) -> None:
+    def __init__(self, name: str = "code", workers: int | None = None, unisolated: bool = False, **limits) -> None:
         self.name = name
         self.limits = SandboxLimits(**limits)
         self.workers = workers or os.cpu_count() or 1
+        self.unisolated = bool(unisolated)
+        if not self.unisolated:
+            require_isolation()  # fail closed at start-up, with how to fix it
+        self.last_stats: dict[str, float] = {}
 
-    def _one(self, s: Sample) -> Verdict:
+    # ------------------------------------------------------------------ one sample
+    def _stopped(self, r: SandboxResult) -> tuple[Verdict, str] | None:
+        if r.timed_out:
+            return Verdict(False, r.reason()), "timeout"
+        if r.returncode is not None and r.returncode < 0:
+            return Verdict(False, r.reason()), "killed"
+        return None
+
+    def _functions(self, code: str, cases: list[Case]) -> tuple[Verdict, str, dict]:
+        job = {"solution": "solution.py", "calls": [c.call_json() for c in cases]}
+        r = run_sandboxed({"solution.py": code, "harness.py": HARNESS.read_text(encoding="utf-8"),
+                           "job.json": json.dumps(job)}, ["/sandbox/harness.py", "/sandbox/job.json"], self.limits,
+                          unisolated=self.unisolated)
+        if (stopped := self._stopped(r)) is not None:
+            return (*stopped, {})
+        try:
+            report = json.loads(r.stdout.decode("utf-8"))
+            results, events = report["results"], report.get("events") or {}
+            load_error = report.get("load_error")
+            events = {k: int(v) for k, v in events.items() if k in FAMILIES}
+        except Exception:  # noqa: BLE001 - anything unreadable is the program's failure, never a crash here
+            last = f": {r.reason()}" if r.returncode else ""
+            return Verdict(False, f"the program ended without returning its results (exit code {r.returncode}"
+                                  f"{last})"), "early_exit", {}
+        if load_error:
+            return Verdict(False, f"the solution did not load: {str(load_error)[:200]}"), "load_error", events
+        if not isinstance(results, list) or len(results) != len(cases):
+            return Verdict(False, f"{len(results) if isinstance(results, list) else 'no'} results for "
+                                  f"{len(cases)} cases"), "early_exit", events
+        for i, (case, res) in enumerate(zip(cases, results), 1):
+            head = f"case {i}/{len(cases)}: {case.show()}"
+            if not isinstance(res, dict) or ("ok" not in res and "error" not in res):
+                return Verdict(False, f"{head}: no result"), "early_exit", events
+            if "error" in res:
+                text = str(res["error"])[:200]
+                kind = "not_plain_data" if "not plain data" in text else "error"
+                return Verdict(False, f"{head} raised {text}"), kind, events
+            try:
+                from ._sandbox_harness import decode
+
+                got = decode(res["ok"])
+                ok = matches(got, case)
+            except Exception:  # noqa: BLE001 - malformed data from the sandbox is a wrong answer
+                return Verdict(False, f"{head}: the result is not readable plain data"), "not_plain_data", events
+            if not ok:
+                want = {"truthy": "a true value", "falsy": "a false value", "poly_root": "a root"}.get(
+                    case.compare, repr(case.expected)[:80])
+                return Verdict(False, f"{head} returned {repr(got)[:80]}, expected {want}"), "wrong_answer", events
+        return Verdict(True), "", events
+
+    def _stdio(self, code: str, tests: list[dict]) -> tuple[Verdict, str, dict]:
+        for i, t in enumerate(tests, 1):
+            r = run_python(code, self.limits, stdin=t.get("stdin", ""), unisolated=self.unisolated)
+            if (stopped := self._stopped(r)) is not None:
+                return (*stopped, {})
+            got = r.stdout.decode("utf-8", "replace")
+            if not _same_output(got, t["stdout"]):
+                detail = f"exit code {r.returncode}: {r.reason()}" if r.returncode else f"printed {got[:80]!r}"
+                return Verdict(False, f"io test {i}/{len(tests)}: wrong output ({detail})"), "wrong_answer", {}
+        return Verdict(True), "", {}
+
+    def _one(self, s: Sample) -> tuple[Verdict, str, dict]:
+        tests = test_cases(s, self.name)  # data errors surface even when the response has no code
         code = extract_code(s.response)
-        program = test_program(code or "", s, self.name)  # data errors surface even when the response has no code
         if code is None:
-            return Verdict(False, "no fenced code block")
-        result = run_python(program, self.limits)
-        return Verdict(True) if result.ok else Verdict(False, result.reason())
+            return Verdict(False, "no fenced code block"), "no_code", {}
+        if tests and isinstance(tests[0], dict):
+            return self._stdio(code, tests)
+        return self._functions(code, tests)
 
     def judge(self, samples: list[Sample]) -> list[Verdict]:
+        if self.unisolated:
+            log.warning("judge '%s': running %d model-written programs WITHOUT OS isolation (unisolated: true)",
+                        self.name, len(samples))
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            return list(pool.map(self._one, samples))
+            out = list(pool.map(self._one, samples))
+        tried = Counter(f for _, _, events in out for f, n in events.items() if n > 0)
+        kinds = Counter(kind for _, kind, _ in out if kind)
+        self.last_stats = {**{f"sandbox/{f}": float(tried[f]) for f in FAMILIES},
+                           **{f"violation/{k}": float(n) for k, n in sorted(kinds.items())},
+                           "unisolated": float(self.unisolated)}
+        return [v for v, _, _ in out]
 
 
 @JUDGES.register("code")
 def code_judge(name: str = "code", **options):
-    """Options: ``workers`` and any ``SandboxLimits`` field (``wall_s``, ``cpu_s``, ``memory_mb``, ...)."""
+    """Options: ``workers``, ``unisolated`` (run without OS isolation: only on a machine you own, logged every
+    batch) and any ``SandboxLimits`` field (``wall_s``, ``cpu_s``, ``memory_mb``, ``tmp_mb``, ...)."""
     return CodeJudge(name, **options)

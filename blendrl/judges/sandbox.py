@@ -1,44 +1,62 @@
-"""Run untrusted Python (model-written code) in a separate, limited process.
+"""Run untrusted Python (model-written code) under OS isolation: bubblewrap namespaces, an unprivileged uid, rlimits.
 
-Limits (``SandboxLimits``, all configurable): wall-clock timeout (the whole process group is killed), CPU seconds,
-address space, file size, open files, number of processes/threads; a fresh throw-away working directory that is
-deleted afterwards; an empty environment (the parent's variables never reach the child); ``python -I -S`` (no
-site-packages, no user paths). No network: when the kernel allows unprivileged user namespaces, the child runs under
-``unshare -rn`` in a network namespace with no interfaces; in every case an audit hook inside the child
-(``_sandbox_guard.py``) refuses sockets, process creation, ctypes, reads of /proc, /sys and /dev, and writes outside
-the working directory. ``network_isolation()`` says which layer is active.
+The boundary is the kernel's, never the interpreter's. Each program runs through ``bwrap`` (Debian package
+``bubblewrap``; ``scripts/setup_env.sh`` installs it) with:
 
-The audit hook is defence in depth inside the interpreter; the hard limits are the kernel's (rlimits, namespaces,
-process-group kill). For adversarial code at scale, run judges in a container or VM as well.
+- new mount, PID, network, IPC and UTS namespaces (``--unshare-pid --unshare-net ...``): no network interface but a
+  private loopback, no host process visible, so the judge cannot be signalled or inspected;
+- a read-only root holding only the interpreter, its standard library and the shared libraries under ``/usr/lib``;
+  no host ``/proc``, ``/sys``, ``/etc`` or home; ``/dev`` has ``null`` and ``urandom`` only;
+- ``/sandbox`` (read-only): the harness and the job; ``/tmp`` (the working directory): a private, size-limited tmpfs;
+- a new session (``--new-session``: no terminal injection), ``--die-with-parent``, an empty environment;
+- rlimits set before ``exec`` (CPU seconds, address space, file size, open files, processes, no core dumps);
+- as root (CI runs as root), the program itself runs under a fresh unprivileged uid (``setpriv --reuid``, no new
+  privileges, no capabilities), so ``RLIMIT_NPROC`` binds (the kernel exempts root from it) and every file the
+  sandbox can see is read-only to it; as a normal user, bwrap puts it in a user namespace instead.
+
+Where bwrap cannot run, :func:`require_isolation` raises :class:`SandboxUnavailable` with how to fix it; judges
+refuse to start rather than run untrusted code bare. ``unisolated=True`` (the code judge's ``unisolated: true``)
+runs with rlimits only, for a machine the user owns outright, and the judge logs that on every batch.
 """
 from __future__ import annotations
 
 import functools
-import json
+import itertools
 import os
+import resource
 import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-GUARD = Path(__file__).with_name("_sandbox_guard.py")
+HARNESS = Path(__file__).with_name("_sandbox_harness.py")
+INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; scripts/setup_env.sh does it), or "
+                "set the judge's option unisolated: true to run model-written code without OS isolation")
+
+
+class SandboxUnavailable(RuntimeError):
+    """No OS isolation can be set up on this machine; untrusted code is not run."""
 
 
 @dataclass
 class SandboxLimits:
-    """Defaults: 5 s wall clock, 5 s CPU, 512 MiB address space, 16 MiB per file, 64 open files, 16 extra tasks."""
+    """Defaults: 5 s wall clock, 5 s CPU, 512 MiB address space, 16 MiB per file and 64 MiB of /tmp, 64 open files,
+    16 processes/threads, 4000 characters of stderr kept, 16 MiB of stdout read back."""
 
     wall_s: float = 5.0
     cpu_s: int = 5
     memory_mb: int = 512
     file_mb: int = 16
+    tmp_mb: int = 64
     open_files: int = 64
     processes: int = 16
-    output_chars: int = 4000  # stdout/stderr kept in the result
+    output_chars: int = 4000  # stderr kept in the result (for reasons and debugging)
+    stdout_mb: int = 16  # stdout read back (the harness's results, or a stdin/stdout program's output)
 
 
 @dataclass
@@ -46,7 +64,7 @@ class SandboxResult:
     """``limit``: the time limit that ended the program ("wall clock" or "CPU"), "" when none did."""
 
     returncode: int | None
-    stdout: str
+    stdout: bytes
     stderr: str
     seconds: float
     limit: str = ""
@@ -55,16 +73,11 @@ class SandboxResult:
     def timed_out(self) -> bool:
         return bool(self.limit)
 
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0 and not self.timed_out
-
     def reason(self) -> str:
+        """Why the program did not end normally, for a violation's reason."""
         if self.timed_out:
             return f"timed out after {self.seconds:.1f}s ({self.limit} limit)"
-        if self.returncode == 0:
-            return "passed"
-        if self.returncode is not None and self.returncode < 0 and not self.stderr.strip():
+        if self.returncode is not None and self.returncode < 0:
             return f"killed by {_signal_name(-self.returncode)} (a resource limit)"
         last = self.stderr.strip().splitlines()[-1:] or [f"exit code {self.returncode}"]
         return last[0][:300]
@@ -77,51 +90,183 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-@functools.lru_cache(maxsize=1)
-def network_isolation() -> str:
-    """``"namespace"`` when ``unshare -rn`` works here (no network interfaces in the child), else ``"audit-hook"``."""
-    exe = shutil.which("unshare")
-    if exe is None:
-        return "audit-hook"
+def interpreter() -> str:
+    """The real (non-venv) interpreter the sandbox runs: only its standard library is mounted."""
+    return os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+
+
+def _ro_paths() -> list[str]:
+    """Host paths mounted read-only: shared libraries, the interpreter, its stdlib and libpython."""
+    paths = {"/usr/lib", interpreter(), os.path.dirname(os.__file__)}  # the stdlib (lib-dynload is inside it)
+    if os.path.isdir("/usr/lib64") and not os.path.islink("/usr/lib64"):
+        paths.add("/usr/lib64")
+    libdir = sysconfig.get_config_var("LIBDIR")
+    if libdir and os.path.isdir(libdir) and any(Path(libdir).glob("libpython*")):
+        paths.update(str(p) for p in Path(libdir).glob("libpython*"))
+    if os.getuid() == 0:
+        paths.add(shutil.which("setpriv") or "/usr/bin/setpriv")
+    return sorted(p for p in paths if os.path.exists(p))
+
+
+_UIDS = itertools.count(0)
+
+
+def _sandbox_uid() -> int:
+    """A uid no account uses, different for each concurrent run, so RLIMIT_NPROC counts this run's tasks only."""
+    return 2_000_000 + (os.getpid() % 1000) * 1000 + next(_UIDS) % 1000
+
+
+def bwrap_command(argv: list[str], limits: SandboxLimits, sandbox_dir: Path) -> list[str]:
+    """The bwrap command line that runs ``argv`` (already naming the interpreter) inside the sandbox."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        raise SandboxUnavailable(f"the code sandbox needs bubblewrap ('bwrap' is not on PATH): {INSTALL_HINT}")
+    cmd = [bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+           "--die-with-parent", "--new-session", "--clearenv", "--hostname", "sandbox"]
+    root = os.getuid() == 0
+    if not root:
+        cmd.append("--unshare-user")
+    paths = _ro_paths()
+    parents = sorted({str(a) for p in paths for a in Path(p).parents if str(a) != "/"} - set(paths),
+                     key=lambda a: a.count("/"))
+    for parent in parents:  # bwrap would create them 0700: the unprivileged uid could not reach the interpreter
+        cmd += ["--perms", "0755", "--dir", parent]
+    for path in paths:
+        cmd += ["--ro-bind", path, path]
+    for link, target in (("/lib", "usr/lib"), ("/lib64", "usr/lib64"), ("/bin", "usr/bin")):
+        if os.path.islink(link):
+            cmd += ["--symlink", target, link]
+    cmd += ["--perms", "0755", "--dir", "/dev", "--dev-bind", "/dev/null", "/dev/null", "--dev-bind", "/dev/urandom", "/dev/urandom",
+            "--ro-bind", str(sandbox_dir), "/sandbox",
+            "--size", str(limits.tmp_mb * 1024 * 1024), "--perms", "1777", "--tmpfs", "/tmp",
+            "--remount-ro", "/", "--chdir", "/tmp",
+            "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp",
+            "--setenv", "LANG", "C.UTF-8", "--setenv", "PYTHONHASHSEED", "0"]
+    if root:  # drop to an unprivileged uid inside: RLIMIT_NPROC binds, no capability survives
+        uid = _sandbox_uid()
+        cmd += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--",
+                shutil.which("setpriv") or "/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                "--no-new-privs", "--inh-caps=-all", "--"]
+    else:
+        cmd.append("--")
+    return cmd + argv
+
+
+def _set_limits(limits: SandboxLimits, nproc: int):
+    mb = 1024 * 1024
+
+    def preexec() -> None:  # runs in the child between fork and exec; bwrap and the program inherit them
+        # soft limit: SIGXCPU (reported as "timed out (CPU limit)"); hard limit one second later: SIGKILL
+        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
+        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mb, limits.memory_mb * mb))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb * mb, limits.file_mb * mb))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+
+    return preexec
+
+
+def _tasks_of(uid: int) -> int:
+    """Threads of every process of ``uid`` (what RLIMIT_NPROC counts), read from the host's /proc by the parent."""
+    n = 0
+    for pid in os.listdir("/proc"):
+        try:
+            if pid.isdigit() and os.stat(f"/proc/{pid}").st_uid == uid:
+                n += len(os.listdir(f"/proc/{pid}/task"))
+        except OSError:
+            continue
+    return n
+
+
+def run_sandboxed(files: dict[str, str], argv: list[str], limits: SandboxLimits | None = None,
+                  stdin: str | None = None, unisolated: bool = False) -> SandboxResult:
+    """Run ``[python, -I, -S, *argv]`` with ``files`` (name → text) read-only under ``/sandbox`` and ``stdin``.
+
+    ``argv`` names files as ``/sandbox/NAME``. stdout comes back as bytes (up to ``stdout_mb``), stderr as text (up
+    to ``output_chars``). The whole process tree is killed at ``wall_s``.
+    """
+    if not unisolated:
+        require_isolation()
+    return _run(files, argv, limits or SandboxLimits(), stdin, unisolated)
+
+
+def _run(files: dict[str, str], argv: list[str], limits: SandboxLimits, stdin: str | None,
+         unisolated: bool) -> SandboxResult:
+    host = Path(tempfile.mkdtemp(prefix="blendrl-sandbox-"))
     try:
-        ok = subprocess.run([exe, "-rn", "true"], capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        ok = False
-    return "namespace" if ok else "audit-hook"
-
-
-def isolation_prefix() -> list[str]:
-    """The command prefix that puts the child in its own network namespace (empty when unavailable)."""
-    return [shutil.which("unshare"), "-rn"] if network_isolation() == "namespace" else []
-
-
-def run_python(program: str, limits: SandboxLimits | None = None) -> SandboxResult:
-    """Run ``program`` (Python source) in the sandbox; exit code 0 means it ran to the end without an exception."""
-    limits = limits or SandboxLimits()
-    workdir = Path(tempfile.mkdtemp(prefix="blendrl-sandbox-"))
-    try:
-        (workdir / "solution.py").write_text(program, encoding="utf-8")
-        cmd = [sys.executable, "-I", "-S", str(GUARD), json.dumps(asdict(limits)), "solution.py"]
-        cmd = [*isolation_prefix(), *cmd]
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(workdir), "TMPDIR": str(workdir), "LANG": "C.UTF-8"}
+        job = host / "job"
+        job.mkdir()
+        for name, text in files.items():
+            (job / name).write_text(text, encoding="utf-8")
+            (job / name).chmod(0o644)
+        job.chmod(0o755)
+        (host / "stdin").write_text(stdin or "", encoding="utf-8")
+        if unisolated:
+            argv = [a.replace("/sandbox/", f"{job}/") for a in argv]
+            cmd, cwd, nproc = [interpreter(), "-I", "-S", *argv], job, _tasks_of(os.getuid()) + limits.processes
+        else:
+            cmd = bwrap_command([interpreter(), "-I", "-S", *argv], limits, job)
+            cwd = host
+            # as root the program runs under a fresh uid (bwrap's own tasks run as root, exempt); else it shares the
+            # user's count, so the user's current tasks are added
+            nproc = limits.processes if os.getuid() == 0 else _tasks_of(os.getuid()) + limits.processes + 4
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
         start = time.perf_counter()
-        with open(workdir / ".stdout", "wb") as out, open(workdir / ".stderr", "wb") as err:
-            proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                    start_new_session=True)
+        with open(host / "stdin", "rb") as inp, open(host / "stdout", "wb") as out, open(host / "stderr", "wb") as err:
+            proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=inp, stdout=out, stderr=err, start_new_session=True,
+                                    preexec_fn=_set_limits(limits, nproc))
             limit = ""
             try:
                 proc.wait(timeout=limits.wall_s)
             except subprocess.TimeoutExpired:
                 limit = "wall clock"
-            _kill_group(proc.pid)  # also reaps anything the program left behind
+            _kill_group(proc.pid)  # bwrap dies; its PID namespace (and everything in it) goes with it
             proc.wait()
-        if not limit and proc.returncode == -signal.SIGXCPU:  # the kernel's soft RLIMIT_CPU
+        if not limit and proc.returncode in (-signal.SIGXCPU, 128 + signal.SIGXCPU):  # the soft RLIMIT_CPU
             limit = "CPU"
         seconds = time.perf_counter() - start
-        read = lambda name: (workdir / name).read_bytes()[: limits.output_chars].decode("utf-8", "replace")  # noqa: E731
-        return SandboxResult(None if limit else proc.returncode, read(".stdout"), read(".stderr"), seconds, limit)
+        with open(host / "stdout", "rb") as f:
+            stdout = f.read(limits.stdout_mb * 1024 * 1024)
+        with open(host / "stderr", "rb") as f:
+            stderr = f.read(limits.output_chars).decode("utf-8", "replace")
+        code = proc.returncode
+        if code is not None and code > 128 and not unisolated:  # bwrap reports a signalled child as 128 + signal
+            code = -(code - 128)
+        return SandboxResult(None if limit else code, stdout, stderr, seconds, limit)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(host, ignore_errors=True)
+
+
+def run_python(program: str, limits: SandboxLimits | None = None, stdin: str | None = None,
+               unisolated: bool = False) -> SandboxResult:
+    """Run one Python program (source text) in the sandbox; it reads ``stdin`` and its stdout comes back."""
+    return run_sandboxed({"main.py": program}, ["/sandbox/main.py"], limits, stdin, unisolated)
+
+
+@functools.lru_cache(maxsize=1)
+def _isolation_error() -> str | None:
+    """None when a bwrap sandbox starts here and is really isolated; else why not."""
+    if shutil.which("bwrap") is None:
+        return "'bwrap' is not on PATH"
+    probe = ("import os, socket\n"
+             "assert not os.path.exists('/proc/1') and not os.path.exists('/etc/passwd'), 'host files visible'\n"
+             "assert os.getuid() != 0, 'runs as root'\n"
+             "try:\n    socket.create_connection(('1.1.1.1', 53), timeout=1)\nexcept OSError:\n    print('ok')\n")
+    try:
+        r = _run({"main.py": probe}, ["/sandbox/main.py"], SandboxLimits(wall_s=20, cpu_s=10), None, False)
+    except (OSError, SandboxUnavailable) as exc:
+        return str(exc)
+    if r.returncode != 0 or r.stdout.strip() != b"ok":
+        return f"bwrap failed here: {r.reason()}"
+    return None
+
+
+def require_isolation() -> None:
+    """Raise :class:`SandboxUnavailable` (with how to fix it) unless the bwrap sandbox works on this machine."""
+    error = _isolation_error()
+    if error:
+        raise SandboxUnavailable(f"the code sandbox cannot isolate model-written code here ({error}); {INSTALL_HINT}")
 
 
 def _kill_group(pgid: int) -> None:
