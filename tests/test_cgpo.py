@@ -235,3 +235,32 @@ def test_a_run_can_skip_the_before_evaluation_and_the_table_takes_it_from_anothe
     assert "| chat | pass_rate | 0.25 | 0.75 | 0.50 |" in table
     with pytest.raises(ValueError, match="evaluated before training"):
         compare_table({"skipped": skipped})
+
+
+def test_summed_ppo_training_judges_see_a_truncated_response_as_a_violation(tiny_dir, tmp_path):
+    """The summed reward's ``eos`` judge reads ``finished`` from the rollout (it used to see every sample as
+    finished, so truncated answers earned the judge bonus during summed-PPO training)."""
+    from blendrl.config.cgpo_schema import JudgeConfig
+    from blendrl.rewards import Sample
+    from blendrl.training.run import build_trainer
+    from blendrl.training.summed_ppo import SummedPPOTrainer, pool_rows, summed_ppo_config
+
+    cfg = one_task(tiny_cgpo_config(tiny_dir, tmp_path / "cgpo", **{"generation.max_new_tokens": 3}), "crpg")
+    cfg.tasks[0].judges = [JudgeConfig(kind="eos", name="ends")]
+    path = write_yaml(cfg, tmp_path / "cgpo.yaml")
+    ppo_cfg = summed_ppo_config(cfg, path, [], judge_bonus=1.0)
+    Path(ppo_cfg.data.prompts).parent.mkdir(parents=True, exist_ok=True)
+    Path(ppo_cfg.data.prompts).write_text("".join(json.dumps(r) + "\n" for r in pool_rows(cfg)))
+    trainer = build_trainer(ppo_cfg, None, trainer_cls=SummedPPOTrainer)
+    seen: list[Sample] = []
+    inner = trainer.reward.sources[0] if hasattr(trainer.reward, "sources") else trainer.reward
+    original = inner.score
+    inner.score = lambda samples: (seen.extend(samples), original(samples))[1]
+    real_sample = trainer.generator.sample
+    rollouts = []
+    trainer.generator.sample = lambda *a, **k: rollouts.append(real_sample(*a, **k)) or rollouts[-1]
+    trainer.step()
+    finished = rollouts[0].has_eos.tolist()
+    assert [s.finished for s in seen] == finished and not all(finished)  # 3 tokens: most answers are cut
+    bonus = original(seen) - inner.tasks["crpg"][0].score(seen)
+    assert bonus.tolist() == [1.0 if f else 0.0 for f in finished]

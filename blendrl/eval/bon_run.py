@@ -11,7 +11,7 @@ from ..config.schema import BoNRunConfig
 from ..data import load_prompts
 from ..fsutil import atomic_write_text
 from ..models import load_causal_lm, load_tokenizer, resolve_model
-from ..rewards import Sample, build_reward
+from ..rewards import Sample, build_reward, make_samples
 from ..rollout import SamplingParams, decode_responses
 from ..rollout.hf import HFGenerator
 from .best_of_n import best_of_n, kl_bon
@@ -44,12 +44,12 @@ def run_bon(cfg: BoNRunConfig) -> dict:
     sums = {n: [0.0, 0.0] for n in ns}
     picks = []
     for p in prompts:
-        texts: list[str] = []
+        samples: list[Sample] = []
         for start in range(0, N, cfg.bon.batch_size):
             k = min(cfg.bon.batch_size, N - start)
             out = generator.sample([p.input_ids] * k, params, gen)
-            texts += decode_responses(tokenizer, out)
-        samples = [Sample(p.messages, t, p.metadata, f"{p.source}, row {p.row}") for t in texts]
+            samples += make_samples([p] * k, decode_responses(tokenizer, out), out.has_eos)
+        texts = [s.response for s in samples]
         proxy = proxy_rm.score(samples)  # (N,)
         gold = gold_rm.score(samples) if gold_rm is not None else None
         for n in ns:

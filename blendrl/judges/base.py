@@ -64,6 +64,7 @@ class MixtureOfJudges:
         if len(set(names)) != len(names):
             raise ValueError(f"judge names must be unique within a task, got {names}")
         self.judges = judges
+        self.last_stats: dict[str, float] = {}  # "<judge>/<stat>" of the last evaluate (judges with last_stats)
 
     @property
     def names(self) -> list[str]:
@@ -80,6 +81,8 @@ class MixtureOfJudges:
             for i, v in enumerate(verdicts):
                 if not v.passed:
                     reasons[i].append(f"{judge.name}: {v.reason}")
+        self.last_stats = {f"{j.name}/{k}": float(v) for j in self.judges for k, v in getattr(j, "last_stats",
+                                                                                            {}).items()}
         passed = torch.ones(len(samples), dtype=torch.bool)
         for p in per_judge.values():
             passed &= p

@@ -1,6 +1,12 @@
 """Math judge (CGPO §5.3, App. B): the response must end with "The final answer is X"; X is compared with the
 prompt's ``metadata['answer']`` by ``math-verify`` (numbers, fractions, LaTeX, simple expressions). A missing or
-malformed final sentence is a violation, as in the paper."""
+malformed final sentence is a violation, as in the paper.
+
+Hedges are violations, since a policy learns them fast: several answers ("5 or 6", "5, 6", "{5, 6}"), intervals
+and inequalities (math-verify already rejects these against a single number), and equation chains, which
+math-verify reads by their last side ("x = 6 = 5" for 5). A chain passes only when every side but a lone variable
+on the left equals the gold answer ("x = 10/2 = 5" passes).
+"""
 from __future__ import annotations
 
 import re
@@ -33,6 +39,20 @@ def _as_math(text: str) -> str:
     return text if "$" in text or "\\" in text else f"${text}$"
 
 
+LONE_VARIABLE = re.compile(r"^\s*(?:[A-Za-z]|\\[A-Za-z]+)(?:_\{?\w+\}?)?\s*$")
+
+
+def chain_sides(answer: str) -> list[str]:
+    """The sides of an equation chain to check: every ``=``-separated part but a lone variable on the left."""
+    text = answer.replace("$", "").strip()
+    if "=" not in text or re.search(r"[<>!]=|==|\\[a-z]*eq", text):
+        return [answer]
+    parts = [p.strip() for p in text.split("=")]
+    if len(parts) > 1 and LONE_VARIABLE.match(parts[0]):
+        parts = parts[1:]
+    return parts
+
+
 @JUDGES.register("math")
 def math_judge(name: str = "math"):
     from math_verify import parse, verify
@@ -42,8 +62,12 @@ def math_judge(name: str = "math"):
         answer = final_answer(s.response)
         if answer is None:
             return Verdict(False, "no final sentence 'The final answer is X'")
+        sides = chain_sides(answer) if "=" not in gold else [answer]
+        if any(not side for side in sides):
+            return Verdict(False, f"answer {answer!r} has an empty side")
         try:
-            ok = verify(parse(_as_math(gold)), parse(_as_math(answer)))
+            target = parse(_as_math(gold))
+            ok = all(verify(target, parse(_as_math(side))) for side in sides)
         except Exception as exc:  # noqa: BLE001 - unparseable model output is a wrong answer, not a crash
             return Verdict(False, f"answer {answer!r} could not be parsed ({type(exc).__name__})")
         return Verdict(True) if ok else Verdict(False, f"answer {answer!r} != {gold!r}")

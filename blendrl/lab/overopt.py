@@ -31,7 +31,7 @@ from ..eval.bon_run import default_ns
 from ..fsutil import atomic_write_text
 from ..functional.ensembles import ENSEMBLE_AGGREGATORS
 from ..models import load_causal_lm, load_tokenizer, resolve_model
-from ..rewards import Sample, build_reward
+from ..rewards import Sample, build_reward, make_samples
 from ..rewards.shared_backbone import load_members
 from ..rollout import SamplingParams, decode_responses
 from ..rollout.hf import HFGenerator
@@ -54,18 +54,14 @@ class Policy:
                                         d.system_prompt, d.too_long)[0]
         self.prompts, self.eval_prompts = load(d.prompts), load(d.eval_prompts)
 
-    def sample(self, prompts, k: int, gen: torch.Generator, batch_size: int = 16) -> list[list[str]]:
-        """``k`` responses per prompt → one list of k texts per prompt."""
+    def sample(self, prompts, k: int, gen: torch.Generator, batch_size: int = 16) -> list[list[Sample]]:
+        """``k`` responses per prompt → one list of k samples per prompt (each knows whether it ended with EOS)."""
         flat = [p for p in prompts for _ in range(k)]
-        texts: list[str] = []
+        samples: list[Sample] = []
         for i in range(0, len(flat), batch_size):
             out = self.generator.sample([p.input_ids for p in flat[i: i + batch_size]], self.params, gen)
-            texts += decode_responses(self.tokenizer, out)
-        return [texts[i * k: (i + 1) * k] for i in range(len(prompts))]
-
-
-def samples_of(prompt, texts: list[str]) -> list[Sample]:
-    return [Sample(prompt.messages, t, prompt.metadata, f"{prompt.source}, row {prompt.row}") for t in texts]
+            samples += make_samples(flat[i: i + batch_size], decode_responses(self.tokenizer, out), out.has_eos)
+        return [samples[i * k: (i + 1) * k] for i in range(len(prompts))]
 
 
 # ---------------------------------------------------------------------- 1. labels
@@ -77,8 +73,9 @@ def label_pairs(cfg: OverOptLabConfig, policy: Policy, gold, out: Path) -> dict:
     for split, prompts, flip in (("pairs", policy.prompts[: cfg.labels.prompts], cfg.labels.flip),
                                  ("pairs_eval", policy.eval_prompts, 0.0)):
         rows, ties = [], 0
-        for p, texts in zip(prompts, policy.sample(prompts, 2 * cfg.labels.pairs_per_prompt, gen)):
-            scores = gold.score(samples_of(p, texts)).tolist()
+        for p, samples in zip(prompts, policy.sample(prompts, 2 * cfg.labels.pairs_per_prompt, gen)):
+            texts = [s.response for s in samples]
+            scores = gold.score(samples).tolist()
             for a in range(0, len(texts), 2):
                 (ga, ta), (gb, tb) = (scores[a], texts[a]), (scores[a + 1], texts[a + 1])
                 if ga == gb or not ta.strip() or not tb.strip():
@@ -156,8 +153,7 @@ def bon_curves(cfg: OverOptLabConfig, policy: Policy, gold, proxies) -> list[dic
     ns = default_ns(b.pool)
     sums = {(o, n): [0.0, 0.0] for o in b.objectives for n in ns}
     prompts = policy.eval_prompts[: b.prompts]
-    for p, texts in zip(prompts, policy.sample(prompts, b.pool, gen, b.batch_size)):
-        samples = samples_of(p, texts)
+    for p, samples in zip(prompts, policy.sample(prompts, b.pool, gen, b.batch_size)):
         g = gold.score(samples)  # (N,)
         members = proxies.member_scores(samples)  # (k, N)
         for o in b.objectives:
@@ -216,7 +212,8 @@ def ppo_curve(run_dir: Path, policy: Policy, gold, proxy_score) -> list[dict]:
             rows.setdefault(r["iteration"], []).append(r)
     points = []
     for it in sorted(rows):
-        samples = [s for r in rows[it] for s in samples_of(by_text[r["prompt"]], [r["response"]])]
+        samples = make_samples([by_text[r["prompt"]] for r in rows[it]], [r["response"] for r in rows[it]],
+                               [r["finished"] for r in rows[it]])
         points.append({"iteration": it, "kl": max(kl.get(it, 0.0), 0.0),
                        "proxy": proxy_score(samples).mean().item(),
                        "gold": gold.score(samples).float().mean().item()})

@@ -37,6 +37,17 @@ class Sample:
         return self.messages[-1]["content"]
 
 
+def make_samples(prompts, responses: list[str], finished) -> list[Sample]:
+    """The one way a loop builds ``Sample`` objects: prompt records (``.messages``, ``.metadata``, ``.source``,
+    ``.row``), their decoded responses, and ``finished`` ((B,) bool tensor or list: the response ended with EOS).
+    ``finished`` is required, so no consumer can let a truncated response pass the ``eos`` judge."""
+    finished = finished.tolist() if isinstance(finished, torch.Tensor) else list(finished)
+    if not len(prompts) == len(responses) == len(finished):
+        raise ValueError(f"make_samples: {len(prompts)} prompts, {len(responses)} responses, {len(finished)} flags")
+    return [Sample(p.messages, r, p.metadata, f"{p.source}, row {p.row}", bool(f))
+            for p, r, f in zip(prompts, responses, finished)]
+
+
 class RewardSource(Protocol):
     name: str
 

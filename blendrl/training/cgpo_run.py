@@ -66,7 +66,8 @@ def build_cgpo_trainer(cfg: CGPORunConfig, resume: str | None = None) -> CGPOTra
 
 
 def eval_table(metrics: dict, tasks) -> str:
-    """One line per task: reward, calibrated reward, pass rate of all judges and of each, KL, length."""
+    """One line per task: reward, calibrated reward, pass rate of all judges and of each, KL, length, and the
+    hacking signals (:mod:`~blendrl.judges.signals`)."""
     lines = []
     for t in tasks:
         p = f"eval/{t.name}/"
@@ -76,7 +77,8 @@ def eval_table(metrics: dict, tasks) -> str:
         lines.append(f"  {t.name:<14} reward={metrics[p + 'reward']:.3f}"
                      f"  calibrated={metrics[p + 'reward_calibrated']:.3f}"
                      f"  pass={metrics[p + 'pass_rate']:.2f}  {judges}  kl={metrics[p + 'kl_seq']:.2f}"
-                     f"  len={metrics[p + 'length']:.1f}")
+                     f"  len={metrics[p + 'length']:.1f}  injection={metrics[p + 'hack/injection']:.2f}"
+                     f"  repetition={metrics[p + 'hack/repetition']:.2f}  truncated={metrics[p + 'hack/truncated']:.2f}")
     return "\n".join(lines)
 
 

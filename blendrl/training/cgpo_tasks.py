@@ -18,7 +18,7 @@ from ..data import DataError, PromptSampler, load_prompts
 from ..fsutil import atomic_write_text
 from ..functional.cgpo import calibrated_reward
 from ..judges import MixtureOfJudges, build_judges
-from ..rewards import Sample, build_reward
+from ..rewards import build_reward, make_samples
 from ..rollout import SamplingParams
 
 
@@ -30,6 +30,8 @@ class ScoredBatch:
     per_judge: dict[str, torch.Tensor]  # name → (N,) bool
     reasons: list[list[str]]
     valid: torch.Tensor  # (N,) bool, raw is finite
+    finished: list[bool]  # the response ended with EOS
+    judge_stats: dict[str, float]  # "<judge>/<stat>": what the judges saw (sandbox actions, violation kinds)
 
 
 @dataclass
@@ -52,10 +54,6 @@ class TaskRuntime:
     def name(self) -> str:
         return self.cfg.name
 
-    @staticmethod
-    def samples(prompts, responses: list[str], finished: torch.Tensor) -> list[Sample]:
-        return [Sample(p.messages, r, p.metadata, f"{p.source}, row {p.row}", bool(f))
-                for p, r, f in zip(prompts, responses, finished.tolist())]
 
     def baseline_of(self, p) -> str | None:
         return self.baselines.get((p.source, p.row))
@@ -89,7 +87,7 @@ class TaskRuntime:
                      if (p.source, p.row) not in self._baseline_scores}.values())
         if todo:
             texts = [self.baseline_of(p) for p in todo]
-            scores = self.reward.score(self.samples(todo, texts, torch.ones(len(todo), dtype=torch.bool)))
+            scores = self.reward.score(make_samples(todo, texts, [True] * len(todo)))
             for p, s in zip(todo, scores.tolist()):
                 self._baseline_scores[(p.source, p.row)] = s
         return torch.tensor([self._baseline_scores[(p.source, p.row)] for p in prompts])
@@ -103,12 +101,12 @@ class TaskRuntime:
             if text is None:
                 self._baseline_passed[key] = False
             else:
-                passed, _, _ = self.judges.evaluate(self.samples([p], [text], torch.ones(1, dtype=torch.bool)))
+                passed, _, _ = self.judges.evaluate(make_samples([p], [text], [True]))
                 self._baseline_passed[key] = bool(passed[0])
         return self._baseline_passed[key]
 
     def score(self, prompts, responses: list[str], finished: torch.Tensor) -> ScoredBatch:
-        samples = self.samples(prompts, responses, finished)
+        samples = make_samples(prompts, responses, finished)
         raw = self.reward.score(samples).float()  # (N,)
         valid = torch.isfinite(raw)
         passed, per_judge, reasons = self.judges.evaluate(samples)
@@ -117,7 +115,8 @@ class TaskRuntime:
         else:
             reward = calibrated_reward(raw, self.baseline_scores(prompts))
         reward = torch.where(valid, reward, torch.zeros_like(reward))
-        return ScoredBatch(raw, reward, passed & valid, per_judge, reasons, valid)
+        return ScoredBatch(raw, reward, passed & valid, per_judge, reasons, valid, [s.finished for s in samples],
+                           dict(self.judges.last_stats))
 
 
 def build_task(cfg: TaskConfig, tokenizer, data_cfg, default_max_new_tokens: int, generation, seed: int,

@@ -13,6 +13,7 @@ import warnings
 import torch
 
 from ..functional import masked_sum
+from ..judges.signals import hack_signals
 from ..models.checkpointing import checkpointed
 from ..rollout import Rollout, decode_responses, left_pad
 from .cgpo_tasks import TaskRuntime
@@ -126,6 +127,8 @@ class CGPOTrainer:
             "length": exp.response_mask.sum(1)[valid].mean().item() if valid.any() else math.nan,
             "eos_rate": rollout.has_eos.float().mean().item(),
             "time/score_ref_s": t2 - t1, "time/update_s": time.perf_counter() - t2,
+            **hack_signals(responses, scored.finished, [p.user_text for p in prompts]),
+            **{f"judge/{k}": v for k, v in scored.judge_stats.items()},
         })
         return metrics, sample_rows(task.name, prompts, responses, scored)[: self.cfg.logging.log_samples], finite
 
@@ -246,6 +249,9 @@ def evaluate_tasks(tasks: list[TaskRuntime], generator, models: Models, temperat
             **{f"eval/{task.name}/judge/{n}": p.float().mean().item() for n, p in scored.per_judge.items()},
             f"eval/{task.name}/kl_seq": seq_kl.mean().item(),
             f"eval/{task.name}/length": exp.response_mask.sum(1).mean().item(),
+            **{f"eval/{task.name}/{k}": v for k, v in hack_signals(responses, scored.finished,
+                                                                   [p.user_text for p in prompts]).items()},
+            **{f"eval/{task.name}/judge/{k}": v for k, v in scored.judge_stats.items()},
         })
         samples += sample_rows(task.name, prompts, responses, scored)
     return StepOutput(metrics, samples)
@@ -254,8 +260,8 @@ def evaluate_tasks(tasks: list[TaskRuntime], generator, models: Models, temperat
 def sample_rows(task: str, prompts, responses: list[str], scored) -> list[dict]:
     """Logged samples: prompt, response, raw reward, verdict and the violated judges' reasons."""
     return [{"task": task, "prompt": p.user_text, "response": r, "reward": float(s), "passed": bool(ok),
-             "violations": why}
-            for p, r, s, ok, why in zip(prompts, responses, scored.raw, scored.passed, scored.reasons)]
+             "violations": why, "finished": f}
+            for p, r, s, ok, why, f in zip(prompts, responses, scored.raw, scored.passed, scored.reasons, scored.finished)]
 
 
 def teacher_forced_experience(prompts: list[list[int]], responses: list[list[int]], pad_id: int) -> Experience:

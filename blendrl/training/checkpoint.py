@@ -7,7 +7,11 @@ Layout of ``<output_dir>/checkpoints/iter-000012/``::
     reference/         EMA reference weights (only when the reference moves)
     optim.pt           optimizer and LR-scheduler states
     trainer_state.pt   iteration, KL controller, reward statistics, prompt sampler, every RNG state
-    config.yaml        the run's config
+    config.yaml        the run's config (secrets never: API keys are named by environment variable)
+
+Loading never executes code: the two ``.pt`` files hold tensors and plain containers only and are read with
+``torch.load(weights_only=True)``; a file that needs anything else (a pickled object from elsewhere) is refused with
+:class:`UnsafeCheckpointError`.
 
 A checkpoint is written into a hidden temporary folder beside it and renamed into place, then ``latest`` (a text
 file naming it) is replaced atomically; a run killed at any moment leaves either the old or the new checkpoint.
@@ -27,19 +31,27 @@ from ..fsutil import atomic_dir, atomic_write_text
 LATEST = "latest"
 
 
+class UnsafeCheckpointError(RuntimeError):
+    """A checkpoint file that cannot be read without executing code."""
+
+
 def rng_state(sampling_generator: torch.Generator) -> dict:
+    """Every RNG state as tensors and plain Python values (loadable with ``weights_only=True``)."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
         "sampling": sampling_generator.get_state(),
     }
 
 
 def set_rng_state(state: dict, sampling_generator: torch.Generator) -> None:
     torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     sampling_generator.set_state(state["sampling"])
 
 
@@ -90,12 +102,21 @@ def find_checkpoint(path: str | Path) -> Path:
     raise FileNotFoundError(f"--resume {path}: no checkpoint found (expected trainer_state.pt or a 'latest' file)")
 
 
+def load_state_file(path: Path) -> dict:
+    """A ``.pt`` state file read without executing code (``weights_only=True``), or :class:`UnsafeCheckpointError`."""
+    import pickle
+
+    try:
+        return torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise UnsafeCheckpointError(
+            f"{path}: refusing to load: it needs more than tensors and plain containers, so reading it could "
+            f"execute code (a checkpoint blendrl did not write?). {str(exc).splitlines()[0][:200]}") from None
+
+
 def load_trainer_state(ckpt: Path) -> tuple[dict, dict]:
-    """``(trainer_state, optim_state)`` of a checkpoint folder."""
-    return (
-        torch.load(ckpt / "trainer_state.pt", weights_only=False),
-        torch.load(ckpt / "optim.pt", weights_only=False),
-    )
+    """``(trainer_state, optim_state)`` of a checkpoint folder, read without executing code."""
+    return load_state_file(ckpt / "trainer_state.pt"), load_state_file(ckpt / "optim.pt")
 
 
 def load_weights(module, folder: Path) -> None:

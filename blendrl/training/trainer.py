@@ -30,8 +30,9 @@ from ..functional import (
     masked_mean,
     masked_sum,
 )
+from ..judges.signals import hack_signals
 from ..models.checkpointing import checkpointed
-from ..rewards import Sample
+from ..rewards import make_samples
 from ..rollout import SamplingParams, decode_responses
 from .experience import Experience, forward_rows, micro_batches, pad_response, response_logprobs, response_values
 from .optim import lr_lambda, make_optimizer
@@ -93,7 +94,7 @@ class RLTrainer:
         timer["rollout"] = time.perf_counter()
         # 2. score
         responses = self.decode(exp)
-        raw = self.score(prompts, responses)
+        raw = self.score(prompts, responses, rollout.has_eos)
         exp.scores, valid = self.shape_scores(raw, rollout.has_eos)
         exp.response_mask[~valid] = 0.0
         timer["score"] = time.perf_counter()
@@ -113,9 +114,10 @@ class RLTrainer:
         self.kl_ctl.update(seq_kl[valid].mean().item() if valid.any() else 0.0, len(exp))
         self.iteration += 1
         metrics.update(self.rollout_metrics(exp, raw, valid, rollout.has_eos, seq_kl, timer))
+        metrics.update(hack_signals(responses, rollout.has_eos.tolist(), [p.user_text for p in prompts]))
         samples = [
-            {"prompt": p.user_text, "response": r, "reward": float(s)}
-            for p, r, s in list(zip(prompts, responses, raw))[: self.cfg.logging.log_samples]
+            {"prompt": p.user_text, "response": r, "reward": float(s), "finished": bool(f)}
+            for p, r, s, f in list(zip(prompts, responses, raw, rollout.has_eos.tolist()))[: self.cfg.logging.log_samples]
         ]
         return StepOutput(metrics, samples)
 
@@ -123,11 +125,10 @@ class RLTrainer:
     def decode(self, exp: Experience) -> list[str]:
         return decode_responses(self.m.tokenizer, exp)
 
-    def score(self, prompts, responses: list[str]) -> torch.Tensor:
-        """Raw scores of the reward source, (B,); NaN marks a sample it could not score."""
-        return self.reward.score(
-            [Sample(p.messages, r, p.metadata, f"{p.source}, row {p.row}") for p, r in zip(prompts, responses)]
-        )
+    def score(self, prompts, responses: list[str], finished: torch.Tensor) -> torch.Tensor:
+        """Raw scores of the reward source, (B,); NaN marks a sample it could not score. ``finished`` (B,): the
+        response ended with EOS (judges inside the reward, e.g. the summed-PPO baseline's ``eos``, read it)."""
+        return self.reward.score(make_samples(prompts, responses, finished))
 
     def shape_scores(self, raw: torch.Tensor, has_eos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Missing-EOS penalty, running normalisation and clipping (§11, PPO-max eq. 18). NaN scores → skipped."""
@@ -286,7 +287,7 @@ class RLTrainer:
         rollout = self.generator.sample([p.input_ids for p in prompts], self.params, gen)
         exp = Experience.from_rollout(rollout)
         responses = self.decode(exp)
-        raw = self.score(prompts, responses)
+        raw = self.score(prompts, responses, rollout.has_eos)
         ref_logp = self.m.reference.logprobs(exp, self.params.temperature, self.cfg.train.no_grad_batch_size)
         seq_kl = masked_sum(exp.behaviour_logp - ref_logp, exp.response_mask, dim=1)
         valid = torch.isfinite(raw)
@@ -295,10 +296,11 @@ class RLTrainer:
             "eval/kl_seq_k1": seq_kl.mean().item(),
             "eval/length": exp.response_mask.sum(1).mean().item(),
             "eval/eos_rate": rollout.has_eos.float().mean().item(),
+            **{f"eval/{k}": v for k, v in hack_signals(responses, rollout.has_eos.tolist(),
+                                                       [p.user_text for p in prompts]).items()},
         }
-        samples = [
-            {"prompt": p.user_text, "response": r, "reward": float(s)} for p, r, s in zip(prompts, responses, raw)
-        ]
+        samples = [{"prompt": p.user_text, "response": r, "reward": float(s), "finished": bool(f)}
+                   for p, r, s, f in zip(prompts, responses, raw, rollout.has_eos.tolist())]
         return StepOutput(metrics, samples)
 
     # ------------------------------------------------------------------ state for exact resume
