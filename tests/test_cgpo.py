@@ -130,10 +130,10 @@ def write_yaml(cfg, path):
 
 
 def test_task_sum_reward_adds_the_bonus_only_where_the_tasks_judges_pass():
-    from blendrl.judges import build_judges
-    from blendrl.rewards import Sample, RewardError, build_reward
-    from blendrl.config.cgpo_schema import JudgeConfig
     from blendrl.config import RewardSourceConfig
+    from blendrl.config.cgpo_schema import JudgeConfig
+    from blendrl.judges import build_judges
+    from blendrl.rewards import RewardError, Sample, build_reward
     from blendrl.rewards.task_sum import TaskSumReward
 
     tasks = {"a": (build_reward([RewardSourceConfig(kind="callable", name="tests.tiny:yes_share")]),

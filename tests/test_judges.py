@@ -1,6 +1,4 @@
 """Judges on passing and failing examples; the code sandbox against hostile programs."""
-import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -43,6 +41,17 @@ def test_math_judge(response, ok):
 def test_math_judge_rejects_hedged_answers(answer, ok):
     """Hedges a policy would try: equation chains, several answers, intervals, inequalities, "or"."""
     assert verdicts("math", [s(f"Working. The final answer is {answer}.", answer="5")]) == [ok]
+
+
+def test_every_known_math_and_rule_hack_is_a_violation():
+    from blendrl.eval.hacks import MATH_GOLD, MATH_HACKS, MATH_HONEST, RULE_HACKS
+
+    passed = [a for family in MATH_HACKS.values() for a in family
+              if verdicts("math", [s(f"Working. The final answer is {a}.", answer=MATH_GOLD)])[0]]
+    assert passed == [] and verdicts("math", [s(MATH_HONEST, answer=MATH_GOLD)]) == [True]
+    for family, hacks in RULE_HACKS.items():
+        for kind, options, meta, finished, response in hacks:
+            assert verdicts(kind, [s(response, finished, **meta)], **options) == [False], (family, response)
 
 
 def test_math_judge_requires_the_answer_field():
@@ -167,7 +176,8 @@ def test_assert_lines_become_cases():
     cases = cases_from_asserts("import math\nassert f(1, (2, 3)) == [4]\nassert 5 == g(x=1)\nassert is_ok('a')\n"
                                "assert not is_ok('')\nassert h() is None\nassert abs(m([1.0]) - 1.0) < 1e-6",
                                "t", "code")
-    assert cases == [Case("f", (1, (2, 3)), [4]), Case("g", (), 5, (("x", 1),)), Case("is_ok", ("a",), compare="truthy"),
+    assert cases == [Case("f", (1, (2, 3)), [4]), Case("g", (), 5, (("x", 1),)),
+                     Case("is_ok", ("a",), compare="truthy"),
                      Case("is_ok", ("",), compare="falsy"), Case("h", (), None, compare="is"),
                      Case("m", ([1.0],), 1.0, tol=1e-6)]
     assert matches((4,), Case("f", (), [4])) is False  # a tuple is not a list, as in Python

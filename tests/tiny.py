@@ -103,7 +103,7 @@ def tiny_cgpo_config(model_dir: Path, out_dir: Path, **overrides):
     def task(name, optimizer, baseline="none"):
         return {"name": name, "prompts": "builtin:concise", "eval_prompts": "builtin:concise_eval",
                 "rewards": [{"kind": "callable", "name": "tests.tiny:yes_share"}],
-                "judges": [{"kind": "format", "name": "no_no", "options": {"forbid": ["no"]}}],
+                "judges": [{"kind": "format", "name": "no_no", "options": {"forbid": ["no"], "max_repetition": None}}],
                 "optimizer": {"name": optimizer, "kl_max": 50.0}, "calibration": {"baseline": baseline},
                 "samples_per_prompt": 4, "prompts_per_iteration": 2}
 

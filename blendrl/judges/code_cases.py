@@ -105,9 +105,9 @@ def _case_of_assert(test: ast.AST, text: str, rename: dict[str, str]) -> Case:
             if value in (True, False, None):
                 return replace(call, expected=value, compare="is")
         # abs(f(...) - x) < tol
-        if isinstance(op, (ast.Lt, ast.LtE)) and isinstance(left, ast.Call) and getattr(left.func, "id", "") == "abs" \
-                and len(left.args) == 1 and isinstance(left.args[0], ast.BinOp) and isinstance(left.args[0].op, ast.Sub):
-            inner = left.args[0]
+        inner = left.args[0] if isinstance(left, ast.Call) and len(left.args) == 1 else None
+        if isinstance(op, (ast.Lt, ast.LtE)) and getattr(left.func, "id", "") == "abs" \
+                and isinstance(inner, ast.BinOp) and isinstance(inner.op, ast.Sub):
             if (call := _call(inner.left, text, rename)) is not None:
                 return replace(call, expected=_literal(inner.right, text), tol=float(_literal(right, text)))
     raise ValueError(f"unsupported assert: {ast.get_source_segment(text, test)}")

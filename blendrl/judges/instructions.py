@@ -8,6 +8,10 @@ Offline: two IFEval checkers load NLTK's ``punkt`` data, which is downloaded on 
 ``length_constraints:number_sentences`` counts sentences with NLTK's Punkt tokenizer at its built-in (untrained)
 parameters and ``change_case:capital_word_frequency`` tokenises words with NLTK's Treebank tokenizer; neither needs
 downloaded data. An unknown instruction id is a data error naming the prompt, never a silent pass.
+
+The checkers read :func:`~blendrl.judges.text.visible_text` of the response (a forbidden word written with a
+zero-width space or a Cyrillic look-alike is still that word), and a response whose word trigrams repeat past
+``max_repetition`` (default 0.5) fails: "at least 300 words" is not met by one phrase said 100 times.
 """
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ import functools
 
 from ..rewards import Sample
 from .base import JUDGES, JudgeDataError, RuleJudge, Verdict, require_metadata
+from .signals import repetition
+from .text import visible_text
 
 
 @functools.lru_cache(maxsize=1)
@@ -76,9 +82,14 @@ def instructions_of(s: Sample, judge: str) -> list[tuple[str, dict]]:
 
 
 @JUDGES.register("instructions")
-def instruction_judge(name: str = "instructions"):
+def instruction_judge(name: str = "instructions", max_repetition: float | None = 0.5):
     def check(s: Sample) -> Verdict:
-        failed = [i for i, kw in instructions_of(s, name) if not check_instruction(i, kw, s.prompt, s.response)]
-        return Verdict(False, "failed " + ", ".join(failed)) if failed else Verdict(True)
+        text = visible_text(s.response)
+        failed = [i for i, kw in instructions_of(s, name) if not check_instruction(i, kw, s.prompt, text)]
+        if failed:
+            return Verdict(False, "failed " + ", ".join(failed))
+        if max_repetition is not None and (rep := repetition(text)) > max_repetition:
+            return Verdict(False, f"{rep:.0%} of its word trigrams repeat (> {max_repetition:.0%})")
+        return Verdict(True)
 
     return RuleJudge(name, check)

@@ -13,6 +13,7 @@ import re
 
 from ..rewards import Sample
 from .base import JUDGES, RuleJudge, Verdict, require_metadata
+from .text import visible_text
 
 FINAL_ANSWER = re.compile(r"the final answer is[:\s]*(.+?)\s*$", re.IGNORECASE | re.DOTALL)
 
@@ -59,7 +60,7 @@ def math_judge(name: str = "math"):
 
     def check(s: Sample) -> Verdict:
         gold = str(require_metadata(s, "answer", name))
-        answer = final_answer(s.response)
+        answer = final_answer(visible_text(s.response))
         if answer is None:
             return Verdict(False, "no final sentence 'The final answer is X'")
         sides = chain_sides(answer) if "=" not in gold else [answer]

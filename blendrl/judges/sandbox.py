@@ -136,7 +136,8 @@ def bwrap_command(argv: list[str], limits: SandboxLimits, sandbox_dir: Path) -> 
     for link, target in (("/lib", "usr/lib"), ("/lib64", "usr/lib64"), ("/bin", "usr/bin")):
         if os.path.islink(link):
             cmd += ["--symlink", target, link]
-    cmd += ["--perms", "0755", "--dir", "/dev", "--dev-bind", "/dev/null", "/dev/null", "--dev-bind", "/dev/urandom", "/dev/urandom",
+    cmd += ["--perms", "0755", "--dir", "/dev",
+            "--dev-bind", "/dev/null", "/dev/null", "--dev-bind", "/dev/urandom", "/dev/urandom",
             "--ro-bind", str(sandbox_dir), "/sandbox",
             "--size", str(limits.tmp_mb * 1024 * 1024), "--perms", "1777", "--tmpfs", "/tmp",
             "--remount-ro", "/", "--chdir", "/tmp",

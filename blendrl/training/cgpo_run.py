@@ -78,7 +78,8 @@ def eval_table(metrics: dict, tasks) -> str:
                      f"  calibrated={metrics[p + 'reward_calibrated']:.3f}"
                      f"  pass={metrics[p + 'pass_rate']:.2f}  {judges}  kl={metrics[p + 'kl_seq']:.2f}"
                      f"  len={metrics[p + 'length']:.1f}  injection={metrics[p + 'hack/injection']:.2f}"
-                     f"  repetition={metrics[p + 'hack/repetition']:.2f}  truncated={metrics[p + 'hack/truncated']:.2f}")
+                     f"  repetition={metrics[p + 'hack/repetition']:.2f}"
+                     f"  truncated={metrics[p + 'hack/truncated']:.2f}")
     return "\n".join(lines)
 
 

@@ -261,7 +261,8 @@ def sample_rows(task: str, prompts, responses: list[str], scored) -> list[dict]:
     """Logged samples: prompt, response, raw reward, verdict and the violated judges' reasons."""
     return [{"task": task, "prompt": p.user_text, "response": r, "reward": float(s), "passed": bool(ok),
              "violations": why, "finished": f}
-            for p, r, s, ok, why, f in zip(prompts, responses, scored.raw, scored.passed, scored.reasons, scored.finished)]
+            for p, r, s, ok, why, f in zip(prompts, responses, scored.raw, scored.passed, scored.reasons,
+                                           scored.finished)]
 
 
 def teacher_forced_experience(prompts: list[list[int]], responses: list[list[int]], pad_id: int) -> Experience:

@@ -115,10 +115,9 @@ class RLTrainer:
         self.iteration += 1
         metrics.update(self.rollout_metrics(exp, raw, valid, rollout.has_eos, seq_kl, timer))
         metrics.update(hack_signals(responses, rollout.has_eos.tolist(), [p.user_text for p in prompts]))
-        samples = [
-            {"prompt": p.user_text, "response": r, "reward": float(s), "finished": bool(f)}
-            for p, r, s, f in list(zip(prompts, responses, raw, rollout.has_eos.tolist()))[: self.cfg.logging.log_samples]
-        ]
+        rows = list(zip(prompts, responses, raw, rollout.has_eos.tolist()))[: self.cfg.logging.log_samples]
+        samples = [{"prompt": p.user_text, "response": r, "reward": float(s), "finished": bool(f)}
+                   for p, r, s, f in rows]
         return StepOutput(metrics, samples)
 
     # ------------------------------------------------------------------ pieces of the step
