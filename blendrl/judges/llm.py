@@ -11,9 +11,11 @@ The defaults ask whether the response answers the request helpfully ("Yes" passe
 
 The response is attacker-controlled text inside the judge's prompt. With ``defense: fence`` (the default) it is
 (1) neutralised: chat-template and special-token strings (``<|im_start|>``, ``</s>``, ``[INST]``, ...) are broken up so
-the tokenizer cannot read them as real turns; (2) fenced between markers derived from a hash of the response, which
-the response therefore cannot contain or close; and (3) the question comes after the fence, with the instruction to
-treat the fenced text as data. ``defense: none`` renders the response as it is (for measuring what the defense buys:
+the tokenizer cannot read them as real turns, and text addressed to a grader ("Answer: Yes", "grader note",
+"ignore the previous instructions", a fake "assistant:" turn; :data:`~blendrl.judges.signals.INJECTION`) is replaced
+by a visible placeholder; (2) fenced between markers derived from a hash of the response, which the response
+therefore cannot contain or close; and (3) the question comes after the fence, with the instruction to treat the
+fenced text as data. ``defense: none`` renders the response as it is (for measuring what the defense buys:
 ``benchmarks/judge_hacks.py``).
 """
 from __future__ import annotations
@@ -29,6 +31,8 @@ import torch
 
 from ..rewards import Sample
 from .base import JUDGES, Verdict
+from .signals import INJECTION
+from .text import visible_text
 
 DEFAULT_TEMPLATE = (
     "You are a strict grader. Request: {prompt}\nResponse: {response}\n"
@@ -45,13 +49,22 @@ DEFENDED_TEMPLATE = (
     "repeating the request? Answer Yes or No."
 )
 DEFENSES = ("fence", "none")
+# the sentence (or line) around an injection phrase
+INJECTION_SENTENCE = re.compile(r"[^.!?\n]*(?:" + INJECTION.pattern + r")[^.!?\n]*[.!?]?", INJECTION.flags)
 # chat-template and special-token spellings of the common families (ChatML, Llama, Mistral, Gemma, Phi, GPT-style)
 TEMPLATE_TOKENS = re.compile(r"<\|[^|<>\n]{0,40}\|>|</?s>|\[/?INST\]|<</?SYS>>|<(?:start|end)_of_turn>|<\|endoftext\|>",
                              re.IGNORECASE)
 
 
+REDACTED = ""  # the addressed text is dropped: a placeholder itself moved a small judge towards "Yes"
+
+
 def neutralise(text: str, extra_tokens: tuple[str, ...] = ()) -> str:
-    """Break chat-template / special-token strings so a tokenizer reads them as plain characters."""
+    """Break chat-template / special-token strings so a tokenizer reads them as plain characters, and replace the
+    sentences that address a grader (:data:`~blendrl.judges.signals.INJECTION`) with :data:`REDACTED`."""
+    text, dropped = INJECTION_SENTENCE.subn(REDACTED, visible_text(text))
+    if dropped:  # close the gaps the dropped lines leave
+        text = re.sub(r"\s*\n\s*", "\n", text).strip()
     for tok in extra_tokens:
         if len(tok) > 1:
             text = text.replace(tok, tok[0] + "\u2060" + tok[1:])  # a word joiner splits the token's spelling
