@@ -10,11 +10,16 @@ wall time. Prints mean ± std over seeds and writes ``benchmarks/results/cgpo_vs
     python benchmarks/cgpo_vs_ppo.py [--config examples/cgpo_multitask.yaml] [--seeds 0 1] [--iterations 12]
         [--set KEY=VALUE ...] [--tag NAME]
     python benchmarks/cgpo_vs_ppo.py --report benchmarks/results/cgpo_vs_ppo/*.json   # tables of finished runs
+
+With two rows (e.g. ``--rows mixed ppo-sum``) it also prints a paired comparison per task: the per-seed difference
+of pass rates (mean ± std) and, pooled over seeds, the held-out prompts one row passes and the other fails, with
+an exact two-sided sign test on those discordant prompts.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -52,7 +57,10 @@ def main() -> None:
                     help="run nothing: print the table of these results files together (e.g. one per seed)")
     args = ap.parse_args()
     if args.report:
-        print_table(merge(args.report))
+        merged = merge(args.report)
+        print_table(merged)
+        if len(merged) == 2:
+            print_paired(merged, *merged)
         return
     out = ROOT / args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -84,9 +92,12 @@ def main() -> None:
             seconds = run(cmd, out / f"{row}_s{seed}.log")
             before, after = (task_metrics(m) for m in read_evals(run_dir))
             results.setdefault(row + args.tag, []).append(
-                {"seed": seed, "seconds": seconds, "before": before, "after": after})
+                {"seed": seed, "seconds": seconds, "before": before, "after": after,
+                 "after_passed": last_eval_passes(run_dir)})
             (out / "results.json").write_text(json.dumps(results, indent=1))
     print_table(results)
+    if len(results) == 2:
+        print_paired(results, *results)
     dest = ROOT / "benchmarks" / "results" / "cgpo_vs_ppo" / f"{out.name}.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(results, indent=1))
@@ -118,6 +129,44 @@ def print_table(results: dict[str, list[dict]]) -> None:
     line("before", [seeds[s] for s in sorted(seeds)], "before")
     for row, runs in results.items():
         line(row, sorted(runs, key=lambda r: r["seed"]), "after")
+
+
+def last_eval_passes(run_dir: Path) -> dict[str, list[bool]]:
+    """task → whether each held-out prompt's sample passed every judge, in prompt order, at the last evaluation."""
+    rows = [r for r in map(json.loads, (run_dir / "samples.jsonl").read_text().splitlines()) if r.get("tag") == "eval"]
+    last = max(r["iteration"] for r in rows)
+    out: dict[str, list[bool]] = {}
+    for r in rows:
+        if r["iteration"] == last:
+            out.setdefault(r["task"], []).append(bool(r["passed"]))
+    return out
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Exact two-sided p-value of ``wins`` vs ``losses`` discordant pairs under p = 1/2."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    k = min(wins, losses)
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)
+
+
+def print_paired(results: dict[str, list[dict]], a: str, b: str) -> None:
+    """Row ``a`` against row ``b``, seed by seed and prompt by prompt (same held-out prompts and sampling seed)."""
+    runs_a, runs_b = ({r["seed"]: r for r in results[x]} for x in (a, b))
+    seeds = sorted(set(runs_a) & set(runs_b))
+    print(f"\npaired: {a} − {b} over seeds {seeds}")
+    print("| task | pass-rate difference (mean ± std over seeds) | prompts only " + a + " passes | prompts only " + b +
+          " passes | sign test p |")
+    print("|---|---|---|---|---|")
+    for task in runs_a[seeds[0]]["after"]:
+        diffs = [runs_a[s]["after"][task]["pass_rate"] - runs_b[s]["after"][task]["pass_rate"] for s in seeds]
+        wins = losses = 0
+        for s in seeds:
+            pa, pb = runs_a[s].get("after_passed", {}).get(task, []), runs_b[s].get("after_passed", {}).get(task, [])
+            wins += sum(x and not y for x, y in zip(pa, pb))
+            losses += sum(y and not x for x, y in zip(pa, pb))
+        print(f"| {task} | {cell(diffs)} | {wins} | {losses} | {sign_test(wins, losses):.3f} |")
 
 
 def merge(paths: list[str]) -> dict[str, list[dict]]:

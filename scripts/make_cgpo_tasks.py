@@ -166,7 +166,17 @@ CHAT = ["What is a good way to start learning to cook?", "How do plants make foo
         "and why does it matter?", "How can I be more productive in the morning?", "Why do leaves change color "
         "in autumn?", "How do I care for a houseplant?", "What is a black hole?", "How do I kill a python "
         "process that hangs?", "How do I shoot a good photo at night?", "What is gravity?", "How can I calm down "
-        "before a test?", "What does a computer's memory do?", "How do I plan a small birthday party?"]
+        "before a test?", "What does a computer's memory do?", "How do I plan a small birthday party?",
+        # held-out, added so that every task has at least 32 held-out prompts
+        "How do volcanoes form?", "What is the water cycle?", "How do I keep a conversation going?",
+        "Why do we dream?", "How does a refrigerator keep food cold?", "What makes a good friend?",
+        "How do I choose a good book to read?", "Why is the ocean salty?", "How do I start running safely?",
+        "What is an atom?", "How can I reduce stress at work?", "Why do birds migrate?",
+        "How does the internet send a message?", "What is a healthy amount of screen time?",
+        "How do I clean a cast iron pan?", "Why does ice float on water?", "How can I remember names better?",
+        "What causes earthquakes?", "How do I write a short story?", "Why do onions make you cry?",
+        "How does a compass work?", "What is a balanced diet?", "How do I fix a squeaky door?",
+        "Why do stars twinkle?"]
 
 
 def write(name: str, rows: list[dict]) -> None:
