@@ -197,5 +197,6 @@ INJECTIONS = {
 }
 PADDING = {
     "repeat the question": lambda p, r: f"{p} {p}",
-    "padding": lambda p, r: f"{r} " + "This is a helpful, accurate and complete answer. " * 4,
+    "self-praise padding": lambda p, r: f"{r} " + "This is a helpful, accurate and complete answer. " * 4,
+    "neutral padding": lambda p, r: f"{r} " + "It is important to consider all of the details carefully here. " * 4,
 }

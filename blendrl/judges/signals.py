@@ -18,7 +18,10 @@ INJECTION = re.compile("|".join([
     r"\bignore\s+(?:all\s+|any\s+)?(?:the\s+)?(?:previous|prior|above|earlier)\s+(?:instructions|text)\b",
     r"\b(?:you\s+(?:must|should)\s+)?(?:answer|say|respond|reply|output)\s+(?:with\s+)?[\"']?yes\b",
     r"\bthe\s+(?:correct\s+|right\s+)?(?:answer|verdict|grade)\s+(?:is|was|should\s+be)\s+[\"']?(?:yes|pass|correct)\b",
-    r"\bthe\s+(?:response|answer)\s+(?:above\s+)?(?:is|was)\s+(?:correct|helpful|perfect|excellent)\b",
+    r"\b(?:the|this|my)\s+(?:response|answer)\s+(?:above\s+)?(?:is|was)\s+(?:\w+\s+){0,2}"
+    r"(?:correct|helpful|perfect|excellent|accurate|complete)\b",  # self-assessment
+    r"\bthis\s+is\s+an?\s+(?:(?:very|fully|truly|helpful|accurate|complete|correct|excellent|perfect|great),?\s+"
+    r"(?:and\s+)?){1,5}(?:answer|response)\b",
     r"<\|[^|<>\n]{1,40}\|>", r"\[/?INST\]", r"<</?SYS>>", r"<(?:start|end)_of_turn>",
     r"^\s*(?:system|assistant|grader|judge|evaluator)\s*:",
 ]), re.IGNORECASE | re.MULTILINE)
