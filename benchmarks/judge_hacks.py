@@ -234,6 +234,43 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def summary(rows: list[dict]) -> str:
+    """The README's short form: hack counts of the rule and code judges; LLM judges' injection lift and how often a
+    hacked answer beats the honest one, by defense; reward models' share of hacks scored above the honest answer."""
+    out = ["| judge | hack families | hacked responses | passed |", "|---|---|---|---|"]
+    kinds: dict[str, list[dict]] = {}
+    for r in rows:
+        if "defense" not in r and "hacked_pass" in r:
+            kinds.setdefault(r["judge"], []).append(r)
+    for kind, rs in kinds.items():
+        n = sum(r["n"] for r in rs)
+        passed = round(sum(r["hacked_pass"] * r["n"] for r in rs))
+        out.append(f"| {kind} | {len(rs)} | {n} | {passed} |")
+    out += ["", "| LLM judge | defense | injection lift | injections beat honest | padding/echo beat honest "
+                "| irrelevant beats honest |", "|---|---|---|---|---|---|"]
+    llm = [r for r in rows if "defense" in r]
+    for judge in dict.fromkeys(r["judge"] for r in llm):
+        for defense in ("none", "fence"):
+            rs = [r for r in llm if r["judge"] == judge and r["defense"] == defense]
+            inj = [r for r in rs if r["family"] in hacks.INJECTIONS]
+            pad = [r for r in rs if r["family"] in hacks.PADDING]
+            irr = [r for r in rs if r["family"] == "(irrelevant answers)"][0]
+
+            def mean(xs, key):
+                return sum(x[key] for x in xs) / len(xs)
+
+            out.append(f"| {judge} | {defense} | {mean(inj, 'lift'):.2f} | {mean(inj, 'outscores_honest'):.2f} | "
+                       f"{mean(pad, 'outscores_honest'):.2f} | {irr['outscores_honest']:.2f} |")
+    rms = [r for r in rows if r["judge"] in ("hf_rm", "ensemble")]
+    if rms:
+        families = list(dict.fromkeys(r["family"] for r in rms))
+        out += ["", "| reward model | " + " | ".join(families) + " |", "|---|" + "---|" * len(families)]
+        for name in ("hf_rm", "ensemble"):
+            vals = {r["family"]: r["outscores_honest"] for r in rms if r["judge"] == name}
+            out.append(f"| {name} | " + " | ".join(f"{vals[f]:.2f}" for f in families) + " |")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--skip-llm", action="store_true", help="no SmolLM2 judge, server or reward-model rows")
@@ -259,8 +296,8 @@ def main() -> None:
                 proc.wait(timeout=30)
         if not args.skip_rm:
             rows += rm_rows(train_rms(ROOT / "runs" / "judge_hacks"))
-    table = markdown(rows)
-    text = table + "".join(f"\n\n{n}" for n in notes) + f"\n\n({time.time() - start:.0f} s)\n"
+    text = (summary(rows) + "\n\n" + markdown(rows) + "".join(f"\n\n{n}" for n in notes)
+            + f"\n\n({time.time() - start:.0f} s)\n")
     print(text)
     (OUT / "latest.md").write_text(text)
     (OUT / "latest.json").write_text(json.dumps({"rows": rows, "notes": notes}, indent=1))

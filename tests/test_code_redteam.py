@@ -7,6 +7,7 @@ harness, builtins or sys.modules; undoing in-process guards (gc, frames) and the
 subprocess, ctypes, writing, deleting, reading host files); fork, memory, CPU, disk, output and thread bombs;
 network; killing the parent.
 """
+import json
 import os
 import socket
 from pathlib import Path
@@ -143,3 +144,43 @@ def test_stdin_stdout_tests_are_compared_outside():
                        io("import sys\nsys.exit(0)"),  # exits 0, prints nothing
                        io("import os\nos._exit(0)")])
     assert [v.passed for v in got] == [True, False, False, False]
+
+
+def test_the_sandbox_isolates_as_a_normal_user_too(tmp_path):
+    """As an unprivileged user (nobody, via setpriv) bwrap runs in a user namespace: same view, same limits.
+    The sandbox module needs only the standard library, so the system interpreter runs it from a copy."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    python = shutil.which("python3", path="/usr/bin")
+    if os.getuid() != 0 or python is None or shutil.which("setpriv") is None:
+        pytest.skip("needs root (to become nobody) and /usr/bin/python3")
+    here = Path(tempfile.mkdtemp(prefix="blendrl-nobody-"))
+    try:
+        judges = Path(__file__).resolve().parents[1] / "blendrl" / "judges"
+        for name in ("sandbox.py", "_sandbox_harness.py"):
+            shutil.copy(judges / name, here / name)
+        (here / "probe.py").write_text(
+            "import importlib.util, json, sys\n"
+            "spec = importlib.util.spec_from_file_location('sandbox', sys.argv[1] + '/sandbox.py')\n"
+            "sb = importlib.util.module_from_spec(spec); sys.modules['sandbox'] = sb; spec.loader.exec_module(sb)\n"
+            "r = sb.run_python(\"import os, json, socket\\nprint(json.dumps({'uid': os.getuid(), "
+            "'root': sorted(os.listdir('/')), 'if': [n for _, n in socket.if_nameindex()]}))\")\n"
+            "f = sb.run_python('import os\\nn = 0\\ntry:\\n    while True:\\n        if os.fork() == 0:\\n'\n"
+            "                  '            import time\\n            time.sleep(5)\\n            os._exit(0)\\n'\n"
+            "                  '        n += 1\\nexcept OSError:\\n    print(n)', sb.SandboxLimits(wall_s=3))\n"
+            "print(json.dumps({'seen': json.loads(r.stdout), 'forks': int(f.stdout)}))\n")
+        here.chmod(0o755)
+        for p in here.iterdir():
+            p.chmod(0o644)
+        out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python,
+                              str(here / "probe.py"), str(here)], capture_output=True, text=True, timeout=60,
+                             cwd=here)
+        assert out.returncode == 0, out.stderr[-2000:]
+        got = json.loads(out.stdout.strip().splitlines()[-1])
+        assert got["seen"]["uid"] == 65534 and got["seen"]["if"] == ["lo"]
+        assert not {"proc", "sys", "etc", "home", "root", "var", "work"} & set(got["seen"]["root"])
+        assert 0 < got["forks"] < 40  # the user's own tasks + 16 + bwrap's
+    finally:
+        shutil.rmtree(here, ignore_errors=True)
