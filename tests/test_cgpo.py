@@ -264,3 +264,23 @@ def test_summed_ppo_training_judges_see_a_truncated_response_as_a_violation(tiny
     assert [s.finished for s in seen] == finished and not all(finished)  # 3 tokens: most answers are cut
     bonus = original(seen) - inner.tasks["crpg"][0].score(seen)
     assert bonus.tolist() == [1.0 if f else 0.0 for f in finished]
+
+
+def test_hacking_signals_and_sandbox_stats_reach_the_metrics_and_the_eval_table(tiny_dir, tmp_path):
+    from blendrl.config.cgpo_schema import JudgeConfig
+    from blendrl.training.cgpo_run import eval_table
+
+    cfg = one_task(tiny_cgpo_config(tiny_dir, tmp_path, **{"train.iterations": 1}), "crpg")
+    task = cfg.tasks[0]
+    task.prompts, task.eval_prompts = "builtin:code", "builtin:code_eval"
+    task.judges = [JudgeConfig(kind="code", name="unit_tests")]
+    res = run_cgpo(cfg)
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    train = next(m for m in lines if "crpg/reward" in m)
+    # the tiny model writes no code: every sample is a "no_code" violation, and nothing was tried in the sandbox
+    n = task.prompts_per_iteration * task.samples_per_prompt
+    assert train["crpg/judge/unit_tests/violation/no_code"] == n and train["crpg/judge/unit_tests"] == 0
+    assert train["crpg/judge/unit_tests/sandbox/process"] == 0
+    for key in ("hack/injection", "hack/repetition", "hack/truncated", "hack/words", "hack/repeats_prompt"):
+        assert f"crpg/{key}" in train and f"eval/crpg/{key}" in res["after"].metrics
+    assert "injection=" in eval_table(res["after"].metrics, res["trainer"].tasks)

@@ -227,3 +227,21 @@ def test_cgpo_forward_batch_size_sets_the_rows_of_its_no_grad_passes(tiny_dir, t
     trainer.step()
     assert max(seen["reference"]) == 8  # each task's 8 rows in one pass
     assert seen["policy"] and max(seen["policy"]) == 2  # gradient passes in micro-batches of 2
+
+
+def test_ppo_logs_the_hacking_signals_of_its_batch(tiny_dir, tmp_path):
+    from blendrl.judges.signals import hack_signals
+
+    cfg = tiny_config(tiny_dir, tmp_path, **{"train.iterations": 1})
+    trainer = build_trainer(cfg)
+    seen = {}
+    real = trainer.score
+
+    def spy(prompts, responses, finished):
+        seen.update(responses=responses, finished=finished.tolist(), prompts=[p.user_text for p in prompts])
+        return real(prompts, responses, finished)
+
+    trainer.score = spy
+    m = trainer.step().metrics
+    want = hack_signals(seen["responses"], seen["finished"], seen["prompts"])
+    assert {k: m[k] for k in want} == want and m["hack/truncated"] == 1 - m["response/eos_rate"]
