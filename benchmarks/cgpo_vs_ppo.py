@@ -166,7 +166,7 @@ def print_paired(results: dict[str, list[dict]], a: str, b: str) -> None:
             pa, pb = runs_a[s].get("after_passed", {}).get(task, []), runs_b[s].get("after_passed", {}).get(task, [])
             wins += sum(x and not y for x, y in zip(pa, pb))
             losses += sum(y and not x for x, y in zip(pa, pb))
-        print(f"| {task} | {cell(diffs)} | {wins} | {losses} | {sign_test(wins, losses):.3f} |")
+        print(f"| {task} | {cell(diffs)} | {wins} | {losses} | {sign_test(wins, losses):.2g} |")
 
 
 def merge(paths: list[str]) -> dict[str, list[dict]]:
