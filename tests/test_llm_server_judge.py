@@ -58,7 +58,7 @@ def test_openai_judge_reads_logprobs_from_a_real_server(server, api):
     samples = [Sample([{"role": "user", "content": "What is 2 + 2?"}], r, {}) for r in ["4", "The capital of France"]]
     verdicts = judge.judge(samples)
     for sample, v in zip(samples, verdicts):
-        top = judge.top_logprobs(render(judge.template, sample))
+        top = judge.top_logprobs(render(judge.template, sample, judge.defense))  # the prompt the judge sent
         lp_yes, lp_no = judge._lp(top, "Yes"), judge._lp(top, "No")
         assert max(lp_yes, lp_no) > -math.inf, f"neither Yes nor No in the server's top-20: {sorted(top)}"
         assert v.passed == (lp_yes >= lp_no)
