@@ -286,7 +286,8 @@ def main() -> None:
         if args.skip_server:
             notes.append("openai judge: skipped (--skip-server)")
         elif importlib.util.find_spec("llama_cpp") is None:
-            notes.append("openai judge: not run, llama-cpp-python is not installed (bash scripts/install_llama_server.sh)")
+            notes.append("openai judge: not run, llama-cpp-python is not installed "
+                         "(bash scripts/install_llama_server.sh)")
         else:
             proc, url = start_llama_server()
             try:

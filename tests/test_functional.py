@@ -56,13 +56,29 @@ def test_value_loss_takes_the_larger_of_clipped_and_unclipped():
         ("k2", 0.5 * math.log(2) ** 2, 0.5 * math.log(2) ** 2),
         ("k3", 0.5 - 1 + math.log(2), 2 - 1 - math.log(2)),
         ("clamped", math.log(2), 0.0),
-        # m = .375: ½·ln(.5/.375) in both directions (the other term is clamped at 0)
-        ("js", 0.5 * math.log(4 / 3), 0.5 * math.log(4 / 3)),
+        # m = .375: ½[ln(p/m) + (q/p)·ln(q/m)]
+        ("js", 0.5 * (math.log(4 / 3) + 0.5 * math.log(2 / 3)), 0.5 * (math.log(2 / 3) + 2 * math.log(4 / 3))),
+        # the LoRA-PPO form: ½·ln(.5/.375) in both directions (the other term is clamped at 0)
+        ("js_lora_ppo", 0.5 * math.log(4 / 3), 0.5 * math.log(4 / 3)),
     ],
 )
 def test_kl_estimators(kind, pos, neg):
     p, q = math.log(0.5), math.log(0.25)
     close(F.kl_penalty(t([[p, q]]), t([[q, p]]), kind), [[pos, neg]])
+
+
+@pytest.mark.parametrize("p, q", [((0.9, 0.1), (0.5, 0.5)), ((0.2, 0.3, 0.5), (0.6, 0.3, 0.1))])
+def test_js_estimator_is_unbiased_for_the_jensen_shannon_divergence(p, q):
+    """E_{x~π}[js(x)] = JS(π, π_ref) exactly (0.102 for the first pair; the LoRA-PPO form gives 0.139 there).
+    Mutation caught: any estimator whose expectation under π is not JS (the old clamped form)."""
+    m = [(a + b) / 2 for a, b in zip(p, q)]
+    js = 0.5 * sum(a * math.log(a / c) for a, c in zip(p, m)) + 0.5 * sum(b * math.log(b / c) for b, c in zip(q, m))
+    per_token = F.kl_penalty(torch.log(t([p])), torch.log(t([q])), "js")[0]
+    close(sum(a * float(e) for a, e in zip(p, per_token)), js)
+    if p == (0.9, 0.1):
+        assert round(js, 3) == 0.102
+        lora = F.kl_penalty(torch.log(t([p])), torch.log(t([q])), "js_lora_ppo")[0]
+        assert round(sum(a * float(e) for a, e in zip(p, lora)), 3) == 0.139
 
 
 def test_unknown_kl_kind_names_the_choices():

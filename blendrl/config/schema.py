@@ -154,11 +154,12 @@ class ShapingConfig:
 
 @dataclass
 class KLConfig:
-    """Per-token KL to the reference. ``kind`` k1|k2|k3|clamped|js; ``placement`` reward (−β·kl per token, the
-    PPO default) or loss (β·masked-mean kl added to the loss, GRPO style); ``adaptive`` uses Ziegler's controller
-    with ``target``/``horizon``; the per-token estimate is clamped to ±``clip`` (OpenRLHF: 10)."""
+    """Per-token KL to the reference. ``kind`` k1|k2|k3|clamped|js|js_lora_ppo (blendrl/functional/kl.py);
+    ``placement`` reward (−β·kl per token, the PPO default) or loss (β·masked-mean kl added to the loss, GRPO
+    style); ``adaptive`` uses Ziegler's controller with ``target``/``horizon``; the per-token estimate is clamped
+    to ±``clip`` (OpenRLHF: 10)."""
 
-    kind: Literal["k1", "k2", "k3", "clamped", "js"] = "k1"
+    kind: Literal["k1", "k2", "k3", "clamped", "js", "js_lora_ppo"] = "k1"
     placement: Literal["reward", "loss"] = "reward"
     coef: float = 0.05
     adaptive: bool = False

@@ -1,8 +1,12 @@
 """Per-token KL estimators on the sampled token and KL-coefficient controllers.
 
-ALGORITHMS.md §11 (k1/k2/k3) and §8 (clamped, Jensen–Shannon). With ``Δ = logp − ref_logp``:
+ALGORITHMS.md §11 (k1/k2/k3) and §8 (clamped, Jensen–Shannon). With ``Δ = logp − ref_logp``, p = e^{logp},
+q = e^{ref_logp} (the sampled token's probabilities under π and π_ref) and m = ½(p + q):
 k1 = Δ; k2 = ½Δ²; k3 = (e^{−Δ} − 1) + Δ; clamped = max(Δ, 0);
-js = ½[max(log p − log m, 0) + max(log q − log m, 0)] with p = e^{logp}, q = e^{ref_logp}, m = ½(p + q).
+js = ½[log(p/m) + (q/p)·log(q/m)], whose expectation over tokens sampled from π is JS(π, π_ref) exactly
+(E_π[½ log(p/m)] + ½ Σ_x q log(q/m));
+js_lora_ppo = ½[max(log p − log m, 0) + max(log q − log m, 0)], the LoRA-PPO paper's per-token form (its
+expectation under π is not the JS divergence: 0.139 against 0.102 for p = (0.9, 0.1), q = (0.5, 0.5)).
 """
 from __future__ import annotations
 
@@ -39,13 +43,18 @@ def _clamped(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
 
 @KL_ESTIMATORS.register("js")
 def _js(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
-    # log m = log(½(e^{logp} + e^{ref_logp})), computed stably
+    log_m = torch.logaddexp(logp, ref_logp) - math.log(2.0)  # log ½(p + q), stably
+    return 0.5 * ((logp - log_m) + torch.exp(ref_logp - logp) * (ref_logp - log_m))
+
+
+@KL_ESTIMATORS.register("js_lora_ppo")
+def _js_lora_ppo(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     log_m = torch.logaddexp(logp, ref_logp) - math.log(2.0)
     return 0.5 * (torch.clamp(logp - log_m, min=0.0) + torch.clamp(ref_logp - log_m, min=0.0))
 
 
 def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, kind: str) -> torch.Tensor:
-    """Per-token KL estimate of kind ``k1 | k2 | k3 | clamped | js``. Shapes: (B, T), (B, T) → (B, T)."""
+    """Per-token KL estimate of kind ``k1 | k2 | k3 | clamped | js | js_lora_ppo``. (B, T), (B, T) → (B, T)."""
     return KL_ESTIMATORS[kind](logp, ref_logp)
 
 
