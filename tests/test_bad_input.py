@@ -21,7 +21,7 @@ def test_unknown_config_key_suggests_the_right_one(tmp_path):
     "override, message",
     [
         ("train.lr=fast", r"train.lr: expected a number, got 'fast'"),
-        ("kl.kind=k7", r"kl.kind: 'k7' is not one of \['k1', 'k2', 'k3', 'clamped', 'js'\]"),
+        ("kl.kind=k7", r"kl.kind: 'k7' is not one of \['k1', 'k2', 'k3', 'clamped', 'js', 'js_lora_ppo'\]"),
         ("train.iterations=0", r"train.iterations: must be >= 1"),
         ("generation.top_p=1.5", r"generation.top_p: must be in \(0, 1\]"),
         ("train.minibatches=3", r"train.minibatches: 16 samples do not split into 3"),

@@ -245,3 +245,37 @@ def test_ppo_logs_the_hacking_signals_of_its_batch(tiny_dir, tmp_path):
     m = trainer.step().metrics
     want = hack_signals(seen["responses"], seen["finished"], seen["prompts"])
     assert {k: m[k] for k in want} == want and m["hack/truncated"] == 1 - m["response/eos_rate"]
+
+
+@pytest.mark.parametrize("name", ["rloo", "grpo", "reinforce"])
+def test_critic_free_estimators_honour_whiten_advantages(name):
+    """``algorithm.whiten_advantages: true`` whitens RLOO/GRPO/REINFORCE advantages over the response tokens; the
+    default (None) leaves them as the estimator made them. Mutation caught: the flag ignored by critic-free
+    algorithms (it used to be, silently)."""
+    from types import SimpleNamespace
+
+    from blendrl.algorithms.critic_free import build_algorithm
+    from blendrl.config import AlgorithmConfig, KLConfig
+    from blendrl.functional import SEQUENCE_ADVANTAGES, whiten
+
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0], [1.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    scores = torch.tensor([1.0, 3.0, 0.0, 4.0])
+
+    def advantages(flag):
+        exp = SimpleNamespace(response_mask=mask, scores=scores, behaviour_logp=torch.zeros(4, 3),
+                              ref_logp=torch.zeros(4, 3))
+        build_algorithm(AlgorithmConfig(name=name, whiten_advantages=flag), KLConfig(coef=0.0), 2).prepare(exp, 0.0)
+        return exp.advantages
+
+    raw = SEQUENCE_ADVANTAGES[name](scores, 2)[:, None] * mask
+    assert torch.allclose(advantages(None), raw) and torch.allclose(advantages(False), raw)
+    white = advantages(True)
+    assert torch.allclose(white, whiten(raw, mask) * mask)
+    assert abs(float((white * mask).sum() / mask.sum())) < 1e-6 and not torch.allclose(white, raw)
+
+
+def test_whiten_rewards_is_refused_where_no_algorithm_reads_it():
+    from blendrl.config import AlgorithmConfig, ConfigError
+
+    with pytest.raises(ConfigError, match="whiten_rewards: only ppo"):
+        AlgorithmConfig(name="rloo", whiten_rewards=True).validate()

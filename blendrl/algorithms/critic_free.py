@@ -3,10 +3,12 @@
 The sequence reward is the shaped score minus ``β·Σ_t kl_t`` (KL in the reward) or the score alone (KL in the
 loss); its sequence advantage (``SEQUENCE_ADVANTAGES[name]``) is broadcast to every response token and optimised
 with the clipped surrogate (ratio = 1 in the first epoch, so one epoch is plain policy gradient).
+``algorithm.whiten_advantages: true`` whitens the broadcast advantages over the batch's response tokens; by
+default (None) they are left as the estimator made them.
 """
 from __future__ import annotations
 
-from ..functional import SEQUENCE_ADVANTAGES, masked_sum
+from ..functional import SEQUENCE_ADVANTAGES, masked_sum, whiten
 from .base import ALGORITHMS, Algorithm
 
 
@@ -23,6 +25,8 @@ class SequenceAdvantagePG(Algorithm):
         rewards = exp.scores - kl_coef * seq_kl  # (B,)
         adv = SEQUENCE_ADVANTAGES[self.estimator](rewards, self.k)  # (B,)
         exp.advantages = adv[:, None] * mask  # (B, T)
+        if self.cfg.whiten_advantages:
+            exp.advantages = whiten(exp.advantages, mask) * mask
         return {"pg/sequence_reward_mean": rewards.mean().item(), "pg/advantage_abs_mean": adv.abs().mean().item()}
 
 

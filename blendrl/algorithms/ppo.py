@@ -23,7 +23,7 @@ class PPO(Algorithm):
         if self.cfg.whiten_rewards:
             rewards = whiten(rewards, mask, shift_mean=False) * mask
         adv, returns = gae(rewards, exp.values, mask, self.cfg.gamma, self.cfg.lam)  # (B, T) each
-        exp.advantages = whiten(adv, mask) * mask if self.cfg.whiten_advantages else adv
+        exp.advantages = whiten(adv, mask) * mask if self.cfg.whiten_advantages is not False else adv
         exp.returns = returns
         return {
             "ppo/returns_mean": masked_mean(returns, mask).item(),

@@ -198,11 +198,15 @@ class AlgorithmConfig:
     vf_coef: float = 0.1
     gamma: float = 1.0
     lam: float = 0.95
-    whiten_advantages: bool = True
+    # None: the algorithm's own default (PPO whitens its GAE advantages; reinforce, rloo and grpo do not, their
+    # baselines already centre the advantage); True or False: every algorithm obeys it
+    whiten_advantages: Optional[bool] = None
     whiten_rewards: bool = False  # PPO: whiten per-token rewards (no mean shift) before GAE, as TRL/AlpacaFarm
 
     def validate(self) -> None:
         _require(self.epochs >= 1, "epochs: must be >= 1")
+        _require(not self.whiten_rewards or self.name == "ppo", "whiten_rewards: only ppo whitens per-token rewards "
+                 "(before GAE); the critic-free estimators use sequence rewards")
         _require(self.clip_eps > 0, "clip_eps: must be > 0")
 
 
