@@ -284,3 +284,43 @@ def test_hacking_signals_and_sandbox_stats_reach_the_metrics_and_the_eval_table(
     for key in ("hack/injection", "hack/repetition", "hack/truncated", "hack/words", "hack/repeats_prompt"):
         assert f"crpg/{key}" in train and f"eval/crpg/{key}" in res["after"].metrics
     assert "injection=" in eval_table(res["after"].metrics, res["trainer"].tasks)
+
+
+def test_the_multi_task_gradient_is_the_rho_weighted_sum_of_the_task_gradients(tiny_dir, tmp_path):
+    """One CGPO step applies Σ_l ρ_l·∇L_l (CGPO eq. 7 over tasks). Mutations caught: the task weight ρ dropped,
+    gradients zeroed between tasks (only the last task's gradient left), a task's gradient counted twice."""
+    cfg = tiny_cgpo_config(tiny_dir, tmp_path, **{"train.max_grad_norm": 1e9})
+    cfg.tasks = [cfg.tasks[0], cfg.tasks[2]]  # crpg and codpo: both always have rows to train
+    cfg.tasks[0].weight, cfg.tasks[1].weight = 1.0, 3.0
+    trainer = build_cgpo_trainer(cfg)
+    calls, real_accumulate = [], trainer.accumulate
+
+    def record(task, parts, group):
+        calls.append((task, parts, group))
+        return real_accumulate(task, parts, group)
+
+    trainer.accumulate = record
+    params = [p for g in trainer.optimizer.param_groups for p in g["params"]]
+    seen = {}
+    real_step = trainer.optimizer.step
+
+    def check_then_step(*a, **k):
+        total = [None if p.grad is None else p.grad.clone() for p in params]
+        per_task = []
+        for task, parts, group in calls:
+            trainer.optimizer.zero_grad(set_to_none=True)
+            weight, task.cfg.weight = task.cfg.weight, 1.0
+            real_accumulate(task, parts, group)
+            task.cfg.weight = weight
+            per_task.append((weight, [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in params]))
+        seen["tasks"] = [c[0].name for c in calls]
+        # relative to each parameter's largest gradient entry: the two sums differ only by float rounding
+        seen["diff"] = max(float((t - sum(w * g[i] for w, g in per_task)).abs().max() / (t.abs().max() + 1e-12))
+                           for i, t in enumerate(total) if t is not None)
+        for p, t in zip(params, total):
+            p.grad = t
+        return real_step(*a, **k)
+
+    trainer.optimizer.step = check_then_step
+    trainer.step()
+    assert seen["tasks"] == ["crpg", "codpo"] and seen["diff"] < 1e-5

@@ -1,5 +1,6 @@
 """The RL loop on tiny random models: it learns, it resumes exactly after SIGKILL, it fails loudly on bad input."""
 import json
+import math
 import os
 import signal
 import subprocess
@@ -279,3 +280,58 @@ def test_whiten_rewards_is_refused_where_no_algorithm_reads_it():
 
     with pytest.raises(ConfigError, match="whiten_rewards: only ppo"):
         AlgorithmConfig(name="rloo", whiten_rewards=True).validate()
+
+
+def test_shape_scores_applies_the_eos_penalty_then_running_normalisation_then_the_clip(tiny_dir, tmp_path):
+    """Hand numbers. Mutations caught: the missing-EOS penalty, the normalisation, the clip or the running history
+    dropped from ``shape_scores`` (a per-batch normalisation gives 0 for the second, constant batch)."""
+    cfg = tiny_config(tiny_dir, tmp_path, **{"shaping.missing_eos_penalty": 0.5, "shaping.normalize": "normalize",
+                                             "shaping.clip": 1.0})
+    trainer = build_trainer(cfg)
+    shaped, valid = trainer.shape_scores(torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor([True, False, True, True]))
+    # penalised: [1, 1.5, 3, 4]; mean 2.375, population var 1.421875
+    std = math.sqrt(1.421875)
+    want = [max(-1.0, min(1.0, (x - 2.375) / std)) for x in (1.0, 1.5, 3.0, 4.0)]
+    assert valid.all() and torch.allclose(shaped, torch.tensor(want), atol=1e-6)
+    assert want[0] == -1.0 and want[-1] == 1.0  # both clips bind
+    shaped, _ = trainer.shape_scores(torch.zeros(4), torch.ones(4, dtype=torch.bool))
+    # history of 8 scores: mean 1.1875, var (4·1.421875 + 0 + 2.375²·4·4/8) / 8
+    var = (4 * 1.421875 + 2.375 ** 2 * 4 * 4 / 8) / 8
+    assert torch.allclose(shaped, torch.full((4,), -1.1875 / math.sqrt(var)), atol=1e-6)
+
+
+@pytest.mark.parametrize("whiten_rewards", [False, True])
+def test_ppo_puts_the_kl_in_the_token_rewards_and_whitens_them_when_asked(whiten_rewards):
+    """β > 0: r_t = −β·kl_t, plus the score on the last token; ``whiten_rewards`` rescales their deviations by the
+    std (the mean kept) before GAE. With γ = λ = 1 and zero values the returns are suffix sums of those rewards. Mutations caught:
+    KL left out of the reward, ``whiten_rewards`` ignored."""
+    from types import SimpleNamespace
+
+    from blendrl.algorithms import ALGORITHMS
+    from blendrl.config import AlgorithmConfig, KLConfig
+
+    exp = SimpleNamespace(response_mask=torch.ones(1, 3), scores=torch.tensor([1.0]),
+                          behaviour_logp=torch.tensor([[0.5, -0.2, 0.1]]), ref_logp=torch.zeros(1, 3),
+                          values=torch.zeros(1, 3))
+    algo = ALGORITHMS["ppo"](AlgorithmConfig(gamma=1.0, lam=1.0, whiten_rewards=whiten_rewards), KLConfig(coef=0.1))
+    algo.prepare(exp, 0.1)
+    r = [-0.05, 0.02, -0.01 + 1.0]
+    if whiten_rewards:
+        mean = sum(r) / 3
+        std = math.sqrt(sum((x - mean) ** 2 for x in r) / 3 + 1e-8)
+        r = [mean + (x - mean) / std for x in r]  # TRL's whitening without the mean shift keeps the mean
+    assert torch.allclose(exp.returns, torch.tensor([[r[0] + r[1] + r[2], r[1] + r[2], r[2]]]), atol=1e-5)
+
+
+def test_the_adaptive_kl_coefficient_moves_by_ziegler_s_rule_in_the_loop(tiny_dir, tmp_path):
+    """β₁ = β₀·(1 + clip(KL/target − 1, ±0.2)·B/horizon) with the batch's mean sequence KL. Mutation caught: the
+    controller fed the wrong KL, the wrong count, or moved the wrong way."""
+    cfg = tiny_config(tiny_dir, tmp_path, **{"kl.coef": 0.1, "kl.adaptive": True, "kl.target": 0.5,
+                                             "kl.horizon": 10, "train.iterations": 2, "train.lr": 3e-2})
+    trainer = build_trainer(cfg)
+    beta = 0.1
+    for _ in range(2):
+        m = trainer.step().metrics
+        beta *= 1 + min(max(m["kl/seq_k1"] / 0.5 - 1, -0.2), 0.2) * 8 / 10
+        assert m["kl/coef"] == pytest.approx(beta, rel=1e-9)
+    assert m["kl/coef"] != 0.1
