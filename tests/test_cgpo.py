@@ -324,3 +324,23 @@ def test_the_multi_task_gradient_is_the_rho_weighted_sum_of_the_task_gradients(t
     trainer.optimizer.step = check_then_step
     trainer.step()
     assert seen["tasks"] == ["crpg", "codpo"] and seen["diff"] < 1e-5
+
+
+def test_calibration_pairs_each_prompt_with_its_own_baseline(tiny_dir, tmp_path):
+    """R_calib = σ(r(s, a) − r(s, ā_s)) with ā of the *same* prompt (CGPO eq. 5). Mutations caught: calibration
+    skipped (raw r returned), or a prompt paired with another prompt's ā (e.g. the batch's order shuffled)."""
+    from blendrl.rewards import make_samples
+
+    cfg = one_task(tiny_cgpo_config(tiny_dir, tmp_path), "crraft")  # ā generated from π_ref
+    trainer = build_cgpo_trainer(cfg)
+    task = trainer.tasks[0]
+    task.reward.score = lambda samples: torch.tensor([float(len(s.response)) for s in samples])  # distinct per text
+    prompts = [task.prompts[i] for i in (0, 1, 2) for _ in range(2)]
+    task.ensure_baselines(prompts)
+    task.add_baselines(prompts[::2], ["a", "bbb", "cccccc"])  # ā of lengths 1, 3 and 6
+    task._baseline_scores.clear()
+    responses = ["xx", "xxxx", "xx", "xxxx", "xx", "xxxx"]
+    scored = task.score(prompts, responses, torch.ones(6, dtype=torch.bool))
+    want = torch.sigmoid(torch.tensor([2.0 - 1, 4 - 1, 2 - 3, 4 - 3, 2 - 6, 4 - 6]))
+    assert torch.allclose(scored.raw, torch.tensor([2.0, 4, 2, 4, 2, 4])) and torch.allclose(scored.reward, want)
+    assert make_samples(prompts, responses, [True] * 6)[2].where == f"{prompts[2].source}, row {prompts[2].row}"

@@ -121,3 +121,36 @@ def test_lab_runs_end_to_end_on_tiny_models_and_reuses_its_stages(tiny_dir, tmp_
     assert (out / "proxies" / "m0" / "final").stat().st_mtime_ns == stamp
     assert again["bon"] == result["bon"]
     assert torch.isfinite(torch.tensor([p["gold"] for p in again["ppo"]["wco-kl0.1"]])).all()
+
+
+@pytest.mark.parametrize("flip", [0.25, 0.0])
+def test_label_noise_flips_about_the_asked_share_and_only_those(tmp_path, flip):
+    """400 gold-labelled pairs: with ``labels.flip`` 0.25 between 20% and 30% are flipped (binomial sd 2.2%), each
+    flipped pair's chosen response has the lower gold score and every other pair's the higher. Mutations caught: the
+    flip probability ignored or inverted, the flag written but the pair not swapped (or the reverse)."""
+    import json
+    from types import SimpleNamespace
+
+    from blendrl.config import from_dict
+    from blendrl.config.lab_schema import OverOptLabConfig
+    from blendrl.lab.overopt import label_pairs
+    from blendrl.rewards import make_samples
+
+    prompts = [SimpleNamespace(messages=[{"role": "user", "content": f"q{i}"}], metadata={}, source="p", row=i)
+               for i in range(100)]
+    counter = iter(range(10 ** 6))
+
+    def sample(ps, k, gen):
+        return [make_samples([p] * k, [f"answer {next(counter)}" for _ in range(k)], [True] * k) for p in ps]
+
+    gold = SimpleNamespace(score=lambda samples: torch.tensor([float(s.response.split()[1]) for s in samples]))
+    policy = SimpleNamespace(prompts=prompts, eval_prompts=prompts[:2], sample=sample)
+    cfg = from_dict(OverOptLabConfig, {"labels": {"prompts": 100, "pairs_per_prompt": 4, "flip": flip}})
+    counts = label_pairs(cfg, policy, gold, tmp_path)
+    rows = [json.loads(x) for x in (tmp_path / "pairs.jsonl").read_text().splitlines()]
+    assert counts["pairs"]["pairs"] == len(rows) == 400
+    share = sum(r["flipped"] for r in rows) / len(rows)
+    assert (0.20 <= share <= 0.30) if flip else share == 0.0
+    for r in rows:  # "answer N" has gold score N
+        assert (int(r["chosen"].split()[1]) < int(r["rejected"].split()[1])) == r["flipped"]
+    assert counts["pairs_eval"]["flipped"] == 0

@@ -135,12 +135,15 @@ def test_lora_reward_model_saves_merged_and_loads_in_transformers(rm_tiny_dir, t
                           atol=1e-5)
 
 
-def test_simcse_term_is_logged_and_moves_the_loss(rm_tiny_dir, tmp_path, prefs):
-    cfg = rm_config(rm_tiny_dir, tmp_path, prefs, **{"contrastive.kind": "simcse", "model.dropout": 0.1})
+@pytest.mark.parametrize("beta", [1.0, 0.25])
+def test_simcse_term_is_logged_and_weighted_by_beta(rm_tiny_dir, tmp_path, prefs, beta):
+    """L = L_rm + β·L_cl. β = 0.25 as well as the default 1: a loss that drops β passes only at β = 1."""
+    cfg = rm_config(rm_tiny_dir, tmp_path, prefs, **{"contrastive.kind": "simcse", "model.dropout": 0.1,
+                                                     "contrastive.beta": beta})
     trainer = rm_run.build_rm_trainer(cfg)
     m = trainer.train_step()
     assert m["loss/contrastive"] > 0
-    assert m["loss/total"] == pytest.approx(m["loss/rm"] + m["loss/contrastive"], rel=1e-5)
+    assert m["loss/total"] == pytest.approx(m["loss/rm"] + beta * m["loss/contrastive"], rel=1e-5)
 
 
 def test_metarm_gradient_is_taken_at_the_ascended_point_and_theta_is_restored(rm_tiny_dir, tmp_path, prefs):
