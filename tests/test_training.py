@@ -303,8 +303,8 @@ def test_shape_scores_applies_the_eos_penalty_then_running_normalisation_then_th
 @pytest.mark.parametrize("whiten_rewards", [False, True])
 def test_ppo_puts_the_kl_in_the_token_rewards_and_whitens_them_when_asked(whiten_rewards):
     """β > 0: r_t = −β·kl_t, plus the score on the last token; ``whiten_rewards`` rescales their deviations by the
-    std (the mean kept) before GAE. With γ = λ = 1 and zero values the returns are suffix sums of those rewards. Mutations caught:
-    KL left out of the reward, ``whiten_rewards`` ignored."""
+    std (the mean kept) before GAE. With γ = λ = 1 and zero values the returns are suffix sums of those rewards.
+    Mutations caught: KL left out of the reward, ``whiten_rewards`` ignored."""
     from types import SimpleNamespace
 
     from blendrl.algorithms import ALGORITHMS
