@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Opt-in mutation testing of blendrl/functional and blendrl/algorithms (mutmut; settings in pyproject.toml
-# [tool.mutmut]): each mutant is run against the tests that exercise that code. Slow: about 1,100 mutants, roughly an
-# hour on 2 cores. Prints mutmut's summary; `mutmut results` lists the survivors, `mutmut show NAME` shows one.
+# [tool.mutmut]): about 1,100 mutants, each run against the model-free unit tests that cover it. Prints mutmut's
+# summary; `mutmut results` lists the survivors, `mutmut show NAME` shows one. Results: docs/testing.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh

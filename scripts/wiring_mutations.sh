@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Opt-in check of the wiring tests (issue "Tests that fail when the wiring is wrong"): applies each listed mutation to
+# a throw-away worktree of HEAD, runs the test written to catch it, and prints "caught" or "SURVIVED". Your working
+# tree is never touched. About a minute.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="$PWD/.venv/bin/python"
+tmp="$(mktemp -d)"
+git worktree add -q --detach "$tmp/tree" HEAD
+trap 'git worktree remove --force "$tmp/tree"; rm -rf "$tmp"' EXIT
+cd "$tmp/tree"
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+survived=0
+try() {  # FILE OLD NEW TEST-ARGS: replace OLD by NEW in FILE, run the test, restore the file
+  "$PY" - "$1" "$2" "$3" <<'PY'
+import sys
+path, old, new = sys.argv[1:4]
+text = open(path).read()
+assert old in text, f"{path}: {old!r} not found (the code moved: update scripts/wiring_mutations.sh)"
+open(path, "w").write(text.replace(old, new, 1))
+PY
+  if "$PY" -m pytest -q -x -p no:cacheprovider $4 >/dev/null 2>&1; then echo "SURVIVED | $1 | ${2%%$'\n'*}"; survived=1
+  else echo "caught   | $1 | ${2%%$'\n'*}"; fi
+  git checkout -q -- "$1"
+}
+try blendrl/training/cgpo_trainer.py "(task.cfg.weight / units)" "(1.0 / units)" "tests/test_cgpo.py -k rho_weighted"
+try blendrl/training/cgpo_trainer.py "                    total += loss.item()" "                    total += loss.item()
+                    self.optimizer.zero_grad()" "tests/test_cgpo.py -k rho_weighted"
+try blendrl/training/trainer.py "            scores = apply_missing_eos_penalty(scores, has_eos, s.missing_eos_penalty)" "            pass" "tests/test_training.py -k shape_scores"
+try blendrl/training/trainer.py "            scores = scores.clamp(-s.clip, s.clip)" "            pass" "tests/test_training.py -k shape_scores"
+try blendrl/training/trainer.py "normed = self.moments.normalize(scores[valid], None, s.normalize)" "normed = scores[valid]" "tests/test_training.py -k shape_scores"
+try blendrl/algorithms/ppo.py "            rewards = whiten(rewards, mask, shift_mean=False) * mask" "            pass" "tests/test_algorithms.py -k kl_in_the"
+try blendrl/algorithms/ppo.py "rewards = token_rewards(exp.scores, kl, mask, kl_coef)" "rewards = token_rewards(exp.scores, kl, mask, 0.0)" "tests/test_algorithms.py -k kl_in_the"
+try blendrl/functional/kl.py "        error = min(max(current_kl / self.target - 1.0, -0.2), 0.2)" "        error = -min(max(current_kl / self.target - 1.0, -0.2), 0.2)" "tests/test_training.py -k adaptive_kl_coefficient"
+try blendrl/training/cgpo_tasks.py "            reward = calibrated_reward(raw, self.baseline_scores(prompts))" "            reward = raw" "tests/test_cgpo.py -k own_baseline"
+try blendrl/training/cgpo_tasks.py "            reward = calibrated_reward(raw, self.baseline_scores(prompts))" "            reward = calibrated_reward(raw, self.baseline_scores(prompts[::-1]))" "tests/test_cgpo.py -k own_baseline"
+try blendrl/algorithms/critic_free.py "        if self.cfg.whiten_advantages:" "        if False:" "tests/test_algorithms.py -k whiten_advantages"
+try blendrl/training/rm_trainer.py "            loss = loss + c.beta * cl" "            loss = loss + cl" "tests/test_reward_model.py -k simcse"
+try blendrl/lab/overopt.py "                flipped = rng.random() < flip" "                flipped = rng.random() < 0.5" "tests/test_lab_overopt.py -k label_noise"
+try blendrl/lab/overopt.py "                if flipped:
+                    chosen, rejected = rejected, chosen" "                if False:
+                    chosen, rejected = rejected, chosen" "tests/test_lab_overopt.py -k label_noise"
+try blendrl/functional/kl.py "    return 0.5 * ((logp - log_m) + torch.exp(ref_logp - logp) * (ref_logp - log_m))" "    return 0.5 * (torch.clamp(logp - log_m, min=0.0) + torch.clamp(ref_logp - log_m, min=0.0))" "tests/test_functional.py -k js"
+exit $survived
