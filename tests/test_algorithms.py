@@ -53,3 +53,109 @@ def test_ppo_puts_the_kl_in_the_token_rewards_and_whitens_them_when_asked(whiten
         std = math.sqrt(sum((x - mean) ** 2 for x in r) / 3 + 1e-8)
         r = [mean + (x - mean) / std for x in r]  # TRL's whitening without the mean shift keeps the mean
     assert torch.allclose(exp.returns, torch.tensor([[r[0] + r[1] + r[2], r[1] + r[2], r[2]]]), atol=1e-5)
+
+
+def test_critic_free_sequence_reward_subtracts_each_row_s_own_kl():
+    """r_i = score_i − β·Σ_t kl_{i,t} (KL in the reward), then the estimator. Mutations caught: the KL added, or
+    summed over the whole batch instead of per row."""
+    from types import SimpleNamespace
+
+    from blendrl.algorithms.critic_free import build_algorithm
+    from blendrl.config import AlgorithmConfig, KLConfig
+    from blendrl.functional import SEQUENCE_ADVANTAGES
+
+    mask = torch.tensor([[1.0, 1.0], [1.0, 0.0], [1.0, 1.0], [1.0, 1.0]])
+    exp = SimpleNamespace(response_mask=mask, scores=torch.tensor([1.0, 2.0, 0.5, 0.0]),
+                          behaviour_logp=torch.tensor([[0.5, 0.5], [1.0, 9.0], [0.0, 0.0], [-1.0, 3.0]]),
+                          ref_logp=torch.zeros(4, 2))
+    metrics = build_algorithm(AlgorithmConfig(name="rloo"), KLConfig(coef=0.5), 2).prepare(exp, 0.5)
+    rewards = torch.tensor([1.0 - 0.5 * 1.0, 2.0 - 0.5 * 1.0, 0.5 - 0.0, 0.0 - 0.5 * 2.0])  # row 1's 9 is masked
+    assert torch.allclose(exp.advantages, SEQUENCE_ADVANTAGES["rloo"](rewards, 2)[:, None] * mask)
+    assert metrics == {"pg/sequence_reward_mean": pytest.approx(rewards.mean().item()),
+                       "pg/advantage_abs_mean": pytest.approx(exp.advantages[:, 0].abs().mean().item())}
+
+
+def test_sequence_estimators_refuse_scores_that_are_not_one_dimensional():
+    from blendrl.functional import SEQUENCE_ADVANTAGES
+
+    with pytest.raises(ValueError, match=r"scores must be 1-D \(N,\), got shape \(2, 2\)"):
+        SEQUENCE_ADVANTAGES["rloo"](torch.zeros(2, 2), 2)
+
+
+# ---------------------------------------------------------------------- CGPO's optimizers as loop pieces
+def cgpo_batch(n: int, t: int = 2):
+    """An Experience of ``n`` rows whose row i has input id i (so selections can be read back)."""
+    from blendrl.training.experience import Experience
+
+    ids = torch.arange(n)[:, None].repeat(1, 1 + t)
+    return Experience(input_ids=ids, attention_mask=torch.ones(n, 1 + t), position_ids=torch.arange(1 + t).repeat(n, 1),
+                      response_mask=torch.ones(n, t), behaviour_logp=torch.zeros(n, t), ref_logp=torch.zeros(n, t))
+
+
+def cgpo_optimizer(name, **cfg):
+    from blendrl.algorithms.cgpo import CGPO_OPTIMIZERS
+    from blendrl.config.cgpo_schema import OptimizerConfig
+
+    return CGPO_OPTIMIZERS[name](OptimizerConfig(name=name, **cfg))
+
+
+def test_crpg_trains_every_row_with_its_constrained_advantage():
+    from blendrl.functional import cgpo as F
+
+    opt = cgpo_optimizer("crpg", kl_max=4.0)
+    reward, passed = torch.tensor([0.8, 0.4, 0.6, 0.2]), torch.tensor([True, False, True, True])
+    seq_kl = torch.tensor([1.0, 0.0, 2.0, 8.0])
+    sel, metrics = opt.select(cgpo_batch(4), reward, passed, seq_kl, 2)
+    assert sel.rows.input_ids[:, 0].tolist() == [0, 1, 2, 3] and sel.group == 1 and opt.units(sel.rows) == 4.0
+    assert torch.allclose(sel.rows.seq_weights, F.crpg_advantages(reward, passed, seq_kl, 4.0))
+    assert metrics["crpg/kl_factor_mean"] == pytest.approx((0.75 + 1.0 + 0.5 + 0.0) / 4)
+    logp = torch.tensor([[-1.0, -1.0], [-2.0, 0.0], [0.0, -0.5], [-1.0, 0.0]])
+    assert torch.allclose(opt.loss(sel.rows, logp), F.crpg_loss(logp, sel.rows.response_mask, sel.rows.seq_weights))
+
+
+def test_codpo_orders_rows_as_pairs_counts_pairs_and_uses_its_beta_and_lambda():
+    from blendrl.functional import cgpo as F
+
+    opt = cgpo_optimizer("codpo", beta=0.3, lam=2.0)
+    reward = torch.tensor([0.1, 0.9, 0.5, 0.4, 0.3, 0.2])
+    passed = torch.tensor([True, True, False, False, True, False])
+    sel, metrics = opt.select(cgpo_batch(6), reward, passed, torch.zeros(6), 2)
+    # prompt 0: both pass → (1, 0); prompt 1: none passes; prompt 2: (4, 5)
+    assert sel.rows.input_ids[:, 0].tolist() == [1, 0, 4, 5] and sel.group == 2
+    assert opt.units(sel.rows) == 2 and metrics["codpo/pairs_per_prompt"] == pytest.approx(2 / 3)
+    logp = torch.tensor([[-1.0, 0.0], [-2.0, -1.0], [-0.5, -0.5], [-3.0, 0.0]])
+    want = F.codpo_loss(logp, sel.rows.ref_logp, sel.rows.response_mask, 0.3, 2.0)
+    assert torch.allclose(opt.loss(sel.rows, logp), want)
+    assert not torch.allclose(want, F.codpo_loss(logp, sel.rows.ref_logp, sel.rows.response_mask))
+
+
+def test_crraft_trains_winners_weighted_by_reward_and_reports_prompts_for_the_fallback():
+    from blendrl.algorithms.cgpo import CRRAFT
+    from blendrl.functional import cgpo as F
+
+    opt = cgpo_optimizer("crraft", kl_max=1.0)
+    reward = torch.tensor([0.7, 0.2, 0.9, 0.4, 0.0, 0.3])
+    passed = torch.tensor([True, True, False, False, True, False])
+    seq_kl = torch.tensor([0.5, 0.1, 0.0, 0.0, 0.2, 0.0])
+    sel, metrics = opt.select(cgpo_batch(6), reward, passed, seq_kl, 2)
+    assert sel.rows.input_ids[:, 0].tolist() == [0, 4] and sel.fallback_prompts.tolist() == [1]
+    assert sel.rows.seq_weights.tolist() == pytest.approx([0.7, 0.0])
+    assert opt.units(sel.rows) == 1.0  # a zero-weight winner is not a unit
+    assert metrics["crraft/prompts_with_winner"] == pytest.approx(2 / 3) and CRRAFT.fallback_weight == 0.5
+    logp = torch.tensor([[-1.0, -1.0], [-2.0, 0.0]])
+    assert torch.allclose(opt.loss(sel.rows, logp), F.crraft_loss(logp, sel.rows.response_mask, sel.rows.seq_weights))
+
+
+def test_kl_controllers_round_trip_their_state():
+    from blendrl.functional import AdaptiveKLController, FixedKLController
+
+    a = AdaptiveKLController(0.2, 6.0, 100.0)
+    a.update(12.0, 10)
+    b = AdaptiveKLController(1.0, 1.0, 1.0)
+    b.load_state_dict(a.state_dict())
+    # the value is the state; target and horizon come from the config
+    assert b.value == a.value == pytest.approx(0.2 * 1.02)
+    assert a.state_dict() == {"value": a.value, "target": 6.0, "horizon": 100.0}
+    f = FixedKLController(0.0)
+    f.load_state_dict(FixedKLController(0.3).state_dict())
+    assert f.value == 0.3

@@ -149,3 +149,15 @@ def test_running_moments_normalise_and_clip():
 
 def test_missing_eos_penalty():
     close(F.apply_missing_eos_penalty(t([1.0, 1.0]), torch.tensor([True, False]), 0.5), [1.0, 0.5])
+
+
+def test_running_moments_fold_single_scores_and_scale_or_normalise_with_both_clips():
+    rm = F.RunningMoments()
+    rm.update(t([3.0]))  # a batch of one is a batch: mean 3, var 0
+    rm.update(t([5.0]))  # the second folds into the first: mean 4, population var 1
+    assert (rm.mean, rm.var, rm.count) == (4.0, 1.0, 2)
+    rm = F.RunningMoments()
+    close(rm.normalize(t([1.0, 1.5])), [-1.0, 1.0])  # std 0.25 < 1: only the 1e-8 floor applies
+    close(F.RunningMoments().normalize(t([1.0, 1.5]), clip=0.5), [-0.5, 0.5])
+    close(F.RunningMoments().normalize(t([1.0, 1.5]), mode="scale"), [4.0, 6.0])  # x / σ, no mean shift
+    close(F.RunningMoments().normalize(t([1.0, 1.5]), clip=None, mode="scale"), [4.0, 6.0])

@@ -65,3 +65,9 @@ def test_metarm_difference_loss_eq11():
 
 def test_losses_are_registered_by_name():
     assert {"bt", "label_smoothing", "adaptive_margin", "soft_label_margin"} <= set(F.RM_LOSSES.names())
+
+
+def test_flip_lowest_flips_a_single_pair_and_returns_a_bool_mask():
+    mask = F.flip_lowest(t([0.3, -1.0, 2.0, 0.1]), 0.25)  # round(0.25·4) = 1 pair
+    assert mask.dtype == torch.bool and mask.tolist() == [False, True, False, False]
+    assert not F.flip_lowest(t([0.3, -1.0]), 0.1).any()
