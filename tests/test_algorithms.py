@@ -134,15 +134,19 @@ def test_crraft_trains_winners_weighted_by_reward_and_reports_prompts_for_the_fa
     from blendrl.functional import cgpo as F
 
     opt = cgpo_optimizer("crraft", kl_max=1.0)
-    reward = torch.tensor([0.7, 0.2, 0.9, 0.4, 0.0, 0.3])
-    passed = torch.tensor([True, True, False, False, True, False])
-    seq_kl = torch.tensor([0.5, 0.1, 0.0, 0.0, 0.2, 0.0])
-    sel, metrics = opt.select(cgpo_batch(6), reward, passed, seq_kl, 2)
-    assert sel.rows.input_ids[:, 0].tolist() == [0, 4] and sel.fallback_prompts.tolist() == [1]
-    assert sel.rows.seq_weights.tolist() == pytest.approx([0.7, 0.0])
-    assert opt.units(sel.rows) == 1.0  # a zero-weight winner is not a unit
-    assert metrics["crraft/prompts_with_winner"] == pytest.approx(2 / 3) and CRRAFT.fallback_weight == 0.5
-    logp = torch.tensor([[-1.0, -1.0], [-2.0, 0.0]])
+    reward = torch.tensor([0.7, 0.2, 0.9, 0.4, 0.0, 0.3, 0.5, 0.6])
+    passed = torch.tensor([True, True, False, False, True, False, True, True])
+    seq_kl = torch.tensor([0.5, 0.1, 0.0, 0.0, 0.2, 0.0, 0.0, 3.0])
+    sel, metrics = opt.select(cgpo_batch(8), reward, passed, seq_kl, 2)
+    assert sel.rows.input_ids[:, 0].tolist() == [0, 4, 6] and sel.fallback_prompts.tolist() == [1]
+    assert sel.rows.seq_weights.tolist() == pytest.approx([0.7, 0.0, 0.5])
+    assert opt.units(sel.rows) == 2.0  # a zero-weight winner is not a unit
+    assert metrics["crraft/prompts_with_winner"] == pytest.approx(3 / 4) and CRRAFT.fallback_weight == 0.5
+    one, m1 = opt.select(cgpo_batch(2), reward[:2], passed[:2], seq_kl[:2], 2)  # a single prompt
+    assert m1["crraft/prompts_with_winner"] == 1.0
+    none, _ = opt.select(cgpo_batch(2), reward[2:4], passed[2:4], seq_kl[2:4], 2)  # no winner at all
+    assert len(none.rows) == 0 and none.fallback_prompts.tolist() == [0]
+    logp = torch.tensor([[-1.0, -1.0], [-2.0, 0.0], [-0.5, 0.0]])
     assert torch.allclose(opt.loss(sel.rows, logp), F.crraft_loss(logp, sel.rows.response_mask, sel.rows.seq_weights))
 
 
@@ -159,3 +163,11 @@ def test_kl_controllers_round_trip_their_state():
     f = FixedKLController(0.0)
     f.load_state_dict(FixedKLController(0.3).state_dict())
     assert f.value == 0.3
+
+
+def test_an_algorithm_without_a_critic_says_so():
+    from blendrl.algorithms.critic_free import build_algorithm
+    from blendrl.config import AlgorithmConfig, KLConfig
+
+    with pytest.raises(NotImplementedError, match="RLOO has no critic"):
+        build_algorithm(AlgorithmConfig(name="rloo"), KLConfig(), 2).critic_loss(None, None)

@@ -108,3 +108,8 @@ def test_crraft_keeps_a_sample_exactly_at_kl_max_and_indexes_later_prompts():
     # prompt 0: none passes (empty, the loop goes on); prompt 1: row 3 is over KL_max → row 2;
     # prompt 2: row 4 sits exactly at KL_max = 2 and has the higher reward
     assert winners.tolist() == [2, 4] and empty.tolist() == [0] and winners.dtype == empty.dtype == torch.long
+    # empty selections are still index tensors (a float tensor cannot index the batch)
+    winners, empty = F.crraft_winners(reward[:2], passed[:2], seq_kl[:2], 2.0, 2)
+    assert winners.dtype == torch.long and winners.numel() == 0
+    winners, empty = F.crraft_winners(reward[2:4], passed[2:4], seq_kl[2:4], 2.0, 2)
+    assert empty.dtype == torch.long and empty.numel() == 0
