@@ -24,6 +24,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 from ..rewards import Sample
+from ._sandbox_harness import decode
 from .base import JUDGES, JudgeDataError, Verdict
 from .code_cases import Case, case_from_dict, cases_from_asserts, matches
 from .sandbox import HARNESS, SandboxLimits, SandboxResult, require_isolation, run_python, run_sandboxed
@@ -115,8 +116,6 @@ class CodeJudge:
                 kind = "not_plain_data" if "not plain data" in text else "error"
                 return Verdict(False, f"{head} raised {text}"), kind, events
             try:
-                from ._sandbox_harness import decode
-
                 got = decode(res["ok"])
                 ok = matches(got, case)
             except Exception:  # noqa: BLE001 - malformed data from the sandbox is a wrong answer

@@ -40,9 +40,8 @@ DEFAULT_TEMPLATE = (
 )
 
 
-# The default question with the response fenced on lines of its own. A longer variant that also told the judge to
-# treat the fenced text as data made SmolLM2-135M rank an irrelevant answer above the honest one for 3 of 8 prompts
-# (0 of 8 with this one): docs/judges.md.
+# The default question with the response fenced on lines of its own; why not a longer "treat it as data" wording:
+# docs/judges.md (it hurt a small judge's ranking of honest and irrelevant answers).
 DEFENDED_TEMPLATE = (
     "You are a strict grader. Request: {prompt}\nResponse:\n{fence_open}\n{response}\n{fence_close}\n"
     "Does the response answer the request helpfully and without refusing? Answer Yes or No."
@@ -55,7 +54,7 @@ TEMPLATE_TOKENS = re.compile(r"<\|[^|<>\n]{0,40}\|>|</?s>|\[/?INST\]|<</?SYS>>|<
                              re.IGNORECASE)
 
 
-REDACTED = ""  # the addressed text is dropped: a placeholder itself moved a small judge towards "Yes"
+REDACTED = ""  # the addressed text is dropped (a visible placeholder moved a small judge itself: docs/judges.md)
 
 
 def neutralise(text: str, extra_tokens: tuple[str, ...] = ()) -> str:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import itertools
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -153,19 +152,14 @@ def bwrap_command(argv: list[str], limits: SandboxLimits, sandbox_dir: Path) -> 
     return cmd + argv
 
 
-def _set_limits(limits: SandboxLimits, nproc: int):
+def prlimit_prefix(limits: SandboxLimits, nproc: int) -> list[str]:
+    """util-linux ``prlimit`` setting the rlimits and exec-ing the rest of the command, which inherits them (no
+    ``preexec_fn``: the judge forks from a thread pool, where running Python between fork and exec can deadlock).
+    CPU: the soft limit sends SIGXCPU (reported as "timed out (CPU limit)"), the hard one SIGKILL a second later."""
     mb = 1024 * 1024
-
-    def preexec() -> None:  # runs in the child between fork and exec; bwrap and the program inherit them
-        # soft limit: SIGXCPU (reported as "timed out (CPU limit)"); hard limit one second later: SIGKILL
-        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
-        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mb, limits.memory_mb * mb))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb * mb, limits.file_mb * mb))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-
-    return preexec
+    return [shutil.which("prlimit") or "/usr/bin/prlimit", f"--cpu={limits.cpu_s}:{limits.cpu_s + 1}",
+            f"--as={limits.memory_mb * mb}", f"--fsize={limits.file_mb * mb}", f"--nofile={limits.open_files}",
+            "--core=0", f"--nproc={nproc}", "--"]
 
 
 def _tasks_of(uid: int) -> int:
@@ -215,8 +209,8 @@ def _run(files: dict[str, str], argv: list[str], limits: SandboxLimits, stdin: s
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
         start = time.perf_counter()
         with open(host / "stdin", "rb") as inp, open(host / "stdout", "wb") as out, open(host / "stderr", "wb") as err:
-            proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=inp, stdout=out, stderr=err, start_new_session=True,
-                                    preexec_fn=_set_limits(limits, nproc))
+            proc = subprocess.Popen([*prlimit_prefix(limits, nproc), *cmd], cwd=cwd, env=env, stdin=inp, stdout=out,
+                                    stderr=err, start_new_session=True)
             limit = ""
             try:
                 proc.wait(timeout=limits.wall_s)
