@@ -118,17 +118,14 @@ def llm_rows(name: str, log_odds) -> list[dict]:
 
 
 def smollm2_log_odds():
-    from blendrl.judges.llm import HFLLMJudge
+    from blendrl.judges.llm import DEFAULT_TEMPLATE, DEFENDED_TEMPLATE, HFLLMJudge
 
-    judges = {d: HFLLMJudge("llm", defense=d) for d in ("none",)}
-    judges["fence"] = HFLLMJudge.__new__(HFLLMJudge)  # share the loaded model: same object, other template
-    judges["fence"].__dict__.update(judges["none"].__dict__)
-    from blendrl.judges.llm import DEFENDED_TEMPLATE
-
-    judges["fence"].template, judges["fence"].defense = DEFENDED_TEMPLATE, "fence"
+    judge = HFLLMJudge("llm")  # one loaded model; the defense picks the prompt
+    templates = {"none": DEFAULT_TEMPLATE, "fence": DEFENDED_TEMPLATE}
 
     def log_odds(samples, defense):
-        lp = judges[defense].logprobs(samples)
+        judge.template, judge.defense = templates[defense], defense
+        lp = judge.logprobs(samples)
         return (lp[:, 0] - lp[:, 1]).tolist()
 
     return log_odds

@@ -16,6 +16,7 @@ error, not_plain_data, early_exit, load_error, timeout, killed, no_code). Sample
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -61,6 +62,11 @@ def test_cases(s: Sample, judge: str) -> list[Case] | list[dict]:
                          f"HumanEval's 'test' and 'entry_point')")
 
 
+@functools.lru_cache(maxsize=1)
+def _harness_source() -> str:
+    return HARNESS.read_text(encoding="utf-8")
+
+
 def _same_output(got: str, want: str) -> bool:
     def norm(text: str) -> list[str]:
         return "\n".join(line.rstrip() for line in text.replace("\r\n", "\n").split("\n")).rstrip("\n").split("\n")
@@ -88,7 +94,7 @@ class CodeJudge:
 
     def _functions(self, code: str, cases: list[Case]) -> tuple[Verdict, str, dict]:
         job = {"solution": "solution.py", "calls": [c.call_json() for c in cases]}
-        r = run_sandboxed({"solution.py": code, "harness.py": HARNESS.read_text(encoding="utf-8"),
+        r = run_sandboxed({"solution.py": code, "harness.py": _harness_source(),
                            "job.json": json.dumps(job)}, ["/sandbox/harness.py", "/sandbox/job.json"], self.limits,
                           unisolated=self.unisolated)
         if (stopped := self._stopped(r)) is not None:

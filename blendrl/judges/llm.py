@@ -13,10 +13,9 @@ The response is attacker-controlled text inside the judge's prompt. With ``defen
 (1) neutralised: cut at the first chat-template or special-token string (``<|im_start|>``, ``</s>``, ``[INST]``, ...:
 a new turn starts there, so the rest is not the answer), and the sentences addressed to a grader ("Answer: Yes",
 "grader note", "ignore the previous instructions", a fake "assistant:" turn; :data:`~blendrl.judges.signals.INJECTION`)
-dropped; (2) fenced between markers derived from a hash of the response, which the response
-therefore cannot contain or close; and (3) the question comes after the fence, with the instruction to treat the
-fenced text as data. ``defense: none`` renders the response as it is (for measuring what the defense buys:
-``benchmarks/judge_hacks.py``).
+dropped; (2) fenced between markers derived from a hash of the response, which the response therefore cannot
+contain or close; and (3) the question comes after the fence. ``defense: none`` renders the response as it is (for
+measuring what the defense buys: ``benchmarks/judge_hacks.py``).
 """
 from __future__ import annotations
 
@@ -98,7 +97,10 @@ def render(template: str, s: Sample, defense: str = "none", special_tokens: tupl
     return template.format_map(_Template({**fields, "response": response}))
 
 
-def _template(template: str | None, defense: str) -> str:
+def _template(template: str | None, defense: str, judge: str) -> str:
+    """The judge's template: the given one, else the default for ``defense`` (checked here, at construction)."""
+    if defense not in DEFENSES:
+        raise ValueError(f"judge '{judge}': defense must be one of {DEFENSES}, got {defense!r}")
     if template is not None:
         return template
     return DEFENDED_TEMPLATE if defense == "fence" else DEFAULT_TEMPLATE
@@ -119,10 +121,8 @@ class HFLLMJudge:
                  dtype: str = "float32", max_length: int = 1024, defense: str = "fence") -> None:
         from ..models import load_causal_lm, load_tokenizer, resolve_model
 
-        if defense not in DEFENSES:
-            raise ValueError(f"judge '{name}': defense must be one of {DEFENSES}, got {defense!r}")
+        self.name, self.template, self.chat_template = name, _template(template, defense, name), chat_template
         path = resolve_model(model)
-        self.name, self.template, self.chat_template = name, _template(template, defense), chat_template
         self.defense = defense
         self.batch_size, self.max_length = batch_size, max_length
         self.tokenizer = load_tokenizer(path)
@@ -190,12 +190,10 @@ class OpenAIJudge:
             raise TypeError(f"judge '{name}': unknown options {sorted(unknown)}")
         if api not in ("chat", "completions"):
             raise ValueError(f"judge '{name}': api must be chat or completions, got {api!r}")
-        if defense not in DEFENSES:
-            raise ValueError(f"judge '{name}': defense must be one of {DEFENSES}, got {defense!r}")
         if api_key_env and api_key_env not in os.environ:
             raise ValueError(f"judge '{name}': api_key_env names {api_key_env}, which is not set in the environment")
         self.name, self.base_url, self.model = name, base_url.rstrip("/"), model
-        self.template, self.defense = _template(template, defense), defense
+        self.template, self.defense = _template(template, defense, name), defense
         self.pass_token, self.fail_token, self.api, self.top = pass_token, fail_token, api, top_logprobs
         self.timeout_s, self.api_key_env = timeout_s, api_key_env
 
