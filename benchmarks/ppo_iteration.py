@@ -90,7 +90,7 @@ def blendrl_worker(paths: dict, algo: str, epochs: int, lora: bool, iters: int, 
                    allocator: str = "glibc") -> dict:
     import torch
 
-    from blendrl import malloc
+    from blendrl.core import malloc
     from blendrl.config import PPORunConfig, from_dict
     from blendrl.training.run import build_trainer
 
@@ -328,7 +328,7 @@ def run_worker(name: str, iters: int) -> dict:
     elif kind == "trl_rloo":
         python = trl_python("1.16.0")
     out = Path(tempfile.mkstemp(suffix=".json")[1])
-    from blendrl import malloc
+    from blendrl.core import malloc
 
     env = {**malloc.preload_env(params.get("allocator", "glibc")), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "PYTHONPATH": str(ROOT)}

@@ -5,14 +5,14 @@ import sys
 
 import pytest
 
-from blendrl import malloc
+from blendrl.core import malloc
 from blendrl.cli.main import main
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="LD_PRELOAD, /proc/self/maps")
 
 PROBE = """
 import os, torch
-from blendrl import malloc
+from blendrl.core import malloc
 def rss_mb():
     return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
 took = malloc.configure("keep")

@@ -21,17 +21,41 @@ def test_unknown_config_key_suggests_the_right_one(tmp_path):
     "override, message",
     [
         ("train.lr=fast", r"train.lr: expected a number, got 'fast'"),
-        ("kl.kind=k7", r"kl.kind: 'k7' is not one of \['k1', 'k2', 'k3', 'clamped', 'js', 'js_lora_ppo'\]"),
         ("train.iterations=0", r"train.iterations: must be >= 1"),
         ("generation.top_p=1.5", r"generation.top_p: must be in \(0, 1\]"),
         ("train.minibatches=3", r"train.minibatches: 16 samples do not split into 3"),
-        ("rewards=[]", r"rewards: at least one reward source"),
         ("critic.init=reward_model", r"critic.path: required when init is reward_model"),
     ],
 )
 def test_wrong_values_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(PPORunConfig, None, [override])
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("kl.kind=k7", r"kl.kind: unknown KL estimator 'k7'; choose one of \['clamped', 'js', 'js_lora_ppo', 'k1', "
+                       r"'k2', 'k3'\]"),
+        ("algorithm.name=ppo2", r"algorithm.name: unknown algorithm 'ppo2'"),
+        ("rewards=[{kind: rm}]", r"rewards\[0\].kind: unknown reward source kind 'rm'"),
+        ("reference.kind=frozn", r"reference.kind: unknown reference strategy 'frozn'"),
+        ("regularizer.kind=chi3", r"regularizer.kind: unknown regularizer 'chi3'; choose one of \['chi2', 'none'\]"),
+    ],
+)
+def test_unknown_names_are_found_before_models_load(override, message):
+    from blendrl.training.names import check_names
+
+    cfg = load_config(PPORunConfig, None, [override])  # the shape is fine; the name is the registries' business
+    with pytest.raises(ConfigError, match=message):
+        check_names(cfg)
+
+
+def test_no_reward_source_is_an_error_before_models_load():
+    from blendrl.training.run import build_trainer
+
+    with pytest.raises(ConfigError, match=r"rewards: at least one reward source"):
+        build_trainer(load_config(PPORunConfig, None, ["rewards=[]", "model.name=/nonexistent/model"]))
 
 
 def test_scientific_notation_without_a_dot_is_a_number(tmp_path):

@@ -113,7 +113,7 @@ def test_cgpo_config_errors_are_one_line(tmp_path, capsys):
                    "judges: [{kind: telepathy}]}]\n")
     assert main(["cgpo", "--config", str(cfg)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "tasks[0].judges[0].kind: unknown judge 'telepathy'" in err
+    assert err.count("\n") == 0 and "tasks[0].judges[0].kind: unknown judge kind 'telepathy'" in err
     with pytest.raises(ConfigError, match="codpo needs >= 2"):
         from_dict(TaskConfig, {"prompts": "builtin:concise", "rewards": [{"kind": "rule", "name": "contains"}],
                                "optimizer": {"name": "codpo"}, "samples_per_prompt": 1})
@@ -134,7 +134,7 @@ def test_task_sum_reward_adds_the_bonus_only_where_the_tasks_judges_pass():
     from blendrl.config.cgpo_schema import JudgeConfig
     from blendrl.judges import build_judges
     from blendrl.rewards import RewardError, Sample, build_reward
-    from blendrl.rewards.task_sum import TaskSumReward
+    from blendrl.training.summed_ppo import TaskSumReward
 
     tasks = {"a": (build_reward([RewardSourceConfig(kind="callable", name="tests.tiny:yes_share")]),
                    build_judges([JudgeConfig(kind="format", options={"forbid": ["no"]})])),
@@ -160,7 +160,7 @@ def test_summed_ppo_pool_matches_the_cgpo_task_shares(tiny_dir, tmp_path):
     assert abs(share - 24 / 40) < 0.05
     assert all(r["messages"][0] == {"role": "system", "content": "Be brief."}
                for r in rows if r["metadata"]["cgpo_task"] == "crpg")
-    ppo = summed_ppo_config(cfg, "c.yaml", [], 1.0, ["kl.coef=0.2"])
+    ppo = summed_ppo_config(cfg, ["kl.coef=0.2"])
     assert ppo.train.prompts_per_iteration == 40 and ppo.train.samples_per_prompt == 1
     assert ppo.kl.coef == 0.2 and ppo.train.lr == cfg.train.lr and ppo.algorithm.name == "ppo"
 
@@ -170,9 +170,8 @@ def test_summed_ppo_trains_and_reports_per_task_like_cgpo(tiny_dir, tmp_path, ca
     from blendrl.training.summed_ppo import run_summed_ppo
 
     cfg = tiny_cgpo_config(tiny_dir, tmp_path / "cgpo", **{"train.iterations": 2})
-    path = write_yaml(cfg, tmp_path / "cgpo.yaml")
     run_cgpo(cfg)
-    result = run_summed_ppo(cfg, path, [], 1.0, ["algorithm.epochs=2"])
+    result = run_summed_ppo(cfg, 1.0, ["algorithm.epochs=2"])
     assert (tmp_path / "cgpo_ppo" / "final" / "model.safetensors").is_file()
     before_ppo, before_cgpo = result["before"].metrics, json.loads(
         (tmp_path / "cgpo" / "metrics.jsonl").read_text().splitlines()[0])
@@ -243,15 +242,14 @@ def test_summed_ppo_training_judges_see_a_truncated_response_as_a_violation(tiny
     from blendrl.config.cgpo_schema import JudgeConfig
     from blendrl.rewards import Sample
     from blendrl.training.run import build_trainer
-    from blendrl.training.summed_ppo import SummedPPOTrainer, pool_rows, summed_ppo_config
+    from blendrl.training.summed_ppo import SummedPPOTrainer, pool_rows, summed_ppo_config, task_sum_reward
 
     cfg = one_task(tiny_cgpo_config(tiny_dir, tmp_path / "cgpo", **{"generation.max_new_tokens": 3}), "crpg")
     cfg.tasks[0].judges = [JudgeConfig(kind="eos", name="ends")]
-    path = write_yaml(cfg, tmp_path / "cgpo.yaml")
-    ppo_cfg = summed_ppo_config(cfg, path, [], judge_bonus=1.0)
+    ppo_cfg = summed_ppo_config(cfg)
     Path(ppo_cfg.data.prompts).parent.mkdir(parents=True, exist_ok=True)
     Path(ppo_cfg.data.prompts).write_text("".join(json.dumps(r) + "\n" for r in pool_rows(cfg)))
-    trainer = build_trainer(ppo_cfg, None, trainer_cls=SummedPPOTrainer)
+    trainer = build_trainer(ppo_cfg, None, trainer_cls=SummedPPOTrainer, reward=task_sum_reward(cfg))
     seen: list[Sample] = []
     inner = trainer.reward.sources[0] if hasattr(trainer.reward, "sources") else trainer.reward
     original = inner.score

@@ -8,7 +8,7 @@ from blendrl.config import ConfigError, PPORunConfig, from_dict
 
 PROBE = """
 import os, torch
-from blendrl import malloc
+from blendrl.core import malloc
 took = malloc.configure({mode!r})
 def rss_mb():
     return int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20

@@ -42,7 +42,7 @@ def test_offloaded_model_gives_the_same_logits_and_holds_no_weights_between_uses
 
 _REUSE_SCRIPT = """
 import resource, sys, torch
-from blendrl import malloc
+from blendrl.core import malloc
 from blendrl.models.offload import OffloadedWeights
 
 def rss():

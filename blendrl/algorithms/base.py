@@ -18,11 +18,11 @@ import torch
 
 from ..config import AlgorithmConfig, KLConfig
 from ..functional import clip_fraction, kl_penalty, masked_mean, policy_loss
-from ..functional.registry import Registry
+from ..core.registry import Registry
 from ..functional.regularizers import REGULARIZERS
-from ..training.experience import Experience
+from ..core.types import Experience
 
-ALGORITHMS: Registry = Registry("algorithm")
+ALGORITHMS: Registry = Registry("algorithm", builtins=("blendrl.algorithms.ppo", "blendrl.algorithms.critic_free"))
 
 
 class Algorithm:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import torch
 
 from ..functional import cgpo as F
-from ..functional.registry import Registry
-from ..training.experience import Experience
+from ..core.registry import Registry
+from ..core.types import Experience
 
 CGPO_OPTIMIZERS: Registry = Registry("CGPO optimizer")
 

@@ -13,11 +13,11 @@ def add_parser(sub) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..config import load_config
+    from .common import load_checked
     from ..config.schema import BoNRunConfig
     from ..eval.bon_run import format_bon, run_bon
 
-    cfg = load_config(BoNRunConfig, args.config, args.overrides)
+    cfg = load_checked(BoNRunConfig, args.config, args.overrides)
     result = run_bon(cfg)
     print(format_bon(result["table"]))
     print(f"wrote {cfg.output_dir}/bon.json and picks.jsonl")

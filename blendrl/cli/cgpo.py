@@ -15,11 +15,11 @@ def add_parser(sub) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..config import load_config
+    from .common import load_checked
     from ..config.cgpo_schema import CGPORunConfig
     from ..training.cgpo_run import run_cgpo
 
-    result = run_cgpo(load_config(CGPORunConfig, args.config, args.overrides), resume=args.resume)
+    result = run_cgpo(load_checked(CGPORunConfig, args.config, args.overrides), resume=args.resume)
     if "final" in result:
         print(f"cgpo: final policy written to {result['final']}")
     return 0

@@ -20,12 +20,12 @@ def add_parser(sub) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..config import load_config
+    from .common import load_checked
     from ..config.cgpo_schema import CGPORunConfig
     from ..training.summed_ppo import run_summed_ppo
 
-    cfg = load_config(CGPORunConfig, args.config, args.overrides)
-    result = run_summed_ppo(cfg, args.config, args.overrides, args.judge_bonus, args.ppo_overrides, args.resume)
+    cfg = load_checked(CGPORunConfig, args.config, args.overrides)
+    result = run_summed_ppo(cfg, args.judge_bonus, args.ppo_overrides, args.resume)
     if "final" in result:
         print(f"cgpo-ppo: final policy written to {result['final']}")
     return 0

@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..config import load_config
+    from .common import load_checked
     from ..config.cgpo_schema import CGPORunConfig
     from ..eval.humaneval import humaneval_pass_at_1, load_problems
     from ..training.cgpo_run import build_cgpo_trainer, eval_table
@@ -32,7 +32,7 @@ def main(args: argparse.Namespace) -> int:
         runs = dict(r.split("=", 1) if "=" in r else (r.rstrip("/").split("/")[-1], r) for r in args.runs)
         print(compare_table(runs))
         return 0
-    cfg = load_config(CGPORunConfig, args.config, args.overrides)
+    cfg = load_checked(CGPORunConfig, args.config, args.overrides)
     trainer = build_cgpo_trainer(cfg)
     metrics = trainer.evaluate(cfg.logging.eval_prompts).metrics
     print(f"eval of {cfg.model.name} on {cfg.logging.eval_prompts} held-out prompts per task:")

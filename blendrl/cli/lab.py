@@ -16,12 +16,12 @@ def add_parser(sub) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..config import load_config
+    from .common import load_checked
     from ..config.lab_schema import OverOptLabConfig
     from ..lab.overopt import run_lab
     from ..lab.report import markdown_table, summary_rows
 
-    result = run_lab(load_config(OverOptLabConfig, args.config, args.overrides))
+    result = run_lab(load_checked(OverOptLabConfig, args.config, args.overrides))
     print(markdown_table(summary_rows(result)))
     print(f"lab overopt: report written to {result['report']}")
     return 0

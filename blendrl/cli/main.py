@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 
-from .. import malloc
+from ..core import malloc
 from . import bon, cgpo, cgpo_ppo, evaluate, lab, ppo, rm, sft, soup
 
 

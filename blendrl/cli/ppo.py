@@ -20,10 +20,11 @@ def _print_samples(title: str, step, n: int = 3) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..config import PPORunConfig, load_config
+    from ..config import PPORunConfig
+    from .common import load_checked
     from ..training.run import run
 
-    cfg = load_config(PPORunConfig, args.config, args.overrides)
+    cfg = load_checked(PPORunConfig, args.config, args.overrides)
     result = run(cfg, resume=args.resume)
     if "before" in result:
         _print_samples("held-out prompts before training", result["before"])

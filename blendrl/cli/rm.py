@@ -21,12 +21,12 @@ def add_parser(sub) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..config import load_config
+    from .common import load_checked
     from ..config.rm_schema import RMRunConfig
     from ..eval.rm_eval import format_report
     from ..training import rm_run
 
-    cfg = load_config(RMRunConfig, args.config, args.overrides)
+    cfg = load_checked(RMRunConfig, args.config, args.overrides)
     if args.action == "train":
         result = rm_run.train_rm(cfg, resume=args.resume)
         print(f"reward model: {result['final']}  (use as {{kind: hf_rm, path: {result['final']}}} in blendrl ppo)")

@@ -13,10 +13,10 @@ def add_parser(sub) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..config import load_config
+    from .common import load_checked
     from ..training.sft import SFTRunConfig, run_sft
 
-    result = run_sft(load_config(SFTRunConfig, args.config, args.overrides))
+    result = run_sft(load_checked(SFTRunConfig, args.config, args.overrides))
     losses = result["losses"]
     print(f"sft: {len(losses)} steps, loss {losses[0]:.3f} -> {losses[-1]:.3f}; model: {result['final']}")
     return 0

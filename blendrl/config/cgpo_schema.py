@@ -22,11 +22,6 @@ class JudgeConfig:
     name: Optional[str] = None
     options: dict = field(default_factory=dict)
 
-    def validate(self) -> None:
-        from ..judges import JUDGES
-
-        _require(self.kind in JUDGES, f"kind: unknown judge '{self.kind}'; choose one of {JUDGES.names()}")
-
 
 @dataclass
 class OptimizerConfig:
@@ -34,7 +29,7 @@ class OptimizerConfig:
     ``crraft`` (eq. 18). ``kl_max`` is the sequence-level KL budget (CRPG's eq. 11 factor, CRRAFT's filter); the
     paper gives no numbers (lenient for verifiable tasks, strict for chat), so 10 nats is our default."""
 
-    name: Literal["crpg", "codpo", "crraft"] = "crpg"
+    name: str = "crpg"  # a name in blendrl.algorithms.cgpo.CGPO_OPTIMIZERS
     kl_max: float = 10.0
     beta: float = 0.1
     lam: float = 5.0
@@ -115,6 +110,7 @@ class CGPORunConfig:
     tasks: list[TaskConfig] = field(default_factory=list)
     train: CGPOTrainConfig = field(default_factory=CGPOTrainConfig)
     logging: LoggingConfig = field(default_factory=lambda: LoggingConfig(output_dir="runs/cgpo"))
+    plugins: list[str] = field(default_factory=list)  # modules or .py files imported first (their registrations)
 
     def validate(self) -> None:
         _require(len(self.tasks) > 0, "tasks: at least one task is required")

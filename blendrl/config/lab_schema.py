@@ -128,6 +128,7 @@ class OverOptLabConfig:
     output_dir: str = "runs/lab_overopt"
     seed: int = 0
     threads: Optional[int] = None
+    plugins: list[str] = field(default_factory=list)  # modules or .py files imported first (their registrations)
 
     def validate(self) -> None:
         _require(bool(self.data.eval_prompts), "data.eval_prompts: the curves are measured on held-out prompts")

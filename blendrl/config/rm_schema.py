@@ -60,9 +60,6 @@ class RMLossConfig:
     flip_fraction: float = 0.2
 
     def validate(self) -> None:
-        from ..training.rm_recipes import RECIPES  # the registry users extend
-
-        _require(self.recipe in RECIPES, f"recipe: unknown '{self.recipe}'; choose one of {RECIPES.names()}")
         _require(0.0 <= self.alpha < 0.5, "alpha: must be in [0, 0.5)")
         _require(0.0 <= self.flip_fraction <= 1.0, "flip_fraction: must be in [0, 1]")
 
@@ -183,6 +180,7 @@ class RMRunConfig:
     strength: StrengthConfig = field(default_factory=StrengthConfig)
     eval: RMEvalConfig = field(default_factory=RMEvalConfig)
     logging: RMLoggingConfig = field(default_factory=RMLoggingConfig)
+    plugins: list[str] = field(default_factory=list)  # modules or .py files imported first (their registrations)
 
     def validate(self) -> None:
         if self.contrastive.kind != "none":

@@ -169,7 +169,7 @@ def require_strength(pairs: list[PreferencePair], why: str) -> None:
 
 def write_preferences(rows: list[dict], path: str | Path) -> Path:
     """Write rows (the original fields plus new columns) as .jsonl or .parquet, atomically."""
-    from ..fsutil import atomic_write_text
+    from ..core.fsutil import atomic_write_text
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ import torch
 
 from ..config.schema import BoNRunConfig
 from ..data import load_prompts
-from ..fsutil import atomic_write_text
+from ..core.fsutil import atomic_write_text
 from ..models import load_causal_lm, load_tokenizer, resolve_model
 from ..rewards import Sample, build_reward, make_samples
 from ..rollout import SamplingParams, decode_responses
@@ -26,7 +26,7 @@ def default_ns(pool: int) -> list[int]:
 
 
 def run_bon(cfg: BoNRunConfig) -> dict:
-    from ..training.run import eos_ids
+    from ..core.types import eos_ids
 
     torch.manual_seed(cfg.seed)
     path = resolve_model(cfg.model.name)

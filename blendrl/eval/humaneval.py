@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 
 from ..judges.code import CodeJudge, extract_code
-from ..rewards import Sample
+from ..core.types import Sample
 from ..rollout import SamplingParams, decode_responses
-from ..training.experience import Experience
+from ..core.types import Experience
 
 INSTRUCTION = "Complete the following Python function. Reply with the whole function in one ```python code block.\n\n"
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from .registry import Registry
+from ..core.registry import Registry
 
 SEQUENCE_ADVANTAGES: Registry = Registry("sequence advantage estimator")
 

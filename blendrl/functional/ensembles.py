@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from .registry import Registry
+from ..core.registry import Registry
 
 ENSEMBLE_AGGREGATORS: Registry = Registry("ensemble aggregator")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .registry import Registry
+from ..core.registry import Registry
 
 KL_ESTIMATORS: Registry = Registry("KL estimator")
 

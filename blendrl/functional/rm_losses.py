@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .registry import Registry
+from ..core.registry import Registry
 
 RM_LOSSES: Registry = Registry("reward-model loss")
 

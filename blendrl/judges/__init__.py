@@ -1,5 +1,7 @@
-"""Judges (CGPO's Mixture of Judges): rule checks and LLM judges that return pass/fail verdicts per sample."""
-from . import code, instructions, llm, math, rules  # noqa: F401 - register the judge kinds
+"""Judges (CGPO's Mixture of Judges): rule checks and LLM judges that return pass/fail verdicts per sample.
+
+The built-in kinds (``JUDGES``: math, instructions, code, format, eos, refusal, llm, openai) load at the registry's
+first lookup (:mod:`blendrl.core.registries`)."""
 from .base import JUDGES, Judge, JudgeDataError, MixtureOfJudges, RuleJudge, Verdict, require_metadata
 from .factory import build_judges
 

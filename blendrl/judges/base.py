@@ -15,10 +15,7 @@ from typing import Protocol
 
 import torch
 
-from ..functional.registry import Registry
-from ..rewards import Sample
-
-JUDGES: Registry = Registry("judge kind")
+from ..core.types import Sample
 
 
 class JudgeDataError(ValueError):

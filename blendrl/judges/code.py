@@ -24,7 +24,7 @@ import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-from ..rewards import Sample
+from ..core.types import Sample
 from ._sandbox_harness import decode
 from .base import JUDGES, JudgeDataError, Verdict
 from .code_cases import Case, case_from_dict, cases_from_asserts, matches

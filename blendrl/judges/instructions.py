@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 
-from ..rewards import Sample
+from ..core.types import Sample
 from .base import JUDGES, JudgeDataError, RuleJudge, Verdict, require_metadata
 from .signals import repetition
 from .text import visible_text

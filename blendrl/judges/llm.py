@@ -28,7 +28,8 @@ import urllib.request
 
 import torch
 
-from ..rewards import Sample
+from ..core.registries import REWARD_SOURCES
+from ..core.types import Sample
 from .base import JUDGES, Verdict
 from .signals import INJECTION
 from .text import visible_text
@@ -241,3 +242,10 @@ def openai_judge(name: str = "openai", **options):
     """Options: ``base_url``, ``model``, ``template``, ``pass_token``, ``fail_token``, ``api`` (chat|completions),
     ``top_logprobs``, ``timeout_s``, ``api_key_env`` (the environment variable holding the key), ``defense``."""
     return OpenAIJudge(name, **options)
+
+
+@REWARD_SOURCES.register("llm_judge")
+def _llm_judge_source(cfg):
+    """A reward source (``kind: llm_judge``): an LLM judge's log-odds log p(pass) − log p(fail); ``options`` as the
+    ``llm`` judge (model, template, pass_token, fail_token, ...)."""
+    return LLMJudgeReward(cfg.name or "llm_judge", **cfg.options)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from ..rewards import Sample
+from ..core.types import Sample
 from .base import JUDGES, RuleJudge, Verdict, require_metadata
 from .text import visible_text
 

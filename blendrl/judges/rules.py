@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from ..rewards import Sample
-from ..rewards.rules import count_words
+from ..core.types import Sample
+from ..core.text import count_words
 from .base import JUDGES, RuleJudge, Verdict
 from .signals import repetition
 from .text import visible_text

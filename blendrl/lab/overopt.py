@@ -28,7 +28,7 @@ from ..data import load_prompts
 from ..data.preferences import write_preferences
 from ..eval.best_of_n import best_of_n, kl_bon
 from ..eval.bon_run import default_ns
-from ..fsutil import atomic_write_text
+from ..core.fsutil import atomic_write_text
 from ..functional.ensembles import ENSEMBLE_AGGREGATORS
 from ..models import load_causal_lm, load_tokenizer, resolve_model
 from ..rewards import Sample, build_reward, make_samples
@@ -43,7 +43,7 @@ class Policy:
     """The lab's sampler: the initial policy, its tokenizer and prompts."""
 
     def __init__(self, cfg: OverOptLabConfig) -> None:
-        from ..training.run import eos_ids
+        from ..core.types import eos_ids
 
         path = resolve_model(cfg.model.name)
         self.tokenizer, self.model = load_tokenizer(path), load_causal_lm(path, cfg.model.dtype)

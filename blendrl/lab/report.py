@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ..fsutil import atomic_write_text
+from ..core.fsutil import atomic_write_text
 
 
 def fit_gao(points: list[dict], form: str) -> dict | None:

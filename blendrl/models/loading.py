@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from ..fsutil import atomic_dir
+from ..core.fsutil import atomic_dir
 from .lean import use_lean_layers
 
 EMBEDDED_DEFAULT = "smollm2-135m-instruct"

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from .. import malloc
+from ..core import malloc
 from .loading import cache_root
 
 

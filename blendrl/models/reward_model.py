@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from ..fsutil import atomic_dir
+from ..core.fsutil import atomic_dir
 from .lean import use_lean_layers
 from .loading import ModelNotFoundError, resolve_model, torch_dtype
 from .lora import is_peft

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from ..fsutil import atomic_dir
+from ..core.fsutil import atomic_dir
 
 
 def weighted_state_dict(state_dicts: list[dict], weights: list[float]) -> dict:

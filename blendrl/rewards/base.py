@@ -8,44 +8,19 @@ update and logs the count; it never reaches the loss.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 import torch
 
-from ..functional.registry import Registry
+from ..core.registries import REWARD_SOURCES
+from ..core.types import Sample, make_samples
 
-REWARD_SOURCES: Registry = Registry("reward source kind")
+__all__ = ["REWARD_SOURCES", "CallableReward", "RewardError", "RewardSource", "Sample", "WeightedSum",
+           "make_samples"]
 
 
 class RewardError(RuntimeError):
     """A reward source failed on a sample."""
-
-
-@dataclass
-class Sample:
-    """What a reward source sees. ``messages`` is the prompt conversation; ``response`` the generated text."""
-
-    messages: list[dict]
-    response: str
-    metadata: dict = field(default_factory=dict)
-    where: str = ""  # "file, row N" of the prompt, for error messages
-    finished: bool = True  # the response ended with EOS (False: cut at max_new_tokens)
-
-    @property
-    def prompt(self) -> str:
-        return self.messages[-1]["content"]
-
-
-def make_samples(prompts, responses: list[str], finished) -> list[Sample]:
-    """The one way a loop builds ``Sample`` objects: prompt records (``.messages``, ``.metadata``, ``.source``,
-    ``.row``), their decoded responses, and ``finished`` ((B,) bool tensor or list: the response ended with EOS).
-    ``finished`` is required, so no consumer can let a truncated response pass the ``eos`` judge."""
-    finished = finished.tolist() if isinstance(finished, torch.Tensor) else list(finished)
-    if not len(prompts) == len(responses) == len(finished):
-        raise ValueError(f"make_samples: {len(prompts)} prompts, {len(responses)} responses, {len(finished)} flags")
-    return [Sample(p.messages, r, p.metadata, f"{p.source}, row {p.row}", bool(f))
-            for p, r, f in zip(prompts, responses, finished)]
 
 
 class RewardSource(Protocol):

@@ -64,14 +64,6 @@ def _ensemble_source(cfg: RewardSourceConfig):
     return EnsembleReward(scorer, aggregate, name=cfg.name, **agg_options)
 
 
-@REWARD_SOURCES.register("llm_judge")
-def _llm_judge_source(cfg: RewardSourceConfig):
-    """``options`` as the ``llm`` judge (model, template, pass_token, fail_token, ...); score = its log-odds."""
-    from ..judges.llm import LLMJudgeReward
-
-    return LLMJudgeReward(cfg.name or "llm_judge", **cfg.options)
-
-
 def build_reward(configs: list[RewardSourceConfig], offload: bool = False) -> WeightedSum:
     """All configured sources, summed with their weights. ``offload`` (``model.offload_frozen``): every ``hf_rm``
     source keeps its weights in a file between calls (as its own ``options: {offload: true}``)."""
@@ -79,15 +71,6 @@ def build_reward(configs: list[RewardSourceConfig], offload: bool = False) -> We
         configs = [replace(c, options={"offload": True, **c.options}) if c.kind == "hf_rm" else c for c in configs]
     sources = [REWARD_SOURCES[c.kind](c) for c in configs]
     return WeightedSum(sources, [c.weight for c in configs])
-
-
-@REWARD_SOURCES.register("cgpo_tasks")
-def _task_sum_source(cfg: RewardSourceConfig):
-    """``options: {config: cgpo.yaml, overrides: [...], judge_bonus: 1.0}``: each task's reward plus a bonus when
-    its judges pass (summed-reward PPO over a CGPO config's tasks)."""
-    from .task_sum import build_task_sum
-
-    return build_task_sum(cfg.options, cfg.name)
 
 
 @REWARD_SOURCES.register("gold")

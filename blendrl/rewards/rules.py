@@ -1,18 +1,13 @@
 """Rule rewards a person can read, registered by name for ``kind: rule`` reward sources."""
 from __future__ import annotations
 
-import re
 from typing import Callable
 
-from ..functional.registry import Registry
+from ..core.registry import Registry
+from ..core.text import count_words
 
 RULES: Registry = Registry("rule reward")
 
-_WORD = re.compile(r"[A-Za-z0-9']+")
-
-
-def count_words(text: str) -> int:
-    return len(_WORD.findall(text))
 
 
 @RULES.register("concise_mention")

@@ -6,48 +6,14 @@ over the full vocabulary, which is what the training forward computes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 
-from ..functional.registry import Registry
+from ..core.registry import Registry
+from ..core.types import Rollout, SamplingParams
 
-GENERATORS: Registry = Registry("generation backend")
-
-
-@dataclass
-class SamplingParams:
-    max_new_tokens: int = 48
-    temperature: float = 0.7
-    top_p: float = 1.0
-
-
-@dataclass
-class Rollout:
-    """Sampled responses. B = number of sequences, P = padded prompt length, T = padded response length."""
-
-    prompt_ids: torch.Tensor  # (B, P) long, left-padded
-    prompt_mask: torch.Tensor  # (B, P) long, 1 on prompt tokens
-    response_ids: torch.Tensor  # (B, T) long, right-padded
-    response_mask: torch.Tensor  # (B, T) float, 1 up to and including EOS
-    logp: torch.Tensor  # (B, T) float, behaviour log-probs of the sampled tokens
-    has_eos: torch.Tensor  # (B,) bool
-
-    @property
-    def num_tokens(self) -> int:
-        return int(self.response_mask.sum().item())
-
-    def select(self, idx: torch.Tensor | slice) -> "Rollout":
-        return Rollout(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
-
-    def compact(self) -> "Rollout":
-        """The same rows without prompt columns that are padding in every row and response columns past the longest
-        response (what remains after :meth:`select` of a few rows from a larger batch)."""
-        start = int((self.prompt_mask.sum(0) > 0).nonzero().min()) if self.prompt_mask.any() else 0
-        width = int((self.response_mask > 0).sum(1).max()) if len(self.response_mask) else 0
-        return Rollout(self.prompt_ids[:, start:], self.prompt_mask[:, start:], self.response_ids[:, :width],
-                       self.response_mask[:, :width], self.logp[:, :width], self.has_eos)
+GENERATORS: Registry = Registry("generation backend", builtins=("blendrl.rollout.hf",))
 
 
 class Generator(Protocol):

@@ -12,7 +12,9 @@ from .cgpo_tasks import TaskRuntime, build_task, use_generated_baselines
 from .cgpo_trainer import CGPOTrainer
 from .checkpoint import load_trainer_state
 from .experience import Experience
-from .run import RunReport, build_policy_stack, drive, eos_ids, resume_weights, set_up_torch
+from ..core.types import eos_ids
+from .names import check_names
+from .run import RunReport, build_policy_stack, drive, resume_weights, set_up_torch
 from .trainer import Models
 
 
@@ -54,6 +56,7 @@ def build_tasks(cfg: CGPORunConfig, tokenizer, reference, sampler) -> list[TaskR
 
 
 def build_cgpo_trainer(cfg: CGPORunConfig, resume: str | None = None) -> CGPOTrainer:
+    check_names(cfg)
     set_up_torch(cfg.train.threads, cfg.train.seed, cfg.train.freed_memory)
     stack = build_policy_stack(cfg.model, cfg.reference, cfg.generation)
     sampler = reference_sampler(cfg, stack.tokenizer, stack.policy, stack.reference)

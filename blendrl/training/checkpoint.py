@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import yaml
 
-from ..fsutil import atomic_dir, atomic_write_text
+from ..core.fsutil import atomic_dir, atomic_write_text
 
 LATEST = "latest"
 

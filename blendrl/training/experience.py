@@ -1,79 +1,13 @@
 """One iteration's experience: the rollout laid out for training forwards, plus what scoring added."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Optional
-
 import torch
 
 from ..functional.logprobs import token_logprobs
 from ..models.layout import decoder_and_head, decoder_and_value_head
 from ..models.prefix_sharing import suffix_hidden
 from ..models.tied_grads import grads_in_place
-from ..rollout import Rollout
-
-
-@dataclass
-class Experience:
-    """B sequences of prompt (P, left-padded) + response (T, right-padded); L = P + T."""
-
-    input_ids: torch.Tensor  # (B, L)
-    attention_mask: torch.Tensor  # (B, L)
-    position_ids: torch.Tensor  # (B, L)
-    response_mask: torch.Tensor  # (B, T) float; 0 on padding and on skipped samples
-    behaviour_logp: torch.Tensor  # (B, T) from the sampler
-    old_logp: Optional[torch.Tensor] = None  # (B, T) π_old from a training forward (exact)
-    ref_logp: Optional[torch.Tensor] = None  # (B, T)
-    values: Optional[torch.Tensor] = None  # (B, T) critic before the update
-    scores: Optional[torch.Tensor] = None  # (B,) shaped sequence scores
-    advantages: Optional[torch.Tensor] = None  # (B, T)
-    returns: Optional[torch.Tensor] = None  # (B, T)
-    seq_weights: Optional[torch.Tensor] = None  # (B,) per-sequence weight of the CGPO optimizers (advantage, R_calib)
-
-    @property
-    def prompt_len(self) -> int:
-        return self.input_ids.shape[1] - self.response_mask.shape[1]
-
-    @property
-    def response_ids(self) -> torch.Tensor:
-        return self.input_ids[:, self.prompt_len:]  # (B, T)
-
-    def __len__(self) -> int:
-        return self.input_ids.shape[0]
-
-    def select(self, idx: torch.Tensor) -> "Experience":
-        return Experience(**{f.name: (None if (v := getattr(self, f.name)) is None else v[idx]) for f in fields(self)})
-
-    def trimmed(self) -> "Experience":
-        """The same rows without the prompt columns that are padding in every row and the response columns past
-        every row's last sampled token: what a micro-batch of a few rows needs. Per-token outputs come back
-        (b, T') with T' ≤ T; :func:`pad_response` restores the width. Padding is masked out of every pass, so the
-        numbers are those of the padded rows (up to float rounding of the smaller matrices)."""
-        P = self.prompt_len
-        start = int((self.attention_mask[:, :P].sum(0) > 0).nonzero().min()) if self.attention_mask[:, :P].any() else P
-        width = int((self.attention_mask[:, P:] > 0).sum(1).max()) if len(self) else 0
-
-        def cut(name: str, v: torch.Tensor | None) -> torch.Tensor | None:
-            if v is None or v.dim() == 1:  # absent, or per sequence (B,)
-                return v
-            if name in ("input_ids", "attention_mask", "position_ids"):  # (B, L)
-                return v[:, start: P + width]
-            return v[:, :width]  # (B, T)
-
-        return Experience(**{f.name: cut(f.name, getattr(self, f.name)) for f in fields(self)})
-
-    @classmethod
-    def from_rollout(cls, rollout: Rollout) -> "Experience":
-        input_ids = torch.cat([rollout.prompt_ids, rollout.response_ids], dim=1)  # (B, L)
-        resp_attn = (rollout.response_mask > 0).long()  # (B, T)
-        attention_mask = torch.cat([rollout.prompt_mask, resp_attn], dim=1)  # (B, L)
-        position_ids = (attention_mask.cumsum(1) - 1).clamp_min(0)  # (B, L)
-        return cls(input_ids, attention_mask, position_ids, rollout.response_mask.clone(), rollout.logp)
-
-
-def pad_response(x: torch.Tensor, width: int) -> torch.Tensor:
-    """(b, T') per-token values of a :meth:`Experience.trimmed` batch → (b, width), zeros on the right."""
-    return torch.nn.functional.pad(x, (0, width - x.shape[1]))
+from ..core.types import Experience, pad_response
 
 
 def micro_batches(exp: Experience, idx: torch.Tensor, size: int) -> list[torch.Tensor]:

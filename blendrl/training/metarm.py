@@ -47,7 +47,7 @@ def sample_meta_responses(cfg: MetaRMConfig, max_prompt_tokens: int, seed: int) 
     from ..models.loading import load_causal_lm, load_tokenizer, resolve_model
     from ..rollout import SamplingParams, decode_responses
     from ..rollout.hf import HFGenerator
-    from .run import eos_ids
+    from ..core.types import eos_ids
 
     path = resolve_model(cfg.policy)
     tokenizer, policy = load_tokenizer(path), load_causal_lm(path)

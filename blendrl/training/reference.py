@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from ..config import ConfigError, ReferenceConfig
-from ..functional.registry import Registry
+from ..core.registry import Registry
 from ..models import is_peft, load_causal_lm, resolve_model
 from ..models.offload import OffloadedWeights, mapped
 from .experience import Experience, forward_rows, response_logprobs

@@ -22,7 +22,7 @@ from ..config.rm_schema import RMRunConfig
 from ..data.pair_encoding import EncodedPairs, encode_pairs
 from ..data.preferences import load_preferences, write_preferences
 from ..eval.rm_eval import calibration_plot, decile_ids, format_report, pair_metrics
-from ..fsutil import atomic_write_text
+from ..core.fsutil import atomic_write_text
 from ..functional.rm_losses import preference_strength
 from ..models.lora import add_lora
 from ..models.reward_model import load_reward_model, save_reward_model
@@ -49,6 +49,9 @@ def build_model(cfg: RMRunConfig):
 
 
 def build_rm_trainer(cfg: RMRunConfig, resume: str | None = None) -> RMTrainer:
+    from .names import check_names
+
+    check_names(cfg)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     model, tokenizer = build_model(cfg)

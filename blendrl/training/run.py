@@ -8,11 +8,12 @@ from typing import Callable
 
 import torch
 
-from .. import malloc
+from ..core import malloc
 from ..algorithms import build_algorithm
+from ..core.types import eos_ids
 from ..config import ConfigError, PPORunConfig, to_dict
 from ..data import load_prompts
-from ..fsutil import atomic_dir
+from ..core.fsutil import atomic_dir
 from ..models import add_lora, is_peft, load_causal_lm, load_critic, load_tokenizer, resolve_model
 from ..models.checkpointing import enable_checkpointing
 from ..models.tied_grads import accumulate_tied_grads_in_place
@@ -20,15 +21,9 @@ from ..rewards import build_reward
 from ..rollout import GENERATORS
 from .checkpoint import find_checkpoint, load_trainer_state, load_weights, save_checkpoint
 from .logging import RunLogger
+from .names import check_names
 from .reference import build_reference
 from .trainer import Models, RLTrainer
-
-
-def eos_ids(tokenizer, model) -> list[int]:
-    ids = {tokenizer.eos_token_id}
-    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    ids.update(gen_eos if isinstance(gen_eos, list) else [gen_eos])
-    return [i for i in ids if i is not None]
 
 
 @dataclass
@@ -65,9 +60,14 @@ def set_up_torch(threads: int | None, seed: int, freed_memory: str = "keep") -> 
     torch.manual_seed(seed)
 
 
-def build_trainer(cfg: PPORunConfig, resume: str | None = None, trainer_cls: type = RLTrainer) -> RLTrainer:
+def build_trainer(cfg: PPORunConfig, resume: str | None = None, trainer_cls: type = RLTrainer,
+                  reward=None) -> RLTrainer:
     """Everything from the config: models, prompts, reward, generator, algorithm, and the resumed state
-    (``trainer_cls``: RLTrainer or a subclass that changes what it evaluates)."""
+    (``trainer_cls``: RLTrainer or a subclass that changes what it evaluates; ``reward``: a reward source built by
+    the caller, used instead of ``cfg.rewards``)."""
+    if reward is None and not cfg.rewards:
+        raise ConfigError("rewards: at least one reward source is required")
+    check_names(cfg)
     set_up_torch(cfg.train.threads, cfg.train.seed, cfg.train.freed_memory)
     stack = build_policy_stack(cfg.model, cfg.reference, cfg.generation)
     policy, tokenizer, reference = stack.policy, stack.tokenizer, stack.reference
@@ -86,7 +86,8 @@ def build_trainer(cfg: PPORunConfig, resume: str | None = None, trainer_cls: typ
     if d.eval_prompts:
         eval_prompts, _ = load_prompts(d.eval_prompts, tokenizer, d.max_prompt_tokens, d.chat_template,
                                        d.system_prompt, d.too_long)
-    reward = build_reward(cfg.rewards, offload=cfg.model.offload_rewards)
+    if reward is None:
+        reward = build_reward(cfg.rewards, offload=cfg.model.offload_rewards)
     trainer = trainer_cls(cfg, Models(policy, tokenizer, critic, reference), reward, stack.generator, algorithm,
                           train_prompts, eval_prompts)
     if resume:

@@ -15,7 +15,7 @@ import torch
 from ..config.schema import ModelConfig, _require
 from ..data.pair_encoding import pad_right
 from ..data.prompts import DataError, read_json_rows, row_to_messages
-from ..fsutil import atomic_dir
+from ..core.fsutil import atomic_dir
 from .optim import lr_lambda, make_optimizer
 
 

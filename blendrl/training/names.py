@@ -1,0 +1,62 @@
+"""Every name a config holds, checked against its registry before a model loads.
+
+Configs validate shapes and ranges only; which names exist is the registries' business (a user's ``plugins:`` add
+to them). :func:`check_names` imports the config's plugins, then walks the config and checks each named field
+against its registry, so a typo fails in a second with the field's path (``tasks[1].judges[0].kind``), not after the
+models have loaded.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from ..algorithms import ALGORITHMS
+from ..algorithms.cgpo import CGPO_OPTIMIZERS
+from ..config import ConfigError
+from ..config.cgpo_schema import JudgeConfig, OptimizerConfig
+from ..config.rm_schema import RMLossConfig
+from ..config.schema import (
+    AlgorithmConfig, GenerationConfig, KLConfig, ReferenceConfig, RegularizerConfig, RewardSourceConfig,
+)
+from ..core.registries import JUDGES, REWARD_SOURCES
+from ..core.registry import load_plugins
+from ..functional import KL_ESTIMATORS
+from ..functional.regularizers import REGULARIZERS
+from ..rollout import GENERATORS
+from .reference import REFERENCES
+from .rm_recipes import RECIPES
+
+# (config type, field) → (registry, names allowed besides the registry's)
+NAMED_FIELDS = {
+    (RewardSourceConfig, "kind"): (REWARD_SOURCES, ()),
+    (JudgeConfig, "kind"): (JUDGES, ()),
+    (KLConfig, "kind"): (KL_ESTIMATORS, ()),
+    (AlgorithmConfig, "name"): (ALGORITHMS, ()),
+    (ReferenceConfig, "kind"): (REFERENCES, ()),
+    (GenerationConfig, "backend"): (GENERATORS, ()),
+    (RegularizerConfig, "kind"): (REGULARIZERS, ("none",)),
+    (OptimizerConfig, "name"): (CGPO_OPTIMIZERS, ()),
+    (RMLossConfig, "recipe"): (RECIPES, ()),
+}
+
+
+def _walk(obj, path: str):
+    """(path, dataclass) for ``obj`` and every dataclass inside it (fields, list items)."""
+    if dataclasses.is_dataclass(obj):
+        yield path, obj
+        for f in dataclasses.fields(obj):
+            yield from _walk(getattr(obj, f.name), f"{path}.{f.name}" if path else f.name)
+    elif isinstance(obj, list):
+        for i, item in enumerate(obj):
+            yield from _walk(item, f"{path}[{i}]")
+
+
+def check_names(cfg) -> None:
+    """Load ``cfg.plugins``, then raise :class:`ConfigError` naming the first field whose name no registry holds."""
+    load_plugins(getattr(cfg, "plugins", []))
+    for path, node in _walk(cfg, ""):
+        for (kind, name), (registry, extra) in NAMED_FIELDS.items():
+            if isinstance(node, kind):
+                value = getattr(node, name)
+                if value not in extra and value not in registry:
+                    choices = sorted([*extra, *registry.names()])
+                    raise ConfigError(f"{path}.{name}: unknown {registry.kind} '{value}'; choose one of {choices}")
