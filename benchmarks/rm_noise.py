@@ -32,7 +32,7 @@ from blendrl.config import load_config  # noqa: E402
 from blendrl.config.rm_schema import RMRunConfig  # noqa: E402
 from blendrl.data.preferences import write_preferences  # noqa: E402
 from blendrl.data.synthetic import make_pairs  # noqa: E402
-from blendrl.training import rm_run  # noqa: E402
+from blendrl.training.rm import run as rm_run  # noqa: E402
 from tests.tiny import build_model, build_tokenizer  # noqa: E402
 
 RECIPES = ["bt", "label_smoothing", "flip", "margin", "flip_margin", "soft_label_margin"]

@@ -23,8 +23,8 @@ PY
   else echo "caught   | $1 | ${2%%$'\n'*}"; fi
   git checkout -q -- "$1"
 }
-try blendrl/training/cgpo_trainer.py "(task.cfg.weight / units)" "(1.0 / units)" "tests/test_cgpo.py -k rho_weighted"
-try blendrl/training/cgpo_trainer.py "                    total += loss.item()" "                    total += loss.item()
+try blendrl/training/cgpo/trainer.py "(task.cfg.weight / units)" "(1.0 / units)" "tests/test_cgpo.py -k rho_weighted"
+try blendrl/training/cgpo/trainer.py "                    total += loss.item()" "                    total += loss.item()
                     self.optimizer.zero_grad()" "tests/test_cgpo.py -k rho_weighted"
 try blendrl/training/trainer.py "            scores = apply_missing_eos_penalty(scores, has_eos, s.missing_eos_penalty)" "            pass" "tests/test_training.py -k shape_scores"
 try blendrl/training/trainer.py "            scores = scores.clamp(-s.clip, s.clip)" "            pass" "tests/test_training.py -k shape_scores"
@@ -32,10 +32,10 @@ try blendrl/training/trainer.py "normed = self.moments.normalize(scores[valid], 
 try blendrl/algorithms/ppo.py "            rewards = whiten(rewards, mask, shift_mean=False) * mask" "            pass" "tests/test_algorithms.py -k kl_in_the"
 try blendrl/algorithms/ppo.py "rewards = token_rewards(exp.scores, kl, mask, kl_coef)" "rewards = token_rewards(exp.scores, kl, mask, 0.0)" "tests/test_algorithms.py -k kl_in_the"
 try blendrl/functional/kl.py "        error = min(max(current_kl / self.target - 1.0, -0.2), 0.2)" "        error = -min(max(current_kl / self.target - 1.0, -0.2), 0.2)" "tests/test_training.py -k adaptive_kl_coefficient"
-try blendrl/training/cgpo_tasks.py "            reward = calibrated_reward(raw, self.baseline_scores(prompts))" "            reward = raw" "tests/test_cgpo.py -k own_baseline"
-try blendrl/training/cgpo_tasks.py "            reward = calibrated_reward(raw, self.baseline_scores(prompts))" "            reward = calibrated_reward(raw, self.baseline_scores(prompts[::-1]))" "tests/test_cgpo.py -k own_baseline"
+try blendrl/training/cgpo/tasks.py "            reward = calibrated_reward(raw, self.baseline_scores(prompts))" "            reward = raw" "tests/test_cgpo.py -k own_baseline"
+try blendrl/training/cgpo/tasks.py "            reward = calibrated_reward(raw, self.baseline_scores(prompts))" "            reward = calibrated_reward(raw, self.baseline_scores(prompts[::-1]))" "tests/test_cgpo.py -k own_baseline"
 try blendrl/algorithms/critic_free.py "        if self.cfg.whiten_advantages:" "        if False:" "tests/test_algorithms.py -k whiten_advantages"
-try blendrl/training/rm_trainer.py "            loss = loss + c.beta * cl" "            loss = loss + cl" "tests/test_reward_model.py -k simcse"
+try blendrl/training/rm/trainer.py "            loss = loss + c.beta * cl" "            loss = loss + cl" "tests/test_reward_model.py -k simcse"
 try blendrl/lab/overopt.py "                flipped = rng.random() < flip" "                flipped = rng.random() < 0.5" "tests/test_lab_overopt.py -k label_noise"
 try blendrl/lab/overopt.py "                if flipped:
                     chosen, rejected = rejected, chosen" "                if False:

@@ -9,7 +9,7 @@ import torch
 from blendrl.cli.main import main
 from blendrl.config import ConfigError, from_dict
 from blendrl.config.cgpo_schema import TaskConfig
-from blendrl.training.cgpo_run import build_cgpo_trainer, run_cgpo
+from blendrl.training.cgpo.run import build_cgpo_trainer, run_cgpo
 from tests.tiny import tiny_cgpo_config
 
 
@@ -134,7 +134,7 @@ def test_task_sum_reward_adds_the_bonus_only_where_the_tasks_judges_pass():
     from blendrl.config.cgpo_schema import JudgeConfig
     from blendrl.judges import build_judges
     from blendrl.rewards import RewardError, Sample, build_reward
-    from blendrl.training.summed_ppo import TaskSumReward
+    from blendrl.training.cgpo.summed_ppo import TaskSumReward
 
     tasks = {"a": (build_reward([RewardSourceConfig(kind="callable", name="tests.tiny:yes_share")]),
                    build_judges([JudgeConfig(kind="format", options={"forbid": ["no"]})])),
@@ -150,7 +150,7 @@ def test_task_sum_reward_adds_the_bonus_only_where_the_tasks_judges_pass():
 
 
 def test_summed_ppo_pool_matches_the_cgpo_task_shares(tiny_dir, tmp_path):
-    from blendrl.training.summed_ppo import pool_rows, summed_ppo_config
+    from blendrl.training.cgpo.summed_ppo import pool_rows, summed_ppo_config
 
     cfg = tiny_cgpo_config(tiny_dir, tmp_path)
     cfg.tasks[0].prompts_per_iteration = 6  # crpg 6·4 = 24 of 40 responses per iteration
@@ -167,7 +167,7 @@ def test_summed_ppo_pool_matches_the_cgpo_task_shares(tiny_dir, tmp_path):
 
 def test_summed_ppo_trains_and_reports_per_task_like_cgpo(tiny_dir, tmp_path, capsys):
     from blendrl.eval.compare import compare_table
-    from blendrl.training.summed_ppo import run_summed_ppo
+    from blendrl.training.cgpo.summed_ppo import run_summed_ppo
 
     cfg = tiny_cgpo_config(tiny_dir, tmp_path / "cgpo", **{"train.iterations": 2})
     run_cgpo(cfg)
@@ -185,7 +185,7 @@ def test_tasks_with_the_same_sampling_share_one_batched_rollout_and_get_their_ow
     from types import SimpleNamespace
 
     from blendrl.rollout import Rollout, SamplingParams, left_pad
-    from blendrl.training.cgpo_trainer import sample_tasks
+    from blendrl.training.cgpo.trainer import sample_tasks
 
     calls = []
 
@@ -242,7 +242,7 @@ def test_summed_ppo_training_judges_see_a_truncated_response_as_a_violation(tiny
     from blendrl.config.cgpo_schema import JudgeConfig
     from blendrl.rewards import Sample
     from blendrl.training.run import build_trainer
-    from blendrl.training.summed_ppo import SummedPPOTrainer, pool_rows, summed_ppo_config, task_sum_reward
+    from blendrl.training.cgpo.summed_ppo import SummedPPOTrainer, pool_rows, summed_ppo_config, task_sum_reward
 
     cfg = one_task(tiny_cgpo_config(tiny_dir, tmp_path / "cgpo", **{"generation.max_new_tokens": 3}), "crpg")
     cfg.tasks[0].judges = [JudgeConfig(kind="eos", name="ends")]
@@ -266,7 +266,7 @@ def test_summed_ppo_training_judges_see_a_truncated_response_as_a_violation(tiny
 
 def test_hacking_signals_and_sandbox_stats_reach_the_metrics_and_the_eval_table(tiny_dir, tmp_path):
     from blendrl.config.cgpo_schema import JudgeConfig
-    from blendrl.training.cgpo_run import eval_table
+    from blendrl.training.cgpo.run import eval_table
 
     cfg = one_task(tiny_cgpo_config(tiny_dir, tmp_path, **{"train.iterations": 1}), "crpg")
     task = cfg.tasks[0]

@@ -61,7 +61,7 @@ def test_kl_bon_is_log_n_minus_n_minus_one_over_n():
 def _train_tiny_rms(rm_tiny_dir, tmp_path, seeds):
     from blendrl.data.preferences import write_preferences
     from blendrl.data.synthetic import make_pairs
-    from blendrl.training import rm_run
+    from blendrl.training.rm import run as rm_run
     from tests.test_reward_model import rm_config
 
     write_preferences(make_pairs(64, seed=0), tmp_path / "p.jsonl")

@@ -63,7 +63,7 @@ def test_ppo_example_runs_on_the_tiny_model(path, tiny_dir, tmp_path):
 def test_cgpo_example_runs_on_the_tiny_model(path, tiny_dir, tmp_path):
     """The LLM-judge rewards use the tiny model too (its vocabulary spells yes/no in lower case)."""
     from blendrl.config.cgpo_schema import CGPORunConfig
-    from blendrl.training.cgpo_run import run_cgpo
+    from blendrl.training.cgpo.run import run_cgpo
 
     names = [t.name for t in load_config(CGPORunConfig, path).tasks]
     judge = f"{{model: '{tiny_dir}', pass_token: 'yes', fail_token: 'no'}}"
@@ -76,7 +76,7 @@ def test_cgpo_example_runs_on_the_tiny_model(path, tiny_dir, tmp_path):
 
 @pytest.mark.parametrize("path", RM_EXAMPLES, ids=[p.name for p in RM_EXAMPLES])
 def test_reward_model_example_trains_on_the_tiny_model(path, rm_tiny_dir, tmp_path):
-    from blendrl.training import rm_run
+    from blendrl.training.rm import run as rm_run
 
     cfg = load_config(RMRunConfig, path, [
         f"model.name={rm_tiny_dir}", "data.limit=16", "train.epochs=1", "train.batch_size=8",

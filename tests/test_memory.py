@@ -179,7 +179,7 @@ def test_training_with_offloaded_reference_and_reward_model_ends_with_the_same_w
 
 @pytest.mark.parametrize("algo", ["ppo", "cgpo"])
 def test_gradient_checkpointing_recomputes_layers_in_backward_only_and_changes_nothing(tiny_dir, tmp_path, algo):
-    from blendrl.training.cgpo_run import build_cgpo_trainer
+    from blendrl.training.cgpo.run import build_cgpo_trainer
     from blendrl.training.run import build_trainer
     from tests.tiny import tiny_cgpo_config
 
@@ -211,7 +211,7 @@ def test_gradient_checkpointing_recomputes_layers_in_backward_only_and_changes_n
 def test_cgpo_task_reward_models_are_offloaded_too(tiny_dir, tmp_path, monkeypatch):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from blendrl.training.cgpo_run import build_cgpo_trainer
+    from blendrl.training.cgpo.run import build_cgpo_trainer
     from tests.tiny import tiny_cgpo_config
 
     monkeypatch.setenv("BLENDRL_CACHE", str(tmp_path / "cache"))

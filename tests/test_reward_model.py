@@ -14,9 +14,9 @@ from blendrl.data.pair_encoding import encode_pairs
 from blendrl.data.preferences import load_preferences, write_preferences
 from blendrl.data.synthetic import make_pairs
 from blendrl.eval.rm_eval import decile_ids, pair_metrics
-from blendrl.training import rm_run
-from blendrl.training.rm_recipes import RECIPES, prepare_pairs
-from blendrl.training.rm_trainer import contrastive_views
+from blendrl.training.rm import run as rm_run
+from blendrl.training.rm.recipes import RECIPES, prepare_pairs
+from blendrl.training.rm.trainer import contrastive_views
 
 
 def rm_config(model_dir, out_dir, train, **overrides) -> RMRunConfig:
@@ -129,7 +129,7 @@ def test_lora_reward_model_saves_merged_and_loads_in_transformers(rm_tiny_dir, t
                                                                   "model.lora.target_modules": "[q_proj, v_proj]"}))
     plain = AutoModelForSequenceClassification.from_pretrained(res["final"]).eval()
     enc = res["trainer"].pairs
-    from blendrl.training.rm_trainer import ModelScorer
+    from blendrl.training.rm.trainer import ModelScorer
 
     assert torch.allclose(ModelScorer(plain, 0).score(enc.chosen[:4]), res["trainer"].scorer.score(enc.chosen[:4]),
                           atol=1e-5)
@@ -148,7 +148,7 @@ def test_simcse_term_is_logged_and_weighted_by_beta(rm_tiny_dir, tmp_path, prefs
 
 def test_metarm_gradient_is_taken_at_the_ascended_point_and_theta_is_restored(rm_tiny_dir, tmp_path, prefs):
     from blendrl.functional.rm_losses import metarm_difference_loss
-    from blendrl.training.metarm import MetaRMTrainer
+    from blendrl.training.rm.metarm import MetaRMTrainer
 
     meta = tmp_path / "meta.jsonl"
     meta.write_text("".join(json.dumps({"prompt": f"describe the {t}", "responses": [f"the {t} is clear", "wrong",

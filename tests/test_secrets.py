@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from blendrl.judges import JUDGES
-from blendrl.training.cgpo_run import run_cgpo
+from blendrl.training.cgpo.run import run_cgpo
 from blendrl.training.checkpoint import UnsafeCheckpointError, find_checkpoint, load_trainer_state
 from tests.tiny import tiny_cgpo_config
 

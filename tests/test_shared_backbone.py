@@ -11,7 +11,7 @@ from blendrl.rewards.factory import build_reward
 from blendrl.rewards.hf_rm import HFRewardModel
 from blendrl.rewards.shared_backbone import (SeparateMembers, SharedHeads, SharedLoRA, backbone_mismatch,
                                              load_members)
-from blendrl.training import rm_run
+from blendrl.training.rm import run as rm_run
 from tests.test_reward_model import rm_config
 
 SAMPLES = [Sample([{"role": "user", "content": q}], r)

@@ -42,7 +42,7 @@ def test_smollm2_reward_model_trains_saves_and_scores_as_a_ppo_reward_source(tmp
     from blendrl.data.preferences import write_preferences
     from blendrl.data.synthetic import make_pairs
     from blendrl.rewards import HFRewardModel, Sample
-    from blendrl.training import rm_run
+    from blendrl.training.rm import run as rm_run
 
     write_preferences(make_pairs(64, seed=0), tmp_path / "p.jsonl")
     cfg = load_config(RMRunConfig, None, [

@@ -215,7 +215,7 @@ def test_forward_batch_size_sets_the_rows_of_the_no_grad_passes(tiny_dir, tmp_pa
 
 
 def test_cgpo_forward_batch_size_sets_the_rows_of_its_no_grad_passes(tiny_dir, tmp_path):
-    from blendrl.training.cgpo_run import build_cgpo_trainer
+    from blendrl.training.cgpo.run import build_cgpo_trainer
     from tests.tiny import tiny_cgpo_config
 
     seen = {"reference": [], "policy": []}

@@ -1,4 +1,5 @@
-"""Optimizers over the one loop, registered by name: ppo, reinforce, rloo, grpo (CGPO's crpg/codpo/crraft next)."""
+"""Optimizers over the one loop, registered by name: ppo, reinforce, rloo, grpo; CGPO's
+crpg, codpo and crraft in :mod:`.cgpo`."""
 from .base import ALGORITHMS, Algorithm
 from .critic_free import GRPO, RLOO, Reinforce, SequenceAdvantagePG, build_algorithm
 from .ppo import PPO

@@ -1,4 +1,4 @@
-"""CGPO's constrained optimizers as registered pieces of the CGPO trainer (ALGORITHMS.md §1).
+"""CGPO's constrained optimizers as registered pieces of the CGPO trainer (docs/algorithms.md §1).
 
 An optimizer sees one task's scored batch and says which rows to train and how:
 

@@ -1,4 +1,4 @@
-"""PPO with a critic and GAE (ALGORITHMS.md §11 standard PPO-for-LLM, §2 PPO-max).
+"""PPO with a critic and GAE (docs/algorithms.md §11 standard PPO-for-LLM, §2 PPO-max).
 
 Per-token reward ``r_t = −β·kl_t`` plus the (shaped) sequence score on the last token; GAE(γ, λ); advantages
 whitened over the batch's valid tokens; loss = clipped policy loss (+ β·KL when the KL sits in the loss)

@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
 def main(args: argparse.Namespace) -> int:
     from .common import load_checked
     from ..config.cgpo_schema import CGPORunConfig
-    from ..training.cgpo_run import run_cgpo
+    from ..training.cgpo.run import run_cgpo
 
     result = run_cgpo(load_checked(CGPORunConfig, args.config, args.overrides), resume=args.resume)
     if "final" in result:

@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
 def main(args: argparse.Namespace) -> int:
     from .common import load_checked
     from ..config.cgpo_schema import CGPORunConfig
-    from ..training.summed_ppo import run_summed_ppo
+    from ..training.cgpo.summed_ppo import run_summed_ppo
 
     cfg = load_checked(CGPORunConfig, args.config, args.overrides)
     result = run_summed_ppo(cfg, args.judge_bonus, args.ppo_overrides, args.resume)

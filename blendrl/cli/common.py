@@ -16,5 +16,13 @@ def load_checked(cls, path: str | None, overrides: list[str]):
     from ..training.names import check_names
 
     cfg = load_config(cls, path, overrides)
-    check_names(cfg)
+    check_names(cfg, _product_names(cfg))
     return cfg
+
+
+def _product_names(cfg) -> dict:
+    """Named fields a product adds to :data:`blendrl.training.names.NAMED_FIELDS` (the RM recipes)."""
+    from ..config.rm_schema import RMRunConfig
+    from ..training.rm.run import RM_NAMES
+
+    return RM_NAMES if isinstance(cfg, RMRunConfig) else {}

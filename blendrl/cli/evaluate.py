@@ -24,7 +24,7 @@ def main(args: argparse.Namespace) -> int:
     from .common import load_checked
     from ..config.cgpo_schema import CGPORunConfig
     from ..eval.humaneval import humaneval_pass_at_1, load_problems
-    from ..training.cgpo_run import build_cgpo_trainer, eval_table
+    from ..training.cgpo.run import build_cgpo_trainer, eval_table
 
     if args.runs:
         from ..eval.compare import compare_table

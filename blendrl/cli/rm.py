@@ -24,7 +24,7 @@ def main(args: argparse.Namespace) -> int:
     from .common import load_checked
     from ..config.rm_schema import RMRunConfig
     from ..eval.rm_eval import format_report
-    from ..training import rm_run
+    from ..training.rm import run as rm_run
 
     cfg = load_checked(RMRunConfig, args.config, args.overrides)
     if args.action == "train":

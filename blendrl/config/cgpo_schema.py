@@ -1,4 +1,4 @@
-"""The typed configuration of ``blendrl cgpo`` (CGPO, ALGORITHMS.md §1): a policy, a reference, and a list of
+"""The typed configuration of ``blendrl cgpo`` (CGPO, docs/algorithms.md §1): a policy, a reference, and a list of
 tasks, each with its own prompts, reward model(s), judges, optimizer, K, KL_max, batch size and weight ρ.
 
 Sections: model, reference, generation, data, tasks[], train, logging. Each default has one home: its field here.

@@ -1,4 +1,4 @@
-"""The typed configuration of ``blendrl lab overopt`` (the gold-vs-proxy protocol of Gao et al.; ALGORITHMS.md §3).
+"""The typed configuration of ``blendrl lab overopt`` (the gold-vs-proxy protocol of Gao et al.; docs/algorithms.md §3).
 
 Sections: model (the policy), generation, data (prompts: pairs are sampled on ``prompts``, curves measured on
 ``eval_prompts``), gold, labels, proxy, salsa, bon, ppo, output_dir, seed.
@@ -45,7 +45,7 @@ class ProxyConfig:
 
 @dataclass
 class SalsaConfig:
-    """SALSA (ALGORITHMS.md §4): ``sft_models`` SFT models of the policy (``blendrl sft``, seeds 0..n−1: different
+    """SALSA (docs/algorithms.md §4): ``sft_models`` SFT models of the policy (``blendrl sft``, seeds 0..n−1: different
     data orders) on the preferred responses of the proxies' training pairs, and their equal-weight soup. A PPO run
     with ``start: salsa`` starts from the soup and keeps it as its KL reference; ``start: sft`` starts from SFT model
     0 with itself as the reference (the baseline SALSA compares against). 0: no SFT stage. ``train``: ``blendrl

@@ -1,4 +1,4 @@
-"""The typed configuration of ``blendrl rm train|strength|eval`` (Secrets of RLHF II, ALGORITHMS.md §2).
+"""The typed configuration of ``blendrl rm train|strength|eval`` (Secrets of RLHF II, docs/algorithms.md §2).
 
 Sections: model, data, loss, contrastive, metarm, train, strength, eval, logging. Each default has one home: its
 field here.
@@ -48,7 +48,7 @@ class RMDataConfig:
 
 @dataclass
 class RMLossConfig:
-    """The pair loss (``blendrl.training.rm_recipes.RECIPES``): ``bt`` (Bradley–Terry, fixed ``margin``),
+    """The pair loss (``blendrl.training.rm.recipes.RECIPES``): ``bt`` (Bradley–Terry, fixed ``margin``),
     ``label_smoothing`` (eq. 5, ``alpha``), and the four recipes of Secrets II §2 that read μ̂ from a ``mu`` column:
     ``flip`` (swap the ``flip_fraction`` lowest-μ̂ pairs, then BT), ``margin`` (adaptive margin, eq. 6),
     ``flip_margin``, ``soft_label_margin`` (smoothing only where μ̂ < 0, plus margin). ``alpha`` is not given in

@@ -32,14 +32,12 @@ class LoraConfig:
 @dataclass
 class ModelConfig:
     """The policy. ``name``: a hub id, a ``save_pretrained`` folder, a ``.gguf`` file, or the alias
-    ``smollm2-135m-instruct`` (the embedded default). ``dtype`` float32 on CPU (bf16 matmuls were ~17x slower
-    on a CPU without AMX; on the 2026-12-01 machine, which has AMX, a 2048² bf16 matmul ran 6.8x faster than fp32,
-    but the weights and AdamW state would then be bf16 too).
+    ``smollm2-135m-instruct`` (the embedded default). ``dtype``: the weights' type (float32 on CPU: bf16 matmuls
+    are many times slower on a CPU without AMX, and bf16 weights mean bf16 AdamW state).
     ``offload_frozen`` (default ``auto``): keep frozen models in files between uses, read back for each pass
     (``blendrl.models.offload``; OpenRLHF's ``--ref_reward_offload`` on CPU). Results are unchanged; the
-    iteration's peak RSS drops by up to their size (SmolLM2 RLOO 4.46–4.48 → 3.58–3.62 GB, PPO-1 5.36–5.38 →
-    4.70–4.80 GB, 2026-12-02); each use reads the weights back (0.08–0.13 s for SmolLM2 here): PPO-1 took −5 to
-    +10% (+3% on average) and RLOO −3 to +3% of the in-memory time over four pairs of runs. ``auto`` offloads the
+    iteration's peak RSS drops by up to their size, and each use reads the weights back (docs/performance.md has
+    the numbers). ``auto`` offloads the
     reward models (``hf_rm``) and a reference with a frozen model of its own (``frozen`` without LoRA, ``model``,
     ``soup``), and keeps in memory what cannot be offloaded (an EMA reference, which moves every update; LoRA's
     reference, which is the policy with adapters disabled). ``true`` is the same but an EMA reference is an error;
@@ -78,9 +76,9 @@ class CriticConfig:
 @dataclass
 class ReferenceConfig:
     """The KL anchor. ``frozen`` (copy of the initial policy, or adapters-off under LoRA), ``ema``
-    (θ_ref ← η·θ_π + (1−η)·θ_ref after each update; η default 0.001 = ReaLHF, ALGORITHMS.md §7), or ``model``
+    (θ_ref ← η·θ_π + (1−η)·θ_ref after each update; η default 0.001 = ReaLHF, docs/algorithms.md §7), or ``model``
     (any other checkpoint given by ``path``), or ``soup`` (SALSA: the weight average of ``paths`` with
-    ``weights``, default equal — ALGORITHMS.md §4). Custom strategies register in
+    ``weights``, default equal — docs/algorithms.md §4). Custom strategies register in
     ``blendrl.training.reference.REFERENCES``."""
 
     kind: str = "frozen"
@@ -226,10 +224,8 @@ class OptimSettings:
 
     ``freed_memory`` (glibc's malloc; no effect elsewhere): ``keep`` (default) keeps freed blocks in the process for
     the next iteration's tensors, ``glibc`` leaves glibc's own thresholds, ``return`` hands blocks over 1 MiB back
-    to the OS at once. Measured on SmolLM2 here (2026-12-01, interleaved, 3 rounds): ``keep`` vs ``glibc``
-    PPO-1 10.2 → 9.4 s and RLOO 11.5 → 11.0 s per iteration at the same peak RSS (6.02 / 5.67 GB); ``return`` cut
-    4-epoch PPO's peak RSS 6.12 → 5.75 GB but made its update 31 → 41 s (2026-11). Every fresh page costs a page
-    fault, which is dear on this VM (a 113 MB zero-fill took 130–170 ms inside a training step)."""
+    to the OS at once (lower peak RSS, slower updates: every fresh page costs a page fault). Measurements:
+    docs/performance.md."""
 
     iterations: int = 20
     lr: float = 1e-6

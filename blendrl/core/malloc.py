@@ -2,17 +2,13 @@
 
 PyTorch on the CPU allocates with plain ``malloc``: by default glibc serves blocks over its (dynamic) mmap
 threshold with fresh ``mmap`` pages and trims the heap top on free, so the next iteration's tensors fault their
-pages in again — costly on a VM (a 113 MB zero-fill took 130–170 ms inside a training step here).
+pages in again — costly on a VM, where every fresh page is a page fault.
 
 glibc's heap also fragments: the update's short-lived temporaries are freed between the activations it keeps,
-so the frozen model loaded next cannot reuse those holes (a heap probe on RLOO with offload, before the lean layers:
-~410 MiB free in 433 chunks of 0.5–1.7 MiB after the training forward). mimalloc (``pip install cmeel-mimalloc``,
-in blendrl's requirements) or jemalloc (``apt install libjemalloc2``) replace ``malloc`` when preloaded
-(``LD_PRELOAD``); ``blendrl --allocator NAME ...`` restarts itself that way (:func:`reexec_with`). Measured
-2026-12-02, interleaved, peak RSS GiB: before the lean layers RLOO offload glibc 3.82–3.85, mimalloc 3.49–3.51,
-jemalloc 3.46, PPO-1 glibc 5.59–5.63, mimalloc 5.42, jemalloc 5.33–5.35; with them RLOO offload glibc 3.62–3.64,
-mimalloc 3.14. Seconds per iteration: mimalloc 5–25% more than glibc before, 5–14% more after (README,
-Performance). A trade, so glibc stays the default.
+so the frozen model loaded next cannot reuse those holes. mimalloc (``pip install cmeel-mimalloc``, in blendrl's
+requirements) or jemalloc (``apt install libjemalloc2``) replace ``malloc`` when preloaded (``LD_PRELOAD``);
+``blendrl --allocator NAME ...`` restarts itself that way (:func:`reexec_with`). They lower the peak RSS and cost
+time per iteration (docs/performance.md): a trade, so glibc stays the default.
 """
 from __future__ import annotations
 
@@ -59,8 +55,7 @@ def configure(mode: str) -> bool:
 def trim() -> bool:
     """Give every free heap page back to the OS now (``malloc_trim(0)``): for memory freed for good (a model moved
     to a memory-mapped file) and before mapping such a model in, so that under ``keep`` the cached free pages and
-    the mapped weights are not resident at the same time (measured: without it, ``keep`` raised the offload rows'
-    peak RSS by 0.2 GB, PPO-1 offload 5.38 → 5.60 GB)."""
+    the mapped weights are not resident at the same time."""
     active = active_allocator()
     if active == "mimalloc":
         ctypes.CDLL(None).mi_collect(ctypes.c_bool(True))  # free segments go back to the OS

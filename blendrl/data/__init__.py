@@ -1,4 +1,4 @@
-"""Prompt (and later preference) datasets: formats, validation, built-in tasks."""
+"""Prompt and preference datasets: formats, validation, built-in tasks."""
 from .builtin import BUILTIN_PROMPTS
 from .prompts import DataError, PromptExample, PromptSampler, load_prompts, read_prompt_rows
 

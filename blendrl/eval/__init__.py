@@ -1,1 +1,1 @@
-"""Evaluation: reward-model metrics and calibration (later: best-of-n, the over-optimization lab, reports)."""
+"""Evaluation: reward-model metrics and calibration, best-of-n, HumanEval, judge-hack data, run comparison."""

@@ -1,4 +1,4 @@
-"""Best-of-n measurement (Gao et al.; Coste et al. App.; ALGORITHMS.md §3).
+"""Best-of-n measurement (Gao et al.; Coste et al. App.; docs/algorithms.md §3).
 
 From a pool of N samples per prompt, the expected score of best-of-n (pick the highest *proxy* score among n drawn
 without replacement) is estimated without bias by sorting the pool by proxy score ascending and weighting the

@@ -15,7 +15,7 @@ SEQUENCE_ADVANTAGES: Registry = Registry("sequence advantage estimator")
 def gae(
     rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Generalised advantage estimation (ALGORITHMS.md §11, §2 "GAE in code").
+    """Generalised advantage estimation (docs/algorithms.md §11, §2 "GAE in code").
 
     ``δ_t = r_t + γ·V_{t+1} − V_t``, ``A_t = δ_t + γ·λ·A_{t+1}``, with V past the last valid token = 0.
     Returns ``(advantages, returns)`` with ``returns = advantages + values`` (before any whitening); both are 0 on

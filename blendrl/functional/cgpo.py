@@ -1,4 +1,4 @@
-"""CGPO's constrained optimizers as pure tensor math (ALGORITHMS.md §1, Xu et al. 2024 "The Perfect Blend").
+"""CGPO's constrained optimizers as pure tensor math (docs/algorithms.md §1, Xu et al. 2024 "The Perfect Blend").
 
 Notation: N = B prompts × K consecutive samples; ``reward`` (N,) the calibrated reward R_calib = σ(r − r(ā))
 (eq. 5); ``passed`` (N,) bool, y = ∏_h J_h (every judge satisfied); ``seq_kl`` (N,) the sequence log-ratio

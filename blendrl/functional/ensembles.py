@@ -1,4 +1,4 @@
-"""Reward-model ensemble aggregators (Coste et al., ICLR 2024, eqs. 3–5; ALGORITHMS.md §3).
+"""Reward-model ensemble aggregators (Coste et al., ICLR 2024, eqs. 3–5; docs/algorithms.md §3).
 
 ``scores`` (k, B): k members' scores of B sequences → (B,). Registered in ``ENSEMBLE_AGGREGATORS`` with the
 signature ``fn(scores, **options)``.

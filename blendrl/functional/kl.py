@@ -1,6 +1,6 @@
 """Per-token KL estimators on the sampled token and KL-coefficient controllers.
 
-ALGORITHMS.md §11 (k1/k2/k3) and §8 (clamped, Jensen–Shannon). With ``Δ = logp − ref_logp``, p = e^{logp},
+docs/algorithms.md §11 (k1/k2/k3) and §8 (clamped, Jensen–Shannon). With ``Δ = logp − ref_logp``, p = e^{logp},
 q = e^{ref_logp} (the sampled token's probabilities under π and π_ref) and m = ½(p + q):
 k1 = Δ; k2 = ½Δ²; k3 = (e^{−Δ} − 1) + Δ; clamped = max(Δ, 0);
 js = ½[log(p/m) + (q/p)·log(q/m)], whose expectation over tokens sampled from π is JS(π, π_ref) exactly
@@ -76,7 +76,7 @@ class FixedKLController:
 
 @dataclass
 class AdaptiveKLController:
-    """Ziegler et al. adaptive β (ALGORITHMS.md §11): ``e = clip(KL/target − 1, −0.2, 0.2)``,
+    """Ziegler et al. adaptive β (docs/algorithms.md §11): ``e = clip(KL/target − 1, −0.2, 0.2)``,
     ``β ← β·(1 + e·n_steps/horizon)``. Legacy TRL defaults: init 0.2, target 6, horizon 10000.
     """
 

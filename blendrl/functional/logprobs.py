@@ -82,8 +82,8 @@ class _TokenLogprobs(torch.autograd.Function):
 
 
 class _Workspace:
-    """One (N, chunk) buffer reused by every chunk of a pass: a fresh 16 MB tensor per chunk cost ~20 ms of
-    first-touch page faults each here (as much as the chunk's matmul)."""
+    """One (N, chunk) buffer reused by every chunk of a pass: a fresh tensor per chunk pays first-touch page faults
+    on every chunk (as much as the chunk's matmul on CPU)."""
 
     def __init__(self, hidden: torch.Tensor, chunk: int) -> None:
         self.flat = torch.empty(hidden.shape[0] * chunk, dtype=hidden.dtype, device=hidden.device)

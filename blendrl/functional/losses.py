@@ -1,4 +1,4 @@
-"""Clipped PPO policy and value losses (ALGORITHMS.md §11 "Losses", §2 PPO-max value clipping)."""
+"""Clipped PPO policy and value losses (docs/algorithms.md §11 "Losses", §2 PPO-max value clipping)."""
 from __future__ import annotations
 
 import torch

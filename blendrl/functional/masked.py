@@ -33,7 +33,7 @@ def masked_var(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:
     """Whiten ``x`` with its masked mean and population variance: ``(x - mean) / sqrt(var + 1e-8)``.
 
-    PPO-max "advantage normalisation" (Secrets of RLHF I; ALGORITHMS.md §7 factor 1, §11 Whitening).
+    PPO-max "advantage normalisation" (Secrets of RLHF I; docs/algorithms.md §7 factor 1, §11 Whitening).
     With ``shift_mean=False`` the mean is added back (TRL's ``masked_whiten(..., shift_mean=False)``, used for
     reward whitening). Entries outside the mask are transformed too; callers multiply by ``mask`` when needed.
 

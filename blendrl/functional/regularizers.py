@@ -1,4 +1,4 @@
-"""Occupancy-measure regularisers in the loss (ORPO, Laidlaw et al. ICLR 2025; ALGORITHMS.md §9).
+"""Occupancy-measure regularisers in the loss (ORPO, Laidlaw et al. ICLR 2025; docs/algorithms.md §9).
 
 For LLMs (deterministic token-append dynamics) the occupancy ratio is the sequence ratio, so with
 ``lr = Σ_t mask·(log π − log π_ref)`` per sequence (B,):

@@ -1,6 +1,6 @@
 """Reward shaping: running normalisation and clipping, missing-EOS penalty, per-token reward with KL.
 
-ALGORITHMS.md §2 (PPO-max eq. 18, token-level KL penalty) and §11 (reward shaping, missing-EOS penalty).
+docs/algorithms.md §2 (PPO-max eq. 18, token-level KL penalty) and §11 (reward shaping, missing-EOS penalty).
 """
 from __future__ import annotations
 

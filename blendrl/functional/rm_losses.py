@@ -1,4 +1,4 @@
-"""Reward-model losses on scores of chosen and rejected responses (Secrets of RLHF II; ALGORITHMS.md §2).
+"""Reward-model losses on scores of chosen and rejected responses (Secrets of RLHF II; docs/algorithms.md §2).
 
 Shapes: ``chosen``, ``rejected`` (N,) scalar rewards r(x, y_c), r(x, y_r); Δ = chosen − rejected. Per-pair
 preference strength ``mu`` (N,) comes from :func:`preference_strength`. Pair losses are registered in

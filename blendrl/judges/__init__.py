@@ -2,7 +2,8 @@
 
 The built-in kinds (``JUDGES``: math, instructions, code, format, eos, refusal, llm, openai) load at the registry's
 first lookup (:mod:`blendrl.core.registries`)."""
-from .base import JUDGES, Judge, JudgeDataError, MixtureOfJudges, RuleJudge, Verdict, require_metadata
+from ..core.registries import JUDGES
+from .base import Judge, JudgeDataError, MixtureOfJudges, RuleJudge, Verdict, require_metadata
 from .factory import build_judges
 
 __all__ = ["JUDGES", "Judge", "JudgeDataError", "MixtureOfJudges", "RuleJudge", "Verdict", "build_judges",

@@ -1,12 +1,12 @@
 """The judge seam (CGPO §1): ``judge(samples) -> [Verdict]``, batched; a mixture passes only if every judge passes.
 
 A judge sees the same :class:`~blendrl.rewards.Sample` as a reward source (prompt messages, response, metadata,
-``finished`` = the response ended with EOS) and returns one :class:`Verdict` per sample. CGPO's constraint
-indicator is ``y = ∏_h J_h`` with ``J_h = 1`` meaning *satisfied* (ALGORITHMS.md §1: follow the paper's text, not its
-∨ formula). Judges are built by kind from :class:`~blendrl.config.cgpo_schema.JudgeConfig` through ``JUDGES``.
+``finished`` = the response ended with EOS) and returns one :class:`Verdict` per sample. CGPO's constraint indicator
+is ``y = ∏_h J_h`` with ``J_h = 1`` meaning *satisfied* (docs/algorithms.md §1: follow the paper's text, not its ∨
+formula). Judges are built by kind from :class:`~blendrl.config.cgpo_schema.JudgeConfig` through ``JUDGES``.
 
-A judge that cannot decide because the *data* is wrong (a math prompt without ``answer``, an unknown instruction
-id) raises :class:`JudgeDataError` naming the prompt's file and row; a judge never turns bad data into a silent pass.
+A judge that cannot decide because the *data* is wrong (a math prompt without ``answer``, an unknown instruction id)
+raises :class:`JudgeDataError` naming the prompt's file and row; a judge never turns bad data into a silent pass.
 """
 from __future__ import annotations
 

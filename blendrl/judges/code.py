@@ -26,7 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ..core.types import Sample
 from ._sandbox_harness import decode
-from .base import JUDGES, JudgeDataError, Verdict
+from ..core.registries import JUDGES
+from .base import JudgeDataError, Verdict
 from .code_cases import Case, case_from_dict, cases_from_asserts, matches
 from .sandbox import HARNESS, SandboxLimits, SandboxResult, require_isolation, run_python, run_sandboxed
 

@@ -1,7 +1,8 @@
 """Build a task's judges from config."""
 from __future__ import annotations
 
-from .base import JUDGES, MixtureOfJudges
+from ..core.registries import JUDGES
+from .base import MixtureOfJudges
 
 
 def build_judges(configs) -> MixtureOfJudges:

@@ -18,7 +18,8 @@ from __future__ import annotations
 import functools
 
 from ..core.types import Sample
-from .base import JUDGES, JudgeDataError, RuleJudge, Verdict, require_metadata
+from ..core.registries import JUDGES
+from .base import JudgeDataError, RuleJudge, Verdict, require_metadata
 from .signals import repetition
 from .text import visible_text
 

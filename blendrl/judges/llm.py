@@ -28,9 +28,9 @@ import urllib.request
 
 import torch
 
-from ..core.registries import REWARD_SOURCES
+from ..core.registries import JUDGES, REWARD_SOURCES
 from ..core.types import Sample
-from .base import JUDGES, Verdict
+from .base import Verdict
 from .signals import INJECTION
 from .text import visible_text
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 
 from ..core.types import Sample
-from .base import JUDGES, RuleJudge, Verdict, require_metadata
+from ..core.registries import JUDGES
+from .base import RuleJudge, Verdict, require_metadata
 from .text import visible_text
 
 FINAL_ANSWER = re.compile(r"the final answer is[:\s]*(.+?)\s*$", re.IGNORECASE | re.DOTALL)

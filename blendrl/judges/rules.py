@@ -10,7 +10,8 @@ import re
 
 from ..core.types import Sample
 from ..core.text import count_words
-from .base import JUDGES, RuleJudge, Verdict
+from ..core.registries import JUDGES
+from .base import RuleJudge, Verdict
 from .signals import repetition
 from .text import visible_text
 

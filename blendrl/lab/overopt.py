@@ -95,7 +95,7 @@ def label_pairs(cfg: OverOptLabConfig, policy: Policy, gold, out: Path) -> dict:
 # ---------------------------------------------------------------------- 2. proxies
 def train_proxies(cfg: OverOptLabConfig, out: Path) -> list[Path]:
     """``proxy.members`` reward models on ``pairs.jsonl`` (seed i); already trained members are reused."""
-    from ..training.rm_run import train_rm
+    from ..training.rm.run import train_rm
 
     finals = []
     for i in range(cfg.proxy.members):

@@ -1,4 +1,4 @@
-"""The lab's report: Gao et al.'s functional forms fitted to the gold curves (ALGORITHMS.md §3), a PNG of gold and
+"""The lab's report: Gao et al.'s functional forms fitted to the gold curves (docs/algorithms.md §3), a PNG of gold and
 proxy against √KL, and an HTML page with the tables and the plot that a person opens.
 
 Fitted forms, with d = √KL and R(d) = gold(d) − gold(0):

@@ -2,11 +2,10 @@
 
 With a padding mask transformers repeats each key/value head for its query heads (``repeat_kv``: on SmolLM2,
 3 → 9 heads) before ``scaled_dot_product_attention``, because CUDA's fast kernels take no mask with ``enable_gqa``.
-The CPU flash kernel does: measured here on the RLOO benchmark's shapes (16 × 9 heads × 48 queries over 92 keys,
-head dim 64), forward+backward 9.0–9.3 ms instead of 12.4–14.5 ms, the outputs bit for bit equal, the keys' and
-values' gradients within 5e-7 (autograd sums the repeated heads' gradients in another order). The repeated copies
-were also what autograd kept for backward: 2 × (tokens, 576) floats per layer instead of 2 × (tokens, 192), 0.15 GB
-on that benchmark's training forward.
+The CPU flash kernel does: it is faster without the copies, its outputs are bit for bit equal and the keys' and
+values' gradients equal to float rounding (autograd sums the repeated heads' gradients in another order). The
+repeated copies were also what autograd kept for backward: 2 × (tokens, 576) floats per layer instead of
+2 × (tokens, 192) on SmolLM2 (docs/performance.md).
 
 :func:`use_kernel_gqa` switches a model whose attention is ``sdpa`` and grouped (fewer key/value heads than query
 heads) to the registered implementation ``blendrl_sdpa``: on CPU, for a masked attention over more than one

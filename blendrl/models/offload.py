@@ -5,21 +5,14 @@ to ``$BLENDRL_CACHE/offload/<pid>-<id>.bin``; between uses its parameters sit on
 and ``with offloaded.loaded():`` reads the file back into freshly allocated tensors (``os.preadv``, from the OS
 page cache) for the duration of the block. Under ``train.freed_memory: keep`` (the default) those tensors can take
 the pages the update freed (its gradients and activations) and give them back to the next update, so that an
-iteration's peak RSS is the larger of "update" and "frozen model in use", not their sum (~0.54 GB per model for
-SmolLM2-135M in fp32). How well malloc reuses them is its own: glibc's heap fragments (:mod:`blendrl.malloc`);
-on RLOO (SmolLM2, 2026-12-02, lean layers) peak RSS was 3.62–3.64 GiB with glibc, 3.14 with ``blendrl
---allocator mimalloc`` (README, Performance). Cost: one read per use (0.08–0.13 s for SmolLM2 from the page cache
-on 2 threads) and no new page faults once the heap has grown to both phases (measured: none after the second
-iteration).
-The numbers are bit-for-bit those of the in-memory model.
-
-Replaced (2026-12-02): mapping the file (``torch.load(mmap=True)``) after trimming malloc's free pages; the mapped
-and the re-faulted pages cost PPO-1 11–16% and RLOO 5–17% per iteration (README, Performance).
+iteration's peak RSS is the larger of "update" and "frozen model in use", not their sum. How well malloc reuses
+them is its own: glibc's heap fragments (:mod:`blendrl.core.malloc`). Cost: one read per use from the OS page
+cache. The numbers are bit-for-bit those of the in-memory model. Measurements, and the memory-mapped variant this
+replaced: docs/performance.md.
 
 Only for models that never change after construction: the EMA reference moves every iteration. The default
 (``model.offload_frozen: auto``) offloads every frozen model that has weights of its own: the reward models and a
-reference that does not move (2026-12-02, interleaved: RLOO 4.46–4.48 → 3.58–3.62 GiB, PPO-1 5.36–5.38 → 4.70–4.80
-GiB; over four pairs of runs PPO-1 took −5 to +10% of the in-memory time, RLOO −3 to +3%).
+reference that does not move.
 """
 from __future__ import annotations
 

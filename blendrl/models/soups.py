@@ -1,4 +1,4 @@
-"""Weight soups: parameter-wise weighted sums of models that share an architecture (ALGORITHMS.md §4, §6).
+"""Weight soups: parameter-wise weighted sums of models that share an architecture (docs/algorithms.md §4, §6).
 
 - SALSA reference (Chegini et al.): ``θ_ref = α·θ_SFT1 + (1−α)·θ_SFT2`` (α = 0.5).
 - Rewarded soup (Ramé et al.): ``θ(λ) = Σ_i λ_i·θ_i`` over per-reward PPO models.

@@ -1,4 +1,4 @@
-"""Reward sources: rules, callables, HF reward models, weighted sums (ensembles and calibrated rewards later)."""
+"""Reward sources: rules, callables, HF reward models, ensembles, weighted sums; the lab's gold reward."""
 from .base import REWARD_SOURCES, CallableReward, RewardError, RewardSource, Sample, WeightedSum, make_samples
 from .factory import build_reward, load_callable
 from .hf_rm import HFRewardModel

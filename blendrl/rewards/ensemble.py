@@ -1,4 +1,4 @@
-"""A reward-model ensemble as one reward source (Coste et al.; ALGORITHMS.md §3).
+"""A reward-model ensemble as one reward source (Coste et al.; docs/algorithms.md §3).
 
 Every member scores the batch (members given as reward sources, or as one scorer of
 :mod:`blendrl.rewards.shared_backbone` that holds several on one backbone); the aggregator of

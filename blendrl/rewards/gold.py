@@ -1,4 +1,4 @@
-"""``kind: gold`` — a fixed, deterministic "gold" reward for the gold-vs-proxy lab (Gao et al.; ALGORITHMS.md §3),
+"""``kind: gold`` — a fixed, deterministic "gold" reward for the gold-vs-proxy lab (Gao et al.; docs/algorithms.md §3),
 built from a real offline model and rules a person can read:
 
     gold(s, a) = w_rel · cos(e(q), e(a)) − w_rep · (1 − distinct(a) / words(a)) − w_len · max(0, words(a) − N) / N

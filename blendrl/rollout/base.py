@@ -1,8 +1,8 @@
 """The rollout seam: a Generator turns prompt token ids into a :class:`Rollout`.
 
-Backends register in ``GENERATORS`` (``hf`` now; vLLM or a remote server later plug in here without touching the
-trainer). A backend must return the behaviour log-probs of the sampled tokens under ``softmax(logits / temperature)``
-over the full vocabulary, which is what the training forward computes.
+Backends register in ``GENERATORS`` (``hf``; another backend, such as vLLM or a remote server, plugs in here without
+touching the trainer). A backend must return the behaviour log-probs of the sampled tokens under ``softmax(logits /
+temperature)`` over the full vocabulary, which is what the training forward computes.
 """
 from __future__ import annotations
 

@@ -1,14 +1,14 @@
 """Decode steps on the CPU through blendrl's own kernels (``cpu_gemm.cpp``), built on first use.
 
 A decode step multiplies a handful of rows (the batch) by every weight matrix of the model, so its speed is how
-fast the weights stream from memory. On the 2-core machine of 2026-12-01 MKL's ``F.linear`` and oneDNN's packed
-linear read 11-17 GB/s at 8-16 rows of the ~30 GB/s the CPU gives a plain sum; the kernel reads 15-23 GB/s at 8
-rows, 13-16 at 16 (``benchmarks/generation.py --kernels`` prints the comparison). Two entry points:
+fast the weights stream from memory, and at 8-32 rows MKL's ``F.linear`` and oneDNN's packed linear read well below
+the memory bandwidth a plain sum reaches (``benchmarks/generation.py --kernels`` prints the comparison; numbers in
+docs/performance.md). Two entry points:
 
 - :class:`LinearGroup`: ``x @ Wᵀ + b`` for several weights sharing one input (q/k/v, gate/up), one call;
 - :class:`LlamaLayers`: a whole Llama-layout decoder layer per call (RMSNorm, projections, rope, attention over
   static caches, SiLU MLP, residuals) in one OpenMP region, instead of ~40 small torch ops a layer that cost
-  ~14 µs each inside a decode step. It is what makes the static decoder 1.9-2.4x HF ``generate``.
+  several µs each inside a decode step.
 
 The source is compiled once per machine with the system C++ compiler (``$CXX``, else ``c++``/``g++``) for the
 host CPU (``-O3 -march=native -fopenmp``, about a second) into ``$BLENDRL_CACHE/kernels`` (default
@@ -39,7 +39,7 @@ from ..models.loading import cache_root
 
 SOURCE = Path(__file__).with_name("cpu_gemm.cpp")
 FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp", "-fPIC", "-shared", "-std=c++17"]
-MAX_ROWS = 32  # SmolLM2's weights, 2026-12-01: 40 / 58 / 71 ms vs F.linear's 57 / 66 / 68 at 16 / 24 / 32 rows
+MAX_ROWS = 32  # above 32 rows F.linear is as fast (benchmarks/generation.py --kernels)
 ENABLED = os.environ.get("BLENDRL_CPU_KERNELS", "1") != "0"  # benchmarks flip it to compare with F.linear
 
 

@@ -5,10 +5,7 @@ samples do, share its cache), then one forward per token with explicit position 
 sampling straight from the logits (no full log-softmax, no full-vocabulary cumsum), and an early exit once every
 row has emitted EOS. Llama-layout models (SmolLM2, Llama, Qwen2, Mistral) decode through :class:`StaticKVDecoder`
 (static KV buffers; on the CPU one kernel call per layer); others through HF's forward on a ``DynamicCache``.
-
-Tried and dropped: computing the decode-step linears as ``(W @ xᵀ)ᵀ`` (1.22x faster than HF ``generate`` on the
-2026-11 machine, 10-15% *slower* than plain ``x @ Wᵀ`` on the 2026-12 one, at batch 8 and 16).
-Measured on SmolLM2-135M: see ``benchmarks/generation.py``.
+Speed: ``benchmarks/generation.py`` (docs/performance.md).
 """
 from __future__ import annotations
 

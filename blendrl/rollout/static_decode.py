@@ -16,9 +16,8 @@ writes one column in place and attends over a view. The step computes what the H
 
 With the kernel the whole layer is one call (:class:`.cpu_gemm.LlamaLayers`: the same steps in C++, one OpenMP
 region); without it, or for layers it does not cover, the steps above run as torch ops. Either way the numbers are
-the HF forward's up to fp32 rounding (tested against it on every path). Measured on SmolLM2-135M fp32, 2 cores,
-48 tokens (2026-12-01, ``benchmarks/generation.py``): batch 8 3.3-3.4 s with torch ops, 1.8 s with the fused
-layers (HF ``generate`` 4.2-4.4 s); batch 16 4.2-4.4 s and 2.8-2.9 s (HF 5.3-5.9 s).
+the HF forward's up to fp32 rounding (tested against it on every path). Speed against HF ``generate``:
+``benchmarks/generation.py`` (docs/performance.md).
 
 Models for which :func:`blendrl.models.layout.is_llama_layout` holds use it (Llama, and Qwen2 / Mistral without
 sliding-window attention: the same layer); any other model takes HFGenerator's generic path.

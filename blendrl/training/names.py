@@ -13,7 +13,6 @@ from ..algorithms import ALGORITHMS
 from ..algorithms.cgpo import CGPO_OPTIMIZERS
 from ..config import ConfigError
 from ..config.cgpo_schema import JudgeConfig, OptimizerConfig
-from ..config.rm_schema import RMLossConfig
 from ..config.schema import (
     AlgorithmConfig, GenerationConfig, KLConfig, ReferenceConfig, RegularizerConfig, RewardSourceConfig,
 )
@@ -23,7 +22,6 @@ from ..functional import KL_ESTIMATORS
 from ..functional.regularizers import REGULARIZERS
 from ..rollout import GENERATORS
 from .reference import REFERENCES
-from .rm_recipes import RECIPES
 
 # (config type, field) → (registry, names allowed besides the registry's)
 NAMED_FIELDS = {
@@ -35,7 +33,6 @@ NAMED_FIELDS = {
     (GenerationConfig, "backend"): (GENERATORS, ()),
     (RegularizerConfig, "kind"): (REGULARIZERS, ("none",)),
     (OptimizerConfig, "name"): (CGPO_OPTIMIZERS, ()),
-    (RMLossConfig, "recipe"): (RECIPES, ()),
 }
 
 
@@ -50,11 +47,13 @@ def _walk(obj, path: str):
             yield from _walk(item, f"{path}[{i}]")
 
 
-def check_names(cfg) -> None:
-    """Load ``cfg.plugins``, then raise :class:`ConfigError` naming the first field whose name no registry holds."""
+def check_names(cfg, more: dict | None = None) -> None:
+    """Load ``cfg.plugins``, then raise :class:`ConfigError` naming the first field whose name no registry holds
+    (the fields of :data:`NAMED_FIELDS`, and ``more`` of the same shape: a product's own registries)."""
     load_plugins(getattr(cfg, "plugins", []))
+    table = {**NAMED_FIELDS, **(more or {})}
     for path, node in _walk(cfg, ""):
-        for (kind, name), (registry, extra) in NAMED_FIELDS.items():
+        for (kind, name), (registry, extra) in table.items():
             if isinstance(node, kind):
                 value = getattr(node, name)
                 if value not in extra and value not in registry:

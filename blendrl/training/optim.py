@@ -38,11 +38,10 @@ def allocate_adam_state(opt: torch.optim.Optimizer) -> torch.optim.Optimizer:
     moments, the same tensors as ``Adam._init_group`` makes, so every step after is unchanged (tested against a
     lazily initialised optimizer, bit for bit).
 
-    Why: created at the first step, the moments (2 × the trained weights: 2.2 GB for PPO on SmolLM2) landed in the
-    holes the first iteration's activations and gradients had left, and the later iterations' activations needed
-    new heap above them. Created with the models, under ``freed_memory: keep``, they sit below what comes and goes:
-    PPO-1's peak RSS is reached in the first iteration and stays (5.63 GB over 4 iterations, 5.74–5.85 GB before;
-    2026-12-02, one process each)."""
+    Why: created at the first step, the moments (2 × the trained weights) landed in the holes the first iteration's
+    activations and gradients had left, and the later iterations' activations needed new heap above them. Created
+    with the models, under ``freed_memory: keep``, they sit below what comes and goes, so the peak RSS is reached
+    in the first iteration and stays (docs/performance.md)."""
     from torch.optim.optimizer import _get_scalar_dtype
 
     for group in opt.param_groups:

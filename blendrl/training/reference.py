@@ -1,10 +1,10 @@
 """Reference strategies: the KL anchor is a registered piece, chosen by ``reference.kind``.
 
 - ``frozen``: the initial policy. Under LoRA it is the same weights with adapters disabled (no second copy).
-- ``ema``: ``θ_ref ← η·θ_π + (1−η)·θ_ref`` after each iteration's update (Xu et al. 2024; ALGORITHMS.md §7;
+- ``ema``: ``θ_ref ← η·θ_π + (1−η)·θ_ref`` after each iteration's update (Xu et al. 2024; docs/algorithms.md §7;
   default η = 0.001 as ReaLHF).
 - ``model``: any checkpoint folder (``reference.path``), e.g. a soup written by ``blendrl soup``.
-- ``soup``: SALSA's reference, the weight average of ``reference.paths`` built at start (ALGORITHMS.md §4).
+- ``soup``: SALSA's reference, the weight average of ``reference.paths`` built at start (docs/algorithms.md §4).
 Register another with ``@REFERENCES.register(name)``: a class built as ``cls(policy, cfg, model_dtype)``.
 
 ``model.offload_frozen`` (default ``auto``) keeps a separate frozen reference model in a file between uses

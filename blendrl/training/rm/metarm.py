@@ -14,16 +14,16 @@ from pathlib import Path
 
 import torch
 
-from ..config.rm_schema import MetaRMConfig, RMRunConfig
-from ..data.prompts import DataError
-from ..functional.rm_losses import metarm_difference_loss
-from ..models.reward_model import render_conversation
-from .rm_trainer import RMTrainer
+from ...config.rm_schema import MetaRMConfig, RMRunConfig
+from ...data.prompts import DataError
+from ...functional.rm_losses import metarm_difference_loss
+from ...models.reward_model import render_conversation
+from .trainer import RMTrainer
 
 
 def read_meta_responses(path: str, k: int) -> list[tuple[list[dict], list[str]]]:
     """Rows ``{"prompt": str | messages, "responses": [str, ...]}`` (≥ k each; the first k are used)."""
-    from ..data.prompts import row_to_messages, read_json_rows
+    from ...data.prompts import row_to_messages, read_json_rows
 
     file = Path(path)
     if not file.is_file():
@@ -43,11 +43,11 @@ def read_meta_responses(path: str, k: int) -> list[tuple[list[dict], list[str]]]
 
 def sample_meta_responses(cfg: MetaRMConfig, max_prompt_tokens: int, seed: int) -> list[tuple[list[dict], list[str]]]:
     """k responses per prompt of ``cfg.prompts`` from the policy ``cfg.policy`` (temperature sampling)."""
-    from ..data.prompts import load_prompts
-    from ..models.loading import load_causal_lm, load_tokenizer, resolve_model
-    from ..rollout import SamplingParams, decode_responses
-    from ..rollout.hf import HFGenerator
-    from ..core.types import eos_ids
+    from ...data.prompts import load_prompts
+    from ...models.loading import load_causal_lm, load_tokenizer, resolve_model
+    from ...rollout import SamplingParams, decode_responses
+    from ...rollout.hf import HFGenerator
+    from ...core.types import eos_ids
 
     path = resolve_model(cfg.policy)
     tokenizer, policy = load_tokenizer(path), load_causal_lm(path)

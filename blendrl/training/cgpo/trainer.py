@@ -1,4 +1,4 @@
-"""The CGPO loop (ALGORITHMS.md §1, Algorithms 1–2): for every task, rollout → score (reward model + judges) →
+"""The CGPO loop (docs/algorithms.md §1, Algorithms 1–2): for every task, rollout → score (reward model + judges) →
 the task's optimizer picks rows and weights → gradients accumulated with weight ρ_l; then one optimizer step.
 
 Each task's rewards, verdicts and baselines stay inside its own ``task_step``: nothing from one task reaches
@@ -12,14 +12,14 @@ import warnings
 
 import torch
 
-from ..functional import masked_sum
-from ..judges.signals import hack_signals
-from ..models.checkpointing import checkpointed
-from ..rollout import Rollout, decode_responses, left_pad
-from .cgpo_tasks import TaskRuntime
-from .experience import Experience, forward_rows, response_logprobs
-from .optim import lr_lambda, make_optimizer
-from .trainer import Models, StepOutput
+from ...functional import masked_sum
+from ...judges.signals import hack_signals
+from ...models.checkpointing import checkpointed
+from ...rollout import Rollout, decode_responses, left_pad
+from .tasks import TaskRuntime
+from ..experience import Experience, forward_rows, response_logprobs
+from ..optim import lr_lambda, make_optimizer
+from ..trainer import Models, StepOutput
 
 
 class CGPOTrainer:
@@ -184,7 +184,7 @@ class CGPOTrainer:
 
     # ------------------------------------------------------------------ state for exact resume
     def state_dict(self) -> tuple[dict, dict]:
-        from .checkpoint import rng_state
+        from ..checkpoint import rng_state
 
         trainer = {"iteration": self.iteration, "counters": dict(self.counters), "rng": rng_state(self.sampling_gen),
                    "samplers": {t.name: t.sampler.state_dict() for t in self.tasks}}
@@ -193,7 +193,7 @@ class CGPOTrainer:
         return trainer, optim
 
     def load_state_dict(self, trainer: dict, optim: dict) -> None:
-        from .checkpoint import set_rng_state
+        from ..checkpoint import set_rng_state
 
         self.iteration = trainer["iteration"]
         self.counters.update(trainer["counters"])

@@ -17,21 +17,25 @@ from pathlib import Path
 
 import torch
 
-from ..config import ConfigError, to_dict
-from ..config.rm_schema import RMRunConfig
-from ..data.pair_encoding import EncodedPairs, encode_pairs
-from ..data.preferences import load_preferences, write_preferences
-from ..eval.rm_eval import calibration_plot, decile_ids, format_report, pair_metrics
-from ..core.fsutil import atomic_write_text
-from ..functional.rm_losses import preference_strength
-from ..models.lora import add_lora
-from ..models.reward_model import load_reward_model, save_reward_model
-from .checkpoint import find_checkpoint, load_trainer_state, load_weights, write_checkpoint
-from .logging import RunLogger
-from .rm_recipes import RECIPES
-from .rm_trainer import ModelScorer, RMTrainer
+from ...config import ConfigError, to_dict
+from ...config.rm_schema import RMLossConfig, RMRunConfig
+from ...data.pair_encoding import EncodedPairs, encode_pairs
+from ...data.preferences import load_preferences, write_preferences
+from ...eval.rm_eval import calibration_plot, decile_ids, format_report, pair_metrics
+from ...core.fsutil import atomic_write_text
+from ...functional.rm_losses import preference_strength
+from ...models.lora import add_lora
+from ...models.reward_model import load_reward_model, save_reward_model
+from ..checkpoint import find_checkpoint, load_trainer_state, load_weights, write_checkpoint
+from ..logging import RunLogger
+from ..names import check_names
+from .recipes import RECIPES
+from .trainer import ModelScorer, RMTrainer
 
 log = logging.getLogger("blendrl")
+
+
+RM_NAMES = {(RMLossConfig, "recipe"): (RECIPES, ())}  # named fields of an RM config (with NAMED_FIELDS)
 
 
 def load_pairs(source: str, tokenizer, cfg: RMRunConfig) -> EncodedPairs:
@@ -49,9 +53,7 @@ def build_model(cfg: RMRunConfig):
 
 
 def build_rm_trainer(cfg: RMRunConfig, resume: str | None = None) -> RMTrainer:
-    from .names import check_names
-
-    check_names(cfg)
+    check_names(cfg, RM_NAMES)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     model, tokenizer = build_model(cfg)
@@ -184,7 +186,7 @@ def strength(cfg: RMRunConfig) -> dict:
 
 def _reinit_head(model, seed: int) -> None:
     """A fresh score head per strength model (LoRA wrappers keep their own trainable copy)."""
-    from ..models.heads import score_head
+    from ...models.heads import score_head
 
     torch.manual_seed(seed)
     std = getattr(getattr(model, "config", None), "initializer_range", 0.02)

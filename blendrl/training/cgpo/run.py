@@ -6,16 +6,16 @@ from pathlib import Path
 
 import torch
 
-from ..config.cgpo_schema import CGPORunConfig
-from ..rollout import GENERATORS, decode_responses
-from .cgpo_tasks import TaskRuntime, build_task, use_generated_baselines
-from .cgpo_trainer import CGPOTrainer
-from .checkpoint import load_trainer_state
-from .experience import Experience
-from ..core.types import eos_ids
-from .names import check_names
-from .run import RunReport, build_policy_stack, drive, resume_weights, set_up_torch
-from .trainer import Models
+from ...config.cgpo_schema import CGPORunConfig
+from ...rollout import GENERATORS, decode_responses
+from .tasks import TaskRuntime, build_task, use_generated_baselines
+from .trainer import CGPOTrainer
+from ..checkpoint import load_trainer_state
+from ..experience import Experience
+from ...core.types import eos_ids
+from ..names import check_names
+from ..run import RunReport, build_policy_stack, drive, resume_weights, set_up_torch
+from ..trainer import Models
 
 
 def reference_sampler(cfg: CGPORunConfig, tokenizer, policy, reference):

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config.rm_schema import RMLossConfig
-from ..data.pair_encoding import EncodedPairs
-from ..data.preferences import require_strength
-from ..core.registry import Registry
-from ..functional.rm_losses import RM_LOSSES, flip_lowest
+from ...config.rm_schema import RMLossConfig
+from ...data.pair_encoding import EncodedPairs
+from ...data.preferences import require_strength
+from ...core.registry import Registry
+from ...functional.rm_losses import RM_LOSSES, flip_lowest
 
 RECIPES: Registry = Registry("reward-model recipe")
 

@@ -14,12 +14,12 @@ import math
 
 import torch
 
-from ..config.rm_schema import RMRunConfig
-from ..data.pair_encoding import EncodedPairs, pad_right
-from ..functional.rm_losses import simcse_loss
-from ..models.heads import last_token_hidden, score_head
-from .optim import lr_lambda, make_optimizer
-from .rm_recipes import RECIPES, prepare_pairs
+from ...config.rm_schema import RMRunConfig
+from ...data.pair_encoding import EncodedPairs, pad_right
+from ...functional.rm_losses import simcse_loss
+from ...models.heads import last_token_hidden, score_head
+from ..optim import lr_lambda, make_optimizer
+from .recipes import RECIPES, prepare_pairs
 
 
 class ModelScorer:

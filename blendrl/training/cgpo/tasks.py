@@ -12,14 +12,14 @@ from typing import Callable, Optional
 
 import torch
 
-from ..algorithms.cgpo import CGPO_OPTIMIZERS
-from ..config.cgpo_schema import TaskConfig
-from ..data import DataError, PromptSampler, load_prompts
-from ..core.fsutil import atomic_write_text
-from ..functional.cgpo import calibrated_reward
-from ..judges import MixtureOfJudges, build_judges
-from ..rewards import build_reward, make_samples
-from ..rollout import SamplingParams
+from ...algorithms.cgpo import CGPO_OPTIMIZERS
+from ...config.cgpo_schema import TaskConfig
+from ...data import DataError, PromptSampler, load_prompts
+from ...core.fsutil import atomic_write_text
+from ...functional.cgpo import calibrated_reward
+from ...judges import MixtureOfJudges, build_judges
+from ...rewards import build_reward, make_samples
+from ...rollout import SamplingParams
 
 
 @dataclass

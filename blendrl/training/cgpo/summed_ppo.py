@@ -20,18 +20,18 @@ from pathlib import Path
 
 import torch
 
-from ..config import ConfigError, PPORunConfig, to_dict
-from ..config.cgpo_schema import CGPORunConfig
-from ..config.loader import apply_overrides, from_dict
-from ..core.fsutil import atomic_write_text
-from ..core.types import Sample
-from ..data.prompts import read_prompt_rows
-from ..judges import build_judges
-from ..rewards import RewardError, WeightedSum, build_reward
-from .cgpo_run import build_tasks, eval_table, reference_sampler
-from .cgpo_trainer import evaluate_tasks
-from .run import build_trainer, drive, ppo_report
-from .trainer import RLTrainer, StepOutput
+from ...config import ConfigError, PPORunConfig, to_dict
+from ...config.cgpo_schema import CGPORunConfig
+from ...config.loader import apply_overrides, from_dict
+from ...core.fsutil import atomic_write_text
+from ...core.types import Sample
+from ...data.prompts import read_prompt_rows
+from ...judges import build_judges
+from ...rewards import RewardError, WeightedSum, build_reward
+from .run import build_tasks, eval_table, reference_sampler
+from .trainer import evaluate_tasks
+from ..run import build_trainer, drive, ppo_report
+from ..trainer import RLTrainer, StepOutput
 
 
 TASK_FIELD = "cgpo_task"
