@@ -25,7 +25,7 @@ PY
 }
 try blendrl/training/cgpo/trainer.py "(task.cfg.weight / units)" "(1.0 / units)" "tests/test_cgpo.py -k rho_weighted"
 try blendrl/training/cgpo/trainer.py "                    total += loss.item()" "                    total += loss.item()
-                    self.optimizer.zero_grad()" "tests/test_cgpo.py -k rho_weighted"
+                    self.engine.optimizer.zero_grad()" "tests/test_cgpo.py -k rho_weighted"
 try blendrl/training/trainer.py "            scores = apply_missing_eos_penalty(scores, has_eos, s.missing_eos_penalty)" "            pass" "tests/test_training.py -k shape_scores"
 try blendrl/training/trainer.py "            scores = scores.clamp(-s.clip, s.clip)" "            pass" "tests/test_training.py -k shape_scores"
 try blendrl/training/trainer.py "normed = self.moments.normalize(scores[valid], None, s.normalize)" "normed = scores[valid]" "tests/test_training.py -k shape_scores"

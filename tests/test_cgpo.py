@@ -298,15 +298,15 @@ def test_the_multi_task_gradient_is_the_rho_weighted_sum_of_the_task_gradients(t
         return real_accumulate(task, parts, group)
 
     trainer.accumulate = record
-    params = [p for g in trainer.optimizer.param_groups for p in g["params"]]
+    params = [p for g in trainer.engine.optimizer.param_groups for p in g["params"]]
     seen = {}
-    real_step = trainer.optimizer.step
+    real_step = trainer.engine.optimizer.step
 
     def check_then_step(*a, **k):
         total = [None if p.grad is None else p.grad.clone() for p in params]
         per_task = []
         for task, parts, group in calls:
-            trainer.optimizer.zero_grad(set_to_none=True)
+            trainer.engine.optimizer.zero_grad(set_to_none=True)
             weight, task.cfg.weight = task.cfg.weight, 1.0
             real_accumulate(task, parts, group)
             task.cfg.weight = weight
@@ -319,7 +319,7 @@ def test_the_multi_task_gradient_is_the_rho_weighted_sum_of_the_task_gradients(t
             p.grad = t
         return real_step(*a, **k)
 
-    trainer.optimizer.step = check_then_step
+    trainer.engine.optimizer.step = check_then_step
     trainer.step()
     assert seen["tasks"] == ["crpg", "codpo"] and seen["diff"] < 1e-5
 

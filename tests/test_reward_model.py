@@ -171,7 +171,7 @@ def test_metarm_gradient_is_taken_at_the_ascended_point_and_theta_is_restored(rm
                 p.add_(g, alpha=0.5)
     trainer.accumulate(idx)
     want = [p.grad.clone() for p in params]
-    trainer.optimizer.zero_grad()
+    trainer.engine.optimizer.zero_grad()
     with torch.no_grad():
         for p, t in zip(params, theta):
             p.copy_(t)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from .schema import (
-    GenerationConfig, LoggingConfig, ModelConfig, OptimSettings, ReferenceConfig, RewardSourceConfig, _require,
+    GenerationConfig, LoggingConfig, LoopSettings, ModelConfig, ReferenceConfig, RewardSourceConfig, _require,
 )
 
 
@@ -87,7 +87,7 @@ class CGPODataConfig:
 
 
 @dataclass
-class CGPOTrainConfig(OptimSettings):
+class CGPOTrainConfig(LoopSettings):
     """One iteration = one optimizer step whose gradient is Σ_l ρ_l g̃_l over all tasks (Algorithm 2). Gradient
     passes run in micro-batches of ``micro_batch_size`` rows, no-grad passes (reference log-probs, evaluation) in
     batches of ``forward_batch_size`` (default: ``micro_batch_size``)."""

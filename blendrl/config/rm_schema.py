@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from .schema import LoraConfig, _require
+from .schema import LoraConfig, OptimSettings, _require
 
 
 @dataclass
@@ -107,22 +107,19 @@ class MetaRMConfig:
 
 
 @dataclass
-class RMTrainConfig:
-    """Optimisation. ``batch_size`` pairs per optimizer step, accumulated over ``micro_batch_size`` pairs.
-    Secrets II: lr 5e-6, batch 32 (16 contrastive), 1 epoch."""
+class RMTrainConfig(OptimSettings):
+    """The optimizer (:class:`~blendrl.config.schema.OptimSettings`) and ``batch_size`` pairs per optimizer step,
+    accumulated over ``micro_batch_size`` pairs, for ``epochs``. Secrets II: lr 5e-6, batch 32 (16 contrastive),
+    1 epoch."""
 
     epochs: int = 1
     batch_size: int = 32
     micro_batch_size: int = 8
     lr: float = 5e-6
-    weight_decay: float = 0.0
-    warmup_steps: int = 0
     schedule: Literal["constant", "linear", "cosine"] = "linear"
-    max_grad_norm: float = 1.0
-    seed: int = 0
-    threads: Optional[int] = None
 
     def validate(self) -> None:
+        super().validate()
         for name in ("epochs", "batch_size", "micro_batch_size"):
             _require(getattr(self, name) >= 1, f"{name}: must be >= 1")
         _require(self.lr > 0, "lr: must be > 0")

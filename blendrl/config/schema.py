@@ -217,10 +217,30 @@ class DataConfig:
 
 @dataclass
 class OptimSettings:
-    """What every RL loop's optimizer needs: AdamW ``lr``/``weight_decay``, the lr ``schedule`` with
-    ``warmup_iterations``, gradient clipping at ``max_grad_norm``, the ``seed`` and torch ``threads``; the rows
-    per gradient pass (``micro_batch_size``; each loop sets its default) and per no-grad pass
-    (``forward_batch_size``, default ``micro_batch_size``).
+    """The optimizer of every trainer (PPO family, CGPO, reward models, SFT; one training engine,
+    :mod:`blendrl.training.engine`): AdamW ``lr`` and ``weight_decay``, the lr ``schedule`` (constant, linear or
+    cosine decay to 0) after ``warmup_steps`` optimizer steps of linear warm-up, gradient clipping at
+    ``max_grad_norm``, the ``seed`` and torch ``threads``."""
+
+    lr: float = 1e-6
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    schedule: Literal["constant", "linear", "cosine"] = "constant"
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    threads: Optional[int] = None
+
+    def validate(self) -> None:
+        _require(self.lr > 0, "lr: must be > 0")
+        _require(self.warmup_steps >= 0, "warmup_steps: must be >= 0")
+        _require(self.max_grad_norm > 0, "max_grad_norm: must be > 0")
+
+
+@dataclass
+class LoopSettings(OptimSettings):
+    """What every RL loop adds to the optimizer: ``iterations``, the rows per gradient pass
+    (``micro_batch_size``; each loop sets its default) and per no-grad pass (``forward_batch_size``, default
+    ``micro_batch_size``; :attr:`forward_rows` resolves it), and the process allocator's ``freed_memory``.
 
     ``freed_memory`` (glibc's malloc; no effect elsewhere): ``keep`` (default) keeps freed blocks in the process for
     the next iteration's tensors, ``glibc`` leaves glibc's own thresholds, ``return`` hands blocks over 1 MiB back
@@ -228,29 +248,23 @@ class OptimSettings:
     docs/performance.md."""
 
     iterations: int = 20
-    lr: float = 1e-6
-    weight_decay: float = 0.0
-    warmup_iterations: int = 0
-    schedule: Literal["constant", "linear", "cosine"] = "constant"
-    max_grad_norm: float = 1.0
-    seed: int = 0
-    threads: Optional[int] = None
     freed_memory: Literal["keep", "glibc", "return"] = "keep"
     micro_batch_size: int = 16
     forward_batch_size: Optional[int] = None  # rows per no-grad pass; None: micro_batch_size
 
     @property
-    def no_grad_batch_size(self) -> int:
+    def forward_rows(self) -> int:
+        """``forward_batch_size``, or ``micro_batch_size`` when it is not set."""
         return self.forward_batch_size or self.micro_batch_size
 
     def validate(self) -> None:
+        super().validate()
         _require(self.iterations >= 1, "iterations: must be >= 1")
-        _require(self.lr > 0, "lr: must be > 0")
         _require(self.forward_batch_size is None or self.forward_batch_size >= 1, "forward_batch_size: must be >= 1")
 
 
 @dataclass
-class TrainConfig(OptimSettings):
+class TrainConfig(LoopSettings):
     """The loop's sizes. Each iteration samples ``prompts_per_iteration × samples_per_prompt`` responses, then
     runs ``algorithm.epochs`` passes of ``minibatches`` optimizer steps, each accumulated over micro-batches of
     ``micro_batch_size`` sequences. ``forward_batch_size`` (default: ``micro_batch_size``) is the rows per no-grad

@@ -7,31 +7,34 @@ in .jsonl; a bad row is an error naming file, row and field. The result is a pla
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
+from typing import Literal
 from pathlib import Path
 
 import torch
 
-from ..config.schema import ModelConfig, _require
+from ..config.schema import ModelConfig, OptimSettings, _require
 from ..data.pair_encoding import pad_right
 from ..data.prompts import DataError, read_json_rows, row_to_messages
 from ..core.fsutil import atomic_dir
-from .optim import lr_lambda, make_optimizer
+from .engine import LocalEngine
 
 
 @dataclass
-class SFTTrainConfig:
+class SFTTrainConfig(OptimSettings):
+    """The optimizer (:class:`~blendrl.config.schema.OptimSettings`), ``batch_size`` conversations per step in
+    micro-batches of ``micro_batch_size``, ``epochs``, and ``max_length`` tokens per conversation."""
+
     epochs: int = 1
     batch_size: int = 16
     micro_batch_size: int = 8
     lr: float = 2e-5
-    schedule: str = "linear"
-    warmup_steps: int = 0
-    max_grad_norm: float = 1.0
+    schedule: Literal["constant", "linear", "cosine"] = "linear"
     max_length: int = 512
-    seed: int = 0
 
     def validate(self) -> None:
+        super().validate()
         _require(self.epochs >= 1 and self.batch_size >= 1 and self.micro_batch_size >= 1, "epochs, batch_size, "
                  "micro_batch_size: must be >= 1")
 
@@ -103,9 +106,7 @@ def run_sft(cfg: SFTRunConfig) -> dict:
     rows = encode_sft(read_sft_rows(cfg.data), tokenizer, cfg.train.max_length)
     t = cfg.train
     steps_per_epoch = -(-len(rows) // t.batch_size)
-    optimizer = make_optimizer(model.parameters(), t.lr, 0.0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(t.schedule, t.warmup_steps,
-                                                                        t.epochs * steps_per_epoch))
+    engine = LocalEngine(model, t.lr, t, t.epochs * steps_per_epoch)
     model.train()
     losses = []
     for epoch in range(t.epochs):
@@ -119,12 +120,9 @@ def run_sft(cfg: SFTRunConfig) -> dict:
                 ids, mask, labels = _batch(micro, tokenizer.pad_token_id)
                 logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
                 loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels[:, 1:], reduction="sum")
-                (loss / max(1, n_tokens)).backward()  # mean over the batch's response tokens
+                engine.backward(loss / max(1, n_tokens))  # mean over the batch's response tokens
                 total += loss.item()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), t.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            engine.step(math.isfinite(total))
             losses.append(total / max(1, n_tokens))
     final = Path(cfg.output_dir) / "final"
     with atomic_dir(final) as tmp:

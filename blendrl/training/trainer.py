@@ -35,7 +35,7 @@ from ..models.checkpointing import checkpointed
 from ..rewards import make_samples
 from ..rollout import SamplingParams, decode_responses
 from .experience import Experience, forward_rows, micro_batches, pad_response, response_logprobs, response_values
-from .optim import lr_lambda, make_optimizer
+from .engine import LocalEngine
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -70,17 +70,11 @@ class RLTrainer:
         self.moments = RunningMoments()
         self.params = SamplingParams(cfg.generation.max_new_tokens, cfg.generation.temperature, cfg.generation.top_p)
         total_steps = t.iterations * cfg.algorithm.epochs * t.minibatches
-        self.optimizers, self.schedulers = {}, {}
-        for name, module, lr in [("policy", models.policy, t.lr), ("critic", models.critic, cfg.critic.lr)]:
-            if module is None:
-                continue
-            opt = self.optimizers[name] = make_optimizer(module.parameters(), lr, t.weight_decay)
-            self.schedulers[name] = torch.optim.lr_scheduler.LambdaLR(
-                opt, lr_lambda(t.schedule, t.warmup_iterations, total_steps)
-            )
+        trained = [("policy", models.policy, t.lr), ("critic", models.critic, cfg.critic.lr)]
+        self.engines = {name: LocalEngine(module, lr, t, total_steps) for name, module, lr in trained if module}
         self.iteration = 0
         self.pending_values = None  # (B, T) with its graph: the first critic step's forward, run early
-        self.counters = {"skipped_samples": 0, "skipped_updates": 0}
+        self.counters = {"skipped_samples": 0}
 
     # ------------------------------------------------------------------ one iteration
     def step(self) -> StepOutput:
@@ -99,7 +93,7 @@ class RLTrainer:
         exp.response_mask[~valid] = 0.0
         timer["score"] = time.perf_counter()
         # 3. reference and critic
-        exp.ref_logp = self.m.reference.logprobs(exp, self.params.temperature, t.no_grad_batch_size)
+        exp.ref_logp = self.m.reference.logprobs(exp, self.params.temperature, t.forward_rows)
         if self.algorithm.needs_critic:
             exp.values = self.critic_values(exp)
         timer["ref_critic"] = time.perf_counter()
@@ -152,7 +146,7 @@ class RLTrainer:
         """``fn(micro-batch) -> (b, T')`` without grad over length-sorted, trimmed micro-batches of
         ``train.forward_batch_size`` rows (:func:`~blendrl.training.experience.forward_rows`). → (B, T)."""
         with torch.no_grad():
-            return forward_rows(fn, exp, self.cfg.train.no_grad_batch_size)
+            return forward_rows(fn, exp, self.cfg.train.forward_rows)
 
     def critic_values(self, exp: Experience) -> torch.Tensor:
         """V of the critic before the update, (B, T). When the first critic step will run one forward over the
@@ -216,7 +210,7 @@ class RLTrainer:
             )
         out = {k: v / n_updates for k, v in sums.items()}
         out["check/behaviour_logp_gap"] = logp_gap
-        out["lr"] = self.schedulers["policy"].get_last_lr()[0]
+        out["lr"] = self.engines["policy"].lr
         return out
 
     def optimize(self, name: str, exp: Experience, mb_idx: torch.Tensor, loss_fn, sums: dict) -> bool:
@@ -225,7 +219,7 @@ class RLTrainer:
         equals that of one masked mean over the whole minibatch. A NaN/inf loss or gradient skips the step; the
         remaining micro-batches are still evaluated (without backward) so that ``loss_fn`` sees every sample — the
         first policy pass records π_old for the later epochs."""
-        opt, sched = self.optimizers[name], self.schedulers[name]
+        engine = self.engines[name]
         mb_tokens = exp.response_mask[mb_idx].sum()
         stats_sum: dict[str, float] = {}
         finite = True
@@ -237,20 +231,14 @@ class RLTrainer:
                 if not finite:
                     continue
                 weight = sub.response_mask.sum() / mb_tokens
-                (loss * weight).backward()
+                engine.backward(loss * weight)
                 for k, v in stats.items():
                     stats_sum[k] = stats_sum.get(k, 0.0) + v * weight.item()
-        params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.train.max_grad_norm)) if finite else math.nan
+        grad_norm = engine.step(finite)
         if math.isfinite(grad_norm):
-            opt.step()
-            sched.step()
             stats_sum[f"grad_norm/{name}"] = grad_norm
             for k, v in stats_sum.items():
                 sums[k] = sums.get(k, 0.0) + v
-        else:
-            self.counters["skipped_updates"] += 1
-        opt.zero_grad(set_to_none=True)
         return math.isfinite(grad_norm)
 
     def rollout_metrics(self, exp, raw, valid, has_eos, seq_kl, timer) -> dict:
@@ -268,7 +256,7 @@ class RLTrainer:
             "response/length": lengths[valid].mean().item(),
             "response/eos_rate": has_eos.float().mean().item(),
             "skipped/samples_total": self.counters["skipped_samples"],
-            "skipped/updates_total": self.counters["skipped_updates"],
+            "skipped/updates_total": sum(e.skipped for e in self.engines.values()),
             "time/rollout_s": gen_s,
             "time/score_s": timer["score"] - timer["rollout"],
             "time/ref_critic_s": timer["ref_critic"] - timer["score"],
@@ -287,7 +275,7 @@ class RLTrainer:
         exp = Experience.from_rollout(rollout)
         responses = self.decode(exp)
         raw = self.score(prompts, responses, rollout.has_eos)
-        ref_logp = self.m.reference.logprobs(exp, self.params.temperature, self.cfg.train.no_grad_batch_size)
+        ref_logp = self.m.reference.logprobs(exp, self.params.temperature, self.cfg.train.forward_rows)
         seq_kl = masked_sum(exp.behaviour_logp - ref_logp, exp.response_mask, dim=1)
         valid = torch.isfinite(raw)
         metrics = {
@@ -315,11 +303,7 @@ class RLTrainer:
             "rng": rng_state(self.sampling_gen),
             "shuffle_gen": self.shuffle_gen.get_state(),
         }
-        optim = {
-            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
-            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
-        }
-        return trainer, optim
+        return trainer, {"engines": {k: e.state_dict() for k, e in self.engines.items()}}
 
     def load_state_dict(self, trainer: dict, optim: dict) -> None:
         from .checkpoint import set_rng_state
@@ -331,7 +315,5 @@ class RLTrainer:
         self.counters.update(trainer["counters"])
         set_rng_state(trainer["rng"], self.sampling_gen)
         self.shuffle_gen.set_state(trainer["shuffle_gen"])
-        for k, o in self.optimizers.items():
-            o.load_state_dict(optim["optimizers"][k])
-        for k, sch in self.schedulers.items():
-            sch.load_state_dict(optim["schedulers"][k])
+        for k, e in self.engines.items():
+            e.load_state_dict(optim["engines"][k])

@@ -78,7 +78,7 @@ class SummedPPOTrainer(RLTrainer):
 
     def evaluate(self, n_prompts: int) -> StepOutput:
         return evaluate_tasks(self.tasks, self.generator, self.m, self.params.temperature,
-                              self.cfg.train.no_grad_batch_size, self.cfg.train.seed, n_prompts)
+                              self.cfg.train.forward_rows, self.cfg.train.seed, n_prompts)
 
 
 def task_shares(cfg: CGPORunConfig) -> dict[str, float]:
@@ -125,7 +125,7 @@ def summed_ppo_config(cfg: CGPORunConfig, ppo_overrides: list[str] | None = None
                  "too_long": cfg.data.too_long},
         "algorithm": {"name": "ppo", "epochs": 1},
         "train": {"iterations": t.iterations, "lr": t.lr, "weight_decay": t.weight_decay,
-                  "warmup_iterations": t.warmup_iterations, "schedule": t.schedule, "max_grad_norm": t.max_grad_norm,
+                  "warmup_steps": t.warmup_steps, "schedule": t.schedule, "max_grad_norm": t.max_grad_norm,
                   "seed": t.seed, "threads": t.threads, "micro_batch_size": t.micro_batch_size,
                   "forward_batch_size": t.forward_batch_size,
                   "prompts_per_iteration": sum(x.prompts_per_iteration * x.samples_per_prompt for x in cfg.tasks),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 
 import torch
 
@@ -18,7 +17,7 @@ from ...models.checkpointing import checkpointed
 from ...rollout import Rollout, decode_responses, left_pad
 from .tasks import TaskRuntime
 from ..experience import Experience, forward_rows, response_logprobs
-from ..optim import lr_lambda, make_optimizer
+from ..engine import LocalEngine
 from ..trainer import Models, StepOutput
 
 
@@ -28,12 +27,10 @@ class CGPOTrainer:
         self.baseline_sampler = baseline_sampler  # samples ā from π_ref (inside reference.context())
         t = cfg.train
         self.sampling_gen = torch.Generator().manual_seed(t.seed)
-        self.optimizer = make_optimizer(models.policy.parameters(), t.lr, t.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_lambda(t.schedule, t.warmup_iterations, t.iterations))
+        self.engine = LocalEngine(models.policy, t.lr, t, t.iterations)  # one optimizer step per iteration
         self.temperature = cfg.generation.temperature
         self.iteration = 0
-        self.counters = {"skipped_samples": 0, "skipped_updates": 0}
+        self.counters = {"skipped_samples": 0}
 
     # ------------------------------------------------------------------ one iteration (Algorithm 2)
     def step(self) -> StepOutput:
@@ -51,23 +48,14 @@ class CGPOTrainer:
             finite = finite and task_finite
             if not finite:
                 break  # a NaN/inf loss: this iteration's gradient is discarded, never applied
-        params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.train.max_grad_norm)) if finite and params \
-            else math.nan
-        if math.isfinite(grad_norm):
-            self.optimizer.step()
+        # a NaN/inf loss or gradient is reported in the metrics, never written into the weights; no row to train
+        # (nothing passed the judges) is a step of norm 0 that changes nothing
+        grad_norm = self.engine.step(finite)
+        if self.engine.applied:
             self.m.reference.after_update(self.m.policy)
-        elif finite and not params:
-            grad_norm = 0.0  # no task had a row to train (e.g. nothing passed the judges)
-        else:  # a NaN/inf loss or gradient: reported in the metrics, never written into the weights
-            self.counters["skipped_updates"] += 1
-        self.optimizer.zero_grad(set_to_none=True)
-        with warnings.catch_warnings():  # the schedule advances per iteration, also when no step was taken
-            warnings.simplefilter("ignore", UserWarning)
-            self.scheduler.step()
         self.iteration += 1
-        metrics.update({"grad_norm": grad_norm, "lr": self.scheduler.get_last_lr()[0],
-                        "skipped/updates_total": self.counters["skipped_updates"],
+        metrics.update({"grad_norm": grad_norm, "lr": self.engine.lr,
+                        "skipped/updates_total": self.engine.skipped,
                         "skipped/samples_total": self.counters["skipped_samples"],
                         "time/iteration_s": time.perf_counter() - start})
         return StepOutput(metrics, samples)
@@ -104,7 +92,7 @@ class CGPOTrainer:
         scored = task.score(prompts, responses, rollout.has_eos)
         self.counters["skipped_samples"] += int((~scored.valid).sum())
         exp.response_mask[~scored.valid] = 0.0
-        exp.ref_logp = self.m.reference.logprobs(exp, self.temperature, self.cfg.train.no_grad_batch_size)
+        exp.ref_logp = self.m.reference.logprobs(exp, self.temperature, self.cfg.train.forward_rows)
         seq_kl = masked_sum(exp.behaviour_logp - exp.ref_logp, exp.response_mask, dim=1)  # (N,) generation time
         t2 = time.perf_counter()
         selection, metrics = task.optimizer.select(exp, scored.reward, scored.passed, seq_kl, k)
@@ -150,7 +138,7 @@ class CGPOTrainer:
                     loss = task.optimizer.loss(mb, logp) * (task.cfg.weight / units)
                     if not torch.isfinite(loss):
                         return math.nan, False
-                    loss.backward()
+                    self.engine.backward(loss)
                     total += loss.item()
         return total, True
 
@@ -166,9 +154,9 @@ class CGPOTrainer:
         responses = [tok(task.baseline_of(p), add_special_tokens=False)["input_ids"][: task.params.max_new_tokens - 1]
                      + ([eos] if eos is not None else []) for p in keep]
         exp = teacher_forced_experience([p.input_ids for p in keep], responses, tok.pad_token_id)
-        exp.ref_logp = self.m.reference.logprobs(exp, self.temperature, self.cfg.train.no_grad_batch_size)
+        exp.ref_logp = self.m.reference.logprobs(exp, self.temperature, self.cfg.train.forward_rows)
         exp.behaviour_logp = forward_rows(lambda mb: response_logprobs(self.m.policy, mb, self.temperature), exp,
-                                          self.cfg.train.no_grad_batch_size)
+                                          self.cfg.train.forward_rows)
         seq_kl = masked_sum(exp.behaviour_logp - exp.ref_logp, exp.response_mask, dim=1)  # (F,)
         ok = seq_kl <= task.cfg.optimizer.kl_max
         if not ok.any():
@@ -179,7 +167,7 @@ class CGPOTrainer:
 
     # ------------------------------------------------------------------ held-out evaluation per task
     def evaluate(self, n_prompts: int) -> StepOutput:
-        return evaluate_tasks(self.tasks, self.generator, self.m, self.temperature, self.cfg.train.no_grad_batch_size,
+        return evaluate_tasks(self.tasks, self.generator, self.m, self.temperature, self.cfg.train.forward_rows,
                               self.cfg.train.seed, n_prompts)
 
     # ------------------------------------------------------------------ state for exact resume
@@ -188,9 +176,7 @@ class CGPOTrainer:
 
         trainer = {"iteration": self.iteration, "counters": dict(self.counters), "rng": rng_state(self.sampling_gen),
                    "samplers": {t.name: t.sampler.state_dict() for t in self.tasks}}
-        optim = {"optimizers": {"policy": self.optimizer.state_dict()},
-                 "schedulers": {"policy": self.scheduler.state_dict()}}
-        return trainer, optim
+        return trainer, {"engines": {"policy": self.engine.state_dict()}}
 
     def load_state_dict(self, trainer: dict, optim: dict) -> None:
         from ..checkpoint import set_rng_state
@@ -200,8 +186,7 @@ class CGPOTrainer:
         set_rng_state(trainer["rng"], self.sampling_gen)
         for t in self.tasks:
             t.sampler.load_state_dict(trainer["samplers"][t.name])
-        self.optimizer.load_state_dict(optim["optimizers"]["policy"])
-        self.scheduler.load_state_dict(optim["schedulers"]["policy"])
+        self.engine.load_state_dict(optim["engines"]["policy"])
 
 
 def sample_tasks(generator, tasks: list[TaskRuntime], batches: list[list], gen: torch.Generator) -> list[Rollout]:

@@ -18,7 +18,7 @@ from ...config.rm_schema import RMRunConfig
 from ...data.pair_encoding import EncodedPairs, pad_right
 from ...functional.rm_losses import simcse_loss
 from ...models.heads import last_token_hidden, score_head
-from ..optim import lr_lambda, make_optimizer
+from ..engine import LocalEngine
 from .recipes import RECIPES, prepare_pairs
 
 
@@ -95,11 +95,8 @@ class RMTrainer:
         t = cfg.train
         self.steps_per_epoch = math.ceil(len(self.pairs) / t.batch_size)
         self.total_steps = t.epochs * self.steps_per_epoch
-        self.optimizer = make_optimizer(model.parameters(), t.lr, t.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_lambda(t.schedule, t.warmup_steps, self.total_steps))
+        self.engine = LocalEngine(model, t.lr, t, self.total_steps)
         self.step = 0
-        self.skipped_steps = 0
 
     @property
     def done(self) -> bool:
@@ -139,22 +136,10 @@ class RMTrainer:
             micro = idx[start: start + self.cfg.train.micro_batch_size]
             loss, stats = self.pair_loss(micro)
             weight = len(micro) / len(idx)
-            (loss * weight).backward()
+            self.engine.backward(loss * weight)
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + v * weight
         return sums
-
-    def apply_step(self) -> float:
-        """Clip, step (skipped and counted when the gradient is not finite), advance the schedule."""
-        params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.train.max_grad_norm))
-        if math.isfinite(grad_norm):
-            self.optimizer.step()
-        else:
-            self.skipped_steps += 1
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return grad_norm
 
     def gradient(self, idx: list[int]) -> dict:
         """Leave the gradient of the step's loss on pairs ``idx`` in ``.grad``; return statistics. The seam that
@@ -164,9 +149,9 @@ class RMTrainer:
     def train_step(self) -> dict:
         """One optimizer step on the next batch. Returns its metrics."""
         self.model.train(self.cfg.model.trainable != "head")
-        lr = self.scheduler.get_last_lr()[0]
+        lr = self.engine.lr
         stats = self.gradient(self.batch_indices(self.step))
-        stats["grad_norm"] = self.apply_step()
+        stats["grad_norm"] = self.engine.step(all(math.isfinite(v) for k, v in stats.items() if k.startswith("loss/")))
         self.step += 1
         return {**stats, "lr": lr, "epoch": (self.step - 1) // self.steps_per_epoch}
 
@@ -176,12 +161,10 @@ class RMTrainer:
         return self.scorer.score(enc.chosen), self.scorer.score(enc.rejected)
 
     def state_dict(self) -> tuple[dict, dict]:
-        trainer = {"step": self.step, "skipped_steps": self.skipped_steps, "seed": self.seed,
-                   "torch_rng": torch.get_rng_state()}
-        return trainer, {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+        trainer = {"step": self.step, "seed": self.seed, "torch_rng": torch.get_rng_state()}
+        return trainer, {"engines": {"model": self.engine.state_dict()}}
 
     def load_state_dict(self, trainer: dict, optim: dict) -> None:
-        self.step, self.skipped_steps = trainer["step"], trainer["skipped_steps"]
+        self.step = trainer["step"]
         torch.set_rng_state(trainer["torch_rng"])
-        self.optimizer.load_state_dict(optim["optimizer"])
-        self.scheduler.load_state_dict(optim["scheduler"])
+        self.engine.load_state_dict(optim["engines"]["model"])

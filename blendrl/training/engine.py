@@ -1,0 +1,79 @@
+"""The training-engine seam: how a loss becomes a weight update. Every trainer (PPO family, CGPO, reward models,
+SFT) calls ``engine.backward(loss)`` for each micro-batch and ``engine.step()`` once per optimizer step, so the
+rule below holds everywhere and a distributed or mixed-precision engine replaces this one without touching a loop.
+
+The rule of one optimizer step: clip the gradient's global norm to ``max_grad_norm``; apply the step only when the
+loss and the gradient are finite (a NaN or inf is counted in ``skipped`` and the gradient discarded, never written
+into the weights); with no gradient at all (nothing to train on) there is nothing to apply and nothing is skipped;
+the learning-rate schedule advances once per call either way, so the rate at step n does not depend on how many
+steps before it were skipped.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Protocol
+
+import torch
+
+from .optim import lr_lambda, make_optimizer
+
+
+class OptimizerSettings(Protocol):
+    """What an engine reads from a config's ``train`` section (:class:`blendrl.config.schema.OptimSettings`)."""
+
+    weight_decay: float
+    schedule: str
+    warmup_steps: int
+    max_grad_norm: float
+
+
+class LocalEngine:
+    """One model's AdamW and learning-rate schedule in this process: today's single-process training."""
+
+    def __init__(self, module: torch.nn.Module, lr: float, settings: OptimizerSettings, total_steps: int) -> None:
+        self.optimizer = make_optimizer(module.parameters(), lr, settings.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_lambda(settings.schedule, settings.warmup_steps, total_steps))
+        self.max_grad_norm = settings.max_grad_norm
+        self.skipped = 0  # optimizer steps not applied because the loss or the gradient was not finite
+        self.applied = False  # whether the last step() changed the weights
+
+    @property
+    def lr(self) -> float:
+        """The learning rate the next step applies."""
+        return self.scheduler.get_last_lr()[0]
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Accumulate the gradient of ``loss`` (a micro-batch's share of the step's loss)."""
+        loss.backward()
+
+    def step(self, finite: bool = True) -> float:
+        """Apply the accumulated gradient by the rule above (``finite``: every loss of this step was finite).
+        Returns the gradient norm before clipping: NaN for a skipped step, 0.0 when there was no gradient."""
+        params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        if not finite:
+            grad_norm = math.nan
+        elif not params:
+            grad_norm = 0.0
+        else:
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm))
+        self.applied = bool(params) and math.isfinite(grad_norm)
+        if not math.isfinite(grad_norm):
+            self.skipped += 1
+        elif self.applied:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        with warnings.catch_warnings():  # torch warns when the schedule advances past a step that was not taken
+            warnings.simplefilter("ignore", UserWarning)
+            self.scheduler.step()
+        return grad_norm
+
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "skipped": self.skipped}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.skipped = state["skipped"]
