@@ -114,7 +114,7 @@ def print_table(results: dict[str, list[dict]]) -> None:
     every seed's untrained model once (all rows of a seed start from the same model, prompts and sampling seed)."""
     seeds = {r["seed"]: r for runs in results.values() for r in runs}  # one run per seed gives its "before"
     tasks = list(next(iter(seeds.values()))["before"])
-    metrics = [("pass", "pass_rate"), ("reward", "reward"), ("KL", "kl_seq"), ("length", "length")]
+    metrics = [("pass", "pass_rate"), ("reward", "reward/mean"), ("KL", "kl/seq_k1"), ("length", "response/length")]
     cols = [f"{t} {label}" for label, _ in metrics for t in tasks] + ["seeds", "min/run"]
     print("| row | " + " | ".join(cols) + " |")
     print("|" + "---|" * (len(cols) + 1))

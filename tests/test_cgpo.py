@@ -25,7 +25,7 @@ def test_each_optimizer_raises_pass_rate_and_reward(tiny_dir, tmp_path, optimize
     before, after = res["before"].metrics, res["after"].metrics
     p = f"eval/{optimizer}/"
     assert before[p + "pass_rate"] < 0.6 and after[p + "pass_rate"] >= 0.9, (before, after)
-    assert after[p + "reward"] > before[p + "reward"] + 0.05
+    assert after[p + "reward/mean"] > before[p + "reward/mean"] + 0.05
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert any(f"{optimizer}/judge/no_no" in m for m in lines)
 
@@ -104,7 +104,7 @@ def test_nan_rewards_are_counted_skips(tiny_dir, tmp_path):
     trainer.tasks[0].reward.score = lambda samples: torch.where(
         torch.arange(len(samples)) % 2 == 0, original(samples), torch.tensor(float("nan")))
     metrics = trainer.step().metrics
-    assert metrics["skipped/samples_total"] == 4 and torch.isfinite(torch.tensor(metrics["crpg/reward"]))
+    assert metrics["skipped/samples_total"] == 4 and torch.isfinite(torch.tensor(metrics["crpg/reward/mean"]))
 
 
 def test_cgpo_config_errors_are_one_line(tmp_path, capsys):
@@ -219,7 +219,7 @@ def test_a_run_can_skip_the_before_evaluation_and_the_table_takes_it_from_anothe
     result = run(tiny_config(tiny_dir, tmp_path / "skip", **{"train.iterations": 1, "logging.eval_before": "false"}))
     assert "before" not in result and "after" in result
     logged = [json.loads(line) for line in (tmp_path / "skip" / "metrics.jsonl").read_text().splitlines()]
-    assert [m["iteration"] for m in logged if "eval/reward" in m] == [1]
+    assert [m["iteration"] for m in logged if "eval/reward/mean" in m] == [1]
 
     def write_run(name: str, evals: dict[int, float]) -> Path:
         folder = tmp_path / name
@@ -274,7 +274,7 @@ def test_hacking_signals_and_sandbox_stats_reach_the_metrics_and_the_eval_table(
     task.judges = [JudgeConfig(kind="code", name="unit_tests")]
     res = run_cgpo(cfg)
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    train = next(m for m in lines if "crpg/reward" in m)
+    train = next(m for m in lines if "crpg/reward/mean" in m)
     # the tiny model writes no code: every sample is a "no_code" violation, and nothing was tried in the sandbox
     n = task.prompts_per_iteration * task.samples_per_prompt
     assert train["crpg/judge/unit_tests/violation/no_code"] == n and train["crpg/judge/unit_tests"] == 0

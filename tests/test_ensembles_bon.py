@@ -81,7 +81,7 @@ def test_ensemble_of_trained_rms_drives_ppo_and_bon_reports_the_estimator(tiny_d
     res = run(cfg)
     metrics = [json.loads(line) for line in (tmp_path / "ppo" / "metrics.jsonl").read_text().splitlines()]
     assert any("reward/ens/disagreement" in m for m in metrics)
-    assert math.isfinite(res["after"].metrics["eval/reward"])
+    assert math.isfinite(res["after"].metrics["eval/reward/mean"])
     out = tmp_path / "bon"
     argv = ["bon", "--set", f"model.name={tiny_dir}", "--set", "generation.max_new_tokens=6", "--set", "bon.pool=6",
             "--set", "bon.prompts=3", "--set", f"output_dir={out}", "--set", "data.prompts=builtin:concise_eval",

@@ -257,7 +257,7 @@ def test_cli_train_eval_strength_and_ppo_with_the_trained_reward_model(tiny_dir,
     from blendrl.training.run import run
 
     res = run(cfg)
-    assert math.isfinite(res["after"].metrics["eval/reward"])
+    assert math.isfinite(res["after"].metrics["eval/reward/mean"])
 
 
 def test_metarm_samples_its_meta_set_from_a_policy(tiny_dir, rm_tiny_dir, tmp_path, prefs):

@@ -50,4 +50,4 @@ def test_two_sft_seeds_make_a_salsa_soup_reference(tiny_dir, tmp_path):
     cfg = tiny_config(finals[0], tmp_path / "ppo", **{"train.iterations": 2, "reference.kind": "soup",
                                                       "reference.paths": f"[{finals[0]}, {finals[1]}]"})
     res = run(cfg)
-    assert res["before"].metrics["eval/reward"] > 0.5  # SFT taught 'yes' (the tiny task's reward)
+    assert res["before"].metrics["eval/reward/mean"] > 0.5  # SFT taught 'yes' (the tiny task's reward)

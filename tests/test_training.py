@@ -25,7 +25,7 @@ def test_tiny_model_learns_to_say_yes(tiny_dir, tmp_path, algo):
     start = time.time()
     cfg = tiny_config(tiny_dir, tmp_path, **{"train.iterations": 30, "algorithm.name": algo})
     res = run(cfg)
-    before, after = res["before"].metrics["eval/reward"], res["after"].metrics["eval/reward"]
+    before, after = res["before"].metrics["eval/reward/mean"], res["after"].metrics["eval/reward/mean"]
     assert before < 0.1 and after > 0.6, (before, after)
     assert time.time() - start < 60
     metrics = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]

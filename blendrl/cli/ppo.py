@@ -14,7 +14,7 @@ def add_parser(sub) -> None:
 
 
 def _print_samples(title: str, step, n: int = 3) -> None:
-    print(f"\n== {title}: mean reward {step.metrics['eval/reward']:.3f} ==")
+    print(f"\n== {title}: mean reward {step.metrics['eval/reward/mean']:.3f} ==")
     for row in step.samples[:n]:
         print(f"  Q: {row['prompt']}\n  A: {row['response'].strip()!r}  (reward {row['reward']:.2f})")
 
@@ -31,7 +31,7 @@ def main(args: argparse.Namespace) -> int:
     if "after" in result:
         _print_samples("held-out prompts after training", result["after"])
     if "before" in result and "after" in result:
-        b, a = result["before"].metrics["eval/reward"], result["after"].metrics["eval/reward"]
+        b, a = result["before"].metrics["eval/reward/mean"], result["after"].metrics["eval/reward/mean"]
         print(f"\nheld-out reward: {b:.3f} -> {a:.3f} ({a - b:+.3f})")
     if "final" in result:
         print(f"final policy: {result['final']}  (load with AutoModelForCausalLM.from_pretrained)")

@@ -21,13 +21,14 @@ def read_evals(run_dir: str | Path) -> tuple[dict | None, dict]:
 
 
 def task_metrics(metrics: dict) -> dict[str, dict[str, float]]:
-    """``eval/<task>/<name>`` → {task: {name: value}}."""
+    """``eval/<task>/<name>`` → {task: {name: value}} for the CGPO tasks (the groups with a ``pass_rate``; a plain
+    PPO run's ``eval/reward/mean`` is not a task)."""
     out: dict[str, dict[str, float]] = {}
     for key, value in metrics.items():
         parts = key.split("/", 2)
         if len(parts) == 3 and parts[0] == "eval":
             out.setdefault(parts[1], {})[parts[2]] = value
-    return out
+    return {task: values for task, values in out.items() if "pass_rate" in values}
 
 
 def compare_table(runs: dict[str, str | Path]) -> str:
@@ -43,7 +44,8 @@ def compare_table(runs: dict[str, str | Path]) -> str:
     header = ["task", "metric", "before"] + [f"{label} after" for label in runs]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for task, values in before.items():
-        names = ["pass_rate"] + sorted(k for k in values if k.startswith("judge/")) + ["reward", "kl_seq", "length"]
+        names = ["pass_rate", *sorted(k for k in values if k.startswith("judge/")), "reward/mean", "kl/seq_k1",
+                 "response/length"]
         for name in names:
             cells = [values.get(name)] + [a.get(task, {}).get(name) for a in afters.values()]
             text = ["-" if v is None else f"{v:.2f}" for v in cells]

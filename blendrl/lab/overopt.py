@@ -203,8 +203,8 @@ def ppo_curve(run_dir: Path, policy: Policy, gold, proxy_score) -> list[dict]:
     """Points {iteration, kl, proxy, gold} from a finished run's logged held-out evaluations."""
     kl = {}
     for m in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()):
-        if "eval/kl_seq_k1" in m:
-            kl[m["iteration"]] = m["eval/kl_seq_k1"]
+        if "eval/kl/seq_k1" in m:
+            kl[m["iteration"]] = m["eval/kl/seq_k1"]
     by_text = {p.user_text: p for p in policy.eval_prompts}
     rows: dict[int, list] = {}
     for r in map(json.loads, (run_dir / "samples.jsonl").read_text().splitlines()):

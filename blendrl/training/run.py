@@ -203,8 +203,8 @@ def ppo_report(has_eval: bool, eval_text: Callable[[str, dict], str] | None = No
     """How a PPO-family run shows itself: reward, KL and seconds per iteration; the held-out reward before/after."""
 
     def reward_text(label: str, m: dict) -> str:
-        keys = ["eval/reward", "eval/length", "eval/eos_rate"] if label == "before" else \
-            ["eval/reward", "eval/kl_seq_k1", "eval/length"]
+        keys = ["eval/reward/mean", "eval/response/length", "eval/response/eos_rate"] if label == "before" else \
+            ["eval/reward/mean", "eval/kl/seq_k1", "eval/response/length"]
         return f"[eval {label}] {_fmt(m, keys)}"
 
     return RunReport(

@@ -279,10 +279,10 @@ class RLTrainer:
         seq_kl = masked_sum(exp.behaviour_logp - ref_logp, exp.response_mask, dim=1)
         valid = torch.isfinite(raw)
         metrics = {
-            "eval/reward": raw[valid].mean().item(),
-            "eval/kl_seq_k1": seq_kl.mean().item(),
-            "eval/length": exp.response_mask.sum(1).mean().item(),
-            "eval/eos_rate": rollout.has_eos.float().mean().item(),
+            "eval/reward/mean": raw[valid].mean().item(),
+            "eval/kl/seq_k1": seq_kl.mean().item(),
+            "eval/response/length": exp.response_mask.sum(1).mean().item(),
+            "eval/response/eos_rate": rollout.has_eos.float().mean().item(),
             **{f"eval/{k}": v for k, v in hack_signals(responses, rollout.has_eos.tolist(),
                                                        [p.user_text for p in prompts]).items()},
         }

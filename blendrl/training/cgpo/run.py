@@ -74,13 +74,13 @@ def eval_table(metrics: dict, tasks) -> str:
     lines = []
     for t in tasks:
         p = f"eval/{t.name}/"
-        if p + "reward" not in metrics:
+        if p + "reward/mean" not in metrics:
             continue
         judges = "  ".join(f"{n}={metrics[p + 'judge/' + n]:.2f}" for n in t.judges.names)
-        lines.append(f"  {t.name:<14} reward={metrics[p + 'reward']:.3f}"
-                     f"  calibrated={metrics[p + 'reward_calibrated']:.3f}"
-                     f"  pass={metrics[p + 'pass_rate']:.2f}  {judges}  kl={metrics[p + 'kl_seq']:.2f}"
-                     f"  len={metrics[p + 'length']:.1f}  injection={metrics[p + 'hack/injection']:.2f}"
+        lines.append(f"  {t.name:<14} reward={metrics[p + 'reward/mean']:.3f}"
+                     f"  calibrated={metrics[p + 'reward/calibrated']:.3f}"
+                     f"  pass={metrics[p + 'pass_rate']:.2f}  {judges}  kl={metrics[p + 'kl/seq_k1']:.2f}"
+                     f"  len={metrics[p + 'response/length']:.1f}  injection={metrics[p + 'hack/injection']:.2f}"
                      f"  repetition={metrics[p + 'hack/repetition']:.2f}"
                      f"  truncated={metrics[p + 'hack/truncated']:.2f}")
     return "\n".join(lines)
@@ -92,8 +92,8 @@ def run_cgpo(cfg: CGPORunConfig, resume: str | None = None, stop_after: int | No
     tasks = trainer.tasks
 
     def step_line(m: dict) -> str:
-        return "  ".join(f"{t.name}: r={m[f'{t.name}/reward']:.3f} pass={m[f'{t.name}/pass_rate']:.2f}"
-                         f" kl={m[f'{t.name}/kl_seq']:.2f}" for t in tasks)
+        return "  ".join(f"{t.name}: r={m[f'{t.name}/reward/mean']:.3f} pass={m[f'{t.name}/pass_rate']:.2f}"
+                         f" kl={m[f'{t.name}/kl/seq_k1']:.2f}" for t in tasks)
 
     report = RunReport(
         has_eval=any(t.eval_prompts for t in tasks),
