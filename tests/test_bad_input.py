@@ -113,6 +113,17 @@ def test_malformed_rows_name_file_row_and_field(tmp_path, tok, rows, message):
         load_prompts(str(f), tok, 64)
 
 
+@pytest.mark.parametrize("name", ["p.jsonl", "p.txt", "p.json"])
+def test_a_prompt_file_that_is_not_utf8_names_file_and_row(tmp_path, tok, name):
+    f = tmp_path / name
+    body = '{"prompt": "caf\xe9"}' if name != "p.txt" else "caf\xe9"
+    first = '{"prompt": "hello"}\n' if name != "p.json" else ""
+    f.write_bytes((first + body + "\n").encode("latin-1"))  # é as the single byte 0xe9
+    row = 1 if name == "p.json" else 2
+    with pytest.raises(DataError, match=rf"{name}, row {row}: not UTF-8 text \(byte 0xe9 at offset \d+\)"):
+        load_prompts(str(f), tok, 64)
+
+
 def test_prompt_longer_than_context_errors_or_is_counted(tmp_path, tok):
     f = tmp_path / "p.jsonl"
     f.write_text(json.dumps({"prompt": "hello " * 100}) + "\n" + json.dumps({"prompt": "hi", "metadata": {"a": 1}}))

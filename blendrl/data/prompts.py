@@ -64,10 +64,22 @@ def row_to_messages(obj: Any, where: str) -> tuple[list[dict], dict]:
     return messages, {**extra, **metadata}
 
 
+def read_text(path: Path) -> str:
+    """The file as UTF-8 text; a file that is not UTF-8 is a :class:`DataError` naming the file, the row (line) and
+    the byte offset of the first bad byte."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        row = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(f"{path}, row {row}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                        f"save the file as UTF-8") from None
+
+
 def read_json_rows(path: Path) -> list[tuple[int, Any]]:
     """``(row, object)`` pairs of a .jsonl file (1-based line numbers, blank lines skipped) or of a .json list.
-    Raises :class:`DataError` naming the file and row of invalid JSON."""
-    text = path.read_text(encoding="utf-8")
+    Raises :class:`DataError` naming the file and row of invalid JSON or of bytes that are not UTF-8."""
+    text = read_text(path)
     if path.suffix == ".json":
         try:
             data = json.loads(text)
@@ -100,7 +112,7 @@ def read_prompt_rows(source: str) -> list[tuple[list[dict], dict, str, int]]:
         if path.suffix in (".jsonl", ".json"):
             objs = read_json_rows(path)
         elif path.suffix == ".txt":
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines = read_text(path).splitlines()
             objs = [(i, {"prompt": line}) for i, line in enumerate(lines, 1) if line.strip()]
         else:
             raise DataError(f"{path}: unsupported prompt file type '{path.suffix}' (use .jsonl, .json or .txt)")
