@@ -1,4 +1,4 @@
-"""train.freed_memory: glibc keeps freed blocks for reuse (``keep``, the default) or hands them back (``return``)."""
+"""perf.freed_memory: glibc keeps freed blocks for reuse (``keep``, the default) or hands them back (``return``)."""
 import subprocess
 import sys
 
@@ -34,9 +34,8 @@ def test_keep_holds_freed_memory_and_return_gives_it_back():
     assert _released_mb("glibc")[0] == "False"
 
 
-def test_the_older_return_memory_to_os_key_still_loads():
-    base = {"train": {"return_memory_to_os": True}}
-    assert from_dict(PPORunConfig, base).train.freed_memory == "return"
-    with pytest.raises(ConfigError, match="contradicts freed_memory: glibc"):
-        from_dict(PPORunConfig, {"train": {"return_memory_to_os": True, "freed_memory": "glibc"}})
-    assert from_dict(PPORunConfig, {}).train.freed_memory == "keep"
+def test_freed_memory_is_a_perf_switch_and_keep_is_the_default():
+    assert from_dict(PPORunConfig, {}).perf.freed_memory == "keep"
+    assert from_dict(PPORunConfig, {"perf": {"freed_memory": "return"}}).perf.freed_memory == "return"
+    with pytest.raises(ConfigError, match=r"unknown config key 'train.freed_memory'"):
+        from_dict(PPORunConfig, {"train": {"freed_memory": "keep"}})

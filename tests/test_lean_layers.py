@@ -143,12 +143,33 @@ def test_kernel_gqa_only_for_grouped_sdpa_and_not_saved(tmp_path):
     assert torch.equal(out.logits, out2.logits) and torch.equal(step, step2)
 
 
-def test_loaders_apply_the_lean_layers(tiny_dir):
-    for model in (load_causal_lm(tiny_dir), load_critic(tiny_dir)):
+def test_loaders_apply_the_lean_layers_only_when_asked(tiny_dir):
+    for model in (load_causal_lm(tiny_dir, lean=True), load_critic(tiny_dir, lean=True)):
         norms = [m for m in model.modules() if type(m).__name__.endswith("RMSNorm")]
         assert norms and all(m.forward.__func__ is _lean_forward for m in norms)
         grouped = model.config.num_key_value_heads < model.config.num_attention_heads
         assert model.config._attn_implementation == (NAME if grouped else "sdpa")
+    for model in (load_causal_lm(tiny_dir), load_critic(tiny_dir)):  # a library user's model stays transformers'
+        norms = [m for m in model.modules() if type(m).__name__.endswith("RMSNorm")]
+        assert norms and not any(getattr(m.forward, "__func__", None) is _lean_forward for m in norms)
+        assert model.config._attn_implementation == "sdpa"
+
+
+def test_a_run_with_every_perf_switch_off_trains_to_the_same_numbers(tiny_dir, tmp_path):
+    from blendrl.training.run import build_trainer
+    from tests.tiny import tiny_config
+
+    def weights(**perf):
+        over = {"train.iterations": 1, "logging.eval_before": False, "data.eval_prompts": "null",
+                **{f"perf.{k}": v for k, v in perf.items()}}
+        trainer = build_trainer(tiny_config(tiny_dir, tmp_path / str(len(perf)), **over))
+        trainer.step()
+        return {k: v.detach().clone() for k, v in trainer.m.policy.state_dict().items()}
+
+    on = weights()
+    off = weights(lean_layers=False, tied_grads_in_place=False, cpu_kernels=False)
+    for k in on:
+        assert torch.allclose(on[k], off[k], atol=1e-5, rtol=0), k
 
 
 def test_kernel_gqa_attention_on_hand_numbers():

@@ -97,6 +97,6 @@ def test_lora_on_the_mlp_and_no_grad_passes_take_the_module_forward():
 
 
 def test_loaders_route_mlps_through_the_lean_forward(tiny_dir):
-    for model in (load_causal_lm(tiny_dir), load_critic(tiny_dir)):
+    for model in (load_causal_lm(tiny_dir, lean=True), load_critic(tiny_dir, lean=True)):
         mlps = [m for m in model.modules() if type(m).__name__.endswith("MLP")]
         assert mlps and all(m.forward.__func__ is _lean_forward for m in mlps)

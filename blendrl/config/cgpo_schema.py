@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from .schema import (
-    GenerationConfig, LoggingConfig, LoopSettings, ModelConfig, ReferenceConfig, RewardSourceConfig, _require,
+    GenerationConfig, LoggingConfig, LoopSettings, ModelConfig, PerfConfig, ReferenceConfig, RewardSourceConfig,
+    _require,
 )
 
 
@@ -110,6 +111,7 @@ class CGPORunConfig:
     tasks: list[TaskConfig] = field(default_factory=list)
     train: CGPOTrainConfig = field(default_factory=CGPOTrainConfig)
     logging: LoggingConfig = field(default_factory=lambda: LoggingConfig(output_dir="runs/cgpo"))
+    perf: PerfConfig = field(default_factory=PerfConfig)
     plugins: list[str] = field(default_factory=list)  # modules or .py files imported first (their registrations)
 
     def validate(self) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .schema import DataConfig, GenerationConfig, ModelConfig, RewardSourceConfig, _require
+from .schema import DataConfig, GenerationConfig, ModelConfig, PerfConfig, RewardSourceConfig, _require
 
 OBJECTIVES = ("single", "mean", "wco", "uwo")
 STARTS = ("base", "sft", "salsa")
@@ -128,6 +128,7 @@ class OverOptLabConfig:
     output_dir: str = "runs/lab_overopt"
     seed: int = 0
     threads: Optional[int] = None
+    perf: PerfConfig = field(default_factory=PerfConfig)
     plugins: list[str] = field(default_factory=list)  # modules or .py files imported first (their registrations)
 
     def validate(self) -> None:

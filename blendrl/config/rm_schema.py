@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from .schema import LoraConfig, OptimSettings, _require
+from .schema import LoraConfig, OptimSettings, PerfConfig, _require
 
 
 @dataclass
@@ -177,6 +177,7 @@ class RMRunConfig:
     strength: StrengthConfig = field(default_factory=StrengthConfig)
     eval: RMEvalConfig = field(default_factory=RMEvalConfig)
     logging: RMLoggingConfig = field(default_factory=RMLoggingConfig)
+    perf: PerfConfig = field(default_factory=PerfConfig)  # lean_layers applies to the trained reward model
     plugins: list[str] = field(default_factory=list)  # modules or .py files imported first (their registrations)
 
     def validate(self) -> None:

@@ -240,15 +240,10 @@ class OptimSettings:
 class LoopSettings(OptimSettings):
     """What every RL loop adds to the optimizer: ``iterations``, the rows per gradient pass
     (``micro_batch_size``; each loop sets its default) and per no-grad pass (``forward_batch_size``, default
-    ``micro_batch_size``; :attr:`forward_rows` resolves it), and the process allocator's ``freed_memory``.
+    ``micro_batch_size``; :attr:`forward_rows` resolves it)."""
 
-    ``freed_memory`` (glibc's malloc; no effect elsewhere): ``keep`` (default) keeps freed blocks in the process for
-    the next iteration's tensors, ``glibc`` leaves glibc's own thresholds, ``return`` hands blocks over 1 MiB back
-    to the OS at once (lower peak RSS, slower updates: every fresh page costs a page fault). Measurements:
-    docs/performance.md."""
 
     iterations: int = 20
-    freed_memory: Literal["keep", "glibc", "return"] = "keep"
     micro_batch_size: int = 16
     forward_batch_size: Optional[int] = None  # rows per no-grad pass; None: micro_batch_size
 
@@ -274,18 +269,35 @@ class TrainConfig(LoopSettings):
     prompts_per_iteration: int = 8
     samples_per_prompt: int = 2
     minibatches: int = 1
-    return_memory_to_os: bool = False  # the older name of ``freed_memory: return`` (kept so old configs load)
 
     def validate(self) -> None:
         super().validate()
-        if self.return_memory_to_os:
-            _require(self.freed_memory in ("keep", "return"),
-                     f"return_memory_to_os: true contradicts freed_memory: {self.freed_memory}")
-            self.freed_memory = "return"
         for name in ("prompts_per_iteration", "samples_per_prompt", "minibatches", "micro_batch_size"):
             _require(getattr(self, name) >= 1, f"{name}: must be >= 1")
         n = self.prompts_per_iteration * self.samples_per_prompt
         _require(n % self.minibatches == 0, f"minibatches: {n} samples do not split into {self.minibatches}")
+
+
+@dataclass
+class PerfConfig:
+    """Speed and memory tricks, one switch each, all on for a config-driven run (``blendrl`` commands and
+    :func:`blendrl.build_trainer`); a library user of :mod:`blendrl.models` gets none of them unless asked. None
+    changes a result beyond float rounding (each has tests against the plain path).
+
+    ``lean_layers``: trained models keep fewer activations for backward (:mod:`blendrl.models.lean`).
+    ``tied_grads_in_place``: a tied embedding/LM head accumulates its gradient in one buffer
+    (:mod:`blendrl.models.tied_grads`; it changes autograd's contract for that weight, so it is opt-out).
+    ``cpu_kernels``: decode steps on the CPU through blendrl's C++ kernel (:mod:`blendrl.rollout.cpu_gemm`;
+    ``BLENDRL_CPU_KERNELS=0`` also turns it off).
+    ``freed_memory`` (glibc's malloc; no effect elsewhere): ``keep`` (default) keeps freed blocks in the process for
+    the next iteration's tensors, ``glibc`` leaves glibc's own thresholds, ``return`` hands blocks over 1 MiB back
+    to the OS at once (lower peak RSS, slower updates: every fresh page costs a page fault). Measurements:
+    docs/performance.md."""
+
+    lean_layers: bool = True
+    tied_grads_in_place: bool = True
+    cpu_kernels: bool = True
+    freed_memory: Literal["keep", "glibc", "return"] = "keep"
 
 
 @dataclass
@@ -325,6 +337,7 @@ class PPORunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    perf: PerfConfig = field(default_factory=PerfConfig)
     plugins: list[str] = field(default_factory=list)  # modules or .py files imported first (their registrations)
 
     def validate(self) -> None:

@@ -1,4 +1,4 @@
-"""The process's ``malloc``: glibc's settings (``OptimSettings.freed_memory``) or another allocator preloaded.
+"""The process's ``malloc``: glibc's settings (``perf.freed_memory``) or another allocator preloaded.
 
 PyTorch on the CPU allocates with plain ``malloc``: by default glibc serves blocks over its (dynamic) mmap
 threshold with fresh ``mmap`` pages and trims the heap top on free, so the next iteration's tensors fault their

@@ -186,7 +186,7 @@ def ppo_config(cfg: OverOptLabConfig, run, proxies: list[Path], out: Path, sft: 
     """The run's PPO config; ``start: sft`` / ``salsa`` put SFT model 0 / the soup in as policy and reference."""
     data = json.loads(json.dumps(cfg.ppo.base))
     data.update({"model": to_dict(cfg.model), "generation": to_dict(cfg.generation), "data": to_dict(cfg.data),
-                 "rewards": [proxy_reward(run.objective, proxies, cfg.ppo.uwo_lam)]})
+                 "rewards": [proxy_reward(run.objective, proxies, cfg.ppo.uwo_lam)], "perf": to_dict(cfg.perf)})
     if run.start == "sft":
         data["model"]["name"] = str(sft["sft"][0])
     elif run.start == "salsa":
@@ -225,7 +225,7 @@ def run_lab(cfg: OverOptLabConfig) -> dict:
     from ..training.run import set_up_torch
     from .report import write_report
 
-    set_up_torch(cfg.threads, cfg.seed)
+    set_up_torch(cfg.threads, cfg.seed, cfg.perf)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.json", json.dumps(to_dict(cfg), indent=1))

@@ -14,8 +14,9 @@ from .lean import use_lean_layers
 from .loading import ModelNotFoundError, torch_dtype
 
 
-def load_critic(path: str, dtype: str = "float32"):
-    """A value model from a causal LM or a reward-model folder (its ``score`` head is reused when present).
+def load_critic(path: str, dtype: str = "float32", lean: bool = False):
+    """A value model from a causal LM or a reward-model folder (its ``score`` head is reused when present);
+    ``lean`` as :func:`~blendrl.models.loading.load_causal_lm`.
 
     Classifier dropout is 0 so that values are deterministic; the head has no bias so a sequence-classification
     reward model's ``score.weight`` carries over exactly.
@@ -45,7 +46,8 @@ def load_critic(path: str, dtype: str = "float32"):
         )
     if critic.config.pad_token_id is None:  # 0 is a valid pad id
         critic.config.pad_token_id = critic.config.eos_token_id
-    use_lean_layers(critic)
+    if lean:
+        use_lean_layers(critic)
     return critic.eval()
 
 

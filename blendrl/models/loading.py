@@ -109,14 +109,16 @@ def load_tokenizer(path: str):
     return tokenizer
 
 
-def load_causal_lm(path: str, dtype: str = "float32"):
-    """A causal LM in eval mode (``train()`` is called by the trainer), dropout-free forward for exact log-probs;
-    its MLPs, norms and attention keep fewer activations for backward (:mod:`blendrl.models.lean`)."""
+def load_causal_lm(path: str, dtype: str = "float32", lean: bool = False):
+    """A causal LM in eval mode (``train()`` is called by the trainer), dropout-free forward for exact log-probs.
+    ``lean``: its MLPs, norms and attention keep fewer activations for backward (:mod:`blendrl.models.lean`;
+    ``perf.lean_layers`` of a run)."""
     from transformers import AutoModelForCausalLM
 
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(dtype))
     except OSError as exc:
         raise ModelNotFoundError(f"cannot load model '{path}': {exc}") from None
-    use_lean_layers(model)
+    if lean:
+        use_lean_layers(model)
     return model.eval()

@@ -3,7 +3,7 @@
 The CPU analogue of OpenRLHF's ``--ref_reward_offload``: a frozen model's weights are written once, as raw bytes,
 to ``$BLENDRL_CACHE/offload/<pid>-<id>.bin``; between uses its parameters sit on the ``meta`` device (no memory),
 and ``with offloaded.loaded():`` reads the file back into freshly allocated tensors (``os.preadv``, from the OS
-page cache) for the duration of the block. Under ``train.freed_memory: keep`` (the default) those tensors can take
+page cache) for the duration of the block. Under ``perf.freed_memory: keep`` (the default) those tensors can take
 the pages the update freed (its gradients and activations) and give them back to the next update, so that an
 iteration's peak RSS is the larger of "update" and "frozen model in use", not their sum. How well malloc reuses
 them is its own: glibc's heap fragments (:mod:`blendrl.core.malloc`). Cost: one read per use from the OS page

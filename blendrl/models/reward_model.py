@@ -40,11 +40,12 @@ def load_rm_tokenizer(path: str):
     return tokenizer
 
 
-def load_reward_model(name: str, dtype: str = "float32", dropout: float | None = None):
+def load_reward_model(name: str, dtype: str = "float32", dropout: float | None = None, lean: bool = False):
     """``(model, tokenizer)``: ``AutoModelForSequenceClassification(num_labels=1)`` from a backbone or RM folder.
 
     A causal-LM backbone gets a fresh ``score`` head (HF init). ``dropout`` overrides every dropout knob of the
-    config (None keeps the model's own values); the model is returned in eval mode.
+    config (None keeps the model's own values); ``lean`` as :func:`~blendrl.models.loading.load_causal_lm` (for a
+    model that trains); the model is returned in eval mode.
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
@@ -68,7 +69,8 @@ def load_reward_model(name: str, dtype: str = "float32", dropout: float | None =
     tokenizer = load_rm_tokenizer(path)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
-    use_lean_layers(model)
+    if lean:
+        use_lean_layers(model)
     return model.eval(), tokenizer
 
 

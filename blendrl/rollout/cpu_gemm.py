@@ -40,7 +40,8 @@ from ..models.loading import cache_root
 SOURCE = Path(__file__).with_name("cpu_gemm.cpp")
 FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp", "-fPIC", "-shared", "-std=c++17"]
 MAX_ROWS = 32  # above 32 rows F.linear is as fast (benchmarks/generation.py --kernels)
-ENABLED = os.environ.get("BLENDRL_CPU_KERNELS", "1") != "0"  # benchmarks flip it to compare with F.linear
+ENV_ENABLED = os.environ.get("BLENDRL_CPU_KERNELS", "1") != "0"
+ENABLED = ENV_ENABLED  # a run's perf.cpu_kernels sets it; benchmarks flip it to compare with F.linear
 
 
 def _compiler() -> str | None:

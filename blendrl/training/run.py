@@ -12,13 +12,14 @@ from ..core import malloc
 from ..algorithms import build_algorithm
 from ..core.types import eos_ids
 from ..config import ConfigError, PPORunConfig, to_dict
+from ..config.schema import PerfConfig
 from ..data import load_prompts
 from ..core.fsutil import atomic_dir
 from ..models import add_lora, is_peft, load_causal_lm, load_critic, load_tokenizer, resolve_model
 from ..models.checkpointing import enable_checkpointing
 from ..models.tied_grads import accumulate_tied_grads_in_place
 from ..rewards import build_reward
-from ..rollout import GENERATORS
+from ..rollout import GENERATORS, cpu_gemm
 from .checkpoint import find_checkpoint, load_trainer_state, load_weights, save_checkpoint
 from .logging import RunLogger
 from .names import check_names
@@ -34,13 +35,15 @@ class PolicyStack:
     generator: object
 
 
-def build_policy_stack(model_cfg, reference_cfg, generation_cfg) -> PolicyStack:
-    """The policy (with LoRA when configured; a tied embedding/head accumulating its gradient in place,
-    :mod:`blendrl.models.tied_grads`), its tokenizer, the reference strategy and the generator."""
+def build_policy_stack(model_cfg, reference_cfg, generation_cfg, perf: PerfConfig) -> PolicyStack:
+    """The policy (with LoRA when configured; with ``perf.tied_grads_in_place`` a tied embedding/head accumulating
+    its gradient in place, :mod:`blendrl.models.tied_grads`), its tokenizer, the reference strategy and the
+    generator."""
     policy_path = resolve_model(model_cfg.name)
     tokenizer = load_tokenizer(policy_path)
-    policy = load_causal_lm(policy_path, model_cfg.dtype)
-    accumulate_tied_grads_in_place(policy)  # a tied embedding/head: one (V, H) gradient buffer, not three
+    policy = load_causal_lm(policy_path, model_cfg.dtype, lean=perf.lean_layers)
+    if perf.tied_grads_in_place:
+        accumulate_tied_grads_in_place(policy)  # a tied embedding/head: one (V, H) gradient buffer, not three
     if model_cfg.gradient_checkpointing:
         enable_checkpointing(policy)
     if model_cfg.lora is not None:
@@ -53,10 +56,13 @@ def build_policy_stack(model_cfg, reference_cfg, generation_cfg) -> PolicyStack:
     return PolicyStack(policy, tokenizer, reference, generator)
 
 
-def set_up_torch(threads: int | None, seed: int, freed_memory: str = "keep") -> None:
+def set_up_torch(threads: int | None, seed: int, perf: PerfConfig) -> None:
+    """Process-wide settings of a run: torch threads, the global seed, and the process-wide ``perf`` switches
+    (malloc's ``freed_memory``, the CPU decode kernel)."""
     if threads:
         torch.set_num_threads(threads)
-    malloc.configure(freed_memory)
+    malloc.configure(perf.freed_memory)
+    cpu_gemm.ENABLED = perf.cpu_kernels and cpu_gemm.ENV_ENABLED
     torch.manual_seed(seed)
 
 
@@ -68,13 +74,14 @@ def build_trainer(cfg: PPORunConfig, resume: str | None = None, trainer_cls: typ
     if reward is None and not cfg.rewards:
         raise ConfigError("rewards: at least one reward source is required")
     check_names(cfg)
-    set_up_torch(cfg.train.threads, cfg.train.seed, cfg.train.freed_memory)
-    stack = build_policy_stack(cfg.model, cfg.reference, cfg.generation)
+    set_up_torch(cfg.train.threads, cfg.train.seed, cfg.perf)
+    stack = build_policy_stack(cfg.model, cfg.reference, cfg.generation, cfg.perf)
     policy, tokenizer, reference = stack.policy, stack.tokenizer, stack.reference
     algorithm = build_algorithm(cfg.algorithm, cfg.kl, cfg.train.samples_per_prompt, cfg.regularizer)
     critic = None
     if algorithm.needs_critic:
-        critic = load_critic(resolve_model(cfg.critic.path or cfg.model.name), cfg.model.dtype)
+        critic = load_critic(resolve_model(cfg.critic.path or cfg.model.name), cfg.model.dtype,
+                             lean=cfg.perf.lean_layers)
         if cfg.model.gradient_checkpointing:
             enable_checkpointing(critic)
         if cfg.critic.lora is not None:

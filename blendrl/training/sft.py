@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from ..config.schema import ModelConfig, OptimSettings, _require
+from ..config.schema import ModelConfig, OptimSettings, PerfConfig, _require
 from ..data.pair_encoding import pad_right
 from ..data.prompts import DataError, read_json_rows, row_to_messages
 from ..core.fsutil import atomic_dir
@@ -47,6 +47,8 @@ class SFTRunConfig:
     data: str = "sft.jsonl"
     train: SFTTrainConfig = field(default_factory=SFTTrainConfig)
     output_dir: str = "runs/sft"
+    perf: PerfConfig = field(default_factory=PerfConfig)  # lean_layers applies to the trained model
+    plugins: list[str] = field(default_factory=list)
 
 
 def read_sft_rows(path: str) -> list[list[dict]]:
@@ -102,7 +104,7 @@ def run_sft(cfg: SFTRunConfig) -> dict:
     from ..models import load_causal_lm, load_tokenizer, resolve_model
 
     path = resolve_model(cfg.model.name)
-    tokenizer, model = load_tokenizer(path), load_causal_lm(path, cfg.model.dtype)
+    tokenizer, model = load_tokenizer(path), load_causal_lm(path, cfg.model.dtype, lean=cfg.perf.lean_layers)
     rows = encode_sft(read_sft_rows(cfg.data), tokenizer, cfg.train.max_length)
     t = cfg.train
     steps_per_epoch = -(-len(rows) // t.batch_size)

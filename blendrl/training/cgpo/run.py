@@ -57,8 +57,8 @@ def build_tasks(cfg: CGPORunConfig, tokenizer, reference, sampler) -> list[TaskR
 
 def build_cgpo_trainer(cfg: CGPORunConfig, resume: str | None = None) -> CGPOTrainer:
     check_names(cfg)
-    set_up_torch(cfg.train.threads, cfg.train.seed, cfg.train.freed_memory)
-    stack = build_policy_stack(cfg.model, cfg.reference, cfg.generation)
+    set_up_torch(cfg.train.threads, cfg.train.seed, cfg.perf)
+    stack = build_policy_stack(cfg.model, cfg.reference, cfg.generation, cfg.perf)
     sampler = reference_sampler(cfg, stack.tokenizer, stack.policy, stack.reference)
     tasks = build_tasks(cfg, stack.tokenizer, stack.reference, sampler)
     trainer = CGPOTrainer(cfg, Models(stack.policy, stack.tokenizer, None, stack.reference), stack.generator, tasks,

@@ -46,7 +46,7 @@ def load_pairs(source: str, tokenizer, cfg: RMRunConfig) -> EncodedPairs:
 def build_model(cfg: RMRunConfig):
     """``(model, tokenizer)`` with LoRA adapters when ``model.trainable`` is lora."""
     torch.manual_seed(cfg.train.seed)  # the fresh score head
-    model, tokenizer = load_reward_model(cfg.model.name, cfg.model.dtype, cfg.model.dropout)
+    model, tokenizer = load_reward_model(cfg.model.name, cfg.model.dtype, cfg.model.dropout, lean=cfg.perf.lean_layers)
     if cfg.model.trainable == "lora":
         model = add_lora(model, cfg.model.lora, task_type="SEQ_CLS")
     return model, tokenizer
