@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from blendrl.functional.logprobs import token_logprobs
+from blendrl.models.logprob_head import token_logprobs
 from tests.tiny import build_model, build_tokenizer
 
 

@@ -5,7 +5,7 @@ import copy
 
 import torch
 
-from blendrl.functional.logprobs import token_logprobs
+from blendrl.models.logprob_head import token_logprobs
 from blendrl.models.tied_grads import accumulate_tied_grads_in_place, grads_in_place
 from blendrl.training.experience import Experience, response_logprobs
 from tests.test_rollout import _tiny_causal_lm

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ..functional.logprobs import token_logprobs
+from ..models.logprob_head import token_logprobs
 from ..models.layout import decoder_and_head, decoder_and_value_head
 from ..models.prefix_sharing import suffix_hidden
 from ..models.tied_grads import grads_in_place

@@ -3,9 +3,9 @@
 ``token_logprobs(hidden, weight, targets, temperature)`` = ``log_softmax(hidden @ weightᵀ / temperature)[targets]``,
 computed one vocabulary chunk at a time, forward and backward (a chunk's logits are recomputed in backward). The
 same numbers and gradients as the plain expression, with one extra LM-head matmul in backward instead of a
-(B, T, V) float tensor and its gradient: on SmolLM2 (V = 49152) at 16 × 48 response tokens those are 151 MB each,
-and every elementwise pass over them (divide by temperature, logsumexp, gather's zero-filled gradient, ...) cost
-0.2–0.25 s here, most of it first-touch page faults of freshly mapped memory.
+(B, T, V) float tensor and its gradient (151 MB each on SmolLM2, V = 49152, at 16 × 48 response tokens), every
+elementwise pass over which costs first-touch page faults of freshly mapped memory (docs/performance.md). It lives
+with the models, not in :mod:`blendrl.functional`, because of its one side effect below.
 
 The softmax derivative used in backward: ∂ log p_t / ∂ z_j = 1[j = t] − p_j with z = logits / temperature.
 
