@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from .schema import LoraConfig, OptimSettings, PerfConfig, _require
+from .schema import LogSettings, LoraConfig, OptimSettings, PerfConfig, _require
 
 
 @dataclass
@@ -155,16 +155,6 @@ class RMEvalConfig:
 
 
 @dataclass
-class RMLoggingConfig:
-    output_dir: str = "runs/rm"
-    save_every: int = 0  # optimizer steps between checkpoints (0 = only at the end)
-    keep_checkpoints: int = 2
-    log_every: int = 1
-    tensorboard: bool = True
-    progress: bool = True
-
-
-@dataclass
 class RMRunConfig:
     """Everything ``blendrl rm`` reads."""
 
@@ -176,7 +166,7 @@ class RMRunConfig:
     train: RMTrainConfig = field(default_factory=RMTrainConfig)
     strength: StrengthConfig = field(default_factory=StrengthConfig)
     eval: RMEvalConfig = field(default_factory=RMEvalConfig)
-    logging: RMLoggingConfig = field(default_factory=RMLoggingConfig)
+    logging: LogSettings = field(default_factory=lambda: LogSettings(output_dir="runs/rm"))
     perf: PerfConfig = field(default_factory=PerfConfig)  # lean_layers applies to the trained reward model
     plugins: list[str] = field(default_factory=list)  # modules or .py files imported first (their registrations)
 

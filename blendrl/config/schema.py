@@ -301,22 +301,35 @@ class PerfConfig:
 
 
 @dataclass
-class LoggingConfig:
-    """Output folder (metrics.jsonl, TensorBoard events, samples.jsonl, checkpoints/). ``save_every`` and
-    ``eval_every`` in iterations (0 = only at the end). ``eval_before`` (default true): evaluate the held-out prompts
-    before training; a run whose starting point another run has already measured with the same model, prompts and
-    seed (the main job's summed-PPO baseline) can skip it — ``blendrl eval --runs`` takes the "before" column from
-    the first run that has one."""
+class LogSettings:
+    """Where and how every trainer writes: ``output_dir`` (metrics.jsonl, TensorBoard events, checkpoints/),
+    metrics every ``log_every`` steps, a checkpoint every ``save_every`` steps (0 = only at the end; a step is an
+    iteration of an RL loop, an optimizer step of the reward-model trainer), the last ``keep_checkpoints`` kept."""
 
     output_dir: str = "runs/ppo"
     save_every: int = 0
     keep_checkpoints: int = 2
+    log_every: int = 1
+    tensorboard: bool = True
+    progress: bool = True
+
+    def validate(self) -> None:
+        _require(self.log_every >= 1, "log_every: must be >= 1")
+        _require(self.keep_checkpoints >= 1, "keep_checkpoints: must be >= 1")
+
+
+@dataclass
+class LoggingConfig(LogSettings):
+    """:class:`LogSettings` plus the RL loops' held-out evaluation: every ``eval_every`` iterations (0 = only at the
+    end) on ``eval_prompts`` prompts, and ``log_samples`` sample generations per iteration to samples.jsonl.
+    ``eval_before`` (default true): evaluate before training; a run whose starting point another run has already
+    measured with the same model, prompts and seed (the main job's summed-PPO baseline) can skip it — ``blendrl eval
+    --runs`` takes the "before" column from the first run that has one."""
+
     eval_every: int = 0
     eval_prompts: int = 16
     eval_before: bool = True
     log_samples: int = 2
-    tensorboard: bool = True
-    progress: bool = True
 
 
 @dataclass

@@ -182,7 +182,8 @@ def drive(trainer, cfg, report: RunReport, stop_after: int | None = None) -> dic
         while trainer.iteration < cfg.train.iterations:
             step = trainer.step()
             it = trainer.iteration
-            logger.log(it, step.metrics)
+            if it % lg.log_every == 0 or it == cfg.train.iterations:
+                logger.log(it, step.metrics)
             logger.log_samples(it, "train", step.samples)
             logger.progress(report.progress(step.metrics))
             if not lg.progress:
