@@ -138,7 +138,7 @@ def export_final(trainer: RLTrainer, out: Path) -> Path:
 
 
 def _fmt(metrics: dict, keys: list[str]) -> str:
-    return "  ".join(f"{k.split('/')[-1]}={metrics[k]:.3f}" for k in keys if k in metrics)
+    return "  ".join(f"{k.removeprefix('eval/')}={metrics[k]:.3f}" for k in keys if k in metrics)
 
 
 @dataclass
