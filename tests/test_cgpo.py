@@ -163,6 +163,12 @@ def test_summed_ppo_pool_matches_the_cgpo_task_shares(tiny_dir, tmp_path):
     ppo = summed_ppo_config(cfg, ["kl.coef=0.2"])
     assert ppo.train.prompts_per_iteration == 40 and ppo.train.samples_per_prompt == 1
     assert ppo.kl.coef == 0.2 and ppo.train.lr == cfg.train.lr and ppo.algorithm.name == "ppo"
+    from dataclasses import fields
+
+    from blendrl.config.schema import LoopSettings
+    for f in fields(LoopSettings):  # every optimizer and loop setting carries over, none dropped
+        assert getattr(ppo.train, f.name) == getattr(cfg.train, f.name), f.name
+    assert ppo.perf == cfg.perf
 
 
 def test_summed_ppo_trains_and_reports_per_task_like_cgpo(tiny_dir, tmp_path, capsys):

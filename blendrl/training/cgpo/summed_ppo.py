@@ -15,7 +15,7 @@ reward, ā and sampling seed), so the two runs' tables compare line by line.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
@@ -23,6 +23,7 @@ import torch
 from ...config import ConfigError, PPORunConfig, to_dict
 from ...config.cgpo_schema import CGPORunConfig
 from ...config.loader import apply_overrides, from_dict
+from ...config.schema import LoopSettings
 from ...core.fsutil import atomic_write_text
 from ...core.types import Sample
 from ...data.prompts import read_prompt_rows
@@ -124,13 +125,12 @@ def summed_ppo_config(cfg: CGPORunConfig, ppo_overrides: list[str] | None = None
                  "max_prompt_tokens": cfg.data.max_prompt_tokens, "chat_template": cfg.data.chat_template,
                  "too_long": cfg.data.too_long},
         "algorithm": {"name": "ppo", "epochs": 1},
-        "train": {"iterations": t.iterations, "lr": t.lr, "weight_decay": t.weight_decay,
-                  "warmup_steps": t.warmup_steps, "schedule": t.schedule, "max_grad_norm": t.max_grad_norm,
-                  "seed": t.seed, "threads": t.threads, "micro_batch_size": t.micro_batch_size,
-                  "forward_batch_size": t.forward_batch_size,
+        # every optimizer and loop setting CGPO has (one type, LoopSettings), then PPO's own batch shape
+        "train": {**{f.name: getattr(t, f.name) for f in fields(LoopSettings)},
                   "prompts_per_iteration": sum(x.prompts_per_iteration * x.samples_per_prompt for x in cfg.tasks),
                   "samples_per_prompt": 1},
         "logging": {**to_dict(cfg.logging), "output_dir": str(out)},
+        "perf": to_dict(cfg.perf), "plugins": list(cfg.plugins),
     }
     return from_dict(PPORunConfig, apply_overrides(data, list(ppo_overrides or [])))
 
