@@ -18,9 +18,22 @@ import torch
 
 from ..config import AlgorithmConfig, KLConfig
 from ..functional import clip_fraction, kl_penalty, masked_mean, policy_loss
+from ..core import dist
 from ..core.registry import Registry
 from ..functional.regularizers import REGULARIZERS
 from ..core.types import Experience
+
+def batch_wide(fn, *tensors: torch.Tensor, local: bool = True) -> torch.Tensor:
+    """``fn`` over the whole batch: in a data-parallel run it sees every rank's rows in order
+    (:func:`blendrl.core.dist.gather_rows`), so a baseline, a whitening or a mean is the whole batch's, and
+    (``local``) this rank's rows of its result come back; in one process it is ``fn(*tensors)``, nothing else."""
+    if not dist.active():
+        return fn(*tensors)
+    gathered = [dist.gather_rows(t) for t in tensors]
+    out = fn(*(g for g, _ in gathered))
+    first, n = gathered[0][1], tensors[0].shape[0]
+    return out[first: first + n] if local else out
+
 
 ALGORITHMS: Registry = Registry("algorithm", builtins=("blendrl.algorithms.ppo", "blendrl.algorithms.critic_free"))
 

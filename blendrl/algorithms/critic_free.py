@@ -9,7 +9,7 @@ default (None) they are left as the estimator made them.
 from __future__ import annotations
 
 from ..functional import SEQUENCE_ADVANTAGES, masked_sum, whiten
-from .base import ALGORITHMS, Algorithm
+from .base import ALGORITHMS, Algorithm, batch_wide
 
 
 class SequenceAdvantagePG(Algorithm):
@@ -23,11 +23,12 @@ class SequenceAdvantagePG(Algorithm):
         mask = exp.response_mask  # (B, T)
         seq_kl = masked_sum(self.kl_in_reward(exp), mask, dim=1)  # (B,)
         rewards = exp.scores - kl_coef * seq_kl  # (B,)
-        adv = SEQUENCE_ADVANTAGES[self.estimator](rewards, self.k)  # (B,)
+        adv = batch_wide(lambda r: SEQUENCE_ADVANTAGES[self.estimator](r, self.k), rewards)  # (B,)
         exp.advantages = adv[:, None] * mask  # (B, T)
         if self.cfg.whiten_advantages:
-            exp.advantages = whiten(exp.advantages, mask) * mask
-        return {"pg/sequence_reward_mean": rewards.mean().item(), "pg/advantage_abs_mean": adv.abs().mean().item()}
+            exp.advantages = batch_wide(lambda a, m: whiten(a, m) * m, exp.advantages, mask)
+        return {"pg/sequence_reward_mean": batch_wide(lambda r: r.mean()[None], rewards, local=False).item(),
+                "pg/advantage_abs_mean": batch_wide(lambda a: a.abs().mean()[None], adv, local=False).item()}
 
 
 @ALGORITHMS.register("reinforce")

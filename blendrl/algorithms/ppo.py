@@ -9,7 +9,7 @@ from __future__ import annotations
 
 
 from ..functional import gae, masked_mean, token_rewards, value_loss, whiten
-from .base import ALGORITHMS, Algorithm
+from .base import ALGORITHMS, Algorithm, batch_wide
 
 
 @ALGORITHMS.register("ppo")
@@ -21,14 +21,16 @@ class PPO(Algorithm):
         kl = self.kl_in_reward(exp)  # (B, T)
         rewards = token_rewards(exp.scores, kl, mask, kl_coef)  # (B, T)
         if self.cfg.whiten_rewards:
-            rewards = whiten(rewards, mask, shift_mean=False) * mask
+            rewards = batch_wide(lambda r, m: whiten(r, m, shift_mean=False) * m, rewards, mask)
         adv, returns = gae(rewards, exp.values, mask, self.cfg.gamma, self.cfg.lam)  # (B, T) each
-        exp.advantages = whiten(adv, mask) * mask if self.cfg.whiten_advantages is not False else adv
+        exp.advantages = batch_wide(lambda a, m: whiten(a, m) * m, adv, mask) \
+            if self.cfg.whiten_advantages is not False else adv
         exp.returns = returns
         return {
-            "ppo/returns_mean": masked_mean(returns, mask).item(),
-            "ppo/values_mean": masked_mean(exp.values, mask).item(),
-            "ppo/token_reward_mean": masked_mean(rewards, mask).item(),
+            "ppo/returns_mean": batch_wide(lambda x, m: masked_mean(x, m)[None], returns, mask, local=False).item(),
+            "ppo/values_mean": batch_wide(lambda x, m: masked_mean(x, m)[None], exp.values, mask, local=False).item(),
+            "ppo/token_reward_mean": batch_wide(lambda x, m: masked_mean(x, m)[None], rewards, mask,
+                                                local=False).item(),
         }
 
     def critic_loss(self, mb, values):

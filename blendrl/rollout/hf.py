@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from ..models.layout import is_llama_layout
+from ..core.dist import Shard
 from .base import GENERATORS, Rollout, SamplingParams, left_pad
 from .sampling import sample_from_logits
 from .static_decode import StaticKVDecoder
@@ -26,7 +27,11 @@ class HFGenerator:
         self.eos_ids = torch.tensor(sorted(set(eos_ids)), dtype=torch.long)
 
     @torch.no_grad()
-    def sample(self, prompts: list[list[int]], params: SamplingParams, generator: torch.Generator) -> Rollout:
+    def sample(self, prompts: list[list[int]], params: SamplingParams, generator: torch.Generator,
+               shard: Shard | None = None) -> Rollout:
+        """``shard``: these prompts are rows ``shard.offset ..`` of a global batch of ``shard.total`` sampled by
+        several ranks; each step draws the whole batch's uniforms and uses this rank's, and the loop runs until every
+        rank is done, so the rows get the tokens one process sampling the whole batch would give them."""
         from transformers import DynamicCache
 
         was_training = self.model.training
@@ -61,15 +66,23 @@ class HFGenerator:
         next_pos = positions[:, -1:] + 1  # (B, 1)
         steps = 0
         for t in range(N):
-            tok, logp = sample_from_logits(logits, params.temperature, params.top_p, generator)  # (B,), (B,)
+            u = None
+            if shard is not None:  # the global batch's draws, this rank's rows
+                u = torch.rand((shard.total, 1), generator=generator, dtype=torch.float64)
+                u = u[shard.offset: shard.offset + B]  # (B, 1)
+            tok, logp = sample_from_logits(logits, params.temperature, params.top_p, generator, u)  # (B,), (B,)
             tok = torch.where(done, torch.full_like(tok, self.pad_id), tok)
             tokens[:, t] = tok
             logps[:, t] = logp * (~done)
             mask[:, t] = (~done).float()
             done |= torch.isin(tok, self.eos_ids)
             steps = t + 1
-            if done.all() or t == N - 1:
+            finished = bool(done.all()) if shard is None else shard.all_done(bool(done.all()))
+            if finished or t == N - 1:
                 break
+            if done.all():  # this rank is done, another is not: keep drawing, skip the forward
+                next_pos = next_pos + 1
+                continue
             if decoder is not None:
                 logits = decoder.step(tok, next_pos)
             else:

@@ -63,13 +63,16 @@ def _sample_nucleus(logp: torch.Tensor, top_p: float, u: torch.Tensor) -> torch.
 
 
 def sample_from_logits(logits: torch.Tensor, temperature: float, top_p: float,
-                       generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+                       generator: torch.Generator | None, u: torch.Tensor | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample from ``softmax(logits / temperature)`` (top-p nucleus if ``top_p < 1``) and return the tokens and
     their log-probs under the *full* tempered distribution — what the training forward computes.
+    ``u`` (B, 1) float64: the uniform draws to use (default: drawn from ``generator``).
     ``logits`` (B, V) is overwritten. → (tokens long (B,), logp (B,))."""
     z = logits.float().div_(temperature)  # (B, V)
     z = z.sub_(z.amax(-1, keepdim=True))  # (B, V) shifted: max 0, the same softmax
-    u = torch.rand((z.shape[0], 1), generator=generator, dtype=torch.float64)  # (B, 1)
+    if u is None:
+        u = torch.rand((z.shape[0], 1), generator=generator, dtype=torch.float64)  # (B, 1)
     if top_p >= 1.0:
         tokens, total = inverse_cdf(z.exp(), u)  # the weights are unnormalised probabilities
         log_total = total.log().float()  # (B,)

@@ -64,3 +64,22 @@ class RunLogger:
             self.tb.close()
         self.metrics.close()
         self.samples.close()
+
+
+class NullLogger:
+    """What a data-parallel run's other ranks log to: nothing (rank 0 writes the run's files)."""
+
+    def log(self, step: int, metrics: dict) -> None:
+        pass
+
+    def log_samples(self, step: int, tag: str, rows: list[dict]) -> None:
+        pass
+
+    def progress(self, postfix: dict) -> None:
+        pass
+
+    def write(self, text: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

@@ -8,7 +8,7 @@ from typing import Callable
 
 import torch
 
-from ..core import malloc
+from ..core import dist, malloc
 from ..algorithms import build_algorithm
 from ..core.types import eos_ids
 from ..config import ConfigError, PPORunConfig, to_dict
@@ -21,7 +21,7 @@ from ..models.tied_grads import accumulate_tied_grads_in_place
 from ..rewards import build_reward
 from ..rollout import GENERATORS, cpu_gemm
 from .checkpoint import find_checkpoint, load_trainer_state, load_weights, save_checkpoint
-from .logging import RunLogger
+from .logging import NullLogger, RunLogger
 from .names import check_names
 from .reference import build_reference
 from .trainer import Models, RLTrainer
@@ -74,6 +74,9 @@ def build_trainer(cfg: PPORunConfig, resume: str | None = None, trainer_cls: typ
     if reward is None and not cfg.rewards:
         raise ConfigError("rewards: at least one reward source is required")
     check_names(cfg)
+    if dist.init_from_env() and cfg.train.prompts_per_iteration % dist.world():
+        raise ConfigError(f"train.prompts_per_iteration: {cfg.train.prompts_per_iteration} prompts do not split over "
+                          f"{dist.world()} ranks (each rank samples an equal share)")
     set_up_torch(cfg.train.threads, cfg.train.seed, cfg.perf)
     stack = build_policy_stack(cfg.model, cfg.reference, cfg.generation, cfg.perf)
     policy, tokenizer, reference = stack.policy, stack.tokenizer, stack.reference
@@ -156,14 +159,22 @@ class RunReport:
 def drive(trainer, cfg, report: RunReport, stop_after: int | None = None) -> dict:
     """The run around any trainer with ``step``/``evaluate``/``iteration``: held-out evaluation before and after,
     metrics and samples to the logger, periodic evaluation and checkpoints, the final checkpoint and the exported
-    policy. Stops early after ``stop_after`` iterations of this call. Returns before/after/last/final/trainer."""
+    policy. Stops early after ``stop_after`` iterations of this call. Returns before/after/last/final/trainer.
+    In a data-parallel run every rank steps; rank 0 alone evaluates, logs and writes checkpoints."""
     out = Path(cfg.logging.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    main = dist.is_main()
     lg = cfg.logging
-    logger = RunLogger(out, lg.tensorboard, lg.progress, cfg.train.iterations, trainer.iteration, desc=report.desc)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        logger = RunLogger(out, lg.tensorboard, lg.progress, cfg.train.iterations, trainer.iteration,
+                           desc=report.desc)
+    else:
+        logger = NullLogger()
     result: dict = {"trainer": trainer}
 
     def evaluate(label: str, it: int, key: str | None) -> None:
+        if not main:
+            return
         t0 = time.perf_counter()
         ev = trainer.evaluate(lg.eval_prompts)
         seconds = time.perf_counter() - t0
@@ -190,7 +201,7 @@ def drive(trainer, cfg, report: RunReport, stop_after: int | None = None) -> dic
                 logger.write(f"iter {it}: " + report.step_line(step.metrics))
             if lg.eval_every and it % lg.eval_every == 0 and it < cfg.train.iterations and report.has_eval:
                 evaluate(f"@ {it}", it, None)
-            if lg.save_every and it % lg.save_every == 0:
+            if lg.save_every and it % lg.save_every == 0 and main:
                 save(trainer, out)
             result["last"] = step
             done_here += 1
@@ -198,8 +209,9 @@ def drive(trainer, cfg, report: RunReport, stop_after: int | None = None) -> dic
                 return result
         if report.has_eval:
             evaluate("after", trainer.iteration, "after")
-        save(trainer, out)
-        result["final"] = export_final(trainer, out)
+        if main:
+            save(trainer, out)
+            result["final"] = export_final(trainer, out)
         logger.write(f"{report.desc}: {done_here} iterations, evaluations and checkpoints in "
                      f"{(time.perf_counter() - started) / 60:.1f} min")
     finally:

@@ -18,6 +18,7 @@ from ..config.schema import ModelConfig, OptimSettings, PerfConfig, _require
 from ..data.pair_encoding import pad_right
 from ..data.prompts import DataError, read_json_rows, row_to_messages
 from ..core.fsutil import atomic_dir
+from ..core import dist
 from .engine import LocalEngine
 
 
@@ -101,6 +102,7 @@ def _batch(rows: list[tuple[list[int], int]], pad_id: int):
 
 def run_sft(cfg: SFTRunConfig) -> dict:
     """Train and write ``output_dir``/final. Returns ``{"final": path, "losses": [per step]}``."""
+    dist.require_single_process("blendrl sft")
     from ..models import load_causal_lm, load_tokenizer, resolve_model
 
     path = resolve_model(cfg.model.name)

@@ -27,7 +27,6 @@ from ..functional import (
     FixedKLController,
     RunningMoments,
     apply_missing_eos_penalty,
-    masked_mean,
     masked_sum,
 )
 from ..judges.signals import hack_signals
@@ -35,7 +34,8 @@ from ..models.checkpointing import checkpointed
 from ..rewards import make_samples
 from ..rollout import SamplingParams, decode_responses
 from .experience import Experience, forward_rows, micro_batches, pad_response, response_logprobs, response_values
-from .engine import LocalEngine
+from ..core import dist
+from .engine import make_engine
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -71,7 +71,7 @@ class RLTrainer:
         self.params = SamplingParams(cfg.generation.max_new_tokens, cfg.generation.temperature, cfg.generation.top_p)
         total_steps = t.iterations * cfg.algorithm.epochs * t.minibatches
         trained = [("policy", models.policy, t.lr), ("critic", models.critic, cfg.critic.lr)]
-        self.engines = {name: LocalEngine(module, lr, t, total_steps) for name, module, lr in trained if module}
+        self.engines = {name: make_engine(module, lr, t, total_steps) for name, module, lr in trained if module}
         self.iteration = 0
         self.pending_values = None  # (B, T) with its graph: the first critic step's forward, run early
         self.counters = {"skipped_samples": 0}
@@ -82,14 +82,20 @@ class RLTrainer:
         timer = {"start": time.perf_counter()}
         # 1. rollout
         batch = [self.train_prompts[i] for i in self.sampler.next_indices(t.prompts_per_iteration)]
-        prompts = [p for p in batch for _ in range(t.samples_per_prompt)]
-        rollout = self.generator.sample([p.input_ids for p in prompts], self.params, self.sampling_gen)
+        start, stop = dist.shard_range(len(batch))  # data-parallel: this rank's prompts (all of them in one process)
+        prompts = [p for p in batch[start:stop] for _ in range(t.samples_per_prompt)]
+        shard = {"shard": dist.Shard(start * t.samples_per_prompt, len(batch) * t.samples_per_prompt)} \
+            if dist.active() else {}
+        rollout = self.generator.sample([p.input_ids for p in prompts], self.params, self.sampling_gen, **shard)
         exp = Experience.from_rollout(rollout)
         timer["rollout"] = time.perf_counter()
-        # 2. score
+        # 2. score (the shaping statistics are the whole batch's: every rank's rows, in order)
         responses = self.decode(exp)
         raw = self.score(prompts, responses, rollout.has_eos)
-        exp.scores, valid = self.shape_scores(raw, rollout.has_eos)
+        (all_raw, first), (all_eos, _) = dist.gather_rows(raw), dist.gather_rows(rollout.has_eos)
+        all_scores, all_valid = self.shape_scores(all_raw, all_eos)
+        rows = slice(first, first + len(raw))
+        exp.scores, valid = all_scores[rows], all_valid[rows]
         exp.response_mask[~valid] = 0.0
         timer["score"] = time.perf_counter()
         # 3. reference and critic
@@ -105,10 +111,12 @@ class RLTrainer:
         timer["update"] = time.perf_counter()
         # 6. bookkeeping
         seq_kl = masked_sum(exp.behaviour_logp - exp.ref_logp, exp.response_mask, dim=1)  # (B,) k1 per sequence
-        self.kl_ctl.update(seq_kl[valid].mean().item() if valid.any() else 0.0, len(exp))
+        all_kl = dist.gather_rows(seq_kl)[0]
+        self.kl_ctl.update(all_kl[all_valid].mean().item() if all_valid.any() else 0.0, len(all_kl))
         self.iteration += 1
-        metrics.update(self.rollout_metrics(exp, raw, valid, rollout.has_eos, seq_kl, timer))
-        metrics.update(hack_signals(responses, rollout.has_eos.tolist(), [p.user_text for p in prompts]))
+        metrics.update(self.rollout_metrics(exp, all_raw, all_valid, all_eos, all_kl, timer))
+        metrics.update(hack_signals(dist.gather_objects(responses), all_eos.tolist(),
+                                    dist.gather_objects([p.user_text for p in prompts])))
         rows = list(zip(prompts, responses, raw, rollout.has_eos.tolist()))[: self.cfg.logging.log_samples]
         samples = [{"prompt": p.user_text, "response": r, "reward": float(s), "finished": bool(f)}
                    for p, r, s, f in rows]
@@ -196,9 +204,8 @@ class RLTrainer:
                     values = values[micro]
                 return self.algorithm.critic_loss(sub, values)
 
-            order = torch.arange(n) if t.minibatches == 1 else torch.randperm(n, generator=self.shuffle_gen)
-            for mb_idx in order.split(n // t.minibatches):
-                if exp.response_mask[mb_idx].sum() == 0:
+            for mb_idx in self.minibatch_rows(n):
+                if dist.all_sum(exp.response_mask[mb_idx].sum()) == 0:
                     continue
                 if self.algorithm.needs_critic:
                     self.optimize("critic", exp, mb_idx, critic_loss, sums)
@@ -209,9 +216,21 @@ class RLTrainer:
                 f"iteration {self.iteration + 1}: every update had a NaN/inf loss or gradient; weights left unchanged"
             )
         out = {k: v / n_updates for k, v in sums.items()}
-        out["check/behaviour_logp_gap"] = logp_gap
+        out["check/behaviour_logp_gap"] = dist.all_max(logp_gap)
         out["lr"] = self.engines["policy"].lr
         return out
+
+    def minibatch_rows(self, n: int) -> list[torch.Tensor]:
+        """This rank's rows (local indices) of each of the epoch's ``train.minibatches`` minibatches: a permutation
+        of the whole batch's rows (drawn alike on every rank), cut into minibatches, each keeping this rank's rows."""
+        t = self.cfg.train
+        if t.minibatches == 1:
+            return [torch.arange(n)]
+        total = dist.all_sum(torch.tensor(n)).item() if dist.active() else n
+        first = dist.gather_rows(torch.zeros(n))[1]
+        order = torch.randperm(int(total), generator=self.shuffle_gen)
+        mine = [mb[(mb >= first) & (mb < first + n)] - first for mb in order.split(int(total) // t.minibatches)]
+        return mine
 
     def optimize(self, name: str, exp: Experience, mb_idx: torch.Tensor, loss_fn, sums: dict) -> bool:
         """One optimizer step of model ``name`` on a minibatch, accumulated over micro-batches. Each micro-batch's
@@ -220,7 +239,7 @@ class RLTrainer:
         remaining micro-batches are still evaluated (without backward) so that ``loss_fn`` sees every sample — the
         first policy pass records π_old for the later epochs."""
         engine = self.engines[name]
-        mb_tokens = exp.response_mask[mb_idx].sum()
+        mb_tokens = dist.all_sum(exp.response_mask[mb_idx].sum())  # the whole minibatch's tokens, every rank's
         stats_sum: dict[str, float] = {}
         finite = True
         with checkpointed(getattr(self.m, name)):
@@ -236,22 +255,32 @@ class RLTrainer:
                     stats_sum[k] = stats_sum.get(k, 0.0) + v * weight.item()
         grad_norm = engine.step(finite)
         if math.isfinite(grad_norm):
+            if dist.active():  # each rank's share of the minibatch's token-weighted means: their sum is the mean
+                keys = sorted(set(dist.gather_objects(sorted(stats_sum))))  # a rank may have had no row here
+                stats_sum = dict(zip(keys, dist.all_sum(torch.tensor([stats_sum.get(k, 0.0) for k in keys],
+                                                                      dtype=torch.float64)).tolist()))
             stats_sum[f"grad_norm/{name}"] = grad_norm
             for k, v in stats_sum.items():
                 sums[k] = sums.get(k, 0.0) + v
         return math.isfinite(grad_norm)
 
     def rollout_metrics(self, exp, raw, valid, has_eos, seq_kl, timer) -> dict:
+        """The iteration's metrics over the whole batch: ``raw``, ``valid``, ``has_eos``, ``seq_kl`` are every rank's
+        rows (:func:`blendrl.core.dist.gather_rows`); ``exp`` is this rank's."""
         mask = exp.response_mask
-        lengths = mask.sum(1)
+        lengths = dist.gather_rows(mask.sum(1))[0]
+        scores = dist.gather_rows(exp.scores)[0]
+        components = {k: dist.gather_rows(v)[0] for k, v in getattr(self.reward, "last_components", {}).items()}
+        token_kl = dist.all_sum(masked_sum(exp.behaviour_logp - exp.ref_logp, mask)) \
+            / dist.all_sum(mask.sum()).clamp_min(1)
         gen_s = timer["rollout"] - timer["start"]
         return {
             "reward/mean": raw[valid].mean().item(),
             "reward/std": raw[valid].std().item() if valid.sum() > 1 else 0.0,
-            "reward/shaped_mean": exp.scores[valid].mean().item(),
-            **{f"reward/{k}": v[valid].mean().item() for k, v in getattr(self.reward, "last_components", {}).items()},
+            "reward/shaped_mean": scores[valid].mean().item(),
+            **{f"reward/{k}": v[valid].mean().item() for k, v in components.items()},
             "kl/seq_k1": seq_kl[valid].mean().item(),
-            "kl/token_k1": masked_mean(exp.behaviour_logp - exp.ref_logp, mask).item(),
+            "kl/token_k1": token_kl.item(),
             "kl/coef": self.kl_ctl.value,
             "response/length": lengths[valid].mean().item(),
             "response/eos_rate": has_eos.float().mean().item(),
@@ -262,7 +291,7 @@ class RLTrainer:
             "time/ref_critic_s": timer["ref_critic"] - timer["score"],
             "time/update_s": timer["update"] - timer["ref_critic"],
             "time/iteration_s": timer["update"] - timer["start"],
-            "throughput/gen_tokens_per_s": exp.response_mask.numel() / max(gen_s, 1e-9),
+            "throughput/gen_tokens_per_s": dist.world() * exp.response_mask.numel() / max(gen_s, 1e-9),
         }
 
     # ------------------------------------------------------------------ evaluation on held-out prompts

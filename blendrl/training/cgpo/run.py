@@ -8,6 +8,7 @@ import torch
 
 from ...config.cgpo_schema import CGPORunConfig
 from ...rollout import GENERATORS, decode_responses
+from ...core import dist
 from .tasks import TaskRuntime, build_task, use_generated_baselines
 from .trainer import CGPOTrainer
 from ..checkpoint import load_trainer_state
@@ -57,6 +58,7 @@ def build_tasks(cfg: CGPORunConfig, tokenizer, reference, sampler) -> list[TaskR
 
 def build_cgpo_trainer(cfg: CGPORunConfig, resume: str | None = None) -> CGPOTrainer:
     check_names(cfg)
+    dist.require_single_process("blendrl cgpo")
     set_up_torch(cfg.train.threads, cfg.train.seed, cfg.perf)
     stack = build_policy_stack(cfg.model, cfg.reference, cfg.generation, cfg.perf)
     sampler = reference_sampler(cfg, stack.tokenizer, stack.policy, stack.reference)

@@ -28,6 +28,7 @@ from ...models.lora import add_lora
 from ...models.reward_model import load_reward_model, save_reward_model
 from ..checkpoint import find_checkpoint, load_trainer_state, load_weights, write_checkpoint
 from ..logging import RunLogger
+from ...core import dist
 from ..names import check_names
 from .recipes import RECIPES
 from .trainer import ModelScorer, RMTrainer
@@ -54,6 +55,7 @@ def build_model(cfg: RMRunConfig):
 
 def build_rm_trainer(cfg: RMRunConfig, resume: str | None = None) -> RMTrainer:
     check_names(cfg, RM_NAMES)
+    dist.require_single_process("blendrl rm")
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     model, tokenizer = build_model(cfg)
