@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from tests.tiny import tiny_config
+from tests.tiny import tiny_cgpo_config, tiny_config
 
 ATOL = 2e-5
 
@@ -24,15 +24,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _rank_main(rank: int, world: int, port: int, model_dir: str, out_dir: str, overrides: dict, result: str,
-               resume: str | None, kill_at: int | None) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
-                      LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
-    from blendrl.training.run import build_trainer, drive, ppo_report
+def _build(kind: str, model_dir, out_dir, overrides: dict, resume):
+    """(trainer, cfg, report) of a PPO-family or a CGPO run on the tiny model."""
+    if kind == "cgpo":
+        from blendrl.training.cgpo.run import build_cgpo_trainer, cgpo_report
+
+        cfg = tiny_cgpo_config(model_dir, out_dir, **overrides)
+        trainer = build_cgpo_trainer(cfg, resume)
+        return trainer, cfg, cgpo_report(trainer.tasks)
+    from blendrl.training.run import build_trainer, ppo_report
 
     cfg = tiny_config(model_dir, out_dir, **overrides)
     trainer = build_trainer(cfg, resume)
+    return trainer, cfg, ppo_report(bool(trainer.eval_prompts))
+
+
+def _rank_main(rank: int, world: int, port: int, model_dir: str, out_dir: str, overrides: dict, result: str,
+               resume: str | None, kill_at: int | None, kind: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    from blendrl.training.run import drive
+
+    trainer, cfg, report = _build(kind, model_dir, out_dir, overrides, resume)
     if kill_at is not None and rank == 1:  # rank 1 dies in the middle of iteration kill_at + 1
         real_score = trainer.score
 
@@ -42,23 +56,35 @@ def _rank_main(rank: int, world: int, port: int, model_dir: str, out_dir: str, o
             return real_score(*args)
 
         trainer.score = score
-    drive(trainer, cfg, ppo_report(bool(trainer.eval_prompts)))
+    drive(trainer, cfg, report)
     if rank == 0:
         torch.save({k: v.clone() for k, v in trainer.m.policy.state_dict().items()}, result)
     torch.distributed.destroy_process_group()
 
 
-def _run(world: int, tiny_dir, out_dir, overrides: dict, tmp_path, resume=None, kill_at=None) -> dict:
+def _run(world: int, tiny_dir, out_dir, overrides: dict, tmp_path, resume=None, kill_at=None, kind="ppo") -> dict:
     result = str(tmp_path / f"weights-{world}-{abs(hash(str(out_dir)))}.pt")
     if world == 1:
-        from blendrl.training.run import run
+        from blendrl.training.run import drive
 
-        torch.manual_seed(0)
-        res = run(tiny_config(tiny_dir, out_dir, **overrides), resume=resume)
-        return {k: v.clone() for k, v in res["trainer"].m.policy.state_dict().items()}
-    mp.spawn(_rank_main, args=(world, _free_port(), str(tiny_dir), str(out_dir), overrides, result, resume, kill_at),
-             nprocs=world, join=True)
+        trainer, cfg, report = _build(kind, tiny_dir, out_dir, overrides, resume)
+        drive(trainer, cfg, report)
+        return {k: v.clone() for k, v in trainer.m.policy.state_dict().items()}
+    mp.spawn(_rank_main, args=(world, _free_port(), str(tiny_dir), str(out_dir), overrides, result, resume, kill_at,
+                               kind), nprocs=world, join=True)
     return torch.load(result)
+
+
+def _last_metrics(out_dir) -> dict:
+    import json
+
+    return json.loads((out_dir / "metrics.jsonl").read_text().splitlines()[-1])
+
+
+def _assert_same_metrics(a: dict, b: dict, keys: list[str]) -> None:
+    """The logged statistics of the whole batch agree (rank 0 logs them for every rank's rows)."""
+    for k in keys:
+        assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-6), (k, a[k], b[k])
 
 
 def _assert_same(a: dict, b: dict) -> None:
@@ -82,6 +108,9 @@ def test_two_ranks_train_to_the_weights_of_one(tiny_dir, tmp_path, algo):
     one = _run(1, tiny_dir, tmp_path / "one", over, tmp_path)
     two = _run(2, tiny_dir, tmp_path / "two", over, tmp_path)
     _assert_same(one, two)
+    _assert_same_metrics(_last_metrics(tmp_path / "one"), _last_metrics(tmp_path / "two"),
+                         ["reward/mean", "kl/seq_k1", "kl/token_k1", "response/length", "grad_norm/policy",
+                          "loss/policy", "hack/words"])
     from blendrl.models import load_causal_lm
 
     before = load_causal_lm(str(tiny_dir)).state_dict()
@@ -99,3 +128,22 @@ def test_a_rank_killed_mid_run_resumes_on_one_rank_to_the_uninterrupted_weights(
     assert find_checkpoint(str(tmp_path / "split")).name in ("iter-000001", "iter-000002")
     resumed = _run(1, tiny_dir, tmp_path / "split", over, tmp_path, resume=str(tmp_path / "split"))
     _assert_same(straight, resumed)
+
+
+def test_two_ranks_train_cgpo_to_the_weights_of_one(tiny_dir, tmp_path):
+    """Three tasks (CRPG with its batch-mean baseline, CRRAFT with generated ā and its fallback, CODPO pairs), one
+    optimizer step per iteration summed over tasks and ranks."""
+    over = {"train.iterations": 2, "logging.eval_before": False, "logging.save_every": 1,
+            "tasks.0.rewards": "[{kind: rule, name: concise_mention}]"}  # CRPG: rewards that vary (a baseline to get)
+    for i in range(3):
+        over[f"tasks.{i}.eval_prompts"] = "null"
+    one = _run(1, tiny_dir, tmp_path / "one", over, tmp_path, kind="cgpo")
+    two = _run(2, tiny_dir, tmp_path / "two", over, tmp_path, kind="cgpo")
+    _assert_same(one, two)
+    keys = ["grad_norm", "skipped/samples_total"] + [f"{t}/{m}" for t in ("crpg", "crraft", "codpo") for m in
+                                                     ("loss", "rows_trained", "reward/mean", "pass_rate", "kl/seq_k1")]
+    _assert_same_metrics(_last_metrics(tmp_path / "one"), _last_metrics(tmp_path / "two"), keys)
+    from blendrl.models import load_causal_lm
+
+    before = load_causal_lm(str(tiny_dir)).state_dict()
+    assert max((one[k] - before[k]).abs().max().item() for k in one) > 1e-3

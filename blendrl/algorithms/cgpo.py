@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 import torch
 
 from ..functional import cgpo as F
+from ..core import dist
 from ..core.registry import Registry
 from ..core.types import Experience
+from .base import batch_wide
 
 CGPO_OPTIMIZERS: Registry = Registry("CGPO optimizer")
 
@@ -50,10 +52,12 @@ class CRPG(ConstrainedOptimizer):
     with a batch-mean baseline; every sample is trained, averaged over sequences."""
 
     def select(self, exp, reward, passed, seq_kl, k):
-        adv = F.crpg_advantages(reward, passed, seq_kl, self.cfg.kl_max)  # (N,)
+        # the batch-mean baseline is the whole batch's (every rank's rows in a data-parallel run)
+        adv = batch_wide(lambda r, p, s: F.crpg_advantages(r, p, s, self.cfg.kl_max), reward, passed, seq_kl)  # (N,)
         rows = exp.select(torch.arange(len(exp)))
         rows.seq_weights = adv
-        return Selection(rows), {"crpg/kl_factor_mean": (1 - seq_kl / self.cfg.kl_max).clamp_min(0).mean().item()}
+        factor = batch_wide(lambda s: (1 - s / self.cfg.kl_max).clamp_min(0).mean()[None], seq_kl, local=False)
+        return Selection(rows), {"crpg/kl_factor_mean": factor.item()}
 
     def loss(self, mb, logp):
         return F.crpg_loss(logp, mb.response_mask, mb.seq_weights)
@@ -66,8 +70,8 @@ class CODPO(ConstrainedOptimizer):
     def select(self, exp, reward, passed, seq_kl, k):
         chosen, rejected = F.codpo_pairs(reward, passed, k)
         order = torch.stack([chosen, rejected], dim=1).flatten()  # (2P,) [a⁺₀, a⁻₀, a⁺₁, …]
-        n_prompts = len(exp) // k
-        return Selection(exp.select(order), group=2), {"codpo/pairs_per_prompt": len(chosen) / max(n_prompts, 1)}
+        pairs, n_prompts = dist.all_sum(torch.tensor([len(chosen), len(exp) // k])).tolist()  # every rank's
+        return Selection(exp.select(order), group=2), {"codpo/pairs_per_prompt": pairs / max(n_prompts, 1)}
 
     def units(self, rows):
         return len(rows) / 2
@@ -88,8 +92,8 @@ class CRRAFT(ConstrainedOptimizer):
         winners, empty = F.crraft_winners(reward, passed, seq_kl, self.cfg.kl_max, k)
         rows = exp.select(winners)
         rows.seq_weights = reward[winners]
-        n_prompts = len(exp) // k
-        return Selection(rows, fallback_prompts=empty), {"crraft/prompts_with_winner": len(winners) / max(n_prompts, 1)}
+        won, n_prompts = dist.all_sum(torch.tensor([len(winners), len(exp) // k])).tolist()  # every rank's
+        return Selection(rows, fallback_prompts=empty), {"crraft/prompts_with_winner": won / max(n_prompts, 1)}
 
     def units(self, rows):
         return float((rows.seq_weights != 0).sum())

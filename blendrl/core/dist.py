@@ -108,11 +108,12 @@ def gather_objects(items: list) -> list:
 
 @dataclass
 class Shard:
-    """This rank's rows of a global batch for a generator: rows ``offset .. offset + n`` of ``total``.
-    ``all_done(local_done)`` is True once every rank's rows have finished (a collective per decode step, so that
-    every rank draws the same random numbers in the same order as one process would)."""
+    """This rank's rows of a global batch for a generator: ``rows`` (long, global row indices, in the order of the
+    prompts handed over) of ``total``. ``all_done(local_done)`` is True once every rank's rows have finished (a
+    collective per decode step, so that every rank draws the same random numbers in the same order as one process
+    would)."""
 
-    offset: int
+    rows: torch.Tensor
     total: int
     all_done: Callable[[bool], bool] = all_true
 

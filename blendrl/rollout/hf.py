@@ -29,7 +29,7 @@ class HFGenerator:
     @torch.no_grad()
     def sample(self, prompts: list[list[int]], params: SamplingParams, generator: torch.Generator,
                shard: Shard | None = None) -> Rollout:
-        """``shard``: these prompts are rows ``shard.offset ..`` of a global batch of ``shard.total`` sampled by
+        """``shard``: these prompts are rows ``shard.rows`` of a global batch of ``shard.total`` sampled by
         several ranks; each step draws the whole batch's uniforms and uses this rank's, and the loop runs until every
         rank is done, so the rows get the tokens one process sampling the whole batch would give them."""
         from transformers import DynamicCache
@@ -69,7 +69,7 @@ class HFGenerator:
             u = None
             if shard is not None:  # the global batch's draws, this rank's rows
                 u = torch.rand((shard.total, 1), generator=generator, dtype=torch.float64)
-                u = u[shard.offset: shard.offset + B]  # (B, 1)
+                u = u[shard.rows]  # (B, 1)
             tok, logp = sample_from_logits(logits, params.temperature, params.top_p, generator, u)  # (B,), (B,)
             tok = torch.where(done, torch.full_like(tok, self.pad_id), tok)
             tokens[:, t] = tok

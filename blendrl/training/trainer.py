@@ -84,8 +84,8 @@ class RLTrainer:
         batch = [self.train_prompts[i] for i in self.sampler.next_indices(t.prompts_per_iteration)]
         start, stop = dist.shard_range(len(batch))  # data-parallel: this rank's prompts (all of them in one process)
         prompts = [p for p in batch[start:stop] for _ in range(t.samples_per_prompt)]
-        shard = {"shard": dist.Shard(start * t.samples_per_prompt, len(batch) * t.samples_per_prompt)} \
-            if dist.active() else {}
+        k = t.samples_per_prompt
+        shard = {"shard": dist.Shard(torch.arange(start * k, stop * k), len(batch) * k)} if dist.active() else {}
         rollout = self.generator.sample([p.input_ids for p in prompts], self.params, self.sampling_gen, **shard)
         exp = Experience.from_rollout(rollout)
         timer["rollout"] = time.perf_counter()

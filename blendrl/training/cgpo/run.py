@@ -8,6 +8,7 @@ import torch
 
 from ...config.cgpo_schema import CGPORunConfig
 from ...rollout import GENERATORS, decode_responses
+from ...config import ConfigError
 from ...core import dist
 from .tasks import TaskRuntime, build_task, use_generated_baselines
 from .trainer import CGPOTrainer
@@ -58,7 +59,10 @@ def build_tasks(cfg: CGPORunConfig, tokenizer, reference, sampler) -> list[TaskR
 
 def build_cgpo_trainer(cfg: CGPORunConfig, resume: str | None = None) -> CGPOTrainer:
     check_names(cfg)
-    dist.require_single_process("blendrl cgpo")
+    if dist.init_from_env():
+        uneven = [t.name for t in cfg.tasks if t.prompts_per_iteration % dist.world()]
+        if uneven:
+            raise ConfigError(f"tasks {uneven}: prompts_per_iteration does not split over {dist.world()} ranks")
     set_up_torch(cfg.train.threads, cfg.train.seed, cfg.perf)
     stack = build_policy_stack(cfg.model, cfg.reference, cfg.generation, cfg.perf)
     sampler = reference_sampler(cfg, stack.tokenizer, stack.policy, stack.reference)
@@ -88,16 +92,14 @@ def eval_table(metrics: dict, tasks) -> str:
     return "\n".join(lines)
 
 
-def run_cgpo(cfg: CGPORunConfig, resume: str | None = None, stop_after: int | None = None) -> dict:
-    """Train for ``cfg.train.iterations`` (or until ``stop_after`` iterations of this call)."""
-    trainer = build_cgpo_trainer(cfg, resume)
-    tasks = trainer.tasks
+def cgpo_report(tasks) -> RunReport:
+    """How a CGPO run shows itself: per task reward, pass rate and KL; the per-task evaluation table."""
 
     def step_line(m: dict) -> str:
         return "  ".join(f"{t.name}: r={m[f'{t.name}/reward/mean']:.3f} pass={m[f'{t.name}/pass_rate']:.2f}"
                          f" kl={m[f'{t.name}/kl/seq_k1']:.2f}" for t in tasks)
 
-    report = RunReport(
+    return RunReport(
         has_eval=any(t.eval_prompts for t in tasks),
         progress=lambda m: {**{f"{t.name[:8]}_pass": m[f"{t.name}/pass_rate"] for t in tasks},
                             "s/it": m["time/iteration_s"]},
@@ -105,4 +107,9 @@ def run_cgpo(cfg: CGPORunConfig, resume: str | None = None, stop_after: int | No
         eval_text=lambda label, m: f"[eval {label}]\n" + eval_table(m, tasks),
         desc="cgpo",
     )
-    return drive(trainer, cfg, report, stop_after)
+
+
+def run_cgpo(cfg: CGPORunConfig, resume: str | None = None, stop_after: int | None = None) -> dict:
+    """Train for ``cfg.train.iterations`` (or until ``stop_after`` iterations of this call)."""
+    trainer = build_cgpo_trainer(cfg, resume)
+    return drive(trainer, cfg, cgpo_report(trainer.tasks), stop_after)

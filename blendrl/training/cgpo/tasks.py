@@ -15,6 +15,7 @@ import torch
 from ...algorithms.cgpo import CGPO_OPTIMIZERS
 from ...config.cgpo_schema import TaskConfig
 from ...data import DataError, PromptSampler, load_prompts
+from ...core import dist
 from ...core.fsutil import atomic_write_text
 from ...functional.cgpo import calibrated_reward
 from ...judges import MixtureOfJudges, build_judges
@@ -66,7 +67,7 @@ class TaskRuntime:
         """Store ā for ``prompts``; the cache file is rewritten atomically so a resumed run reuses exactly them."""
         for p, text in zip(prompts, texts):
             self.baselines[(p.source, p.row)] = text
-        if self.baseline_path is not None:
+        if self.baseline_path is not None and dist.is_main():  # every rank holds the same ā; rank 0 writes them
             self.baseline_path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.baseline_path, json.dumps([[s, r, t] for (s, r), t in self.baselines.items()]))
 

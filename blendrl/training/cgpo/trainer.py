@@ -17,7 +17,8 @@ from ...models.checkpointing import checkpointed
 from ...rollout import Rollout, decode_responses, left_pad
 from .tasks import TaskRuntime
 from ..experience import Experience, forward_rows, response_logprobs
-from ..engine import LocalEngine
+from ...core import dist
+from ..engine import make_engine
 from ..trainer import Models, StepOutput
 
 
@@ -27,7 +28,7 @@ class CGPOTrainer:
         self.baseline_sampler = baseline_sampler  # samples ā from π_ref (inside reference.context())
         t = cfg.train
         self.sampling_gen = torch.Generator().manual_seed(t.seed)
-        self.engine = LocalEngine(models.policy, t.lr, t, t.iterations)  # one optimizer step per iteration
+        self.engine = make_engine(models.policy, t.lr, t, t.iterations)  # one optimizer step per iteration
         self.temperature = cfg.generation.temperature
         self.iteration = 0
         self.counters = {"skipped_samples": 0}
@@ -37,15 +38,18 @@ class CGPOTrainer:
         start = time.perf_counter()
         metrics, samples, finite = {}, [], True
         batches = [self.next_prompts(task) for task in self.tasks]
-        self.prefetch_baselines(batches)
+        self.prefetch_baselines(batches)  # every rank the whole batch's ā (the same draws); rank 0 caches them
         metrics["time/baselines_s"] = time.perf_counter() - start
-        rollouts = sample_tasks(self.generator, self.tasks, batches, self.sampling_gen)
+        rows = [self.my_rows(task, len(b)) for task, b in zip(self.tasks, batches)]  # data-parallel: this rank's
+        mine = [[b[i] for i in r.tolist()] for b, r in zip(batches, rows)]
+        rollouts = sample_tasks(self.generator, self.tasks, mine, self.sampling_gen,
+                                [(r, len(b)) for r, b in zip(rows, batches)] if dist.active() else None)
         metrics["time/rollout_s"] = time.perf_counter() - start - metrics["time/baselines_s"]
-        for task, prompts, rollout in zip(self.tasks, batches, rollouts):
+        for task, prompts, rollout in zip(self.tasks, mine, rollouts):
             task_metrics, task_samples, task_finite = self.task_step(task, prompts, rollout)
             metrics.update({f"{task.name}/{k}": v for k, v in task_metrics.items()})
             samples += task_samples
-            finite = finite and task_finite
+            finite = dist.all_true(finite and task_finite)
             if not finite:
                 break  # a NaN/inf loss: this iteration's gradient is discarded, never applied
         # a NaN/inf loss or gradient is reported in the metrics, never written into the weights; no row to train
@@ -59,6 +63,13 @@ class CGPOTrainer:
                         "skipped/samples_total": self.counters["skipped_samples"],
                         "time/iteration_s": time.perf_counter() - start})
         return StepOutput(metrics, samples)
+
+    def my_rows(self, task: TaskRuntime, n: int) -> torch.Tensor:
+        """This rank's rows of a task's batch of ``n`` rows: a contiguous share of its prompts, each with its K
+        samples (all rows in one process)."""
+        k = task.cfg.samples_per_prompt
+        start, stop = dist.shard_range(n // k)
+        return torch.arange(start * k, stop * k)
 
     def next_prompts(self, task: TaskRuntime) -> list:
         """This iteration's prompts of a task, each repeated K times (K consecutive rows per prompt)."""
@@ -90,7 +101,7 @@ class CGPOTrainer:
         exp = Experience.from_rollout(rollout)
         responses = decode_responses(self.m.tokenizer, exp)
         scored = task.score(prompts, responses, rollout.has_eos)
-        self.counters["skipped_samples"] += int((~scored.valid).sum())
+        self.counters["skipped_samples"] += int(dist.all_sum((~scored.valid).sum()))
         exp.response_mask[~scored.valid] = 0.0
         exp.ref_logp = self.m.reference.logprobs(exp, self.temperature, self.cfg.train.forward_rows)
         seq_kl = masked_sum(exp.behaviour_logp - exp.ref_logp, exp.response_mask, dim=1)  # (N,) generation time
@@ -103,26 +114,31 @@ class CGPOTrainer:
                 parts.append(fallback)
             metrics["crraft/fallback_rows"] = 0 if fallback is None else len(fallback)
         loss, finite = self.accumulate(task, parts, selection.group)
-        valid = scored.valid
+        g = lambda x: dist.gather_rows(x)[0]  # noqa: E731 - the whole batch's rows (this rank's in one process)
+        valid, raw, reward, kl, passed = g(scored.valid), g(scored.raw), g(scored.reward), g(seq_kl), g(scored.passed)
+        lengths, has_eos = g(exp.response_mask.sum(1)), g(rollout.has_eos)
+        judge_stats = dist.gather_objects([scored.judge_stats])
         metrics.update({
-            "loss": loss,
-            "rows_trained": sum(len(p) for p in parts),
-            "reward/mean": scored.raw[valid].mean().item() if valid.any() else math.nan,
-            "reward/calibrated": scored.reward[valid].mean().item() if valid.any() else math.nan,
-            "pass_rate": scored.passed.float().mean().item(),
-            **{f"judge/{name}": v.float().mean().item() for name, v in scored.per_judge.items()},
-            "kl/seq_k1": seq_kl[valid].mean().item() if valid.any() else math.nan,
-            "response/length": exp.response_mask.sum(1)[valid].mean().item() if valid.any() else math.nan,
-            "response/eos_rate": rollout.has_eos.float().mean().item(),
+            "loss": dist.all_sum(torch.tensor(loss, dtype=torch.float64)).item() if finite else loss,
+            "rows_trained": int(dist.all_sum(torch.tensor(sum(len(p) for p in parts)))),
+            "reward/mean": raw[valid].mean().item() if valid.any() else math.nan,
+            "reward/calibrated": reward[valid].mean().item() if valid.any() else math.nan,
+            "pass_rate": passed.float().mean().item(),
+            **{f"judge/{name}": g(v).float().mean().item() for name, v in scored.per_judge.items()},
+            "kl/seq_k1": kl[valid].mean().item() if valid.any() else math.nan,
+            "response/length": lengths[valid].mean().item() if valid.any() else math.nan,
+            "response/eos_rate": has_eos.float().mean().item(),
             "time/score_ref_s": t2 - t1, "time/update_s": time.perf_counter() - t2,
-            **hack_signals(responses, scored.finished, [p.user_text for p in prompts]),
-            **{f"judge/{k}": v for k, v in scored.judge_stats.items()},
+            **hack_signals(dist.gather_objects(responses), dist.gather_objects(list(scored.finished)),
+                           dist.gather_objects([p.user_text for p in prompts])),
+            **{f"judge/{k}": sum(s[k] for s in judge_stats) / len(judge_stats) for k in scored.judge_stats},
         })
         return metrics, sample_rows(task.name, prompts, responses, scored)[: self.cfg.logging.log_samples], finite
 
     def accumulate(self, task: TaskRuntime, parts: list[Experience], group: int) -> tuple[float, bool]:
         """Back-propagate ``ρ_l · (Σ units' loss) / units`` over micro-batches that keep ``group`` rows together."""
-        units = sum(task.optimizer.units(p) for p in parts)
+        units = float(dist.all_sum(torch.tensor(float(sum(task.optimizer.units(p) for p in parts)),
+                                                dtype=torch.float64)))  # every rank's rows
         if units == 0:
             return 0.0, True
         size = max(group, self.cfg.train.micro_batch_size // group * group)
@@ -189,10 +205,13 @@ class CGPOTrainer:
         self.engine.load_state_dict(optim["engines"]["policy"])
 
 
-def sample_tasks(generator, tasks: list[TaskRuntime], batches: list[list], gen: torch.Generator) -> list[Rollout]:
+def sample_tasks(generator, tasks: list[TaskRuntime], batches: list[list], gen: torch.Generator,
+                 shards: list[tuple[torch.Tensor, int]] | None = None) -> list[Rollout]:
     """One rollout per task (``batches[i]``: task i's prompts). Tasks that share sampling parameters are sampled in
     one batched call (decoding on CPU costs about the same for 8 rows as for 40), then split back; nothing else
-    about them is shared."""
+    about them is shared. ``shards`` (data-parallel): ``batches[i]`` are rows ``shards[i][0]`` of task i's batch of
+    ``shards[i][1]`` rows, and the call samples them as those rows of the whole batch
+    (:class:`blendrl.core.dist.Shard`)."""
     groups: dict[tuple, list[int]] = {}
     for i, task in enumerate(tasks):
         if batches[i]:
@@ -201,7 +220,14 @@ def sample_tasks(generator, tasks: list[TaskRuntime], batches: list[list], gen: 
     out: list = [None] * len(tasks)
     for members in groups.values():
         ids = [p.input_ids for i in members for p in batches[i]]
-        rollout = generator.sample(ids, tasks[members[0]].params, gen)
+        shard = {}
+        if shards is not None:
+            offsets = [0]
+            for i in members:
+                offsets.append(offsets[-1] + shards[i][1])
+            rows = torch.cat([shards[i][0] + off for i, off in zip(members, offsets)])
+            shard = {"shard": dist.Shard(rows, offsets[-1])}
+        rollout = generator.sample(ids, tasks[members[0]].params, gen, **shard)
         start = 0
         for i in members:
             out[i] = rollout.select(slice(start, start + len(batches[i]))).compact()
