@@ -236,13 +236,13 @@ def test_ppo_logs_the_hacking_signals_of_its_batch(tiny_dir, tmp_path):
     cfg = tiny_config(tiny_dir, tmp_path, **{"train.iterations": 1})
     trainer = build_trainer(cfg)
     seen = {}
-    real = trainer.score
+    real = trainer.submit_scores
 
     def spy(prompts, responses, finished):
         seen.update(responses=responses, finished=finished.tolist(), prompts=[p.user_text for p in prompts])
         return real(prompts, responses, finished)
 
-    trainer.score = spy
+    trainer.submit_scores = spy
     m = trainer.step().metrics
     want = hack_signals(seen["responses"], seen["finished"], seen["prompts"])
     assert {k: m[k] for k in want} == want and m["hack/truncated"] == 1 - m["response/eos_rate"]

@@ -117,3 +117,16 @@ def tiny_cgpo_config(model_dir: Path, out_dir: Path, **overrides):
     }
     apply_overrides(data, [f"{k}={v}" for k, v in overrides.items()])
     return from_dict(CGPORunConfig, data)
+
+
+def die_once_share(prompt: str, response: str, metadata: dict) -> float:
+    """:func:`yes_share`, but the first call on prompt 'q3' kills its process (tests of a worker that dies); the
+    file ``metadata['die_marker']`` records that it did."""
+    import os
+    from pathlib import Path
+
+    marker = Path(metadata["die_marker"])
+    if prompt == "q3" and not marker.exists():
+        marker.write_text("died")
+        os._exit(1)
+    return yes_share(prompt, response, metadata)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from ..core.registry import Registry
 
-REWARD_SOURCES: Registry = Registry("reward source kind", builtins=("blendrl.rewards.factory", "blendrl.judges.llm"))
+REWARD_SOURCES: Registry = Registry("reward source kind", builtins=(
+    "blendrl.rewards.factory", "blendrl.rewards.on_ray", "blendrl.judges.llm",
+))
 JUDGES: Registry = Registry("judge kind", builtins=(
     "blendrl.judges.code", "blendrl.judges.instructions", "blendrl.judges.llm", "blendrl.judges.math",
-    "blendrl.judges.rules",
+    "blendrl.judges.on_ray", "blendrl.judges.rules",
 ))

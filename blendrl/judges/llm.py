@@ -24,7 +24,10 @@ import json
 import math
 import os
 import re
+import time
+import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -183,7 +186,8 @@ class OpenAIJudge:
     def __init__(self, name: str = "openai", base_url: str = "http://127.0.0.1:8000", model: str = "default",
                  template: str | None = None, pass_token: str = "Yes", fail_token: str = "No",
                  api: str = "chat", top_logprobs: int = 20, timeout_s: float = 60.0,
-                 api_key_env: str | None = None, defense: str = "fence", **unknown) -> None:
+                 api_key_env: str | None = None, defense: str = "fence", concurrency: int = 8, retries: int = 2,
+                 **unknown) -> None:
         if "api_key" in unknown:
             raise ValueError(f"judge '{name}': put the API key in an environment variable and name it with "
                              f"api_key_env (a key in the config would be written into every checkpoint)")
@@ -197,14 +201,29 @@ class OpenAIJudge:
         self.template, self.defense = _template(template, defense, name), defense
         self.pass_token, self.fail_token, self.api, self.top = pass_token, fail_token, api, top_logprobs
         self.timeout_s, self.api_key_env = timeout_s, api_key_env
+        if concurrency < 1 or retries < 0:
+            raise ValueError(f"judge '{name}': concurrency must be >= 1 and retries >= 0")
+        self.concurrency, self.retries = concurrency, retries
 
     def _post(self, path: str, body: dict) -> dict:
+        """POST with ``timeout_s`` per attempt and up to ``retries`` more attempts (0.5 s, 1 s, ... apart) on a
+        connection error, a timeout or a 5xx/429 answer; a 4xx answer is the request's fault and raises at once."""
         headers = {"Content-Type": "application/json"}
         if self.api_key_env:
             headers["Authorization"] = f"Bearer {os.environ[self.api_key_env]}"
         req = urllib.request.Request(self.base_url + path, json.dumps(body).encode(), headers)
-        with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-            return json.loads(resp.read())
+        for attempt in range(self.retries + 1):
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                    return json.loads(resp.read())
+            except urllib.error.HTTPError as exc:
+                if exc.code < 500 and exc.code != 429 or attempt == self.retries:
+                    raise
+            except (urllib.error.URLError, TimeoutError, ConnectionError):
+                if attempt == self.retries:
+                    raise
+            time.sleep(0.5 * 2 ** attempt)
+        raise AssertionError("unreachable")
 
     def top_logprobs(self, text: str) -> dict[str, float]:
         """The server's top-k next-token log-probs after the judge prompt (greedy, one token)."""
@@ -223,11 +242,15 @@ class OpenAIJudge:
         return max(matches) if matches else -math.inf
 
     def judge(self, samples: list[Sample]) -> list[Verdict]:
-        out = []
-        for s in samples:
+        """One request per sample, ``concurrency`` at a time; verdicts in the samples' order."""
+        def one(s: Sample) -> Verdict:
             top = self.top_logprobs(render(self.template, s, self.defense))
-            out.append(verdict_from_logprobs(self._lp(top, self.pass_token), self._lp(top, self.fail_token)))
-        return out
+            return verdict_from_logprobs(self._lp(top, self.pass_token), self._lp(top, self.fail_token))
+
+        if self.concurrency == 1 or len(samples) < 2:
+            return [one(s) for s in samples]
+        with ThreadPoolExecutor(min(self.concurrency, len(samples))) as pool:
+            return list(pool.map(one, samples))
 
 
 @JUDGES.register("llm")

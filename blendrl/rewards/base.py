@@ -54,6 +54,16 @@ class CallableReward:
         return torch.tensor(out, dtype=torch.float32)
 
 
+class Later:
+    """A value computed on ``result()`` (the second half of a :meth:`WeightedSum.submit`)."""
+
+    def __init__(self, fn: Callable[[], torch.Tensor]) -> None:
+        self.fn = fn
+
+    def result(self) -> torch.Tensor:
+        return self.fn()
+
+
 class WeightedSum:
     """``Σ_i w_i · r_i`` over several sources; per-source scores are kept for logging in ``last_components``."""
 
@@ -64,11 +74,20 @@ class WeightedSum:
         self.name = "+".join(s.name for s in sources)
         self.last_components: dict[str, torch.Tensor] = {}
 
+    def submit(self, samples: list[Sample]) -> "Later":
+        """Start the sources that score elsewhere (``submit``: Ray workers) and return a handle whose ``result()``
+        scores the rest here and gives :meth:`score`'s value: the caller does other work meanwhile."""
+        handles = [s.submit(samples) if hasattr(s, "submit") else None for s in self.sources]
+        return Later(lambda: self._combine(samples, [None if h is None else h.result() for h in handles]))
+
     def score(self, samples: list[Sample]) -> torch.Tensor:
+        return self.submit(samples).result()
+
+    def _combine(self, samples: list[Sample], ready: list) -> torch.Tensor:
         total = torch.zeros(len(samples))
         self.last_components = {}
-        for source, w in zip(self.sources, self.weights):
-            scores = source.score(samples).float()
+        for source, w, done in zip(self.sources, self.weights, ready):
+            scores = (source.score(samples) if done is None else done).float()
             if scores.shape != (len(samples),):
                 shape = tuple(scores.shape)
                 raise RewardError(f"reward '{source.name}' returned shape {shape}, want ({len(samples)},)")

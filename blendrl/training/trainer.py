@@ -32,6 +32,7 @@ from ..functional import (
 from ..judges.signals import hack_signals
 from ..models.checkpointing import checkpointed
 from ..rewards import make_samples
+from ..rewards.base import Later
 from ..rollout import SamplingParams, decode_responses
 from .experience import Experience, forward_rows, micro_batches, pad_response, response_logprobs, response_values
 from ..core import dist
@@ -89,20 +90,22 @@ class RLTrainer:
         rollout = self.generator.sample([p.input_ids for p in prompts], self.params, self.sampling_gen, **shard)
         exp = Experience.from_rollout(rollout)
         timer["rollout"] = time.perf_counter()
-        # 2. score (the shaping statistics are the whole batch's: every rank's rows, in order)
+        # 2. score: sources that run elsewhere (kind: ray) start now and score while 3. runs here
         responses = self.decode(exp)
-        raw = self.score(prompts, responses, rollout.has_eos)
+        pending = self.submit_scores(prompts, responses, rollout.has_eos)
+        # 3. reference and critic (they read the sampled tokens, not the scores or the response mask)
+        exp.ref_logp = self.m.reference.logprobs(exp, self.params.temperature, t.forward_rows)
+        if self.algorithm.needs_critic:
+            exp.values = self.critic_values(exp)
+        timer["ref_critic"] = time.perf_counter()
+        # the scores; their shaping statistics are the whole batch's (every rank's rows, in order)
+        raw = pending.result()
         (all_raw, first), (all_eos, _) = dist.gather_rows(raw), dist.gather_rows(rollout.has_eos)
         all_scores, all_valid = self.shape_scores(all_raw, all_eos)
         rows = slice(first, first + len(raw))
         exp.scores, valid = all_scores[rows], all_valid[rows]
         exp.response_mask[~valid] = 0.0
         timer["score"] = time.perf_counter()
-        # 3. reference and critic
-        exp.ref_logp = self.m.reference.logprobs(exp, self.params.temperature, t.forward_rows)
-        if self.algorithm.needs_critic:
-            exp.values = self.critic_values(exp)
-        timer["ref_critic"] = time.perf_counter()
         # 4. advantages
         metrics = self.algorithm.prepare(exp, self.kl_ctl.value)
         # 5. update
@@ -129,7 +132,15 @@ class RLTrainer:
     def score(self, prompts, responses: list[str], finished: torch.Tensor) -> torch.Tensor:
         """Raw scores of the reward source, (B,); NaN marks a sample it could not score. ``finished`` (B,): the
         response ended with EOS (judges inside the reward, e.g. the summed-PPO baseline's ``eos``, read it)."""
-        return self.reward.score(make_samples(prompts, responses, finished))
+        return self.submit_scores(prompts, responses, finished).result()
+
+    def submit_scores(self, prompts, responses: list[str], finished: torch.Tensor):
+        """:meth:`score` in two halves: a handle now, ``.result()`` the scores (a source with ``submit`` works in the
+        meantime)."""
+        samples = make_samples(prompts, responses, finished)
+        if hasattr(self.reward, "submit"):
+            return self.reward.submit(samples)
+        return Later(lambda: self.reward.score(samples))
 
     def shape_scores(self, raw: torch.Tensor, has_eos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Missing-EOS penalty, running normalisation and clipping (§11, PPO-max eq. 18). NaN scores → skipped."""
@@ -287,9 +298,9 @@ class RLTrainer:
             "skipped/samples_total": self.counters["skipped_samples"],
             "skipped/updates_total": sum(e.skipped for e in self.engines.values()),
             "time/rollout_s": gen_s,
-            "time/score_s": timer["score"] - timer["rollout"],
-            "time/ref_critic_s": timer["ref_critic"] - timer["score"],
-            "time/update_s": timer["update"] - timer["ref_critic"],
+            "time/ref_critic_s": timer["ref_critic"] - timer["rollout"],
+            "time/score_s": timer["score"] - timer["ref_critic"],  # scoring beyond what overlapped the passes above
+            "time/update_s": timer["update"] - timer["score"],
             "time/iteration_s": timer["update"] - timer["start"],
             "throughput/gen_tokens_per_s": dist.world() * exp.response_mask.numel() / max(gen_s, 1e-9),
         }

@@ -1,0 +1,87 @@
+"""``kind: ray`` reward sources and judges on a local Ray (``ray.init(num_cpus=2)``, started here): the same scores
+and verdicts as in-process, nothing lost or doubled when a worker dies mid-batch, and a PPO iteration trains with a
+Ray-scored reward. Opt-in: runs when Ray is installed (``pip install 'blendrl[ray]'``)."""
+import pytest
+import torch
+
+ray = pytest.importorskip("ray")
+
+from blendrl.config import RewardSourceConfig  # noqa: E402
+from blendrl.core.types import Sample  # noqa: E402
+from blendrl.rewards import build_reward  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _samples(n=10):
+    texts = ["yes yes no", "no", "yes", "a volcano is hot", "yes " * 5, "", "maybe yes", "no no", "yes no yes", "ok"]
+    return [Sample([{"role": "user", "content": f"q{i}"}], texts[i % len(texts)], {"key_term": "volcano"},
+                   f"f, row {i}") for i in range(n)]
+
+
+def test_a_rule_reward_on_ray_scores_as_in_process():
+    local = build_reward([RewardSourceConfig(kind="rule", name="concise_mention")])
+    remote = build_reward([RewardSourceConfig(kind="ray", name="rule@ray", options={
+        "source": {"kind": "rule", "name": "concise_mention"}, "workers": 2, "num_cpus": 0.5})])
+    samples = _samples()
+    assert torch.equal(local.score(samples), remote.score(samples))
+    pending = remote.submit(samples)  # returns before the workers finish; result() joins in order
+    assert torch.equal(pending.result(), local.score(samples))
+
+
+def test_an_hf_reward_model_on_ray_scores_as_in_process(rm_tiny_dir, tmp_path):
+    from blendrl.models.reward_model import load_reward_model, save_reward_model
+
+    torch.manual_seed(0)
+    folder = save_reward_model(*load_reward_model(str(rm_tiny_dir)), tmp_path / "rm")  # a saved score head
+    local = build_reward([RewardSourceConfig(kind="hf_rm", name="rm", path=str(folder))])
+    remote = build_reward([RewardSourceConfig(kind="ray", name="rm", options={
+        "source": {"kind": "hf_rm", "name": "rm", "path": str(folder)}, "workers": 2, "num_cpus": 0.5})])
+    samples = _samples(6)
+    assert torch.allclose(local.score(samples), remote.score(samples), atol=1e-5)
+
+
+def test_the_code_judge_on_ray_gives_the_in_process_verdicts():
+    from blendrl.judges import JUDGES
+
+    code = {"kind": "code", "options": {"wall_s": 10}}
+    local = JUDGES["code"](name="code", **code["options"])
+    remote = JUDGES["ray"](name="code", judge=code, workers=2, num_cpus=0.5)
+    meta = {"cases": [{"function": "add", "args": [1, 2], "expected": 3}]}
+    responses = ["```python\ndef add(a, b):\n    return a + b\n```", "```python\ndef add(a, b):\n    return 4\n```",
+                 "```python\nimport os\nos._exit(0)\n```", "```python\ndef add(a, b):\n    return a - b\n```"]
+    samples = [Sample([{"role": "user", "content": "add"}], r, meta, f"f, row {i}") for i, r in enumerate(responses)]
+    assert [v.passed for v in remote.judge(samples)] == [v.passed for v in local.judge(samples)] == \
+        [True, False, False, False]
+
+
+def test_a_worker_that_dies_mid_batch_loses_nothing(tmp_path):
+    """The callable kills its worker process the first time it sees the sample 'q3' (a marker file makes it once);
+    Ray restarts the worker and scores its share again."""
+    marker = tmp_path / "died"
+    local = build_reward([RewardSourceConfig(kind="callable", name="tests.tiny:die_once_share")])
+    remote = build_reward([RewardSourceConfig(kind="ray", name="dies", options={
+        "source": {"kind": "callable", "name": "tests.tiny:die_once_share"}, "workers": 2, "num_cpus": 0.5})])
+    samples = _samples()
+    for s in samples:
+        s.metadata = {**s.metadata, "die_marker": str(marker)}
+    got = remote.score(samples)
+    assert marker.is_file()  # a worker did die
+    assert got.shape == (len(samples),) and torch.equal(got, local.score(samples))
+
+
+def test_ppo_trains_with_a_reward_on_ray(tiny_dir, tmp_path):
+    from blendrl.training.run import build_trainer
+    from tests.tiny import tiny_config
+
+    cfg = tiny_config(tiny_dir, tmp_path, **{"train.iterations": 1, "logging.eval_before": False})
+    cfg.rewards = [RewardSourceConfig(kind="ray", name="yes@ray", options={
+        "source": {"kind": "callable", "name": "tests.tiny:yes_share"}, "workers": 2, "num_cpus": 0.5})]
+    trainer = build_trainer(cfg)
+    metrics = trainer.step().metrics
+    assert "reward/yes@ray" in metrics and 0.0 <= metrics["reward/mean"] <= 1.0
