@@ -52,6 +52,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: {value!r} fits none of {_type_name(tp)}")
     if origin is Literal:
         choices = get_args(tp)
+        if isinstance(value, bool) and value not in choices:  # YAML 1.1 reads no/off/yes/on as booleans
+            value = next((c for c in choices if isinstance(c, str) and c.lower() in (
+                ("no", "off", "false") if value is False else ("yes", "on", "true"))), value)
         if value not in choices:
             raise ConfigError(f"{key}: {value!r} is not one of {list(choices)}")
         return value

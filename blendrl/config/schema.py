@@ -49,6 +49,13 @@ class ModelConfig:
     lora: Optional[LoraConfig] = None
     gradient_checkpointing: bool = False
     offload_frozen: Union[bool, Literal["reference", "rewards", "auto"]] = "auto"
+    device: str = "auto"  # auto (cuda:LOCAL_RANK when CUDA is there, else cpu) | cpu | cuda | cuda:N
+
+    def validate(self) -> None:
+        import re
+
+        _require(re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None,
+                 f"device: expected auto, cpu, cuda or cuda:N, got {self.device!r}")
 
     @property
     def offload_reference(self) -> Union[bool, Literal["auto"]]:
@@ -244,6 +251,7 @@ class LoopSettings(OptimSettings):
 
 
     iterations: int = 20
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"  # autocast of the trained forwards (fp16: loss scaling)
     micro_batch_size: int = 16
     forward_batch_size: Optional[int] = None  # rows per no-grad pass; None: micro_batch_size
 

@@ -47,6 +47,17 @@ def init_from_env(backend: str | None = None) -> bool:
     return active()
 
 
+def resolve_device(name: str = "auto") -> torch.device:
+    """``model.device``: ``auto`` is ``cuda:LOCAL_RANK`` when CUDA is available (each data-parallel rank its own
+    GPU), else the CPU."""
+    if name == "auto":
+        name = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"model.device: {name}, but torch sees no CUDA device (a CPU build of torch, or no GPU)")
+    return device
+
+
 def require_single_process(command: str) -> None:
     """Refuse to run ``command`` in a data-parallel launch it does not support (each rank would train on the same
     rows and the sum of their gradients would be ``world`` times one rank's)."""
@@ -55,20 +66,25 @@ def require_single_process(command: str) -> None:
                            f"covers blendrl ppo: PPO, RLOO, GRPO, REINFORCE)")
 
 
+def _comm_device() -> torch.device:
+    """Where the backend's collectives take their tensors: the current GPU for NCCL, the CPU for gloo."""
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
 def all_sum(x: torch.Tensor) -> torch.Tensor:
-    """The sum of ``x`` over ranks (``x`` itself in one process)."""
+    """The sum of ``x`` over ranks (``x`` itself in one process), on ``x``'s device."""
     if not active():
         return x
-    out = x.detach().clone()
+    out = x.detach().clone().to(_comm_device())
     dist.all_reduce(out)
-    return out
+    return out.to(x.device)
 
 
 def all_true(flag: bool) -> bool:
     """Whether ``flag`` holds on every rank."""
     if not active():
         return flag
-    t = torch.tensor([0 if flag else 1], dtype=torch.int64)
+    t = torch.tensor([0 if flag else 1], dtype=torch.int64, device=_comm_device())
     dist.all_reduce(t)
     return int(t.item()) == 0
 
@@ -76,7 +92,7 @@ def all_true(flag: bool) -> bool:
 def all_max(value: float) -> float:
     if not active():
         return value
-    t = torch.tensor([value], dtype=torch.float64)
+    t = torch.tensor([value], dtype=torch.float64, device=_comm_device())
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return float(t.item())
 
@@ -86,15 +102,16 @@ def gather_rows(x: torch.Tensor) -> tuple[torch.Tensor, int]:
     the row where this rank's rows start. In one process: ``(x, 0)``, the tensor itself."""
     if not active():
         return x, 0
-    sizes = [torch.zeros(1, dtype=torch.int64) for _ in range(world())]
-    dist.all_gather(sizes, torch.tensor([x.shape[0]], dtype=torch.int64))
+    comm = _comm_device()
+    sizes = [torch.zeros(1, dtype=torch.int64, device=comm) for _ in range(world())]
+    dist.all_gather(sizes, torch.tensor([x.shape[0]], dtype=torch.int64, device=comm))
     counts = [int(s.item()) for s in sizes]
     widest = max(counts)
-    padded = torch.zeros((widest, *x.shape[1:]), dtype=x.dtype, device=x.device)
-    padded[: x.shape[0]] = x
+    padded = torch.zeros((widest, *x.shape[1:]), dtype=x.dtype, device=comm)
+    padded[: x.shape[0]] = x.to(comm)
     parts = [torch.empty_like(padded) for _ in counts]
     dist.all_gather(parts, padded.contiguous())
-    return torch.cat([p[:n] for p, n in zip(parts, counts)]), sum(counts[: rank()])
+    return torch.cat([p[:n] for p, n in zip(parts, counts)]).to(x.device), sum(counts[: rank()])
 
 
 def gather_objects(items: list) -> list:

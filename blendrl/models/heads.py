@@ -72,7 +72,7 @@ def last_token_hidden(model, input_ids: torch.Tensor, attention_mask: torch.Tens
     each right-padded row. Shapes: (B, L) → (B, H)."""
     hidden = backbone(model)(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, L, H)
     last = attention_mask.long().cumsum(1).argmax(1)  # (B,) index of the last 1
-    return hidden[torch.arange(hidden.shape[0]), last]  # (B, H)
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last.to(hidden.device)]  # (B, H)
 
 
 def score_head(model):

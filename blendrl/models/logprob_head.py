@@ -34,6 +34,8 @@ class _TokenLogprobs(torch.autograd.Function):
     def forward(ctx, hidden, weight, targets, temperature: float, chunk: int, accumulate_grad: bool = False):
         # hidden (N, H), weight (V, H), targets (N,) long → (N,)
         N, V = hidden.shape[0], weight.shape[0]
+        ctx.hidden_dtype = hidden.dtype
+        hidden = hidden.to(weight.dtype)  # under autocast the decoder hands over bf16/fp16: the head runs in fp32
         run_max = torch.full((N,), -torch.inf, dtype=torch.float32, device=hidden.device)
         run_sum = torch.zeros_like(run_max)
         picked = torch.zeros_like(run_max)
@@ -78,6 +80,8 @@ class _TokenLogprobs(torch.autograd.Function):
                 into[v0 : v0 + ctx.chunk].addmm_(g.t(), hidden)
             elif need_w:
                 torch.mm(g.t(), hidden, out=grad_w[v0 : v0 + ctx.chunk])
+        if grad_h is not None:
+            grad_h = grad_h.to(ctx.hidden_dtype)
         return grad_h, grad_w, None, None, None, None
 
 
@@ -103,4 +107,5 @@ def token_logprobs(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Te
     if accumulate_grad and not weight.is_leaf:
         raise ValueError("token_logprobs(accumulate_grad=True) needs a leaf weight (a parameter)")
     size = chunk or default_vocab_chunk(hidden.shape[0])
-    return _TokenLogprobs.apply(hidden, weight, targets, float(temperature), size, bool(accumulate_grad))
+    with torch.autocast(hidden.device.type, enabled=False):  # the head and its log-softmax in the weight's dtype
+        return _TokenLogprobs.apply(hidden, weight, targets, float(temperature), size, bool(accumulate_grad))

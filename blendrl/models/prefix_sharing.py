@@ -22,7 +22,8 @@ def prompt_groups(prefix_ids: torch.Tensor, prefix_mask: torch.Tensor) -> tuple[
     uniq, inverse = torch.unique(key, dim=0, return_inverse=True)
     if uniq.shape[0] == key.shape[0]:
         return None
-    first = torch.empty(uniq.shape[0], dtype=torch.long).scatter_(0, inverse, torch.arange(key.shape[0]))
+    first = torch.empty(uniq.shape[0], dtype=torch.long, device=key.device).scatter_(
+        0, inverse, torch.arange(key.shape[0], device=key.device))
     return first, inverse
 
 

@@ -64,11 +64,15 @@ def _ensemble_source(cfg: RewardSourceConfig):
     return EnsembleReward(scorer, aggregate, name=cfg.name, **agg_options)
 
 
-def build_reward(configs: list[RewardSourceConfig], offload: bool = False) -> WeightedSum:
+def build_reward(configs: list[RewardSourceConfig], offload: bool = False, device=None) -> WeightedSum:
     """All configured sources, summed with their weights. ``offload`` (``model.offload_frozen``): every ``hf_rm``
-    source keeps its weights in a file between calls (as its own ``options: {offload: true}``)."""
+    source keeps its weights in a file between calls (as its own ``options: {offload: true}``). ``device``: where
+    ``hf_rm`` models run unless their ``options`` say (the policy's device)."""
     if offload:
         configs = [replace(c, options={"offload": True, **c.options}) if c.kind == "hf_rm" else c for c in configs]
+    if device is not None and str(device) != "cpu":
+        configs = [replace(c, options={"device": str(device), **c.options}) if c.kind == "hf_rm" else c
+                   for c in configs]
     sources = [REWARD_SOURCES[c.kind](c) for c in configs]
     return WeightedSum(sources, [c.weight for c in configs])
 

@@ -36,12 +36,14 @@ class HFGenerator:
 
         was_training = self.model.training
         self.model.eval()
-        prompt_ids, prompt_mask = left_pad(prompts, self.pad_id)  # (B, P)
+        device = next(self.model.parameters()).device  # every tensor of the rollout lives on the model's device
+        prompt_ids, prompt_mask = (x.to(device) for x in left_pad(prompts, self.pad_id))  # (B, P)
         B, N = prompt_ids.shape[0], params.max_new_tokens
-        tokens = torch.full((B, N), self.pad_id, dtype=torch.long)  # (B, N)
-        logps = torch.zeros((B, N))  # (B, N)
-        mask = torch.zeros((B, N))  # (B, N)
-        done = torch.zeros(B, dtype=torch.bool)  # (B,)
+        tokens = torch.full((B, N), self.pad_id, dtype=torch.long, device=device)  # (B, N)
+        logps = torch.zeros((B, N), device=device)  # (B, N)
+        mask = torch.zeros((B, N), device=device)  # (B, N)
+        done = torch.zeros(B, dtype=torch.bool, device=device)  # (B,)
+        eos_ids = self.eos_ids.to(device)
         attn = prompt_mask.clone()  # (B, P + t)
         positions = (prompt_mask.cumsum(-1) - 1).clamp_min(0)  # (B, P)
         # Prefill each distinct prompt once (RLOO/GRPO sample k responses per prompt), then give every row its
@@ -57,11 +59,11 @@ class HFGenerator:
         )
         logits = out.logits[:, -1]  # (distinct prompts, V)
         if shared:
-            index = torch.tensor(rows)
+            index = torch.tensor(rows, device=device)
             logits = logits[index]  # (B, V)
             cache.reorder_cache(index)
         decoder = None
-        if is_llama_layout(self.model):
+        if is_llama_layout(self.model) and device.type == "cpu":  # the static decoder is the CPU fast path
             decoder, cache = StaticKVDecoder(self.model, cache, prompt_mask, N), None  # the buffers hold the cache
         next_pos = positions[:, -1:] + 1  # (B, 1)
         steps = 0
@@ -69,13 +71,13 @@ class HFGenerator:
             u = None
             if shard is not None:  # the global batch's draws, this rank's rows
                 u = torch.rand((shard.total, 1), generator=generator, dtype=torch.float64)
-                u = u[shard.rows]  # (B, 1)
+                u = u[shard.rows].to(device)  # (B, 1)
             tok, logp = sample_from_logits(logits, params.temperature, params.top_p, generator, u)  # (B,), (B,)
             tok = torch.where(done, torch.full_like(tok, self.pad_id), tok)
             tokens[:, t] = tok
             logps[:, t] = logp * (~done)
             mask[:, t] = (~done).float()
-            done |= torch.isin(tok, self.eos_ids)
+            done |= torch.isin(tok, eos_ids)
             steps = t + 1
             finished = bool(done.all()) if shard is None else shard.all_done(bool(done.all()))
             if finished or t == N - 1:
@@ -86,7 +88,7 @@ class HFGenerator:
             if decoder is not None:
                 logits = decoder.step(tok, next_pos)
             else:
-                attn = torch.cat([attn, torch.ones((B, 1), dtype=attn.dtype)], dim=1)
+                attn = torch.cat([attn, torch.ones((B, 1), dtype=attn.dtype, device=device)], dim=1)
                 logits = self.model(
                     input_ids=tok[:, None], attention_mask=attn, position_ids=next_pos, past_key_values=cache,
                     use_cache=True,
@@ -94,5 +96,5 @@ class HFGenerator:
             next_pos = next_pos + 1
         if was_training:
             self.model.train()
-        has_eos = (torch.isin(tokens, self.eos_ids) & mask.bool()).any(dim=1)
+        has_eos = (torch.isin(tokens, eos_ids) & mask.bool()).any(dim=1)
         return Rollout(prompt_ids, prompt_mask, tokens[:, :steps], mask[:, :steps], logps[:, :steps], has_eos)

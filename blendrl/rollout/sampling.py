@@ -42,7 +42,7 @@ def inverse_cdf(weights: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, t
 
 def sample_tokens(logp: torch.Tensor, top_p: float, generator: torch.Generator | None) -> torch.Tensor:
     """Draw one token per row from ``exp(logp)`` restricted to the top-p nucleus. (B, V) → long (B,)."""
-    u = torch.rand((logp.shape[0], 1), generator=generator, dtype=torch.float64)  # (B, 1)
+    u = torch.rand((logp.shape[0], 1), generator=generator, dtype=torch.float64).to(logp.device)  # (B, 1)
     if top_p >= 1.0:
         return inverse_cdf(logp.exp(), u)[0]
     return _sample_nucleus(logp, top_p, u)
@@ -71,8 +71,8 @@ def sample_from_logits(logits: torch.Tensor, temperature: float, top_p: float,
     ``logits`` (B, V) is overwritten. → (tokens long (B,), logp (B,))."""
     z = logits.float().div_(temperature)  # (B, V)
     z = z.sub_(z.amax(-1, keepdim=True))  # (B, V) shifted: max 0, the same softmax
-    if u is None:
-        u = torch.rand((z.shape[0], 1), generator=generator, dtype=torch.float64)  # (B, 1)
+    if u is None:  # drawn on the CPU generator, then moved: the same draws on every device
+        u = torch.rand((z.shape[0], 1), generator=generator, dtype=torch.float64).to(z.device)  # (B, 1)
     if top_p >= 1.0:
         tokens, total = inverse_cdf(z.exp(), u)  # the weights are unnormalised probabilities
         log_total = total.log().float()  # (B,)

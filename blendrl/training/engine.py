@@ -7,9 +7,15 @@ loss and the gradient are finite (a NaN or inf is counted in ``skipped`` and the
 into the weights); with no gradient at all (nothing to train on) there is nothing to apply and nothing is skipped;
 the learning-rate schedule advances once per call either way, so the rate at step n does not depend on how many
 steps before it were skipped.
+
+Mixed precision (``train.mixed_precision: bf16 | fp16``): the trainers run their gradient forwards inside
+:meth:`LocalEngine.autocast` (weights and optimizer state stay in their dtype, float32 by default); fp16 scales the
+loss (``torch.amp.GradScaler``) and unscales before clipping, so a step with inf/NaN gradients is skipped by the
+same rule.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from typing import Protocol
@@ -39,6 +45,19 @@ class LocalEngine:
         self.max_grad_norm = settings.max_grad_norm
         self.skipped = 0  # optimizer steps not applied because the loss or the gradient was not finite
         self.applied = False  # whether the last step() changed the weights
+        first = next(module.parameters(), None)
+        self.device_type = first.device.type if first is not None else "cpu"
+        self.precision = getattr(settings, "mixed_precision", "no")
+        if self.precision not in ("no", "bf16", "fp16"):
+            raise ValueError(f"mixed_precision: expected no, bf16 or fp16, got {self.precision!r}")
+        self.scaler = torch.amp.GradScaler(self.device_type) if self.precision == "fp16" else None
+
+    def autocast(self):
+        """The context of a gradient forward: autocast to bf16/fp16 under mixed precision, nothing otherwise."""
+        if self.precision == "no":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device_type, dtype=dtype)
 
     @property
     def lr(self) -> float:
@@ -46,13 +65,16 @@ class LocalEngine:
         return self.scheduler.get_last_lr()[0]
 
     def backward(self, loss: torch.Tensor) -> None:
-        """Accumulate the gradient of ``loss`` (a micro-batch's share of the step's loss)."""
-        loss.backward()
+        """Accumulate the gradient of ``loss`` (a micro-batch's share of the step's loss; scaled under fp16)."""
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
 
     def step(self, finite: bool = True) -> float:
         """Apply the accumulated gradient by the rule above (``finite``: every loss of this step was finite).
         Returns the gradient norm before clipping: NaN for a skipped step, 0.0 when there was no gradient."""
         params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        unscaled = self.scaler is not None and bool(params)
+        if unscaled:
+            self.scaler.unscale_(self.optimizer)  # true gradients (inf/NaN where fp16 overflowed)
         if not finite:
             grad_norm = math.nan
         elif not params:
@@ -63,7 +85,12 @@ class LocalEngine:
         if not math.isfinite(grad_norm):
             self.skipped += 1
         elif self.applied:
-            self.optimizer.step()
+            if self.scaler is not None:
+                self.scaler.step(self.optimizer)
+            else:
+                self.optimizer.step()
+        if unscaled:
+            self.scaler.update()  # lower the scale after an overflow, raise it after a run of good steps
         self.optimizer.zero_grad(set_to_none=True)
         with warnings.catch_warnings():  # torch warns when the schedule advances past a step that was not taken
             warnings.simplefilter("ignore", UserWarning)
@@ -71,13 +98,18 @@ class LocalEngine:
         return grad_norm
 
     def state_dict(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "skipped": self.skipped}
+        state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                 "skipped": self.skipped}
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.skipped = state["skipped"]
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
 
 
 class DistributedEngine(LocalEngine):

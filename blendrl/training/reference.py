@@ -116,13 +116,13 @@ class EMAReference(Reference):
 
     def load(self, folder: Path) -> None:
         loaded = load_causal_lm(str(folder))
-        self.model.load_state_dict(loaded.state_dict())
+        self.model.load_state_dict(loaded.state_dict())  # copies onto the reference's device
 
 
 @REFERENCES.register("model")
 class ModelReference(Reference):
     def __init__(self, policy, cfg: ReferenceConfig, dtype: str) -> None:
-        self.model = load_causal_lm(resolve_model(cfg.path), dtype).requires_grad_(False)
+        self.model = load_causal_lm(resolve_model(cfg.path), dtype).requires_grad_(False).to(_device(policy))
 
     def model_for_forward(self):
         return self.model
@@ -139,6 +139,11 @@ class SoupReference(ModelReference):
         models = [load_causal_lm(resolve_model(p), dtype) for p in cfg.paths]
         self.model = models[0].requires_grad_(False)
         self.model.load_state_dict(weighted_state_dict([m.state_dict() for m in models], weights))
+        self.model.to(_device(policy))
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
 
 
 def build_reference(policy, cfg: ReferenceConfig, dtype: str, offload: bool | str = False) -> Reference:
@@ -147,6 +152,8 @@ def build_reference(policy, cfg: ReferenceConfig, dtype: str, offload: bool | st
     if cfg.kind not in REFERENCES:
         raise ConfigError(f"reference.kind: unknown '{cfg.kind}'; choose one of {REFERENCES.names()}")
     reference = REFERENCES[cfg.kind](policy, cfg, dtype)
+    if _device(policy).type != "cpu":  # offloading to files is a CPU-memory trick
+        offload = False
     if offload is True or (offload == "auto" and reference.offloadable):
         reference.offload()
     return reference

@@ -1,8 +1,9 @@
 """Build a trainer from a config and run it: evaluation before and after, logging, checkpoints, resume."""
 from __future__ import annotations
 
+import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -35,13 +36,29 @@ class PolicyStack:
     generator: object
 
 
-def build_policy_stack(model_cfg, reference_cfg, generation_cfg, perf: PerfConfig) -> PolicyStack:
-    """The policy (with LoRA when configured; with ``perf.tied_grads_in_place`` a tied embedding/head accumulating
-    its gradient in place, :mod:`blendrl.models.tied_grads`), its tokenizer, the reference strategy and the
-    generator."""
+def effective_perf(perf: PerfConfig, device: torch.device, mixed_precision: str = "no") -> PerfConfig:
+    """``perf`` with the switches that do not apply here turned off, each said once in the log: the lean layers'
+    hand-written backwards under mixed precision, the CPU decode kernel and malloc settings off the CPU."""
+    off = {}
+    if perf.lean_layers and mixed_precision != "no":
+        off["lean_layers"] = False
+    if device.type != "cpu" and perf.cpu_kernels:
+        off["cpu_kernels"] = False
+    if off:
+        logging.getLogger("blendrl").info("perf: %s off (device %s, mixed precision %s)", ", ".join(off), device,
+                                          mixed_precision)
+    return replace(perf, **off)
+
+
+def build_policy_stack(model_cfg, reference_cfg, generation_cfg, perf: PerfConfig,
+                       device: torch.device | None = None) -> PolicyStack:
+    """The policy on ``device`` (with LoRA when configured; with ``perf.tied_grads_in_place`` a tied
+    embedding/head accumulating its gradient in place, :mod:`blendrl.models.tied_grads`), its tokenizer, the
+    reference strategy and the generator."""
+    device = device or torch.device("cpu")
     policy_path = resolve_model(model_cfg.name)
     tokenizer = load_tokenizer(policy_path)
-    policy = load_causal_lm(policy_path, model_cfg.dtype, lean=perf.lean_layers)
+    policy = load_causal_lm(policy_path, model_cfg.dtype, lean=perf.lean_layers).to(device)
     if perf.tied_grads_in_place:
         accumulate_tied_grads_in_place(policy)  # a tied embedding/head: one (V, H) gradient buffer, not three
     if model_cfg.gradient_checkpointing:
@@ -77,14 +94,16 @@ def build_trainer(cfg: PPORunConfig, resume: str | None = None, trainer_cls: typ
     if dist.init_from_env() and cfg.train.prompts_per_iteration % dist.world():
         raise ConfigError(f"train.prompts_per_iteration: {cfg.train.prompts_per_iteration} prompts do not split over "
                           f"{dist.world()} ranks (each rank samples an equal share)")
-    set_up_torch(cfg.train.threads, cfg.train.seed, cfg.perf)
-    stack = build_policy_stack(cfg.model, cfg.reference, cfg.generation, cfg.perf)
+    device = dist.resolve_device(cfg.model.device)
+    perf = effective_perf(cfg.perf, device, cfg.train.mixed_precision)
+    set_up_torch(cfg.train.threads, cfg.train.seed, perf)
+    stack = build_policy_stack(cfg.model, cfg.reference, cfg.generation, perf, device)
     policy, tokenizer, reference = stack.policy, stack.tokenizer, stack.reference
     algorithm = build_algorithm(cfg.algorithm, cfg.kl, cfg.train.samples_per_prompt, cfg.regularizer)
     critic = None
     if algorithm.needs_critic:
         critic = load_critic(resolve_model(cfg.critic.path or cfg.model.name), cfg.model.dtype,
-                             lean=cfg.perf.lean_layers)
+                             lean=perf.lean_layers).to(device)
         if cfg.model.gradient_checkpointing:
             enable_checkpointing(critic)
         if cfg.critic.lora is not None:
@@ -97,7 +116,7 @@ def build_trainer(cfg: PPORunConfig, resume: str | None = None, trainer_cls: typ
         eval_prompts, _ = load_prompts(d.eval_prompts, tokenizer, d.max_prompt_tokens, d.chat_template,
                                        d.system_prompt, d.too_long)
     if reward is None:
-        reward = build_reward(cfg.rewards, offload=cfg.model.offload_rewards)
+        reward = build_reward(cfg.rewards, offload=cfg.model.offload_rewards and device.type == "cpu", device=device)
     trainer = trainer_cls(cfg, Models(policy, tokenizer, critic, reference), reward, stack.generator, algorithm,
                           train_prompts, eval_prompts)
     if resume:

@@ -100,11 +100,11 @@ class RLTrainer:
         timer["ref_critic"] = time.perf_counter()
         # the scores; their shaping statistics are the whole batch's (every rank's rows, in order)
         raw = pending.result()
-        (all_raw, first), (all_eos, _) = dist.gather_rows(raw), dist.gather_rows(rollout.has_eos)
+        (all_raw, first), (all_eos, _) = dist.gather_rows(raw), dist.gather_rows(rollout.has_eos.cpu())
         all_scores, all_valid = self.shape_scores(all_raw, all_eos)
         rows = slice(first, first + len(raw))
-        exp.scores, valid = all_scores[rows], all_valid[rows]
-        exp.response_mask[~valid] = 0.0
+        exp.scores, valid = all_scores[rows].to(exp.response_mask.device), all_valid[rows]
+        exp.response_mask[~valid.to(exp.response_mask.device)] = 0.0
         timer["score"] = time.perf_counter()
         # 4. advantages
         metrics = self.algorithm.prepare(exp, self.kl_ctl.value)
@@ -114,7 +114,7 @@ class RLTrainer:
         timer["update"] = time.perf_counter()
         # 6. bookkeeping
         seq_kl = masked_sum(exp.behaviour_logp - exp.ref_logp, exp.response_mask, dim=1)  # (B,) k1 per sequence
-        all_kl = dist.gather_rows(seq_kl)[0]
+        all_kl = dist.gather_rows(seq_kl.cpu())[0]
         self.kl_ctl.update(all_kl[all_valid].mean().item() if all_valid.any() else 0.0, len(all_kl))
         self.iteration += 1
         metrics.update(self.rollout_metrics(exp, all_raw, all_valid, all_eos, all_kl, timer))
@@ -173,7 +173,7 @@ class RLTrainer:
         its values are exactly the pre-update values, and :meth:`update` back-propagates through it instead of
         running it again. Otherwise a no-grad pass in batches of ``train.forward_batch_size`` rows."""
         if self.cfg.train.minibatches == 1 and len(exp) <= self.cfg.train.micro_batch_size:
-            with checkpointed(self.m.critic):
+            with checkpointed(self.m.critic), self.engines["critic"].autocast():
                 self.pending_values = response_values(self.m.critic, exp.trimmed())  # (B, T')
             return pad_response(self.pending_values.detach(), exp.response_mask.shape[1])  # (B, T)
         return self.forward_no_grad(lambda mb: response_values(self.m.critic, mb), exp)
@@ -256,7 +256,8 @@ class RLTrainer:
         with checkpointed(getattr(self.m, name)):
             for micro in micro_batches(exp, mb_idx, self.cfg.train.micro_batch_size):
                 sub = exp.select(micro).trimmed()
-                loss, stats = loss_fn(sub, micro)
+                with engine.autocast():
+                    loss, stats = loss_fn(sub, micro)
                 finite = finite and bool(torch.isfinite(loss))
                 if not finite:
                     continue
@@ -279,8 +280,8 @@ class RLTrainer:
         """The iteration's metrics over the whole batch: ``raw``, ``valid``, ``has_eos``, ``seq_kl`` are every rank's
         rows (:func:`blendrl.core.dist.gather_rows`); ``exp`` is this rank's."""
         mask = exp.response_mask
-        lengths = dist.gather_rows(mask.sum(1))[0]
-        scores = dist.gather_rows(exp.scores)[0]
+        lengths = dist.gather_rows(mask.sum(1).cpu())[0]
+        scores = dist.gather_rows(exp.scores.cpu())[0]
         components = {k: dist.gather_rows(v)[0] for k, v in getattr(self.reward, "last_components", {}).items()}
         token_kl = dist.all_sum(masked_sum(exp.behaviour_logp - exp.ref_logp, mask)) \
             / dist.all_sum(mask.sum()).clamp_min(1)

@@ -16,7 +16,7 @@ from ..checkpoint import load_trainer_state
 from ..experience import Experience
 from ...core.types import eos_ids
 from ..names import check_names
-from ..run import RunReport, build_policy_stack, drive, resume_weights, set_up_torch
+from ..run import RunReport, build_policy_stack, drive, effective_perf, resume_weights, set_up_torch
 from ..trainer import Models
 
 
@@ -63,8 +63,10 @@ def build_cgpo_trainer(cfg: CGPORunConfig, resume: str | None = None) -> CGPOTra
         uneven = [t.name for t in cfg.tasks if t.prompts_per_iteration % dist.world()]
         if uneven:
             raise ConfigError(f"tasks {uneven}: prompts_per_iteration does not split over {dist.world()} ranks")
-    set_up_torch(cfg.train.threads, cfg.train.seed, cfg.perf)
-    stack = build_policy_stack(cfg.model, cfg.reference, cfg.generation, cfg.perf)
+    device = dist.resolve_device(cfg.model.device)
+    perf = effective_perf(cfg.perf, device, cfg.train.mixed_precision)
+    set_up_torch(cfg.train.threads, cfg.train.seed, perf)
+    stack = build_policy_stack(cfg.model, cfg.reference, cfg.generation, perf, device)
     sampler = reference_sampler(cfg, stack.tokenizer, stack.policy, stack.reference)
     tasks = build_tasks(cfg, stack.tokenizer, stack.reference, sampler)
     trainer = CGPOTrainer(cfg, Models(stack.policy, stack.tokenizer, None, stack.reference), stack.generator, tasks,

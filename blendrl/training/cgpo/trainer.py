@@ -150,8 +150,9 @@ class CGPOTrainer:
                 # in row order, not length-sorted (micro_batches): a CODPO pair must stay in one micro-batch
                 for micro in torch.arange(len(part)).split(size):
                     mb = part.select(micro).trimmed()
-                    logp = response_logprobs(self.m.policy, mb, self.temperature)  # (b, T)
-                    loss = task.optimizer.loss(mb, logp) * (task.cfg.weight / units)
+                    with self.engine.autocast():
+                        logp = response_logprobs(self.m.policy, mb, self.temperature)  # (b, T)
+                        loss = task.optimizer.loss(mb, logp) * (task.cfg.weight / units)
                     if not torch.isfinite(loss):
                         return math.nan, False
                     self.engine.backward(loss)
