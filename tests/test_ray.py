@@ -85,3 +85,39 @@ def test_ppo_trains_with_a_reward_on_ray(tiny_dir, tmp_path):
     trainer = build_trainer(cfg)
     metrics = trainer.step().metrics
     assert "reward/yes@ray" in metrics and 0.0 <= metrics["reward/mean"] <= 1.0
+
+
+def test_the_ray_generator_samples_what_the_in_process_one_does(tiny_dir):
+    from blendrl.models import load_causal_lm
+    from blendrl.rollout import GENERATORS, HFGenerator, SamplingParams
+
+    model = load_causal_lm(str(tiny_dir))
+    local, remote = HFGenerator(model, 0, [3]), GENERATORS["ray"](model, 0, [3], num_cpus=0.5)
+    prompts = [[5, 6, 7], [8, 9], [5, 6, 7]]
+    params = SamplingParams(max_new_tokens=6, temperature=1.0)
+    g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    a, b = local.sample(prompts, params, g1), remote.sample(prompts, params, g2)
+    assert torch.equal(a.response_ids, b.response_ids) and torch.allclose(a.logp, b.logp, atol=1e-5)
+    assert torch.equal(g1.get_state(), g2.get_state())  # the trainer's stream advanced as if it sampled itself
+    assert remote.exact_logprobs
+
+
+def test_ppo_with_rollouts_on_a_ray_actor_trains_to_the_in_process_weights(tiny_dir, tmp_path):
+    """Two iterations: the second samples from the weights the first update wrote, which only the sync carries to
+    the actor."""
+    from blendrl.training.run import build_trainer
+    from tests.tiny import tiny_config
+
+    def weights(backend, **options):
+        over = {"train.iterations": 2, "logging.eval_before": False, "generation.backend": backend}
+        cfg = tiny_config(tiny_dir, tmp_path / backend / str(len(options)), **over)
+        cfg.generation.options = options
+        trainer = build_trainer(cfg)
+        metrics = [trainer.step().metrics for _ in range(2)]
+        return {k: v.clone() for k, v in trainer.m.policy.state_dict().items()}, metrics
+
+    hf, _ = weights("hf")
+    ray_w, _ = weights("ray", num_cpus=0.5)
+    assert max((hf[k] - ray_w[k]).abs().max().item() for k in hf) < 1e-5
+    _, bf16 = weights("ray", num_cpus=0.5, dtype="bfloat16")  # not exact: the trainer recomputes the log-probs
+    assert all(0 < m["check/generator_logp_gap"] < 0.5 for m in bf16)

@@ -110,6 +110,7 @@ class GenerationConfig:
     temperature: float = 0.7
     top_p: float = 1.0
     backend: str = "hf"
+    options: dict = field(default_factory=dict)  # the backend's own keyword arguments (ray: num_cpus, dtype, ...)
     stop_at_eos: bool = True  # False: always max_new_tokens (fixed-length benchmarks; TRL's stop_token=None)
 
     def validate(self) -> None:

@@ -1,8 +1,13 @@
 """The rollout seam: a Generator turns prompt token ids into a :class:`Rollout`.
 
-Backends register in ``GENERATORS`` (``hf``; another backend, such as vLLM or a remote server, plugs in here without
-touching the trainer). A backend must return the behaviour log-probs of the sampled tokens under ``softmax(logits /
-temperature)`` over the full vocabulary, which is what the training forward computes.
+Backends register in ``GENERATORS`` (``hf``: the policy module itself; ``ray``: a copy of the policy on a Ray
+actor, :mod:`.on_ray`). A backend is built as ``cls(policy, pad_id, eos_ids, **generation.options)`` and returns
+the behaviour log-probs of the sampled tokens under ``softmax(logits / temperature)`` over the full vocabulary.
+``exact_logprobs`` says whether those equal the training forward's (to float rounding); when they do not (another
+dtype or engine), the trainer recomputes them with a no-grad policy forward and takes the KL from those.
+``sync_weights(policy)`` is called after every update and after resume: a backend that holds its own copy of the
+weights refreshes it there. A vLLM backend plugs in the same way (its sampler's log-probs are not the training
+forward's: ``exact_logprobs = False``; ``sync_weights`` loads the new state dict into the engine).
 """
 from __future__ import annotations
 
@@ -13,11 +18,15 @@ import torch
 from ..core.registry import Registry
 from ..core.types import Rollout, SamplingParams
 
-GENERATORS: Registry = Registry("generation backend", builtins=("blendrl.rollout.hf",))
+GENERATORS: Registry = Registry("generation backend", builtins=("blendrl.rollout.hf", "blendrl.rollout.on_ray"))
 
 
 class Generator(Protocol):
+    exact_logprobs: bool
+
     def sample(self, prompts: list[list[int]], params: SamplingParams, generator: torch.Generator) -> Rollout: ...
+
+    def sync_weights(self, policy) -> None: ...
 
 
 def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

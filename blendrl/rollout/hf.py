@@ -22,9 +22,14 @@ from .static_decode import StaticKVDecoder
 class HFGenerator:
     """Sampling from ``model`` (a transformers or peft causal LM). ``eos_ids`` end a response."""
 
+    exact_logprobs = True  # it samples from the trained module itself
+
     def __init__(self, model, pad_id: int, eos_ids: list[int]) -> None:
         self.model, self.pad_id = model, pad_id
         self.eos_ids = torch.tensor(sorted(set(eos_ids)), dtype=torch.long)
+
+    def sync_weights(self, policy) -> None:
+        """Nothing to do: the generator holds the policy module, not a copy."""
 
     @torch.no_grad()
     def sample(self, prompts: list[list[int]], params: SamplingParams, generator: torch.Generator,

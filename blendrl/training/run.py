@@ -69,7 +69,8 @@ def build_policy_stack(model_cfg, reference_cfg, generation_cfg, perf: PerfConfi
     if generation_cfg.backend not in GENERATORS:
         raise ConfigError(f"generation.backend: unknown '{generation_cfg.backend}'; choose {GENERATORS.names()}")
     stop_ids = eos_ids(tokenizer, policy) if generation_cfg.stop_at_eos else []
-    generator = GENERATORS[generation_cfg.backend](policy, tokenizer.pad_token_id, stop_ids)
+    generator = GENERATORS[generation_cfg.backend](policy, tokenizer.pad_token_id, stop_ids,
+                                                   **generation_cfg.options)
     return PolicyStack(policy, tokenizer, reference, generator)
 
 
@@ -122,6 +123,7 @@ def build_trainer(cfg: PPORunConfig, resume: str | None = None, trainer_cls: typ
     if resume:
         ckpt = resume_weights(resume, policy, reference, critic)
         trainer.load_state_dict(*load_trainer_state(ckpt))
+        stack.generator.sync_weights(policy)
     return trainer
 
 

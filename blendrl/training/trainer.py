@@ -89,6 +89,12 @@ class RLTrainer:
         shard = {"shard": dist.Shard(torch.arange(start * k, stop * k), len(batch) * k)} if dist.active() else {}
         rollout = self.generator.sample([p.input_ids for p in prompts], self.params, self.sampling_gen, **shard)
         exp = Experience.from_rollout(rollout)
+        generator_gap = None
+        if not getattr(self.generator, "exact_logprobs", True):  # behaviour log-probs from the training forward
+            sampled = exp.behaviour_logp
+            exp.behaviour_logp = self.forward_no_grad(
+                lambda mb: response_logprobs(self.m.policy, mb, self.params.temperature), exp)
+            generator_gap = ((sampled - exp.behaviour_logp).abs() * exp.response_mask).max().item()
         timer["rollout"] = time.perf_counter()
         # 2. score: sources that run elsewhere (kind: ray) start now and score while 3. runs here
         responses = self.decode(exp)
@@ -111,6 +117,9 @@ class RLTrainer:
         # 5. update
         metrics.update(self.update(exp))
         self.m.reference.after_update(self.m.policy)
+        self.generator.sync_weights(self.m.policy)  # a backend with its own copy of the weights refreshes it
+        if generator_gap is not None:
+            metrics["check/generator_logp_gap"] = dist.all_max(generator_gap)
         timer["update"] = time.perf_counter()
         # 6. bookkeeping
         seq_kl = masked_sum(exp.behaviour_logp - exp.ref_logp, exp.response_mask, dim=1)  # (B,) k1 per sequence

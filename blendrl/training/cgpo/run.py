@@ -23,7 +23,8 @@ from ..trainer import Models
 def reference_sampler(cfg: CGPORunConfig, tokenizer, policy, reference):
     """A sampler over the reference policy's weights (use it inside ``reference.context()``): where ā comes from."""
     stop_ids = eos_ids(tokenizer, policy) if cfg.generation.stop_at_eos else []
-    return GENERATORS[cfg.generation.backend](reference.model_for_forward(), tokenizer.pad_token_id, stop_ids)
+    return GENERATORS[cfg.generation.backend](reference.model_for_forward(), tokenizer.pad_token_id, stop_ids,
+                                              **cfg.generation.options)
 
 
 def baseline_generator(sampler, reference, tokenizer, task, seed: int, batch_size: int):

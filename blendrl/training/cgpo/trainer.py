@@ -57,6 +57,7 @@ class CGPOTrainer:
         grad_norm = self.engine.step(finite)
         if self.engine.applied:
             self.m.reference.after_update(self.m.policy)
+            self.generator.sync_weights(self.m.policy)  # a backend with its own copy of the weights refreshes it
         self.iteration += 1
         metrics.update({"grad_norm": grad_norm, "lr": self.engine.lr,
                         "skipped/updates_total": self.engine.skipped,
@@ -99,6 +100,9 @@ class CGPOTrainer:
         t1 = time.perf_counter()
         k = task.cfg.samples_per_prompt
         exp = Experience.from_rollout(rollout)
+        if not getattr(self.generator, "exact_logprobs", True):  # the KL factor from the training forward
+            exp.behaviour_logp = forward_rows(lambda mb: response_logprobs(self.m.policy, mb, self.temperature), exp,
+                                              self.cfg.train.forward_rows)
         responses = decode_responses(self.m.tokenizer, exp)
         scored = task.score(prompts, responses, rollout.has_eos)
         self.counters["skipped_samples"] += int(dist.all_sum((~scored.valid).sum()))
