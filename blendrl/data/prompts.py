@@ -98,6 +98,17 @@ def read_json_rows(path: Path) -> list[tuple[int, Any]]:
     return rows
 
 
+def message_rows(path: str, what: str):
+    """``(file, "file, row N", messages, other fields)`` for every row of a .jsonl/.json file of conversations
+    (:func:`row_to_messages`); a missing file is a :class:`DataError` naming ``what`` (the config key)."""
+    file = Path(path)
+    if not file.is_file():
+        raise DataError(f"{what}: {file} does not exist")
+    for row, obj in read_json_rows(file):
+        where = f"{file}, row {row}"
+        yield (file, where, *row_to_messages(obj, where))
+
+
 def read_prompt_rows(source: str) -> list[tuple[list[dict], dict, str, int]]:
     """Rows of ``(messages, metadata, source, row)`` from a built-in set or a file; raises :class:`DataError`."""
     if source.startswith("builtin:"):

@@ -16,7 +16,7 @@ import torch
 
 from ..config.schema import ModelConfig, OptimSettings, PerfConfig, _require
 from ..data.pair_encoding import pad_right
-from ..data.prompts import DataError, read_json_rows, row_to_messages
+from ..data.prompts import DataError, message_rows
 from ..core.fsutil import atomic_dir
 from ..core import dist
 from .engine import LocalEngine
@@ -54,13 +54,8 @@ class SFTRunConfig:
 
 def read_sft_rows(path: str) -> list[list[dict]]:
     """Conversations ending with the assistant's response."""
-    file = Path(path)
-    if not file.is_file():
-        raise DataError(f"sft data {file} does not exist")
-    convs = []
-    for row, obj in read_json_rows(file):
-        where = f"{file}, row {row}"
-        messages, extra = row_to_messages(obj, where)
+    convs, file = [], Path(path)
+    for file, where, messages, extra in message_rows(path, "sft data"):
         if "response" in extra:
             if not isinstance(extra["response"], str) or not extra["response"].strip():
                 raise DataError(f"{where}, field 'response': expected a non-empty string")

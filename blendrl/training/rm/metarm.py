@@ -23,15 +23,10 @@ from .trainer import RMTrainer
 
 def read_meta_responses(path: str, k: int) -> list[tuple[list[dict], list[str]]]:
     """Rows ``{"prompt": str | messages, "responses": [str, ...]}`` (≥ k each; the first k are used)."""
-    from ...data.prompts import row_to_messages, read_json_rows
+    from ...data.prompts import message_rows
 
-    file = Path(path)
-    if not file.is_file():
-        raise DataError(f"metarm.responses: {file} does not exist")
-    groups = []
-    for row, obj in read_json_rows(file):
-        where = f"{file}, row {row}"
-        messages, meta = row_to_messages(obj, where)
+    groups, file = [], Path(path)
+    for file, where, messages, meta in message_rows(path, "metarm.responses"):
         responses = meta.get("responses")
         if not isinstance(responses, list) or len(responses) < k or not all(isinstance(r, str) for r in responses):
             raise DataError(f"{where}, field 'responses': expected a list of at least metarm.k={k} strings")
