@@ -362,7 +362,23 @@ def main() -> None:
     ap.add_argument("--out")
     ap.add_argument("--json", help="also write all results here")
     ap.add_argument("--table", metavar="JSON", help="print the table of a saved run (a --json file) and exit")
+    ap.add_argument("--device", help="cuda[:N] (or cpu): blendrl's rows on that device with tokens/s and MFU "
+                    "(benchmarks/ppo_device.py) instead of the CPU comparison with TRL")
+    ap.add_argument("--arch", default="qwen2-0.5b", help="with --device: qwen2-0.5b or tiny (random weights)")
+    ap.add_argument("--precision", default="bf16", help="with --device: train.mixed_precision")
+    ap.add_argument("--peak-tflops", type=float, help="with --device: the device's peak for the MFU column")
+    ap.add_argument("--tokenizer", help="with --device: a tokenizer folder (default SmolLM2's)")
+    ap.add_argument("--prompts", default="builtin:concise", help="with --device: the prompt set")
     args = ap.parse_args()
+    if args.device:
+        sys.path.insert(0, str(ROOT))
+        from benchmarks.ppo_device import run as run_device
+
+        rows = run_device(args.device, args.arch, args.iters, args.precision, args.peak_tflops, args.tokenizer,
+                          args.prompts)
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=1))
+        return
     if args.worker:
         return worker_main(args.worker, args.iters, args.out)
     if args.table:
