@@ -83,18 +83,13 @@ class RLTrainer:
         timer = {"start": time.perf_counter()}
         # 1. rollout
         batch = [self.train_prompts[i] for i in self.sampler.next_indices(t.prompts_per_iteration)]
-        start, stop = dist.shard_range(len(batch))  # data-parallel: this rank's prompts (all of them in one process)
-        prompts = [p for p in batch[start:stop] for _ in range(t.samples_per_prompt)]
         k = t.samples_per_prompt
+        start, stop = dist.shard_range(len(batch))  # data-parallel: this rank's prompts (all of them in one process)
+        prompts = [p for p in batch[start:stop] for _ in range(k)]
         shard = {"shard": dist.Shard(torch.arange(start * k, stop * k), len(batch) * k)} if dist.active() else {}
         rollout = self.generator.sample([p.input_ids for p in prompts], self.params, self.sampling_gen, **shard)
         exp = Experience.from_rollout(rollout)
-        generator_gap = None
-        if not getattr(self.generator, "exact_logprobs", True):  # behaviour log-probs from the training forward
-            sampled = exp.behaviour_logp
-            exp.behaviour_logp = self.forward_no_grad(
-                lambda mb: response_logprobs(self.m.policy, mb, self.params.temperature), exp)
-            generator_gap = ((sampled - exp.behaviour_logp).abs() * exp.response_mask).max().item()
+        generator_gap = self.exact_behaviour_logprobs(exp)
         timer["rollout"] = time.perf_counter()
         # 2. score: sources that run elsewhere (kind: ray) start now and score while 3. runs here
         responses = self.decode(exp)
@@ -108,8 +103,8 @@ class RLTrainer:
         raw = pending.result()
         (all_raw, first), (all_eos, _) = dist.gather_rows(raw), dist.gather_rows(rollout.has_eos.cpu())
         all_scores, all_valid = self.shape_scores(all_raw, all_eos)
-        rows = slice(first, first + len(raw))
-        exp.scores, valid = all_scores[rows].to(exp.response_mask.device), all_valid[rows]
+        mine = slice(first, first + len(raw))
+        exp.scores, valid = all_scores[mine].to(exp.response_mask.device), all_valid[mine]
         exp.response_mask[~valid.to(exp.response_mask.device)] = 0.0
         timer["score"] = time.perf_counter()
         # 4. advantages
@@ -135,6 +130,17 @@ class RLTrainer:
         return StepOutput(metrics, samples)
 
     # ------------------------------------------------------------------ pieces of the step
+    def exact_behaviour_logprobs(self, exp: Experience) -> float | None:
+        """When the generator's log-probs are not the training forward's (``exact_logprobs`` false: another dtype
+        or engine), replace them with a no-grad policy forward's, so that the KL and π_old come from the training
+        numerics; returns their largest gap (None when the generator's are exact)."""
+        if getattr(self.generator, "exact_logprobs", True):
+            return None
+        sampled = exp.behaviour_logp
+        exp.behaviour_logp = self.forward_no_grad(
+            lambda mb: response_logprobs(self.m.policy, mb, self.params.temperature), exp)
+        return ((sampled - exp.behaviour_logp).abs() * exp.response_mask).max().item()
+
     def decode(self, exp: Experience) -> list[str]:
         return decode_responses(self.m.tokenizer, exp)
 

@@ -123,7 +123,7 @@ class CGPOTrainer:
         lengths, has_eos = g(exp.response_mask.sum(1)), g(rollout.has_eos)
         judge_stats = dist.gather_objects([scored.judge_stats])
         metrics.update({
-            "loss": dist.all_sum(torch.tensor(loss, dtype=torch.float64)).item() if finite else loss,
+            "loss": dist.all_sum(torch.tensor(loss, dtype=torch.float64)).item(),  # NaN if a rank's was
             "rows_trained": int(dist.all_sum(torch.tensor(sum(len(p) for p in parts)))),
             "reward/mean": raw[valid].mean().item() if valid.any() else math.nan,
             "reward/calibrated": reward[valid].mean().item() if valid.any() else math.nan,
@@ -135,7 +135,8 @@ class CGPOTrainer:
             "time/score_ref_s": t2 - t1, "time/update_s": time.perf_counter() - t2,
             **hack_signals(dist.gather_objects(responses), dist.gather_objects(list(scored.finished)),
                            dist.gather_objects([p.user_text for p in prompts])),
-            **{f"judge/{k}": sum(s[k] for s in judge_stats) / len(judge_stats) for k in scored.judge_stats},
+            **{f"judge/{k}": sum(s.get(k, 0.0) for s in judge_stats) / len(judge_stats)
+               for k in sorted({k for s in judge_stats for k in s})},  # the ranks' mean
         })
         return metrics, sample_rows(task.name, prompts, responses, scored)[: self.cfg.logging.log_samples], finite
 
