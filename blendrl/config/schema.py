@@ -246,13 +246,13 @@ class OptimSettings:
 
 @dataclass
 class LoopSettings(OptimSettings):
-    """What every RL loop adds to the optimizer: ``iterations``, the rows per gradient pass
-    (``micro_batch_size``; each loop sets its default) and per no-grad pass (``forward_batch_size``, default
-    ``micro_batch_size``; :attr:`forward_rows` resolves it)."""
+    """What every RL loop adds to the optimizer: ``iterations``, rows per gradient pass (``micro_batch_size``) and
+    per no-grad pass (``forward_batch_size``, default ``micro_batch_size``: :attr:`forward_rows`)."""
 
 
     iterations: int = 20
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"  # autocast of the trained forwards (fp16: loss scaling)
+    fsdp: bool = False  # under torchrun: shard policy and critic with FSDP2 (blendrl.training.fsdp)
     micro_batch_size: int = 16
     forward_batch_size: Optional[int] = None  # rows per no-grad pass; None: micro_batch_size
 

@@ -33,10 +33,18 @@ def is_hf_rms_norm(norm: torch.nn.Module) -> bool:
             and isinstance(getattr(norm, "weight", None), torch.Tensor))
 
 
+def is_sharded(model) -> bool:
+    """The model is FSDP-sharded (``fully_shard``): its parameters are gathered by its own forward only, so the
+    fast paths that call its parts directly step aside."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
+
+
 def decoder_and_head(model) -> tuple[torch.nn.Module, torch.nn.Linear] | None:
     """(decoder returning ``last_hidden_state``, LM head) when logits are exactly ``head(hidden)``, else None."""
     base = transformers_model(model)
-    if base is None or base.config.model_type not in PLAIN_HEAD_TYPES:
+    if base is None or is_sharded(model) or base.config.model_type not in PLAIN_HEAD_TYPES:
         return None
     head = base.get_output_embeddings()
     if type(head) is not torch.nn.Linear or head.bias is not None:
@@ -49,7 +57,7 @@ def decoder_and_value_head(critic) -> tuple[torch.nn.Module, torch.nn.Module] | 
     classifier dropout is off: p = 0 or eval mode), else None."""
     base = transformers_model(critic)
     head, dropout = getattr(base, "score", None), getattr(base, "dropout", None)
-    if base is None or head is None or not isinstance(dropout, torch.nn.Dropout):
+    if base is None or is_sharded(critic) or head is None or not isinstance(dropout, torch.nn.Dropout):
         return None
     if dropout.p != 0 and dropout.training:
         return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ..models.layout import is_llama_layout
+from ..models.layout import is_llama_layout, is_sharded
 from ..core.dist import Shard
 from .base import GENERATORS, Rollout, SamplingParams, left_pad
 from .sampling import sample_from_logits
@@ -68,7 +68,8 @@ class HFGenerator:
             logits = logits[index]  # (B, V)
             cache.reorder_cache(index)
         decoder = None
-        if is_llama_layout(self.model) and device.type == "cpu":  # the static decoder is the CPU fast path
+        sharded = is_sharded(self.model)  # FSDP: every rank runs every forward (its collectives gather the weights)
+        if is_llama_layout(self.model) and device.type == "cpu" and not sharded:  # the CPU fast path
             decoder, cache = StaticKVDecoder(self.model, cache, prompt_mask, N), None  # the buffers hold the cache
         next_pos = positions[:, -1:] + 1  # (B, 1)
         steps = 0
@@ -87,7 +88,7 @@ class HFGenerator:
             finished = bool(done.all()) if shard is None else shard.all_done(bool(done.all()))
             if finished or t == N - 1:
                 break
-            if done.all():  # this rank is done, another is not: keep drawing, skip the forward
+            if done.all() and not sharded:  # this rank is done, another is not: keep drawing, skip the forward
                 next_pos = next_pos + 1
                 continue
             if decoder is not None:

@@ -74,15 +74,18 @@ def write_checkpoint(root: Path, name: str, fill, config: dict, trainer_state: d
 
 def save_checkpoint(
     root: Path, iteration: int, *, policy, tokenizer, critic, reference, optim_state: dict, trainer_state: dict,
-    config: dict, keep: int = 2,
+    config: dict, keep: int = 2, state_dicts: dict | None = None,
 ) -> Path:
-    """Write the RL checkpoint ``iter-{iteration:06d}`` under ``root`` (see :func:`write_checkpoint`)."""
+    """Write the RL checkpoint ``iter-{iteration:06d}`` under ``root`` (see :func:`write_checkpoint`).
+    ``state_dicts``: ``{"policy": ..., "critic": ...}`` whole weights to write instead of the models' own (a sharded
+    model's, gathered)."""
+    sd = state_dicts or {}
 
     def fill(tmp: Path) -> None:
-        policy.save_pretrained(tmp / "policy")
+        policy.save_pretrained(tmp / "policy", state_dict=sd.get("policy"))
         tokenizer.save_pretrained(tmp / "policy")
         if critic is not None:
-            critic.save_pretrained(tmp / "critic")
+            critic.save_pretrained(tmp / "critic", state_dict=sd.get("critic"))
         if reference is not None and reference.needs_saving:
             reference.save(tmp / "reference")
 

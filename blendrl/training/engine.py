@@ -140,8 +140,48 @@ class DistributedEngine(LocalEngine):
         return super().step(finite)
 
 
+class FSDPEngine(LocalEngine):
+    """The engine of a sharded model: the step rule of :class:`LocalEngine` on every rank's shard, the finite check
+    every rank's, the optimizer state saved whole."""
+
+    def __init__(self, module: torch.nn.Module, lr: float, settings: OptimizerSettings, total_steps: int) -> None:
+        super().__init__(module, lr, settings, total_steps)
+        self.module = module
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """FSDP reduce-scatters the mean of the ranks' gradients; the losses are shares of the whole batch's, whose
+        gradient is the sum: × world."""
+        super().backward(loss * dist.world())
+
+    def step(self, finite: bool = True) -> float:
+        return super().step(dist.all_true(finite))
+
+    def state_dict(self) -> dict:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+        from torch.distributed.fsdp import FSDPModule
+
+        for m in self.module.modules():  # a no-grad forward leaves the root gathered: back to the optimizer's shards
+            if isinstance(m, FSDPModule):
+                m.reshard()
+        state = super().state_dict()
+        state["optimizer"] = get_optimizer_state_dict(  # the whole state, gathered (every rank calls this)
+            self.module, self.optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        set_optimizer_state_dict(self.module, self.optimizer, state["optimizer"],
+                                 options=StateDictOptions(full_state_dict=True))
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.skipped = state["skipped"]
+
+
 def make_engine(module: torch.nn.Module, lr: float, settings: OptimizerSettings, total_steps: int) -> LocalEngine:
-    """The engine of a run: :class:`DistributedEngine` when a process group with several ranks is up, else
-    :class:`LocalEngine`."""
-    cls = DistributedEngine if dist.active() else LocalEngine
+    """The engine of a run: :class:`FSDPEngine` for a sharded model (:mod:`blendrl.training.fsdp`),
+    :class:`DistributedEngine` when a process group with several ranks is up, else :class:`LocalEngine`."""
+    from torch.distributed.fsdp import FSDPModule
+
+    cls = FSDPEngine if isinstance(module, FSDPModule) else DistributedEngine if dist.active() else LocalEngine
     return cls(module, lr, settings, total_steps)

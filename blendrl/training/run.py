@@ -18,10 +18,12 @@ from ..data import load_prompts
 from ..core.fsutil import atomic_dir
 from ..models import add_lora, is_peft, load_causal_lm, load_critic, load_tokenizer, resolve_model
 from ..models.checkpointing import enable_checkpointing
+from ..models.layout import is_sharded
 from ..models.tied_grads import accumulate_tied_grads_in_place
 from ..rewards import build_reward
 from ..rollout import GENERATORS, cpu_gemm
 from .checkpoint import find_checkpoint, load_trainer_state, load_weights, save_checkpoint
+from . import fsdp
 from .logging import NullLogger, RunLogger
 from .names import check_names
 from .reference import build_reference
@@ -36,17 +38,21 @@ class PolicyStack:
     generator: object
 
 
-def effective_perf(perf: PerfConfig, device: torch.device, mixed_precision: str = "no") -> PerfConfig:
+def effective_perf(perf: PerfConfig, device: torch.device, mixed_precision: str = "no",
+                   sharded: bool = False) -> PerfConfig:
     """``perf`` with the switches that do not apply here turned off, each said once in the log: the lean layers'
-    hand-written backwards under mixed precision, the CPU decode kernel and malloc settings off the CPU."""
+    hand-written backwards under mixed precision or sharding, in-place tied gradients under sharding (FSDP reduces
+    what autograd hands it), the CPU decode kernel off the CPU."""
     off = {}
-    if perf.lean_layers and mixed_precision != "no":
+    if perf.lean_layers and (mixed_precision != "no" or sharded):
         off["lean_layers"] = False
+    if perf.tied_grads_in_place and sharded:
+        off["tied_grads_in_place"] = False
     if device.type != "cpu" and perf.cpu_kernels:
         off["cpu_kernels"] = False
     if off:
-        logging.getLogger("blendrl").info("perf: %s off (device %s, mixed precision %s)", ", ".join(off), device,
-                                          mixed_precision)
+        logging.getLogger("blendrl").info("perf: %s off (device %s, mixed precision %s, fsdp %s)", ", ".join(off),
+                                          device, mixed_precision, sharded)
     return replace(perf, **off)
 
 
@@ -96,7 +102,10 @@ def build_trainer(cfg: PPORunConfig, resume: str | None = None, trainer_cls: typ
         raise ConfigError(f"train.prompts_per_iteration: {cfg.train.prompts_per_iteration} prompts do not split over "
                           f"{dist.world()} ranks (each rank samples an equal share)")
     device = dist.resolve_device(cfg.model.device)
-    perf = effective_perf(cfg.perf, device, cfg.train.mixed_precision)
+    sharded = cfg.train.fsdp and dist.active()
+    if sharded:
+        fsdp.check_supported(cfg)
+    perf = effective_perf(cfg.perf, device, cfg.train.mixed_precision, sharded)
     set_up_torch(cfg.train.threads, cfg.train.seed, perf)
     stack = build_policy_stack(cfg.model, cfg.reference, cfg.generation, perf, device)
     policy, tokenizer, reference = stack.policy, stack.tokenizer, stack.reference
@@ -118,10 +127,14 @@ def build_trainer(cfg: PPORunConfig, resume: str | None = None, trainer_cls: typ
                                        d.system_prompt, d.too_long)
     if reward is None:
         reward = build_reward(cfg.rewards, offload=cfg.model.offload_rewards and device.type == "cpu", device=device)
+    ckpt = resume_weights(resume, policy, reference, critic) if resume else None  # before sharding: whole weights
+    if sharded:  # the reference is already an unsharded copy (or a model of its own)
+        fsdp.shard(policy)
+        if critic is not None:
+            fsdp.shard(critic)
     trainer = trainer_cls(cfg, Models(policy, tokenizer, critic, reference), reward, stack.generator, algorithm,
                           train_prompts, eval_prompts)
-    if resume:
-        ckpt = resume_weights(resume, policy, reference, critic)
+    if ckpt is not None:
         trainer.load_state_dict(*load_trainer_state(ckpt))
         stack.generator.sync_weights(policy)
     return trainer
@@ -138,25 +151,38 @@ def resume_weights(resume: str, policy, reference, critic=None) -> Path:
     return ckpt
 
 
-def save(trainer: RLTrainer, out: Path) -> Path:
+def _weights(model) -> dict | None:
+    """A sharded model's whole state dict (a collective), or None: ``save_pretrained`` reads the model itself."""
+    return None if model is None or not is_sharded(model) else fsdp.full_state_dict(model)
+
+
+def save(trainer: RLTrainer, out: Path) -> Path | None:
+    """Every rank calls it (a sharded model's weights and optimizer state are gathered); rank 0 writes."""
     state, optim = trainer.state_dict()
+    policy_sd, critic_sd = _weights(trainer.m.policy), _weights(trainer.m.critic)
+    if not dist.is_main():
+        return None
     return save_checkpoint(
         out / "checkpoints", trainer.iteration, policy=trainer.m.policy, tokenizer=trainer.m.tokenizer,
         critic=trainer.m.critic, reference=trainer.m.reference, optim_state=optim, trainer_state=state,
         config=to_dict(trainer.cfg), keep=trainer.cfg.logging.keep_checkpoints,
+        state_dicts={"policy": policy_sd, "critic": critic_sd},
     )
 
 
-def export_final(trainer: RLTrainer, out: Path) -> Path:
-    """The trained policy as a plain ``save_pretrained`` folder (LoRA adapters merged into a copy)."""
+def export_final(trainer: RLTrainer, out: Path) -> Path | None:
+    """The trained policy as a plain ``save_pretrained`` folder (LoRA adapters merged into a copy). Every rank calls
+    it (a sharded policy is gathered); rank 0 writes."""
     import copy
 
-    model = trainer.m.policy
+    model, weights = trainer.m.policy, _weights(trainer.m.policy)
+    if not dist.is_main():
+        return None
     if is_peft(model):
         model = copy.deepcopy(model).merge_and_unload()
     final = out / "final"
     with atomic_dir(final) as tmp:
-        model.save_pretrained(tmp)
+        model.save_pretrained(tmp, state_dict=weights)
         trainer.m.tokenizer.save_pretrained(tmp)
     return final
 
@@ -194,11 +220,13 @@ def drive(trainer, cfg, report: RunReport, stop_after: int | None = None) -> dic
     result: dict = {"trainer": trainer}
 
     def evaluate(label: str, it: int, key: str | None) -> None:
-        if not main:
+        if not main and not is_sharded(trainer.m.policy):  # a sharded policy's forward needs every rank
             return
         t0 = time.perf_counter()
         ev = trainer.evaluate(lg.eval_prompts)
         seconds = time.perf_counter() - t0
+        if not main:
+            return
         logger.log(it, {**ev.metrics, "time/eval_s": seconds})
         logger.log_samples(it, "eval", ev.samples)  # every evaluation: the lab re-scores them (gold vs proxy)
         if key is not None:
@@ -222,7 +250,7 @@ def drive(trainer, cfg, report: RunReport, stop_after: int | None = None) -> dic
                 logger.write(f"iter {it}: " + report.step_line(step.metrics))
             if lg.eval_every and it % lg.eval_every == 0 and it < cfg.train.iterations and report.has_eval:
                 evaluate(f"@ {it}", it, None)
-            if lg.save_every and it % lg.save_every == 0 and main:
+            if lg.save_every and it % lg.save_every == 0:
                 save(trainer, out)
             result["last"] = step
             done_here += 1
@@ -230,9 +258,10 @@ def drive(trainer, cfg, report: RunReport, stop_after: int | None = None) -> dic
                 return result
         if report.has_eval:
             evaluate("after", trainer.iteration, "after")
+        save(trainer, out)
+        final = export_final(trainer, out)
         if main:
-            save(trainer, out)
-            result["final"] = export_final(trainer, out)
+            result["final"] = final
         logger.write(f"{report.desc}: {done_here} iterations, evaluations and checkpoints in "
                      f"{(time.perf_counter() - started) / 60:.1f} min")
     finally:

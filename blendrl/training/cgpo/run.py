@@ -61,6 +61,9 @@ def build_tasks(cfg: CGPORunConfig, tokenizer, reference, sampler) -> list[TaskR
 def build_cgpo_trainer(cfg: CGPORunConfig, resume: str | None = None) -> CGPOTrainer:
     check_names(cfg)
     if dist.init_from_env():
+        if cfg.train.fsdp:
+            raise ConfigError("train.fsdp: blendrl cgpo trains data-parallel with whole models on every rank; "
+                              "sharding covers blendrl ppo so far")
         uneven = [t.name for t in cfg.tasks if t.prompts_per_iteration % dist.world()]
         if uneven:
             raise ConfigError(f"tasks {uneven}: prompts_per_iteration does not split over {dist.world()} ranks")
