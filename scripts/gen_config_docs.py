@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from blendrl.config.cgpo_schema import CGPORunConfig  # noqa: E402
+from blendrl.config.dpo_schema import DPORunConfig  # noqa: E402
 from blendrl.config.lab_schema import OverOptLabConfig  # noqa: E402
 from blendrl.config.loader import _type_name  # noqa: E402
 from blendrl.config.rm_schema import RMRunConfig  # noqa: E402
@@ -22,7 +23,8 @@ from blendrl.config.schema import BoNRunConfig, PPORunConfig  # noqa: E402
 from blendrl.training.sft import SFTRunConfig  # noqa: E402
 
 COMMANDS = [("blendrl ppo", PPORunConfig), ("blendrl cgpo, blendrl cgpo-ppo, blendrl eval", CGPORunConfig),
-            ("blendrl rm train | strength | eval", RMRunConfig), ("blendrl sft", SFTRunConfig),
+            ("blendrl rm train | strength | eval", RMRunConfig), ("blendrl dpo", DPORunConfig),
+            ("blendrl sft", SFTRunConfig),
             ("blendrl bon", BoNRunConfig), ("blendrl lab overopt", OverOptLabConfig)]
 
 

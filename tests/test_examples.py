@@ -11,7 +11,8 @@ EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.yam
 RM_EXAMPLES = [p for p in EXAMPLES if p.name.startswith("rm_")]
 CGPO_EXAMPLES = [p for p in EXAMPLES if p.name.startswith("cgpo_")]
 LAB_EXAMPLES = [p for p in EXAMPLES if p.name.startswith("lab_")]
-PPO_EXAMPLES = [p for p in EXAMPLES if p not in RM_EXAMPLES + CGPO_EXAMPLES + LAB_EXAMPLES]
+DPO_EXAMPLES = [p for p in EXAMPLES if p.name.startswith("dpo")]  # run by tests/test_dpo.py
+PPO_EXAMPLES = [p for p in EXAMPLES if p not in RM_EXAMPLES + CGPO_EXAMPLES + LAB_EXAMPLES + DPO_EXAMPLES]
 
 
 @pytest.mark.parametrize("path", PPO_EXAMPLES, ids=[p.name for p in PPO_EXAMPLES])

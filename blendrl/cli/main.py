@@ -7,7 +7,7 @@ import os
 import sys
 
 from ..core import malloc
-from . import bon, cgpo, cgpo_ppo, evaluate, lab, ppo, rm, sft, soup
+from . import bon, cgpo, cgpo_ppo, dpo, evaluate, lab, ppo, rm, sft, soup
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     ppo.add_parser(sub)
     cgpo.add_parser(sub)
     cgpo_ppo.add_parser(sub)
+    dpo.add_parser(sub)
     evaluate.add_parser(sub)
     rm.add_parser(sub)
     bon.add_parser(sub)
