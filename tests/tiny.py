@@ -130,3 +130,8 @@ def die_once_share(prompt: str, response: str, metadata: dict) -> float:
         marker.write_text("died")
         os._exit(1)
     return yes_share(prompt, response, metadata)
+
+
+def word_share(prompt: str, response: str, metadata: dict) -> float:
+    """Longer is better: the response's word count over 8 (a reward that pushes against a short-answer judge)."""
+    return len(response.split()) / 8.0

@@ -39,7 +39,9 @@ class ConstrainedOptimizer:
     def units(self, rows: Experience) -> float:
         return float(len(rows))
 
-    def select(self, exp: Experience, reward, passed, seq_kl, k: int) -> tuple[Selection, dict]:
+    def select(self, exp: Experience, reward, passed, seq_kl, k: int, per_judge=None) -> tuple[Selection, dict]:
+        """The rows to train and their weights. ``per_judge``: judge name → (N,) bool passed (the mixture's parts;
+        ``passed`` is their AND)."""
         raise NotImplementedError
 
     def loss(self, mb: Experience, logp: torch.Tensor) -> torch.Tensor:
@@ -51,7 +53,7 @@ class CRPG(ConstrainedOptimizer):
     """Constrained regularized policy gradient (eqs. 10–12): REINFORCE on ``max(1 − KL/KL_max, 0)·R_calib·y``
     with a batch-mean baseline; every sample is trained, averaged over sequences."""
 
-    def select(self, exp, reward, passed, seq_kl, k):
+    def select(self, exp, reward, passed, seq_kl, k, per_judge=None):
         # the batch-mean baseline is the whole batch's (every rank's rows in a data-parallel run)
         adv = batch_wide(lambda r, p, s: F.crpg_advantages(r, p, s, self.cfg.kl_max), reward, passed, seq_kl)  # (N,)
         rows = exp.select(torch.arange(len(exp)))
@@ -67,7 +69,7 @@ class CRPG(ConstrainedOptimizer):
 class CODPO(ConstrainedOptimizer):
     """Constrained online DPO (eqs. 13–15) on (best passing, worst failing) pairs; averaged over pairs."""
 
-    def select(self, exp, reward, passed, seq_kl, k):
+    def select(self, exp, reward, passed, seq_kl, k, per_judge=None):
         chosen, rejected = F.codpo_pairs(reward, passed, k)
         order = torch.stack([chosen, rejected], dim=1).flatten()  # (2P,) [a⁺₀, a⁻₀, a⁺₁, …]
         pairs, n_prompts = dist.all_sum(torch.tensor([len(chosen), len(exp) // k])).tolist()  # every rank's
@@ -88,7 +90,7 @@ class CRRAFT(ConstrainedOptimizer):
 
     fallback_weight = 0.5  # R_calib(s, ā) = σ(r(ā) − r(ā)) = σ(0)
 
-    def select(self, exp, reward, passed, seq_kl, k):
+    def select(self, exp, reward, passed, seq_kl, k, per_judge=None):
         winners, empty = F.crraft_winners(reward, passed, seq_kl, self.cfg.kl_max, k)
         rows = exp.select(winners)
         rows.seq_weights = reward[winners]
@@ -100,3 +102,42 @@ class CRRAFT(ConstrainedOptimizer):
 
     def loss(self, mb, logp):
         return F.crraft_loss(logp, mb.response_mask, mb.seq_weights)
+
+
+@CGPO_OPTIMIZERS.register("lagrangian")
+class Lagrangian(ConstrainedOptimizer):
+    """PPO-Lagrangian (safe-rlhf's treatment of a cost as a constraint) in CGPO's task loop: each judge of the task
+    is a constraint "violation rate ≤ ``threshold``" (``thresholds`` per judge name) with a multiplier λ_h
+    (``lambda_init``) updated by dual ascent (``lambda_lr``) on the batch's violation rate, then REINFORCE with a
+    batch-mean baseline on ``R_calib`` times CGPO's KL factor minus ``Σ_h λ_h·1[violated]``. Unlike CRPG, violating
+    samples are trained on, at a price that rises until the constraint holds. The multipliers are logged
+    (``lagrangian/lambda/<judge>``) and checkpointed."""
+
+    def __init__(self, cfg) -> None:
+        super().__init__(cfg)
+        self.multipliers: dict[str, float] = {}
+
+    def select(self, exp, reward, passed, seq_kl, k, per_judge=None):
+        judges = sorted(per_judge or {})
+        costs = torch.stack([(~per_judge[j]).float() for j in judges] or [reward.new_zeros(len(exp))], 1)  # (N, H)
+        costs = costs[:, : len(judges)]  # a task without judges has no constraint: (N, 0)
+        violation = batch_wide(lambda c: c.mean(0), costs, local=False)  # (H,) the whole batch's rates
+        threshold = torch.tensor([self.cfg.thresholds.get(j, self.cfg.threshold) for j in judges])
+        lam = torch.tensor([self.multipliers.get(j, self.cfg.lambda_init) for j in judges])
+        lam = F.dual_ascent(lam, violation, threshold, self.cfg.lambda_lr)
+        self.multipliers = dict(zip(judges, lam.tolist()))
+        adv = batch_wide(lambda r, c, s: F.lagrangian_advantages(r, c, lam, s, self.cfg.kl_max), reward, costs, seq_kl)
+        rows = exp.select(torch.arange(len(exp)))
+        rows.seq_weights = adv
+        metrics = {**{f"lagrangian/lambda/{j}": v for j, v in self.multipliers.items()},
+                   **{f"lagrangian/violation/{j}": v for j, v in zip(judges, violation.tolist())}}
+        return Selection(rows), metrics
+
+    def loss(self, mb, logp):
+        return F.crpg_loss(logp, mb.response_mask, mb.seq_weights)
+
+    def state_dict(self) -> dict:
+        return {"multipliers": dict(self.multipliers)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.multipliers = dict(state["multipliers"])

@@ -26,14 +26,20 @@ class JudgeConfig:
 
 @dataclass
 class OptimizerConfig:
-    """The task's constrained optimizer (CGPO §1): ``crpg`` (eq. 12), ``codpo`` (eq. 15, ``beta``, ``lam``) or
-    ``crraft`` (eq. 18). ``kl_max`` is the sequence-level KL budget (CRPG's eq. 11 factor, CRRAFT's filter); the
-    paper gives no numbers (lenient for verifiable tasks, strict for chat), so 10 nats is our default."""
+    """The task's constrained optimizer (CGPO §1): ``crpg`` (eq. 12), ``codpo`` (eq. 15, ``beta``, ``lam``),
+    ``crraft`` (eq. 18), or ``lagrangian`` (PPO-Lagrangian: each judge a constraint "violation rate ≤ ``threshold``",
+    per judge name in ``thresholds``, with a multiplier from ``lambda_init`` moved by dual ascent at ``lambda_lr``).
+    ``kl_max`` is the sequence-level KL budget (CRPG's eq. 11 factor, CRRAFT's filter); the paper gives no numbers
+    (lenient for verifiable tasks, strict for chat), so 10 nats is our default."""
 
     name: str = "crpg"  # a name in blendrl.algorithms.cgpo.CGPO_OPTIMIZERS
     kl_max: float = 10.0
     beta: float = 0.1
     lam: float = 5.0
+    threshold: float = 0.05
+    thresholds: dict = field(default_factory=dict)
+    lambda_init: float = 1.0
+    lambda_lr: float = 0.5
 
     def validate(self) -> None:
         _require(self.kl_max > 0, "kl_max: must be > 0")

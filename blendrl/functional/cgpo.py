@@ -95,3 +95,19 @@ def crraft_loss(logp: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor) -
     """``−Σ_i R_calib(s_i, a*_i) · log π_w(a*_i|s_i)`` (eq. 18: SFT on the winners weighted by their calibrated
     reward, a constant; divide by the number of nonzero weights, as TRL). (n, T), (n, T), (n,) → scalar."""
     return -(weights * masked_sum(logp, mask, dim=1)).sum()
+
+
+def lagrangian_advantages(reward: torch.Tensor, costs: torch.Tensor, multipliers: torch.Tensor, seq_kl: torch.Tensor,
+                          kl_max: float) -> torch.Tensor:
+    """PPO-Lagrangian's penalised reward with CGPO's KL factor (docs/algorithms.md §13):
+    ``r̃ = max(1 − seq_kl/KL_max, 0)·R_calib − Σ_h λ_h·c_h``, and the advantage ``r̃ − mean(r̃)``.
+    reward (N,), costs (N, H) (1 where judge h is violated), multipliers (H,), seq_kl (N,) → (N,)."""
+    r_tilde = (1.0 - seq_kl / kl_max).clamp_min(0.0) * reward - costs @ multipliers  # (N,)
+    return r_tilde - r_tilde.mean()
+
+
+def dual_ascent(multipliers: torch.Tensor, violation: torch.Tensor, threshold: torch.Tensor,
+                lr: float) -> torch.Tensor:
+    """``λ_h ← max(0, λ_h + lr·(v_h − d_h))``: a multiplier grows while its constraint's violation rate v_h is above
+    its threshold d_h and shrinks (to 0 at most) below it. (H,) ×3 → (H,)."""
+    return (multipliers + lr * (violation - threshold)).clamp_min(0.0)

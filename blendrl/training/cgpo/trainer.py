@@ -110,7 +110,8 @@ class CGPOTrainer:
         exp.ref_logp = self.m.reference.logprobs(exp, self.temperature, self.cfg.train.forward_rows)
         seq_kl = masked_sum(exp.behaviour_logp - exp.ref_logp, exp.response_mask, dim=1)  # (N,) generation time
         t2 = time.perf_counter()
-        selection, metrics = task.optimizer.select(exp, scored.reward, scored.passed, seq_kl, k)
+        selection, metrics = task.optimizer.select(exp, scored.reward, scored.passed, seq_kl, k,
+                                                   per_judge=scored.per_judge)
         parts = [selection.rows]
         if len(selection.fallback_prompts):
             fallback = self.baseline_rows(task, [prompts[int(b) * k] for b in selection.fallback_prompts])
@@ -197,7 +198,9 @@ class CGPOTrainer:
         from ..checkpoint import rng_state
 
         trainer = {"iteration": self.iteration, "counters": dict(self.counters), "rng": rng_state(self.sampling_gen),
-                   "samplers": {t.name: t.sampler.state_dict() for t in self.tasks}}
+                   "samplers": {t.name: t.sampler.state_dict() for t in self.tasks},
+                   "optimizers": {t.name: t.optimizer.state_dict() for t in self.tasks  # the Lagrange multipliers
+                                  if hasattr(t.optimizer, "state_dict")}}
         return trainer, {"engines": {"policy": self.engine.state_dict()}}
 
     def load_state_dict(self, trainer: dict, optim: dict) -> None:
@@ -208,6 +211,8 @@ class CGPOTrainer:
         set_rng_state(trainer["rng"], self.sampling_gen)
         for t in self.tasks:
             t.sampler.load_state_dict(trainer["samplers"][t.name])
+            if t.name in trainer.get("optimizers", {}):
+                t.optimizer.load_state_dict(trainer["optimizers"][t.name])
         self.engine.load_state_dict(optim["engines"]["policy"])
 
 
