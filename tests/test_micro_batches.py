@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from blendrl.training.cgpo.trainer import teacher_forced_experience
+from blendrl.training.experience import teacher_forced_experience
 from blendrl.training.experience import (
     Experience,
     forward_rows,

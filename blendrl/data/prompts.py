@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .builtin import BUILTIN_PROMPTS
 
 
@@ -166,6 +168,16 @@ def load_prompts(
     if not examples:
         raise DataError(f"{source}: every prompt was longer than {max_prompt_tokens} tokens")
     return examples, skipped
+
+
+def epoch_batch(n: int, batch_size: int, seed: int, step: int) -> list[int]:
+    """Rows of optimizer step ``step`` over ``n`` rows in batches of ``batch_size``: each epoch a permutation seeded
+    by (``seed``, epoch), cut into batches (the last may be short). A pure function of its arguments: resume at any
+    step gives the same batches."""
+    steps_per_epoch = -(-n // batch_size)
+    epoch, k = divmod(step, steps_per_epoch)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    return order[k * batch_size: (k + 1) * batch_size].tolist()
 
 
 class PromptSampler:

@@ -21,15 +21,14 @@ from ..config import ReferenceConfig, to_dict
 from ..config.dpo_schema import DPORunConfig
 from ..core import dist
 from ..core.fsutil import atomic_dir, atomic_write_text
-from ..core.types import Experience, Rollout
+from ..core.types import Experience
 from ..data.preferences import PreferencePair, load_preferences
-from ..data.prompts import DataError
+from ..data.prompts import DataError, epoch_batch
 from ..functional.dpo import DPO_LOSSES, implicit_rewards
 from ..models import add_lora, is_peft, load_causal_lm, load_tokenizer, resolve_model
-from ..rollout import left_pad
 from .checkpoint import find_checkpoint, load_trainer_state, load_weights, write_checkpoint
 from .engine import LocalEngine
-from .experience import response_logprobs
+from .experience import response_logprobs, teacher_forced_experience
 from .logging import RunLogger
 from .names import check_names
 from .reference import build_reference
@@ -99,18 +98,8 @@ def encode_dpo_pairs(pairs: list[PreferencePair], tokenizer, cfg: DPORunConfig, 
 
 def pair_experience(enc: DPOPairs, idx: list[int], pad_id: int) -> Experience:
     """Rows ``[chosen of idx…, rejected of idx…]`` as an Experience: prompt left-padded, response right-padded."""
-    prompts = [enc.prompts[i] for i in idx] * 2
-    responses = [enc.chosen[i] for i in idx] + [enc.rejected[i] for i in idx]
-    prompt_ids, prompt_mask = left_pad(prompts, pad_id)
-    width = max(len(r) for r in responses)
-    ids = torch.full((len(responses), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(responses), width))
-    for i, r in enumerate(responses):
-        ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-        mask[i, : len(r)] = 1.0
-    has_eos = torch.ones(len(responses), dtype=torch.bool)
-    rollout = Rollout(prompt_ids, prompt_mask, ids, mask, torch.zeros_like(mask), has_eos)
-    return Experience.from_rollout(rollout)
+    return teacher_forced_experience([enc.prompts[i] for i in idx] * 2,
+                                     [enc.chosen[i] for i in idx] + [enc.rejected[i] for i in idx], pad_id)
 
 
 def sequence_logps(token_logp: torch.Tensor, mask: torch.Tensor, average: bool) -> torch.Tensor:
@@ -133,12 +122,8 @@ class DPOTrainer:
         return self.step >= self.total_steps
 
     def batch_indices(self, step: int) -> list[int]:
-        """Pairs of optimizer step ``step``: a seeded permutation per epoch, cut into batches."""
-        epoch, k = divmod(step, self.steps_per_epoch)
-        order = torch.randperm(len(self.pairs), generator=torch.Generator().manual_seed(self.cfg.train.seed * 100_003
-                                                                                          + epoch))
-        b = self.cfg.train.batch_size
-        return order[k * b: (k + 1) * b].tolist()
+        """Pairs of optimizer step ``step`` (:func:`~blendrl.data.prompts.epoch_batch`)."""
+        return epoch_batch(len(self.pairs), self.cfg.train.batch_size, self.cfg.train.seed, step)
 
     def pair_losses(self, enc: DPOPairs, idx: list[int], grad: bool) -> tuple[torch.Tensor, dict]:
         """Per-pair losses (n,) of pairs ``idx`` and their implicit-reward statistics."""

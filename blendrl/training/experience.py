@@ -7,7 +7,8 @@ from ..models.logprob_head import token_logprobs
 from ..models.layout import decoder_and_head, decoder_and_value_head
 from ..models.prefix_sharing import suffix_hidden
 from ..models.tied_grads import grads_in_place
-from ..core.types import Experience, pad_response
+from ..core.types import Experience, Rollout, pad_response
+from ..rollout import left_pad
 
 
 def micro_batches(exp: Experience, idx: torch.Tensor, size: int) -> list[torch.Tensor]:
@@ -78,3 +79,18 @@ def response_values(critic, exp: Experience) -> torch.Tensor:
         input_ids=exp.input_ids, attention_mask=exp.attention_mask, position_ids=exp.position_ids, use_cache=False
     ).logits[..., 0]  # (B, L)
     return values[:, P - 1 : P + T - 1].float()  # (B, T)
+
+
+def teacher_forced_experience(prompts: list[list[int]], responses: list[list[int]], pad_id: int) -> Experience:
+    """An Experience for given (prompt, response) token lists (left-padded prompts, right-padded responses);
+    ``behaviour_logp`` is zeros until the caller fills it."""
+    prompt_ids, prompt_mask = left_pad(prompts, pad_id)
+    width = max(len(r) for r in responses)
+    response_ids = torch.full((len(responses), width), pad_id, dtype=torch.long)
+    response_mask = torch.zeros((len(responses), width))
+    for i, r in enumerate(responses):
+        response_ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+        response_mask[i, : len(r)] = 1.0
+    has_eos = torch.ones(len(responses), dtype=torch.bool)
+    return Experience.from_rollout(Rollout(prompt_ids, prompt_mask, response_ids, response_mask,
+                                           torch.zeros_like(response_mask), has_eos))

@@ -14,9 +14,9 @@ import torch
 from ...functional import masked_sum
 from ...judges.signals import hack_signals
 from ...models.checkpointing import checkpointed
-from ...rollout import Rollout, decode_responses, left_pad
+from ...rollout import Rollout, decode_responses
 from .tasks import TaskRuntime
-from ..experience import Experience, forward_rows, response_logprobs
+from ..experience import Experience, forward_rows, response_logprobs, teacher_forced_experience
 from ...core import dist
 from ..engine import make_engine
 from ..trainer import Models, StepOutput
@@ -285,18 +285,3 @@ def sample_rows(task: str, prompts, responses: list[str], scored) -> list[dict]:
              "violations": why, "finished": f}
             for p, r, s, ok, why, f in zip(prompts, responses, scored.raw, scored.passed, scored.reasons,
                                            scored.finished)]
-
-
-def teacher_forced_experience(prompts: list[list[int]], responses: list[list[int]], pad_id: int) -> Experience:
-    """An Experience for given (prompt, response) token lists (left-padded prompts, right-padded responses);
-    ``behaviour_logp`` is zeros until the caller fills it."""
-    prompt_ids, prompt_mask = left_pad(prompts, pad_id)
-    width = max(len(r) for r in responses)
-    response_ids = torch.full((len(responses), width), pad_id, dtype=torch.long)
-    response_mask = torch.zeros((len(responses), width))
-    for i, r in enumerate(responses):
-        response_ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-        response_mask[i, : len(r)] = 1.0
-    has_eos = torch.ones(len(responses), dtype=torch.bool)
-    return Experience.from_rollout(Rollout(prompt_ids, prompt_mask, response_ids, response_mask,
-                                           torch.zeros_like(response_mask), has_eos))

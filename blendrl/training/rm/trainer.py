@@ -16,6 +16,7 @@ import torch
 
 from ...config.rm_schema import RMRunConfig
 from ...data.pair_encoding import EncodedPairs, pad_right
+from ...data.prompts import epoch_batch
 from ...functional.rm_losses import simcse_loss
 from ...models.heads import last_token_hidden, score_head
 from ..engine import LocalEngine
@@ -103,11 +104,8 @@ class RMTrainer:
         return self.step >= self.total_steps
 
     def batch_indices(self, step: int) -> list[int]:
-        """Pairs of optimizer step ``step``: a seeded permutation per epoch, cut into batches."""
-        epoch, k = divmod(step, self.steps_per_epoch)
-        order = torch.randperm(len(self.pairs), generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
-        b = self.cfg.train.batch_size
-        return order[k * b: (k + 1) * b].tolist()
+        """Pairs of optimizer step ``step`` (:func:`~blendrl.data.prompts.epoch_batch`)."""
+        return epoch_batch(len(self.pairs), self.cfg.train.batch_size, self.seed, step)
 
     def pair_loss(self, idx: list[int]) -> tuple[torch.Tensor, dict]:
         """Recipe loss (+ β·SimCSE over a second dropout view) on pairs ``idx``, with batch statistics."""
