@@ -23,6 +23,8 @@ from typing import Protocol
 import torch
 
 from ..core import dist
+from ..models.layout import is_sharded
+from .fsdp import reshard
 from .optim import lr_lambda, make_optimizer
 
 
@@ -97,15 +99,22 @@ class LocalEngine:
             self.scheduler.step()
         return grad_norm
 
+    def optimizer_state(self) -> dict:
+        """What a checkpoint keeps of the optimizer (a sharded engine gathers it whole)."""
+        return self.optimizer.state_dict()
+
+    def load_optimizer_state(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state)
+
     def state_dict(self) -> dict:
-        state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+        state = {"optimizer": self.optimizer_state(), "scheduler": self.scheduler.state_dict(),
                  "skipped": self.skipped}
         if self.scaler is not None:
             state["scaler"] = self.scaler.state_dict()
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.load_optimizer_state(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.skipped = state["skipped"]
         if self.scaler is not None and "scaler" in state:
@@ -156,32 +165,22 @@ class FSDPEngine(LocalEngine):
     def step(self, finite: bool = True) -> float:
         return super().step(dist.all_true(finite))
 
-    def state_dict(self) -> dict:
+    def optimizer_state(self) -> dict:
+        """The whole optimizer state, gathered (every rank calls this), keyed by parameter name."""
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
-        from torch.distributed.fsdp import FSDPModule
+        reshard(self.module)  # a no-grad forward leaves the root gathered: back to the optimizer's shards
+        return get_optimizer_state_dict(self.module, self.optimizer,
+                                        options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 
-        for m in self.module.modules():  # a no-grad forward leaves the root gathered: back to the optimizer's shards
-            if isinstance(m, FSDPModule):
-                m.reshard()
-        state = super().state_dict()
-        state["optimizer"] = get_optimizer_state_dict(  # the whole state, gathered (every rank calls this)
-            self.module, self.optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-        return state
-
-    def load_state_dict(self, state: dict) -> None:
+    def load_optimizer_state(self, state: dict) -> None:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
 
-        set_optimizer_state_dict(self.module, self.optimizer, state["optimizer"],
-                                 options=StateDictOptions(full_state_dict=True))
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.skipped = state["skipped"]
+        set_optimizer_state_dict(self.module, self.optimizer, state, options=StateDictOptions(full_state_dict=True))
 
 
 def make_engine(module: torch.nn.Module, lr: float, settings: OptimizerSettings, total_steps: int) -> LocalEngine:
     """The engine of a run: :class:`FSDPEngine` for a sharded model (:mod:`blendrl.training.fsdp`),
     :class:`DistributedEngine` when a process group with several ranks is up, else :class:`LocalEngine`."""
-    from torch.distributed.fsdp import FSDPModule
-
-    cls = FSDPEngine if isinstance(module, FSDPModule) else DistributedEngine if dist.active() else LocalEngine
+    cls = FSDPEngine if is_sharded(module) else DistributedEngine if dist.active() else LocalEngine
     return cls(module, lr, settings, total_steps)
