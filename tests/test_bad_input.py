@@ -156,3 +156,17 @@ def test_cli_prints_one_line_error_and_exits_2(tmp_path, capsys):
     code = cli(["ppo", "--set", "model.name=./nowhere", "--set", f"logging.output_dir={tmp_path}"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and err == "blendrl: error: model path ./nowhere does not exist"
+
+
+def test_on_empty_skip_leaves_empty_prompts_out_and_counts_them(tmp_path, tok, caplog):
+    from blendrl.config.schema import DataConfig
+    from blendrl.data import load_prompt_set
+
+    f = tmp_path / "p.jsonl"
+    f.write_text('{"prompt": "hello"}\n{"prompt": "  "}\n{"messages": []}\n{"prompt": "bye"}\n')
+    with pytest.raises(DataError, match=r"row 2, field 'prompt': empty prompt .*on_empty=skip"):
+        load_prompt_set(str(f), tok, DataConfig(), None)
+    with caplog.at_level("WARNING", logger="blendrl"):
+        got = load_prompt_set(str(f), tok, DataConfig(on_empty="skip"), None)
+    assert [(p.user_text, p.row) for p in got] == [("hello", 1), ("bye", 4)]
+    assert "skipped 2 of 4 rows" in caplog.text and "rows 2, 3" in caplog.text

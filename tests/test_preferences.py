@@ -102,3 +102,31 @@ def test_synthetic_task_labels_follow_the_true_score_and_flip_the_stated_share()
         topic = c["prompt"].replace("?", "").split()[-1]
         assert true_score(topic, c["chosen"].split()) > true_score(topic, c["rejected"].split())
         assert (n["chosen"] == c["chosen"]) != n["flipped"]
+
+
+def test_on_empty_skip_counts_and_logs_the_rows_and_error_names_the_option(tmp_path, caplog):
+    rows = [{"prompt": "q", "chosen": "a", "rejected": "b"}, {"prompt": "q", "chosen": "", "rejected": "b"},
+            {"prompt": "q", "chosen": "c", "rejected": "d"}, {"prompt": " ", "chosen": "c", "rejected": "d"},
+            {"prompt": [], "chosen": "c", "rejected": "d"}]
+    path = _jsonl(tmp_path / "p.jsonl", rows)
+    with pytest.raises(DataError, match=r"p.jsonl, row 2, field 'chosen': empty response .*data.on_empty=skip"):
+        load_preferences(path)
+    with caplog.at_level("WARNING", logger="blendrl"):
+        pairs = load_preferences(path, on_empty="skip")
+    assert [p.chosen for p in pairs] == ["a", "c"]  # nothing else is lost
+    assert "skipped 3 of 5 rows" in caplog.text and "rows 2, 4, 5" in caplog.text
+    with pytest.raises(DataError, match="row 3, field 'rejected': expected a string"):  # other errors still raise
+        load_preferences(_jsonl(tmp_path / "q.jsonl", [rows[1], rows[0], {**rows[0], "rejected": 3}]), "skip")
+
+
+def test_rm_train_reads_on_empty_from_the_config(tmp_path):
+    from blendrl.config import load_config
+    from blendrl.config.rm_schema import RMRunConfig
+    from blendrl.training.rm.run import load_pairs
+
+    path = _jsonl(tmp_path / "p.jsonl", [{"prompt": "q", "chosen": "the cat", "rejected": "a dog"},
+                                         {"prompt": "q", "chosen": "the cat", "rejected": ""}])
+    tok = build_tokenizer()
+    with pytest.raises(DataError, match="row 2, field 'rejected': empty response"):
+        load_pairs(path, tok, load_config(RMRunConfig, None, []))
+    assert len(load_pairs(path, tok, load_config(RMRunConfig, None, ["data.on_empty=skip"]))) == 1

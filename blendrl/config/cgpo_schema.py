@@ -88,9 +88,12 @@ class TaskConfig:
 
 @dataclass
 class CGPODataConfig:
+    """Options for every task's prompt files (as ``data`` of ``blendrl ppo``); the system prompt is per task."""
+
     max_prompt_tokens: int = 256
     chat_template: bool = True
     too_long: Literal["error", "skip"] = "error"
+    on_empty: Literal["error", "skip"] = "error"
 
 
 @dataclass

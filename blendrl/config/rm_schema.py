@@ -33,12 +33,14 @@ class RMModelConfig:
 class RMDataConfig:
     """Preference data (see :mod:`blendrl.data.preferences` for formats). ``max_length`` counts prompt+response
     tokens; longer conversations are ``truncate``d on the right (counted and reported), ``skip``ped (counted), or an
-    ``error``. ``limit`` keeps the first N pairs of each source (None: all)."""
+    ``error``. A row with an empty prompt or response is an ``error`` or ``skip``ped and counted (``on_empty``).
+    ``limit`` keeps the first N pairs of each source (None: all)."""
 
     train: str = "builtin:synthetic"
     eval: Optional[str] = "builtin:synthetic_eval"
     max_length: int = 512
     too_long: Literal["truncate", "skip", "error"] = "truncate"
+    on_empty: Literal["error", "skip"] = "error"
     limit: Optional[int] = None
 
     def validate(self) -> None:

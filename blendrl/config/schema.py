@@ -1,7 +1,6 @@
 """The typed configuration of ``blendrl ppo``. Each default has one home: its field here.
 
-Sections: model, critic, reference, generation, rewards, shaping, kl, regularizer, algorithm, data, train,
-logging.
+Sections: model, critic, reference, generation, rewards, shaping, kl, regularizer, algorithm, data, train, logging.
 """
 from __future__ import annotations
 
@@ -213,7 +212,7 @@ class AlgorithmConfig:
 
 @dataclass
 class DataConfig:
-    """Prompts: ``builtin:NAME`` or a .jsonl/.json/.txt file (see ``blendrl.data.prompts``)."""
+    """Prompts: ``builtin:NAME`` or a file (``blendrl.data.prompts``); ``too_long``/``on_empty`` ones: error or skip."""
 
     prompts: str = "builtin:concise"
     eval_prompts: Optional[str] = "builtin:concise_eval"
@@ -221,6 +220,7 @@ class DataConfig:
     chat_template: bool = True
     system_prompt: Optional[str] = None
     too_long: Literal["error", "skip"] = "error"
+    on_empty: Literal["error", "skip"] = "error"
 
 
 @dataclass

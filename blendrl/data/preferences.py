@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .prompts import DataError, read_json_rows
+from .prompts import DataError, EmptyFieldError, read_json_rows, skip_empty
 
 _HH_TURN = re.compile(r"\n\n(Human|Assistant): ")
 _HH_ROLES = {"Human": "user", "Assistant": "assistant"}
@@ -44,7 +44,9 @@ class PreferencePair:
 
 
 def _messages(value: Any, where: str) -> list[dict]:
-    if not isinstance(value, list) or not value:
+    if isinstance(value, list) and not value:
+        raise EmptyFieldError(f"{where}: empty message list")
+    if not isinstance(value, list):
         raise DataError(f"{where}: expected a non-empty message list")
     for i, m in enumerate(value):
         if not isinstance(m, dict) or "role" not in m or not isinstance(m.get("content"), str):
@@ -90,7 +92,7 @@ def parse_pair(obj: Any, where: str) -> PreferencePair:
         value = obj["prompt"]
         if isinstance(value, str):
             if not value.strip():
-                raise DataError(f"{where}, field 'prompt': empty")
+                raise EmptyFieldError(f"{where}, field 'prompt': empty")
             prompt = [{"role": "user", "content": value}]
         else:
             prompt = _messages(value, f"{where}, field 'prompt'")
@@ -102,7 +104,7 @@ def parse_pair(obj: Any, where: str) -> PreferencePair:
         raise DataError(f"{where}, field 'prompt': missing (and 'chosen' is not a conversation)")
     for key, text in (("chosen", chosen), ("rejected", rejected)):
         if not text.strip():
-            raise DataError(f"{where}, field '{key}': empty response")
+            raise EmptyFieldError(f"{where}, field '{key}': empty response")
     for key in ("mu", "sigma"):
         if key in obj and obj[key] is not None and not isinstance(obj[key], (int, float)):
             raise DataError(f"{where}, field '{key}': expected a number, got {type(obj[key]).__name__}")
@@ -151,9 +153,10 @@ def _read_hub(source: str) -> list[tuple[int, Any]]:
     return list(enumerate(ds.to_list(), 1))
 
 
-def load_preferences(source: str) -> list[PreferencePair]:
-    """Read and validate every row of ``source``; raises :class:`DataError` on the first bad row."""
-    pairs = [parse_pair(obj, f"{source}, row {row}") for row, obj in _read_rows(source)]
+def load_preferences(source: str, on_empty: str = "error") -> list[PreferencePair]:
+    """Read and validate every row of ``source``; raises :class:`DataError` on the first bad row. A row with an
+    empty prompt or response raises too, or is skipped, counted and logged under ``on_empty="skip"``."""
+    pairs = [pair for _, pair in skip_empty(_read_rows(source), parse_pair, on_empty, source)]
     if not pairs:
         raise DataError(f"{source}: no preference pairs found (the file is empty)")
     return pairs

@@ -25,6 +25,31 @@ class DataError(ValueError):
     """A data file or row is malformed; the message names the file, row and field."""
 
 
+class EmptyFieldError(DataError):
+    """A row whose prompt or response is empty: an error, or skipped and counted under ``data.on_empty: skip``."""
+
+
+def skip_empty(rows, parse, on_empty: str, source: str) -> list[tuple[int, Any]]:
+    """``[(row, parse(obj, where)) for (row, obj) in rows]``, where a row raising :class:`EmptyFieldError` raises
+    (``on_empty="error"``) or is left out, counted and logged with its row numbers (``"skip"``)."""
+    out, skipped = [], []
+    for row, obj in rows:
+        where = f"{source}, row {row}"
+        try:
+            out.append((row, parse(obj, where)))
+        except EmptyFieldError as exc:
+            if on_empty != "skip":
+                raise DataError(f"{exc} (or set data.on_empty=skip to leave such rows out)") from None
+            skipped.append(row)
+    if skipped:
+        import logging
+
+        shown = ", ".join(map(str, skipped[:20])) + (", ..." if len(skipped) > 20 else "")
+        logging.getLogger("blendrl").warning("%s: skipped %d of %d rows with an empty prompt or response "
+                                             "(data.on_empty=skip): rows %s", source, len(skipped), len(rows), shown)
+    return out
+
+
 @dataclass
 class PromptExample:
     """One prompt: its chat messages, its token ids after the chat template, and its metadata."""
@@ -50,9 +75,11 @@ def row_to_messages(obj: Any, where: str) -> tuple[list[dict], dict]:
     value = obj[key]
     if isinstance(value, str):
         if not value.strip():
-            raise DataError(f"{where}, field '{key}': empty prompt")
+            raise EmptyFieldError(f"{where}, field '{key}': empty prompt")
         messages = [{"role": "user", "content": value}]
-    elif isinstance(value, list) and value:
+    elif isinstance(value, list) and not value:
+        raise EmptyFieldError(f"{where}, field '{key}': empty message list")
+    elif isinstance(value, list):
         for i, m in enumerate(value):
             if not isinstance(m, dict) or not isinstance(m.get("content"), str) or "role" not in m:
                 raise DataError(f"{where}, field '{key}[{i}]': expected {{'role': ..., 'content': str}}")
@@ -111,8 +138,9 @@ def message_rows(path: str, what: str):
         yield (file, where, *row_to_messages(obj, where))
 
 
-def read_prompt_rows(source: str) -> list[tuple[list[dict], dict, str, int]]:
-    """Rows of ``(messages, metadata, source, row)`` from a built-in set or a file; raises :class:`DataError`."""
+def read_prompt_rows(source: str, on_empty: str = "error") -> list[tuple[list[dict], dict, str, int]]:
+    """Rows of ``(messages, metadata, source, row)`` from a built-in set or a file; raises :class:`DataError`.
+    A row with an empty prompt raises, or is skipped and counted under ``on_empty="skip"``."""
     if source.startswith("builtin:"):
         name = source.split(":", 1)[1]
         if name not in BUILTIN_PROMPTS:
@@ -129,7 +157,7 @@ def read_prompt_rows(source: str) -> list[tuple[list[dict], dict, str, int]]:
             objs = [(i, {"prompt": line}) for i, line in enumerate(lines, 1) if line.strip()]
         else:
             raise DataError(f"{path}: unsupported prompt file type '{path.suffix}' (use .jsonl, .json or .txt)")
-    rows = [(*row_to_messages(obj, f"{source}, row {row}"), source, row) for row, obj in objs]
+    rows = [(*parsed, source, row) for row, parsed in skip_empty(objs, row_to_messages, on_empty, source)]
     if not rows:
         raise DataError(f"{source}: no prompts found (the file is empty)")
     return rows
@@ -142,13 +170,15 @@ def load_prompts(
     chat_template: bool = True,
     system_prompt: str | None = None,
     too_long: str = "error",
+    on_empty: str = "error",
 ) -> tuple[list[PromptExample], int]:
     """Read, validate and tokenise prompts. Returns ``(examples, n_skipped_too_long)``.
 
-    A prompt longer than ``max_prompt_tokens`` raises (``too_long="error"``) or is skipped and counted (``"skip"``).
+    A prompt longer than ``max_prompt_tokens`` raises (``too_long="error"``) or is skipped and counted (``"skip"``);
+    an empty prompt raises or is skipped and counted (``on_empty``).
     """
     examples, skipped = [], 0
-    for messages, metadata, src, row in read_prompt_rows(source):
+    for messages, metadata, src, row in read_prompt_rows(source, on_empty):
         if system_prompt and messages[0]["role"] != "system":
             messages = [{"role": "system", "content": system_prompt}, *messages]
         if chat_template and tokenizer.chat_template:
@@ -168,6 +198,13 @@ def load_prompts(
     if not examples:
         raise DataError(f"{source}: every prompt was longer than {max_prompt_tokens} tokens")
     return examples, skipped
+
+
+def load_prompt_set(source: str, tokenizer, data, system_prompt: str | None) -> list[PromptExample]:
+    """:func:`load_prompts` with the options of a prompt-data config section ``data`` (``max_prompt_tokens``,
+    ``chat_template``, ``too_long``, ``on_empty``)."""
+    return load_prompts(source, tokenizer, data.max_prompt_tokens, data.chat_template, system_prompt, data.too_long,
+                        data.on_empty)[0]
 
 
 def epoch_batch(n: int, batch_size: int, seed: int, step: int) -> list[int]:

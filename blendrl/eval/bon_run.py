@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..config.schema import BoNRunConfig
-from ..data import load_prompts
+from ..data import load_prompt_set
 from ..core.fsutil import atomic_write_text
 from ..models import load_causal_lm, load_tokenizer, resolve_model
 from ..rewards import Sample, build_reward, make_samples
@@ -32,7 +32,7 @@ def run_bon(cfg: BoNRunConfig) -> dict:
     path = resolve_model(cfg.model.name)
     tokenizer, policy = load_tokenizer(path), load_causal_lm(path, cfg.model.dtype)
     d = cfg.data
-    prompts, _ = load_prompts(d.prompts, tokenizer, d.max_prompt_tokens, d.chat_template, d.system_prompt, d.too_long)
+    prompts = load_prompt_set(d.prompts, tokenizer, d, d.system_prompt)
     prompts = prompts[: cfg.bon.prompts]
     generator = HFGenerator(policy, tokenizer.pad_token_id, eos_ids(tokenizer, policy))
     g = cfg.generation

@@ -24,7 +24,7 @@ from ..config import PPORunConfig, to_dict
 from ..config.lab_schema import OverOptLabConfig
 from ..config.loader import apply_overrides, from_dict
 from ..config.rm_schema import RMRunConfig
-from ..data import load_prompts
+from ..data import load_prompt_set
 from ..data.preferences import write_preferences
 from ..eval.best_of_n import best_of_n, kl_bon
 from ..eval.bon_run import default_ns
@@ -50,8 +50,7 @@ class Policy:
         self.generator = HFGenerator(self.model, self.tokenizer.pad_token_id, eos_ids(self.tokenizer, self.model))
         g, d = cfg.generation, cfg.data
         self.params = SamplingParams(g.max_new_tokens, g.temperature, g.top_p)
-        load = lambda src: load_prompts(src, self.tokenizer, d.max_prompt_tokens, d.chat_template,  # noqa: E731
-                                        d.system_prompt, d.too_long)[0]
+        load = lambda src: load_prompt_set(src, self.tokenizer, d, d.system_prompt)  # noqa: E731
         self.prompts, self.eval_prompts = load(d.prompts), load(d.eval_prompts)
 
     def sample(self, prompts, k: int, gen: torch.Generator, batch_size: int = 16) -> list[list[Sample]]:

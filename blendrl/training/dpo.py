@@ -200,7 +200,7 @@ def build_dpo_trainer(cfg: DPORunConfig, resume: str | None = None) -> tuple[DPO
         policy = add_lora(policy, cfg.model.lora)
     reference = build_reference(policy, ReferenceConfig(kind="frozen"), cfg.model.dtype, offload=False)
     d = cfg.data
-    load = lambda src: encode_dpo_pairs(load_preferences(src)[: d.limit], tokenizer, cfg, src)  # noqa: E731
+    load = lambda src: encode_dpo_pairs(load_preferences(src, d.on_empty)[: d.limit], tokenizer, cfg, src)  # noqa: E731
     trainer = DPOTrainer(cfg, policy, tokenizer, reference, load(d.train))
     if resume:
         ckpt = find_checkpoint(resume)

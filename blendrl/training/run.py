@@ -14,7 +14,7 @@ from ..algorithms import build_algorithm
 from ..core.types import eos_ids
 from ..config import ConfigError, PPORunConfig, to_dict
 from ..config.schema import PerfConfig
-from ..data import load_prompts
+from ..data import load_prompt_set
 from ..core.fsutil import atomic_dir
 from ..models import add_lora, is_peft, load_causal_lm, load_critic, load_tokenizer, resolve_model
 from ..models.checkpointing import enable_checkpointing
@@ -119,12 +119,8 @@ def build_trainer(cfg: PPORunConfig, resume: str | None = None, trainer_cls: typ
         if cfg.critic.lora is not None:
             critic = add_lora(critic, cfg.critic.lora, task_type="TOKEN_CLS")
     d = cfg.data
-    train_prompts, _ = load_prompts(d.prompts, tokenizer, d.max_prompt_tokens, d.chat_template, d.system_prompt,
-                                    d.too_long)
-    eval_prompts = []
-    if d.eval_prompts:
-        eval_prompts, _ = load_prompts(d.eval_prompts, tokenizer, d.max_prompt_tokens, d.chat_template,
-                                       d.system_prompt, d.too_long)
+    train_prompts = load_prompt_set(d.prompts, tokenizer, d, d.system_prompt)
+    eval_prompts = load_prompt_set(d.eval_prompts, tokenizer, d, d.system_prompt) if d.eval_prompts else []
     if reward is None:
         reward = build_reward(cfg.rewards, offload=cfg.model.offload_rewards and device.type == "cpu", device=device)
     ckpt = resume_weights(resume, policy, reference, critic) if resume else None  # before sharding: whole weights

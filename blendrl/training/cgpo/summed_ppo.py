@@ -96,7 +96,7 @@ def pool_rows(cfg: CGPORunConfig) -> list[dict]:
     per_task = {}
     for t in cfg.tasks:
         rows = []
-        for messages, metadata, _, _ in read_prompt_rows(t.prompts):
+        for messages, metadata, _, _ in read_prompt_rows(t.prompts, cfg.data.on_empty):
             if t.system_prompt and messages[0]["role"] != "system":
                 messages = [{"role": "system", "content": t.system_prompt}, *messages]
             rows.append({"messages": messages, "metadata": {**metadata, TASK_FIELD: t.name}})

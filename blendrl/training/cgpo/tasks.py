@@ -14,7 +14,7 @@ import torch
 
 from ...algorithms.cgpo import CGPO_OPTIMIZERS
 from ...config.cgpo_schema import TaskConfig
-from ...data import DataError, PromptSampler, load_prompts
+from ...data import DataError, PromptSampler, load_prompt_set
 from ...core import dist
 from ...core.fsutil import atomic_write_text
 from ...functional.cgpo import calibrated_reward
@@ -124,8 +124,7 @@ def build_task(cfg: TaskConfig, tokenizer, data_cfg, default_max_new_tokens: int
                offload: bool = False) -> TaskRuntime:
     """One task at run time; ``offload`` (``model.offload_frozen``): its ``hf_rm`` reward models are kept in files
     between uses."""
-    load = lambda src: load_prompts(src, tokenizer, data_cfg.max_prompt_tokens, data_cfg.chat_template,  # noqa: E731
-                                    cfg.system_prompt, data_cfg.too_long)[0]
+    load = lambda src: load_prompt_set(src, tokenizer, data_cfg, cfg.system_prompt)  # noqa: E731
     prompts = load(cfg.prompts)
     eval_prompts = load(cfg.eval_prompts) if cfg.eval_prompts else []
     params = SamplingParams(cfg.max_new_tokens or default_max_new_tokens, generation.temperature, generation.top_p)

@@ -40,7 +40,7 @@ RM_NAMES = {(RMLossConfig, "recipe"): (RECIPES, ())}  # named fields of an RM co
 
 
 def load_pairs(source: str, tokenizer, cfg: RMRunConfig) -> EncodedPairs:
-    pairs = load_preferences(source)[: cfg.data.limit]
+    pairs = load_preferences(source, cfg.data.on_empty)[: cfg.data.limit]
     return encode_pairs(pairs, tokenizer, cfg.data.max_length, cfg.data.too_long, source)
 
 
