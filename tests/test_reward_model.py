@@ -8,7 +8,7 @@ import torch
 import yaml
 
 from blendrl.config import ConfigError, load_config
-from blendrl.config.rm_schema import RMRunConfig
+from blendrl.config.rm_schema import RMLossConfig, RMRunConfig
 from blendrl.data import DataError
 from blendrl.data.pair_encoding import encode_pairs
 from blendrl.data.preferences import load_preferences, write_preferences
@@ -53,7 +53,7 @@ def test_flip_recipe_swaps_lowest_mu_pairs_and_negates_their_mu(tmp_path):
     rows = [{"prompt": "q", "chosen": f"a{i}", "rejected": f"b{i}", "mu": m} for i, m in enumerate([0.5, -2, 1, -1, 3])]
     write_preferences(rows, tmp_path / "p.jsonl")
     enc = encode_pairs(load_preferences(str(tmp_path / "p.jsonl")), build_tokenizer(), 64)
-    out, mu, flipped = prepare_pairs(enc, "flip_margin", 0.4)
+    out, mu, flipped = prepare_pairs(enc, "flip_margin", RMLossConfig(flip_fraction=0.4))
     assert flipped.tolist() == [False, True, False, True, False]
     assert mu.tolist() == [0.5, 2.0, 1.0, 1.0, 3.0]
     assert out.chosen[1] == enc.rejected[1] and out.rejected[1] == enc.chosen[1] and out.chosen[0] == enc.chosen[0]

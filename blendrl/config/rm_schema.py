@@ -34,10 +34,13 @@ class RMDataConfig:
     """Preference data (see :mod:`blendrl.data.preferences` for formats). ``max_length`` counts prompt+response
     tokens; longer conversations are ``truncate``d on the right (counted and reported), ``skip``ped (counted), or an
     ``error``. A row with an empty prompt or response is an ``error`` or ``skip``ped and counted (``on_empty``).
-    ``limit`` keeps the first N pairs of each source (None: all)."""
+    ``limit`` keeps the first N pairs of each source (None: all). ``calibration``: held-out pairs on which a
+    temperature T is fitted after training (min NLL of σ(Δ/T)) and folded into the saved score head, so the reward
+    a PPO run sees is r/T — comparable across recipes; eval.json reports ECE before and after."""
 
     train: str = "builtin:synthetic"
     eval: Optional[str] = "builtin:synthetic_eval"
+    calibration: Optional[str] = None
     max_length: int = 512
     too_long: Literal["truncate", "skip", "error"] = "truncate"
     on_empty: Literal["error", "skip"] = "error"
@@ -50,20 +53,29 @@ class RMDataConfig:
 
 @dataclass
 class RMLossConfig:
-    """The pair loss (``blendrl.training.rm.recipes.RECIPES``): ``bt`` (Bradley–Terry, fixed ``margin``),
-    ``label_smoothing`` (eq. 5, ``alpha``), and the four recipes of Secrets II §2 that read μ̂ from a ``mu`` column:
-    ``flip`` (swap the ``flip_fraction`` lowest-μ̂ pairs, then BT), ``margin`` (adaptive margin, eq. 6),
-    ``flip_margin``, ``soft_label_margin`` (smoothing only where μ̂ < 0, plus margin). ``alpha`` is not given in
-    the paper (0.1 here); ``flip_fraction`` 0.2 is the paper's two bottom deciles."""
+    """The pair loss (``blendrl.training.rm.recipes.RECIPES``): a recipe names which of flip, adaptive margin and
+    label smoothing it uses (``bt``, ``flip``, ``margin``, ``flip_margin``, ``label_smoothing``, ``soft_label``,
+    ``soft_label_margin``, … — every combination). All but ``bt`` and ``label_smoothing`` read μ̂ from a ``mu``
+    column (``blendrl rm strength``). ``margin``: a fixed margin for recipes without the adaptive one. ``alpha``: the smoothing (not given
+    in the paper; 0.1). ``flip_rule``: ``fraction`` swaps the ``flip_fraction`` lowest-μ̂ pairs (the paper's two
+    bottom deciles, 0.2); ``confident`` swaps pairs with μ̂ < −``flip_z``·σ̂ (needs a ``sigma`` column).
+    ``margin_scale`` multiplies μ̂ in the adaptive margin; ``margin_unit: mean_abs`` first divides it by the mean
+    |μ̂| of the training set (the margin then does not depend on the strength models' reward scale)."""
 
     recipe: str = "bt"
     margin: float = 0.0
     alpha: float = 0.1
+    flip_rule: Literal["fraction", "confident"] = "fraction"
     flip_fraction: float = 0.2
+    flip_z: float = 1.0
+    margin_scale: float = 1.0
+    margin_unit: Literal["raw", "mean_abs"] = "raw"
 
     def validate(self) -> None:
         _require(0.0 <= self.alpha < 0.5, "alpha: must be in [0, 0.5)")
         _require(0.0 <= self.flip_fraction <= 1.0, "flip_fraction: must be in [0, 1]")
+        _require(self.flip_z >= 0, "flip_z: must be >= 0")
+        _require(self.margin_scale >= 0, "margin_scale: must be >= 0")
 
 
 @dataclass
@@ -131,11 +143,13 @@ class RMTrainConfig(OptimSettings):
 class StrengthConfig:
     """``blendrl rm strength``: train ``models`` reward models (seeds seed..seed+M−1, each its own data order) on
     ``data.train`` and write μ̂ / σ̂ per pair (eq. 4) to ``output`` (.jsonl or .parquet), plus a decile table.
-    ``report_columns``: boolean/numeric columns averaged per decile in the table (e.g. ``flipped``).
+    ``report_columns``: boolean/numeric columns averaged per decile in the table (e.g. ``flipped``). ``folds`` K > 0
+    cross-fits: model m skips fold m mod K and each pair's μ̂ / σ̂ come from the models that did not see it.
     ``trainable``, ``lr`` and ``epochs`` override ``model.trainable``, ``train.lr`` and ``train.epochs`` for these M
     models (``head`` makes M=10 cheap on a real backbone; a bare head wants a larger lr and more epochs)."""
 
     models: int = 10
+    folds: int = 0
     trainable: Optional[Literal["full", "lora", "head"]] = None
     lr: Optional[float] = None
     epochs: Optional[int] = None
@@ -144,6 +158,9 @@ class StrengthConfig:
 
     def validate(self) -> None:
         _require(self.models >= 2, "models: must be >= 2 (σ̂ needs an ensemble)")
+        _require(self.folds == 0 or (self.folds >= 2 and self.models % self.folds == 0
+                                     and self.models // self.folds >= 2),
+                 "folds: 0, or >= 2 dividing models with >= 2 models per fold (each pair's σ̂ needs 2)")
 
 
 @dataclass

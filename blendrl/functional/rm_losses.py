@@ -17,20 +17,19 @@ RM_LOSSES: Registry = Registry("reward-model loss")
 @RM_LOSSES.register("bt")
 def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor, mu=None, margin: float = 0.0) -> torch.Tensor:
     """Bradley–Terry with an optional fixed margin: ``−mean log σ(Δ − margin)``. (N,), (N,) → scalar."""
-    return -F.logsigmoid(chosen - rejected - margin).mean()
+    return denoised_pair_loss(chosen, rejected, torch.full_like(chosen, margin), torch.zeros_like(chosen))
 
 
 @RM_LOSSES.register("label_smoothing")
 def label_smoothing_loss(chosen: torch.Tensor, rejected: torch.Tensor, mu=None, alpha: float = 0.1) -> torch.Tensor:
     """Secrets II eq. 5: ``−mean[(1−α)·log σ(Δ) + α·log(1 − σ(Δ))]``. α is not given in the paper (default 0.1)."""
-    delta = chosen - rejected
-    return -((1 - alpha) * F.logsigmoid(delta) + alpha * F.logsigmoid(-delta)).mean()
+    return denoised_pair_loss(chosen, rejected, torch.zeros_like(chosen), torch.full_like(chosen, alpha))
 
 
 @RM_LOSSES.register("adaptive_margin")
 def adaptive_margin_loss(chosen: torch.Tensor, rejected: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
     """Secrets II eq. 6, μ̂ read inside the sigmoid (as Llama-2's margin): ``−mean log σ(Δ − μ̂)``."""
-    return -F.logsigmoid(chosen - rejected - mu).mean()
+    return denoised_pair_loss(chosen, rejected, mu, torch.zeros_like(chosen))
 
 
 @RM_LOSSES.register("soft_label_margin")
@@ -41,9 +40,16 @@ def soft_label_margin_loss(
 
     Per pair: ``−[(1−a_i)·log σ(Δ_i − μ̂_i) + a_i·log(1 − σ(Δ_i − μ̂_i))]`` with ``a_i = α·1[μ̂_i < 0]``.
     """
-    z = chosen - rejected - mu  # (N,)
-    a = alpha * (mu < 0).to(z.dtype)  # (N,)
-    return -((1 - a) * F.logsigmoid(z) + a * F.logsigmoid(-z)).mean()
+    return denoised_pair_loss(chosen, rejected, mu, alpha * (mu < 0).to(chosen.dtype))
+
+
+def denoised_pair_loss(chosen: torch.Tensor, rejected: torch.Tensor, margin: torch.Tensor,
+                       smoothing: torch.Tensor) -> torch.Tensor:
+    """The general form of every Secrets II pair loss: per pair ``z_i = Δ_i − m_i`` and
+    ``ℓ_i = −[(1 − a_i)·log σ(z_i) + a_i·log σ(−z_i)]``, averaged. ``margin`` m (N,) and ``smoothing`` a (N,) are
+    per-pair (zeros give Bradley–Terry). (N,) ×4 → scalar."""
+    z = chosen - rejected - margin  # (N,)
+    return -((1 - smoothing) * F.logsigmoid(z) + smoothing * F.logsigmoid(-z)).mean()
 
 
 def preference_strength(diffs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,6 +67,31 @@ def flip_lowest(mu: torch.Tensor, fraction: float) -> torch.Tensor:
     if n > 0:
         mask[torch.argsort(mu)[:n]] = True
     return mask
+
+
+def flip_confident(mu: torch.Tensor, sigma: torch.Tensor, z: float) -> torch.Tensor:
+    """Boolean mask (N,) of pairs the strength ensemble is confident are mislabelled: ``μ̂ < −z·σ̂`` (z = 0: every
+    pair with μ̂ < 0). Unlike :func:`flip_lowest` the number flipped follows the data, not a fixed fraction."""
+    return mu < -z * sigma
+
+
+def fit_temperature(delta: torch.Tensor, steps: int = 100) -> float:
+    """The temperature T > 0 minimising the held-out pair NLL ``−mean log σ(Δ/T)``, Δ (N,) = r(y_c) − r(y_r) on
+    labelled pairs (temperature scaling, Guo et al. 2017). Fitted on log T by Newton steps (the NLL is smooth in
+    1/T); a set the model ranks all right (or all wrong) has no finite optimum and is an error. (N,) → float."""
+    if not ((delta > 0).any() and (delta < 0).any()):
+        raise ValueError("fit_temperature: the calibration pairs are all ranked one way (no finite temperature)")
+    d = delta.double()
+    inv = torch.tensor(1.0, dtype=torch.float64)  # β = 1/T; NLL(β) = −mean log σ(β·Δ) is convex in β
+    for _ in range(steps):
+        p = torch.sigmoid(-inv * d)  # (N,)
+        grad = -(d * p).mean()
+        hess = (d * d * p * (1 - p)).mean()
+        step = grad / hess.clamp_min(1e-12)
+        inv = torch.clamp(inv - step, min=inv / 10)  # stay positive
+        if step.abs() < 1e-10:
+            break
+    return float(1.0 / inv)
 
 
 def simcse_loss(h_s: torch.Tensor, h_t: torch.Tensor, tau: float) -> torch.Tensor:

@@ -23,7 +23,7 @@ from ...data.pair_encoding import EncodedPairs, encode_pairs
 from ...data.preferences import load_preferences, write_preferences
 from ...eval.rm_eval import calibration_plot, decile_ids, format_report, pair_metrics
 from ...core.fsutil import atomic_write_text
-from ...functional.rm_losses import preference_strength
+from ...functional.rm_losses import fit_temperature, preference_strength
 from ...models.lora import add_lora
 from ...models.reward_model import load_reward_model, save_reward_model
 from ..checkpoint import find_checkpoint, load_trainer_state, load_weights, write_checkpoint
@@ -108,16 +108,45 @@ def train_rm(cfg: RMRunConfig, resume: str | None = None, stop_after: int | None
                 result["trainer"] = trainer
                 return result
         save_rm_checkpoint(trainer, out / "checkpoints", lg.keep_checkpoints)
+        temperature = calibrate(trainer, cfg) if cfg.data.calibration else None
         result["final"] = save_reward_model(trainer.model, trainer.tokenizer, out / "final", cfg.model.name)
+        if temperature is not None:
+            result["temperature"] = temperature
+            atomic_write_text(result["final"] / "calibration.json", json.dumps(
+                {"temperature": temperature, "data": cfg.data.calibration}, indent=2))
         if cfg.data.eval:
             ev = load_pairs(cfg.data.eval, trainer.tokenizer, cfg)
-            result["eval"] = write_eval(pair_metrics(*trainer.score_pairs(ev), _mu(ev), cfg.eval.bins), out)
+            chosen, rejected = trainer.score_pairs(ev)
+            metrics = pair_metrics(chosen, rejected, _mu(ev), cfg.eval.bins)
+            if temperature is not None:  # the same scores before the head was divided by T
+                before = pair_metrics(chosen * temperature, rejected * temperature, None, cfg.eval.bins)
+                metrics.update(temperature=temperature, ece_before_calibration=before["ece"],
+                               reward_std_before_calibration=before["reward_std"])
+            result["eval"] = write_eval(metrics, out)
             logger.log(trainer.step, {f"eval/{k}": v for k, v in result["eval"].items() if isinstance(v, float)})
             logger.write(format_report(result["eval"]))
     finally:
         logger.close()
     result["trainer"] = trainer
     return result
+
+
+def calibrate(trainer: RMTrainer, cfg: RMRunConfig) -> float:
+    """Fit a temperature on ``data.calibration`` pairs and divide the score head by it (weights and bias, so every
+    reward becomes r/T in the saved folder that plain transformers loads). Returns T."""
+    from ...models.heads import score_head
+
+    cal = load_pairs(cfg.data.calibration, trainer.tokenizer, cfg)
+    chosen, rejected = trainer.score_pairs(cal)
+    try:
+        t = fit_temperature(chosen - rejected)
+    except ValueError as exc:
+        raise ConfigError(f"data.calibration: {cfg.data.calibration}: {exc}") from None
+    with torch.no_grad():
+        for p in score_head(trainer.model).parameters():
+            p.div_(t)
+    log.info("calibration on %d pairs (%s): temperature %.4f", len(cal), cfg.data.calibration, t)
+    return t
 
 
 def _mu(enc: EncodedPairs) -> torch.Tensor | None:
@@ -149,6 +178,8 @@ def eval_rm(cfg: RMRunConfig) -> dict:
 def strength(cfg: RMRunConfig) -> dict:
     """Secrets II eq. 4: train ``strength.models`` reward models (seed, seed+1, …; each its own data order) on
     ``data.train``, score every training pair with each, and write μ̂ / σ̂ as columns next to the original fields.
+    With ``strength.folds`` K > 0, model m trains on every fold but m mod K, and a pair's μ̂ / σ̂ come only from
+    the M/K models that held it out (cross-fitting: a model cannot vouch for a label it memorised).
     With ``model.trainable: head`` the backbone features are computed once and shared by all heads."""
     s = cfg.strength
     cfg = copy.deepcopy(cfg)
@@ -161,29 +192,53 @@ def strength(cfg: RMRunConfig) -> dict:
                           "(use bt or label_smoothing)")
     base, tokenizer = build_model(cfg)
     enc = load_pairs(cfg.data.train, tokenizer, cfg)
+    folds = pair_folds(len(enc), s.folds, cfg.train.seed)  # (N,) fold of each pair, or None
     shared = None
     diffs = []
-    for m in range(cfg.strength.models):
+    for m in range(s.models):
         seed = cfg.train.seed + m
         torch.manual_seed(seed)
         model = base if cfg.model.trainable == "head" else copy.deepcopy(base)
         _reinit_head(model, seed)
-        trainer = RMTrainer(cfg, model, tokenizer, enc, seed=seed, scorer=shared)
+        seen = torch.ones(len(enc), dtype=torch.bool) if folds is None else folds != m % s.folds  # (N,)
+        train = enc if folds is None else subset(enc, seen.nonzero().flatten().tolist())
+        trainer = RMTrainer(cfg, model, tokenizer, train, seed=seed, scorer=shared)
         if cfg.model.trainable == "head":
             shared = trainer.scorer
         while not trainer.done:
             trainer.train_step()
         chosen, rejected = trainer.score_pairs(enc)
         diffs.append(chosen - rejected)
-        log.info("strength model %d/%d: training-set accuracy %.3f", m + 1, cfg.strength.models,
-                 (chosen > rejected).float().mean().item())
-    mu, sigma = preference_strength(torch.stack(diffs))  # (N,), (N,)
-    rows = [{**p.raw, "mu": round(float(u), 6), "sigma": round(float(s), 6)}
-            for p, u, s in zip(enc.pairs, mu, sigma)]
+        log.info("strength model %d/%d: accuracy %.3f on its training pairs", m + 1, s.models,
+                 (chosen > rejected)[seen].float().mean().item())
+    d = torch.stack(diffs)  # (M, N)
+    if folds is None:
+        mu, sigma = preference_strength(d)  # (N,), (N,)
+    else:  # pairs of fold f get their strength from models f, f+K, … (the ones that did not train on them)
+        mu, sigma = torch.empty(len(enc)), torch.empty(len(enc))
+        for f in range(s.folds):
+            mu[folds == f], sigma[folds == f] = preference_strength(d[f::s.folds][:, folds == f])
+    rows = [{**p.raw, "mu": round(float(u), 6), "sigma": round(float(sd), 6)}
+            for p, u, sd in zip(enc.pairs, mu, sigma)]
     path = write_preferences(rows, cfg.strength.output)
     table = strength_table(mu, sigma, rows, cfg.strength.report_columns)
     atomic_write_text(path.with_name(path.stem + ".deciles.json"), json.dumps(table, indent=2))
     return {"output": path, "mu": mu, "sigma": sigma, "table": table}
+
+
+def pair_folds(n: int, folds: int, seed: int) -> torch.Tensor | None:
+    """A seeded fold id in 0..folds−1 for each of ``n`` pairs (balanced), or None when ``folds`` is 0."""
+    if not folds:
+        return None
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 7919))
+    out = torch.empty(n, dtype=torch.long)
+    out[order] = torch.arange(n) % folds
+    return out
+
+
+def subset(enc: EncodedPairs, idx: list[int]) -> EncodedPairs:
+    return EncodedPairs([enc.pairs[i] for i in idx], [enc.chosen[i] for i in idx], [enc.rejected[i] for i in idx],
+                        enc.truncated, enc.skipped)
 
 
 def _reinit_head(model, seed: int) -> None:

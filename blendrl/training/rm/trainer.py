@@ -83,7 +83,7 @@ class RMTrainer:
                  scorer: ModelScorer | None = None) -> None:
         self.cfg, self.model, self.tokenizer = cfg, model, tokenizer
         self.seed = cfg.train.seed if seed is None else seed
-        self.pairs, self.mu, self.flipped = prepare_pairs(train, cfg.loss.recipe, cfg.loss.flip_fraction)
+        self.pairs, self.mu, self.flipped = prepare_pairs(train, cfg.loss.recipe, cfg.loss)
         self.loss_fn = RECIPES[cfg.loss.recipe].loss_fn(cfg.loss)
         head_only = cfg.model.trainable == "head"
         if head_only:
