@@ -56,11 +56,12 @@ class RMLossConfig:
     """The pair loss (``blendrl.training.rm.recipes.RECIPES``): a recipe names which of flip, adaptive margin and
     label smoothing it uses (``bt``, ``flip``, ``margin``, ``flip_margin``, ``label_smoothing``, ``soft_label``,
     ``soft_label_margin``, … — every combination). All but ``bt`` and ``label_smoothing`` read μ̂ from a ``mu``
-    column (``blendrl rm strength``). ``margin``: a fixed margin for recipes without the adaptive one. ``alpha``: the smoothing (not given
-    in the paper; 0.1). ``flip_rule``: ``fraction`` swaps the ``flip_fraction`` lowest-μ̂ pairs (the paper's two
-    bottom deciles, 0.2); ``confident`` swaps pairs with μ̂ < −``flip_z``·σ̂ (needs a ``sigma`` column).
-    ``margin_scale`` multiplies μ̂ in the adaptive margin; ``margin_unit: mean_abs`` first divides it by the mean
-    |μ̂| of the training set (the margin then does not depend on the strength models' reward scale)."""
+    column (``blendrl rm strength``). ``margin``: a fixed margin for recipes without the adaptive one.
+    ``alpha``: the smoothing (not given in the paper; 0.1). ``flip_rule``: ``fraction`` swaps the
+    ``flip_fraction`` lowest-μ̂ pairs (the paper's two bottom deciles, 0.2); ``confident`` swaps pairs with
+    μ̂ < −``flip_z``·σ̂ (needs a ``sigma`` column). ``margin_scale`` multiplies μ̂ in the adaptive margin;
+    ``margin_unit: mean_abs`` first divides it by the mean |μ̂| of the training set (the margin then does not
+    depend on the strength models' reward scale)."""
 
     recipe: str = "bt"
     margin: float = 0.0
