@@ -53,8 +53,9 @@ def small(tiny_dir, out) -> list[str]:
 def test_ppo_example_runs_on_the_tiny_model(path, tiny_dir, tmp_path):
     from blendrl.training.run import run
 
+    k = load_config(PPORunConfig, path).filter.keep + 1 if "filter:" in path.read_text() else 2
     cfg = load_config(PPORunConfig, path, small(tiny_dir, tmp_path) + [
-        "train.prompts_per_iteration=2", "train.samples_per_prompt=2", "train.micro_batch_size=4"])
+        "train.prompts_per_iteration=2", f"train.samples_per_prompt={k}", "train.micro_batch_size=4"])
     run(cfg)
     assert (tmp_path / "final" / "config.json").is_file() or (tmp_path / "final" / "adapter_config.json").is_file()
     assert any('"iteration": 1' in line for line in (tmp_path / "metrics.jsonl").read_text().splitlines())

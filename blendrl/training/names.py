@@ -14,11 +14,12 @@ from ..algorithms.cgpo import CGPO_OPTIMIZERS
 from ..config import ConfigError
 from ..config.cgpo_schema import JudgeConfig, OptimizerConfig
 from ..config.schema import (
-    AlgorithmConfig, GenerationConfig, KLConfig, ReferenceConfig, RegularizerConfig, RewardSourceConfig,
+    AlgorithmConfig, FilterConfig, GenerationConfig, KLConfig, ReferenceConfig, RegularizerConfig, RewardSourceConfig,
 )
 from ..core.registries import JUDGES, REWARD_SOURCES
 from ..core.registry import load_plugins
 from ..functional import KL_ESTIMATORS
+from ..functional.filters import ROLLOUT_FILTERS
 from ..functional.regularizers import REGULARIZERS
 from ..rollout import GENERATORS
 from .reference import REFERENCES
@@ -33,6 +34,7 @@ NAMED_FIELDS = {
     (GenerationConfig, "backend"): (GENERATORS, ()),
     (RegularizerConfig, "kind"): (REGULARIZERS, ("none",)),
     (OptimizerConfig, "name"): (CGPO_OPTIMIZERS, ()),
+    (FilterConfig, "kind"): (ROLLOUT_FILTERS, ("none",)),
 }
 
 

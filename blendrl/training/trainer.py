@@ -29,6 +29,7 @@ from ..functional import (
     apply_missing_eos_penalty,
     masked_sum,
 )
+from ..functional.filters import ROLLOUT_FILTERS
 from ..judges.signals import hack_signals
 from ..models.checkpointing import checkpointed
 from ..rewards import make_samples
@@ -106,9 +107,12 @@ class RLTrainer:
         mine = slice(first, first + len(raw))
         exp.scores, valid = all_scores[mine].to(exp.response_mask.device), all_valid[mine]
         exp.response_mask[~valid.to(exp.response_mask.device)] = 0.0
+        kept = self.filter_rows(exp, valid)  # PF-PPO: train on the responses whose rewards are reliable
         timer["score"] = time.perf_counter()
         # 4. advantages
         metrics = self.algorithm.prepare(exp, self.kl_ctl.value)
+        if kept is not None:
+            metrics["filter/kept_fraction"] = dist.gather_rows(kept.float())[0].mean().item()
         # 5. update
         metrics.update(self.update(exp))
         self.m.reference.after_update(self.m.policy)
@@ -175,6 +179,17 @@ class RLTrainer:
         if s.clip is not None:
             scores = scores.clamp(-s.clip, s.clip)
         return scores, valid
+
+    def filter_rows(self, exp: Experience, valid: torch.Tensor) -> torch.Tensor | None:
+        """``filter.kind``'s kept rows (B,) among each prompt's responses, chosen on ``exp.scores``; the others'
+        response masks are zeroed so that they leave the update. None when no filter is set."""
+        f = self.cfg.filter
+        if f.kind == "none":
+            return None
+        kept = ROLLOUT_FILTERS[f.kind](exp.scores.cpu(), valid.cpu(), self.cfg.train.samples_per_prompt, f.keep,
+                                       self.sampling_gen)
+        exp.response_mask[~kept.to(exp.response_mask.device)] = 0.0
+        return kept
 
     def forward_no_grad(self, fn, exp: Experience) -> torch.Tensor:
         """``fn(micro-batch) -> (b, T')`` without grad over length-sorted, trimmed micro-batches of

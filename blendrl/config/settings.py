@@ -1,0 +1,112 @@
+"""Settings shared by every command's configuration: LoRA adapters, the optimizer (:class:`OptimSettings`), the
+RL loop (:class:`LoopSettings`), speed tricks (:class:`PerfConfig`) and logging (:class:`LogSettings`).
+Each default has one home: its field here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+from .loader import ConfigError
+
+
+def _require(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+@dataclass
+class LoraConfig:
+    """LoRA adapters through peft. With LoRA the reference policy is the same weights with adapters disabled."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+    def validate(self) -> None:
+        _require(self.r > 0, "r: must be > 0")
+
+
+@dataclass
+class OptimSettings:
+    """The optimizer of every trainer (PPO family, CGPO, reward models, SFT; one training engine,
+    :mod:`blendrl.training.engine`): AdamW ``lr`` and ``weight_decay``, the lr ``schedule`` (constant, linear or
+    cosine decay to 0) after ``warmup_steps`` optimizer steps of linear warm-up, gradient clipping at
+    ``max_grad_norm``, the ``seed`` and torch ``threads``."""
+
+    lr: float = 1e-6
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    schedule: Literal["constant", "linear", "cosine"] = "constant"
+    max_grad_norm: float = 1.0
+    seed: int = 0
+    threads: Optional[int] = None
+
+    def validate(self) -> None:
+        _require(self.lr > 0, "lr: must be > 0")
+        _require(self.warmup_steps >= 0, "warmup_steps: must be >= 0")
+        _require(self.max_grad_norm > 0, "max_grad_norm: must be > 0")
+
+
+@dataclass
+class LoopSettings(OptimSettings):
+    """What every RL loop adds to the optimizer: ``iterations``, rows per gradient pass (``micro_batch_size``) and
+    per no-grad pass (``forward_batch_size``, default ``micro_batch_size``: :attr:`forward_rows`)."""
+
+
+    iterations: int = 20
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"  # autocast of the trained forwards (fp16: loss scaling)
+    fsdp: bool = False  # under torchrun: shard policy and critic with FSDP2 (blendrl.training.fsdp)
+    micro_batch_size: int = 16
+    forward_batch_size: Optional[int] = None  # rows per no-grad pass; None: micro_batch_size
+
+    @property
+    def forward_rows(self) -> int:
+        """``forward_batch_size``, or ``micro_batch_size`` when it is not set."""
+        return self.forward_batch_size or self.micro_batch_size
+
+    def validate(self) -> None:
+        super().validate()
+        _require(self.iterations >= 1, "iterations: must be >= 1")
+        _require(self.forward_batch_size is None or self.forward_batch_size >= 1, "forward_batch_size: must be >= 1")
+
+
+@dataclass
+class PerfConfig:
+    """Speed and memory tricks, one switch each, all on for a config-driven run (``blendrl`` commands and
+    :func:`blendrl.build_trainer`); a library user of :mod:`blendrl.models` gets none of them unless asked. None
+    changes a result beyond float rounding (each has tests against the plain path).
+
+    ``lean_layers``: trained models keep fewer activations for backward (:mod:`blendrl.models.lean`).
+    ``tied_grads_in_place``: a tied embedding/LM head accumulates its gradient in one buffer
+    (:mod:`blendrl.models.tied_grads`; it changes autograd's contract for that weight, so it is opt-out).
+    ``cpu_kernels``: decode steps on the CPU through blendrl's C++ kernel (:mod:`blendrl.rollout.cpu_gemm`;
+    ``BLENDRL_CPU_KERNELS=0`` also turns it off).
+    ``freed_memory`` (glibc's malloc; no effect elsewhere): ``keep`` (default) keeps freed blocks in the process for
+    the next iteration's tensors, ``glibc`` leaves glibc's own thresholds, ``return`` hands blocks over 1 MiB back
+    to the OS at once (lower peak RSS, slower updates: every fresh page costs a page fault). Measurements:
+    docs/performance.md."""
+
+    lean_layers: bool = True
+    tied_grads_in_place: bool = True
+    cpu_kernels: bool = True
+    freed_memory: Literal["keep", "glibc", "return"] = "keep"
+
+
+@dataclass
+class LogSettings:
+    """Where and how every trainer writes: ``output_dir`` (metrics.jsonl, TensorBoard events, checkpoints/),
+    metrics every ``log_every`` steps, a checkpoint every ``save_every`` steps (0 = only at the end; a step is an
+    iteration of an RL loop, an optimizer step of the reward-model trainer), the last ``keep_checkpoints`` kept."""
+
+    output_dir: str = "runs/ppo"
+    save_every: int = 0
+    keep_checkpoints: int = 2
+    log_every: int = 1
+    tensorboard: bool = True
+    progress: bool = True
+
+    def validate(self) -> None:
+        _require(self.log_every >= 1, "log_every: must be >= 1")
+        _require(self.keep_checkpoints >= 1, "keep_checkpoints: must be >= 1")
