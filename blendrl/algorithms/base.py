@@ -35,7 +35,8 @@ def batch_wide(fn, *tensors: torch.Tensor, local: bool = True) -> torch.Tensor:
     return out[first: first + n] if local else out
 
 
-ALGORITHMS: Registry = Registry("algorithm", builtins=("blendrl.algorithms.ppo", "blendrl.algorithms.critic_free"))
+ALGORITHMS: Registry = Registry("algorithm", builtins=("blendrl.algorithms.ppo", "blendrl.algorithms.critic_free",
+                                                       "blendrl.algorithms.vine"))
 
 
 class Algorithm:

@@ -170,8 +170,22 @@ class RegularizerConfig:
 
 
 @dataclass
+class VineConfig:
+    """VinePPO's Monte-Carlo values (docs/algorithms.md §15): ``samples`` continuations of the current policy from
+    the start of every step; a step ends after a newline token (``split_on_newline``) or after ``step_tokens``."""
+
+    samples: int = 4
+    step_tokens: int = 16
+    split_on_newline: bool = True
+
+    def validate(self) -> None:
+        _require(self.samples >= 1 and self.step_tokens >= 1, "samples and step_tokens: must be >= 1")
+
+
+@dataclass
 class AlgorithmConfig:
-    """The optimiser over the loop. ``name``: ppo (critic + GAE) or a critic-free estimator: reinforce, rloo, grpo.
+    """The optimiser over the loop. ``name``: ppo (critic + GAE), vineppo (PPO with Monte-Carlo step values from
+    ``vine`` in place of the critic) or a critic-free estimator: reinforce, rloo, grpo.
     Defaults follow TRL's PPO (ε 0.2, ε_v 0.2, c_v 0.1, γ 1, λ 0.95, 4 epochs)."""
 
     name: str = "ppo"
@@ -181,10 +195,11 @@ class AlgorithmConfig:
     vf_coef: float = 0.1
     gamma: float = 1.0
     lam: float = 0.95
-    # None: the algorithm's own default (PPO whitens its GAE advantages; reinforce, rloo and grpo do not, their
+    # None: the algorithm's own default (PPO and VinePPO whiten; reinforce, rloo and grpo do not, their
     # baselines already centre the advantage); True or False: every algorithm obeys it
     whiten_advantages: Optional[bool] = None
     whiten_rewards: bool = False  # PPO: whiten per-token rewards (no mean shift) before GAE, as TRL/AlpacaFarm
+    vine: VineConfig = field(default_factory=VineConfig)
 
     def validate(self) -> None:
         _require(self.epochs >= 1, "epochs: must be >= 1")

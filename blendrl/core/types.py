@@ -85,6 +85,7 @@ class Experience:
     advantages: Optional[torch.Tensor] = None  # (B, T)
     returns: Optional[torch.Tensor] = None  # (B, T)
     seq_weights: Optional[torch.Tensor] = None  # (B,) per-sequence weight of the CGPO optimizers (advantage, R_calib)
+    step_ids: Optional[torch.Tensor] = None  # (B, T) long: VinePPO's step index of each response token
 
     @property
     def prompt_len(self) -> int:

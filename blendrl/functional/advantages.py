@@ -76,3 +76,42 @@ def grpo_advantages(scores: torch.Tensor, k: int, eps: float = 1e-6) -> torch.Te
     mean = g.mean(dim=1, keepdim=True)
     std = g.std(dim=1, unbiased=False, keepdim=True)
     return ((g - mean) / (std + eps)).reshape(-1)
+
+
+def step_ids(response_ids: torch.Tensor, mask: torch.Tensor, step_tokens: int,
+             split_ids: tuple[int, ...] = ()) -> torch.Tensor:
+    """VinePPO's reasoning steps (docs/algorithms.md §15): the step index of every response token. A step ends after
+    a token in ``split_ids`` (e.g. newlines) or after ``step_tokens`` tokens, whichever comes first; padding gets
+    the last step's index. Shapes: ``response_ids``, ``mask`` (B, T) → (B, T) long."""
+    B, T = response_ids.shape
+    out = torch.zeros(B, T, dtype=torch.long)
+    ids, m = response_ids.tolist(), (mask > 0).tolist()
+    for b in range(B):
+        step, used = 0, 0
+        for t in range(T):
+            if not m[b][t]:
+                out[b, t] = step
+                continue
+            if used == step_tokens:
+                step, used = step + 1, 0
+            out[b, t] = step
+            used += 1
+            if ids[b][t] in split_ids and t + 1 < T and m[b][t + 1]:
+                step, used = step + 1, 0
+    return out.to(response_ids.device)
+
+
+def step_advantages(rewards: torch.Tensor, values: torch.Tensor, steps: torch.Tensor,
+                    mask: torch.Tensor) -> torch.Tensor:
+    """VinePPO's advantage (γ = 1): every token of step j gets ``A_j = Σ_{t∈j} r_t + V̂(s_{j+1}) − V̂(s_j)``, where
+    V̂(s_j) is the Monte-Carlo value of the state at the start of step j (``values`` holds it on each of the step's
+    tokens) and V̂ after the last step is 0. Shapes: ``rewards``, ``values``, ``steps``, ``mask`` (B, T) → (B, T)."""
+    S = int(steps.max()) + 2 if steps.numel() else 1
+    live = mask > 0
+    step_r = torch.zeros(rewards.shape[0], S, dtype=rewards.dtype, device=rewards.device)
+    step_r.scatter_add_(1, steps, rewards * mask)  # (B, S) Σ of each step's token rewards
+    step_v = torch.zeros_like(step_r).scatter_(1, torch.where(live, steps, S - 1),
+                                               torch.where(live, values, torch.zeros_like(values)))  # (B, S)
+    step_v[:, -1] = 0.0  # the sink of padding; also "after the last step" for the longest row
+    adv = step_r[:, :-1] + step_v[:, 1:] - step_v[:, :-1]  # (B, S−1)
+    return adv.gather(1, steps.clamp_max(S - 2)) * mask

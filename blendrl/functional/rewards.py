@@ -40,9 +40,12 @@ class RunningMoments:
     def std(self) -> float:
         return max(self.var, 0.0) ** 0.5
 
-    def normalize(self, x: torch.Tensor, clip: float | None = None, mode: str = "normalize") -> torch.Tensor:
-        """Update with ``x`` then return it normalised (``mode`` ``normalize`` or ``scale``) and clipped to ±clip."""
-        self.update(x)
+    def normalize(self, x: torch.Tensor, clip: float | None = None, mode: str = "normalize",
+                  update: bool = True) -> torch.Tensor:
+        """Update with ``x`` (unless ``update`` is false) then return it normalised (``mode`` ``normalize`` or
+        ``scale``) and clipped to ±clip."""
+        if update:
+            self.update(x)
         std = max(self.std, 1e-8)
         out = (x - self.mean) / std if mode == "normalize" else x / std
         return out if clip is None else out.clamp(-clip, clip)

@@ -108,9 +108,14 @@ class RLTrainer:
         exp.scores, valid = all_scores[mine].to(exp.response_mask.device), all_valid[mine]
         exp.response_mask[~valid.to(exp.response_mask.device)] = 0.0
         kept = self.filter_rows(exp, valid)  # PF-PPO: train on the responses whose rewards are reliable
+        vine = {}
+        if getattr(self.algorithm, "needs_mc_values", False):  # VinePPO: Monte-Carlo values in place of a critic
+            from .vine import mc_values
+
+            exp.values, exp.step_ids, vine = mc_values(self, exp, prompts)
         timer["score"] = time.perf_counter()
         # 4. advantages
-        metrics = self.algorithm.prepare(exp, self.kl_ctl.value)
+        metrics = {**self.algorithm.prepare(exp, self.kl_ctl.value), **vine}
         if kept is not None:
             metrics["filter/kept_fraction"] = dist.gather_rows(kept.float())[0].mean().item()
         # 5. update
@@ -161,18 +166,24 @@ class RLTrainer:
             return self.reward.submit(samples)
         return Later(lambda: self.reward.score(samples))
 
-    def shape_scores(self, raw: torch.Tensor, has_eos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Missing-EOS penalty, running normalisation and clipping (§11, PPO-max eq. 18). NaN scores → skipped."""
+    def shape_scores(self, raw: torch.Tensor, has_eos: torch.Tensor,
+                     update: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Missing-EOS penalty, running normalisation and clipping (§11, PPO-max eq. 18). NaN scores → skipped.
+        ``update=False`` (scores that are not the batch's samples, e.g. VinePPO's continuations) normalises with
+        the running statistics as they are and counts nothing."""
         s = self.cfg.shaping
         valid = torch.isfinite(raw)  # (B,)
         if not valid.any():
+            if not update:
+                return torch.zeros_like(raw), valid
             raise FloatingPointError("every reward in the batch was NaN/inf; check the reward sources")
-        self.counters["skipped_samples"] += int((~valid).sum())
+        if update:
+            self.counters["skipped_samples"] += int((~valid).sum())
         scores = torch.where(valid, raw, raw[valid].mean())  # (B,) skipped rows get a neutral score
         if s.missing_eos_penalty is not None:
             scores = apply_missing_eos_penalty(scores, has_eos, s.missing_eos_penalty)
         if s.normalize != "none":
-            normed = self.moments.normalize(scores[valid], None, s.normalize)
+            normed = self.moments.normalize(scores[valid], None, s.normalize, update=update)
             scores = scores.clone()
             scores[valid] = normed
             scores[~valid] = 0.0 if s.normalize == "normalize" else scores[~valid] / max(self.moments.std, 1e-8)
