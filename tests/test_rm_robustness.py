@@ -164,3 +164,39 @@ def test_calibration_folds_the_temperature_into_the_saved_head(rm_tiny_dir, tmp_
     assert ev["temperature"] == temp and ev["ece_before_calibration"] == pytest.approx(plain["eval"]["ece"], abs=1e-6)
     assert ev["accuracy"] == plain["eval"]["accuracy"]  # a positive scale never changes a ranking
     assert json.loads((cal["final"] / "calibration.json").read_text())["temperature"] == temp
+
+
+def test_sinkhorn_codes_and_swav_loss_on_hand_numbers():
+    from blendrl.functional.rm_losses import sinkhorn_codes, swav_loss
+
+    q = sinkhorn_codes(torch.randn(6, 3, generator=torch.Generator().manual_seed(0)))
+    assert torch.allclose(q.sum(1), torch.ones(6))  # each sample's code is a distribution
+    # two samples on two orthogonal prototypes, ε = τ = 1: Q ∝ exp(I) is symmetric, so each code is
+    # [a, 1 − a] with a = e/(1 + e); each view's log-softmax of [1, 0] is [−log(1 + e⁻¹), −1 − log(1 + e⁻¹)]
+    a = math.e / (1 + math.e)
+    want = math.log(1 + math.exp(-1)) + (1 - a)
+    got = swav_loss(torch.eye(2), 3 * torch.eye(2), torch.eye(2), tau=1.0, eps=1.0)  # views are L2-normalised
+    assert got.item() == pytest.approx(want, rel=1e-6)
+    assert sinkhorn_codes(torch.eye(2), eps=1.0)[0, 0].item() == pytest.approx(a, rel=1e-6)
+
+
+def test_swav_trains_its_prototypes_with_the_reward_model_and_resumes_them(rm_tiny_dir, tmp_path):
+    from blendrl.data.synthetic import make_pairs
+    from blendrl.training.rm import run as rm_run
+    from tests.test_reward_model import rm_config
+
+    write_preferences(make_pairs(64, seed=5), tmp_path / "p.jsonl")
+    sets = {"contrastive.kind": "swav", "contrastive.prototypes": 8, "contrastive.beta": 0.5, "contrastive.tau": 0.1,
+            "model.dropout": 0.1, "train.epochs": 2, "logging.save_every": 1}
+    full = rm_run.train_rm(rm_config(rm_tiny_dir, tmp_path / "a", tmp_path / "p.jsonl", **sets))
+    trainer = full["trainer"]
+    start = torch.randn(8, trainer.model.config.hidden_size, generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(trainer.prototypes.weight, start)  # the prototypes learned
+    m = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["loss/total"] == pytest.approx(r["loss/rm"] + 0.5 * r["loss/contrastive"], rel=1e-5) for r in m)
+    rm_run.train_rm(rm_config(rm_tiny_dir, tmp_path / "b", tmp_path / "p.jsonl", **sets), stop_after=3)
+    resumed = rm_run.train_rm(rm_config(rm_tiny_dir, tmp_path / "b", tmp_path / "p.jsonl", **sets),
+                              resume=str(tmp_path / "b"))["trainer"]
+    assert torch.equal(resumed.prototypes.weight, trainer.prototypes.weight)
+    a, b = trainer.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -81,18 +81,25 @@ class RMLossConfig:
 
 @dataclass
 class ContrastiveConfig:
-    """Contrastive auxiliary loss ``L = L_rm + β·L_cl`` (Secrets II §3.1). ``kind``: ``none`` or ``simcse``
-    (eq. 9, two dropout views — set ``model.dropout`` > 0). ``representation``: ``pairs`` {f_c, f_r} or
-    ``difference`` {f_c − f_r, f_r − f_c} of last-token hidden states. β=1 as the paper's SimCSE; τ is not given
-    (0.05, SimCSE's default)."""
+    """Contrastive auxiliary loss ``L = L_rm + β·L_cl`` (Secrets II §3.1) over two dropout views (set
+    ``model.dropout`` > 0). ``kind``: ``none``, ``simcse`` (eq. 9, InfoNCE; β=1 in the paper) or ``swav`` (eqs.
+    7–8: swapped prediction of Sinkhorn codes over ``prototypes`` K learnable prototypes, ``sinkhorn_eps``,
+    ``sinkhorn_iters``; the paper's SwAV K=50 β=0.1, SwAV-diff K=20 β=0.5). ``representation``: ``pairs``
+    {f_c, f_r} or ``difference`` {f_c − f_r, f_r − f_c} of last-token hidden states. τ is not given in the paper
+    (0.05, SimCSE's default; SwAV's own is 0.1)."""
 
-    kind: Literal["none", "simcse"] = "none"
+    kind: Literal["none", "simcse", "swav"] = "none"
     beta: float = 1.0
     tau: float = 0.05
     representation: Literal["pairs", "difference"] = "pairs"
+    prototypes: int = 50
+    sinkhorn_eps: float = 0.05
+    sinkhorn_iters: int = 3
 
     def validate(self) -> None:
         _require(self.tau > 0, "tau: must be > 0")
+        _require(self.prototypes >= 2, "prototypes: must be >= 2")
+        _require(self.sinkhorn_eps > 0 and self.sinkhorn_iters >= 1, "sinkhorn_eps > 0 and sinkhorn_iters >= 1")
 
 
 @dataclass

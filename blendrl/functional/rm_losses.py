@@ -103,6 +103,34 @@ def simcse_loss(h_s: torch.Tensor, h_t: torch.Tensor, tau: float) -> torch.Tenso
     return F.cross_entropy(sim, torch.arange(sim.shape[0], device=sim.device))
 
 
+def sinkhorn_codes(scores: torch.Tensor, eps: float = 0.05, iters: int = 3) -> torch.Tensor:
+    """SwAV's codes: an equal-partition soft assignment of N samples to K prototypes by Sinkhorn–Knopp on
+    ``exp(scores/ε)`` (each row sums to 1, each prototype gets N/K in total). No gradient. (N, K) → (N, K)."""
+    with torch.no_grad():
+        n, k = scores.shape
+        q = torch.exp((scores - scores.max()) / eps).T  # (K, N)
+        q /= q.sum()
+        for _ in range(iters):
+            q /= q.sum(1, keepdim=True) * k  # each prototype's total → 1/K
+            q /= q.sum(0, keepdim=True) * n  # each sample's total → 1/N
+        return (q * n).T  # (N, K)
+
+
+def swav_loss(h_s: torch.Tensor, h_t: torch.Tensor, prototypes: torch.Tensor, tau: float, eps: float = 0.05,
+              iters: int = 3) -> torch.Tensor:
+    """Secrets II eqs. 7–8 (SwAV swapped prediction) over two views. (N, H), (N, H), (K, H) → scalar.
+
+    With z the L2-normalised views and c_k the normalised prototypes, scores ``s = zᵀc``; codes q from
+    :func:`sinkhorn_codes`; ``ℓ(z_t, q_s) = −Σ_k q_s^k log softmax_k(z_tᵀc_k/τ)``; the loss is
+    ``½·mean_i[ℓ(z_t^i, q_s^i) + ℓ(z_s^i, q_t^i)]`` (each view predicts the other's code).
+    """
+    c = F.normalize(prototypes, dim=1)  # (K, H)
+    s_s, s_t = F.normalize(h_s, dim=1) @ c.T, F.normalize(h_t, dim=1) @ c.T  # (N, K) each
+    q_s, q_t = sinkhorn_codes(s_s, eps, iters), sinkhorn_codes(s_t, eps, iters)
+    swapped = (q_s * F.log_softmax(s_t / tau, dim=1)).sum(1) + (q_t * F.log_softmax(s_s / tau, dim=1)).sum(1)
+    return -0.5 * swapped.mean()
+
+
 def metarm_difference_loss(rewards: torch.Tensor) -> torch.Tensor:
     """Secrets II eq. 11: ``J = (2/k²)·Σ_{i<j} σ(|r_i − r_j|)`` per prompt, averaged over prompts.
 

@@ -17,7 +17,7 @@ import torch
 from ...config.rm_schema import RMRunConfig
 from ...data.pair_encoding import EncodedPairs, pad_right
 from ...data.prompts import epoch_batch
-from ...functional.rm_losses import simcse_loss
+from ...functional.rm_losses import simcse_loss, swav_loss
 from ...models.heads import last_token_hidden, score_head
 from ..engine import LocalEngine
 from .recipes import RECIPES, prepare_pairs
@@ -96,7 +96,14 @@ class RMTrainer:
         t = cfg.train
         self.steps_per_epoch = math.ceil(len(self.pairs) / t.batch_size)
         self.total_steps = t.epochs * self.steps_per_epoch
-        self.engine = LocalEngine(model, t.lr, t, self.total_steps)
+        self.prototypes = None  # SwAV's K learnable prototypes, trained with the model (kept in the trainer state)
+        trained = model
+        if cfg.contrastive.kind == "swav":
+            g = torch.Generator().manual_seed(self.seed)
+            k, h = cfg.contrastive.prototypes, model.config.hidden_size
+            self.prototypes = torch.nn.Embedding(k, h, _weight=torch.randn(k, h, generator=g))
+            trained = torch.nn.ModuleList([model, self.prototypes])
+        self.engine = LocalEngine(trained, t.lr, t, self.total_steps)
         self.step = 0
 
     @property
@@ -118,10 +125,13 @@ class RMTrainer:
         stats = {"loss/rm": loss.item(), "train/accuracy": (chosen > rejected).float().mean().item(),
                  "train/margin": (chosen - rejected).mean().item()}
         c = self.cfg.contrastive
-        if c.kind == "simcse":
+        if c.kind != "none":
             _, hidden2 = self.scorer(seqs)  # another dropout mask
-            cl = simcse_loss(contrastive_views(hidden, n, c.representation),
-                             contrastive_views(hidden2, n, c.representation), c.tau)
+            views = contrastive_views(hidden, n, c.representation), contrastive_views(hidden2, n, c.representation)
+            if c.kind == "simcse":
+                cl = simcse_loss(*views, c.tau)
+            else:
+                cl = swav_loss(*views, self.prototypes.weight, c.tau, c.sinkhorn_eps, c.sinkhorn_iters)
             loss = loss + c.beta * cl
             stats["loss/contrastive"] = cl.item()
         stats["loss/total"] = loss.item()
@@ -160,9 +170,14 @@ class RMTrainer:
 
     def state_dict(self) -> tuple[dict, dict]:
         trainer = {"step": self.step, "seed": self.seed, "torch_rng": torch.get_rng_state()}
+        if self.prototypes is not None:
+            trainer["prototypes"] = self.prototypes.weight.detach().clone()
         return trainer, {"engines": {"model": self.engine.state_dict()}}
 
     def load_state_dict(self, trainer: dict, optim: dict) -> None:
         self.step = trainer["step"]
         torch.set_rng_state(trainer["torch_rng"])
+        if self.prototypes is not None:
+            with torch.no_grad():
+                self.prototypes.weight.copy_(trainer["prototypes"])
         self.engine.load_state_dict(optim["engines"]["model"])
