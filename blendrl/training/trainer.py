@@ -192,8 +192,7 @@ class RLTrainer:
         return scores, valid
 
     def filter_rows(self, exp: Experience, valid: torch.Tensor) -> torch.Tensor | None:
-        """``filter.kind``'s kept rows (B,) among each prompt's responses, chosen on ``exp.scores``; the others'
-        response masks are zeroed so that they leave the update. None when no filter is set."""
+        """PF-PPO: ``filter.kind``'s kept rows (B,) by ``exp.scores``; the others' masks are zeroed (None: no filter)."""
         f = self.cfg.filter
         if f.kind == "none":
             return None
