@@ -20,6 +20,8 @@ class PPO(Algorithm):
         mask = exp.response_mask  # (B, T)
         kl = self.kl_in_reward(exp)  # (B, T)
         rewards = token_rewards(exp.scores, kl, mask, kl_coef)  # (B, T)
+        if exp.token_scores is not None:  # a dense reward source (segment rewards, §10)
+            rewards = rewards + exp.token_scores * mask
         if self.cfg.whiten_rewards:
             rewards = batch_wide(lambda r, m: whiten(r, m, shift_mean=False) * m, rewards, mask)
         adv, returns = gae(rewards, exp.values, mask, self.cfg.gamma, self.cfg.lam)  # (B, T) each

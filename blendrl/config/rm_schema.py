@@ -1,7 +1,7 @@
 """The typed configuration of ``blendrl rm train|strength|eval`` (Secrets of RLHF II, docs/algorithms.md §2).
 
-Sections: model, data, loss, contrastive, metarm, train, strength, eval, logging. Each default has one home: its
-field here.
+Sections: model, data, loss, contrastive, metarm, segments, train, strength, eval, logging. Each default has one
+home: its field here.
 """
 from __future__ import annotations
 
@@ -129,6 +129,23 @@ class MetaRMConfig:
 
 
 @dataclass
+class RMSegmentsConfig:
+    """A segment reward model (docs/algorithms.md §10): the sequence score is the mean of the per-token head at the
+    ends of the response's segments; a segment ends at a token whose predictive entropy under ``entropy_model`` (a
+    causal LM with the reward model's tokenizer; default ``model.name``) exceeds ``threshold`` (paper: 2.0 for
+    Llama, 1.75 for Phi-3) once it has ``min_length`` tokens. After training, the location-aware normaliser is
+    fitted on the training responses; ``final/segments.json`` holds it for the ``segment_rm`` reward source."""
+
+    enabled: bool = False
+    entropy_model: Optional[str] = None
+    threshold: float = 2.0
+    min_length: int = 2
+
+    def validate(self) -> None:
+        _require(self.min_length >= 1, "min_length: must be >= 1")
+
+
+@dataclass
 class RMTrainConfig(OptimSettings):
     """The optimizer (:class:`~blendrl.config.schema.OptimSettings`) and ``batch_size`` pairs per optimizer step,
     accumulated over ``micro_batch_size`` pairs, for ``epochs``. Secrets II: lr 5e-6, batch 32 (16 contrastive),
@@ -190,6 +207,7 @@ class RMRunConfig:
     loss: RMLossConfig = field(default_factory=RMLossConfig)
     contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
     metarm: MetaRMConfig = field(default_factory=MetaRMConfig)
+    segments: RMSegmentsConfig = field(default_factory=RMSegmentsConfig)
     train: RMTrainConfig = field(default_factory=RMTrainConfig)
     strength: StrengthConfig = field(default_factory=StrengthConfig)
     eval: RMEvalConfig = field(default_factory=RMEvalConfig)
@@ -204,5 +222,7 @@ class RMRunConfig:
             _require(self.model.dropout > 0, "model.dropout: must be > 0 for contrastive dropout views")
         if self.metarm.enabled:
             _require(self.model.trainable != "head", "metarm.enabled: needs model.trainable full or lora")
+        if self.segments.enabled:
+            _require(self.model.trainable != "head", "segments.enabled: needs model.trainable full or lora")
         _require(self.model.trainable != "lora" or self.model.lora is not None,
                  "model.lora: required when model.trainable is lora")

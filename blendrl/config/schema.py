@@ -117,7 +117,8 @@ class RewardSourceConfig:
     options: dict = field(default_factory=dict)
 
     def validate(self) -> None:
-        _require(self.kind != "hf_rm" or self.path, "path: required for an hf_rm reward source")
+        _require(self.kind not in ("hf_rm", "segment_rm") or self.path,
+                 f"path: required for a {self.kind} reward source")
         _require(self.kind not in ("rule", "callable") or self.name, f"name: required for a {self.kind} reward source")
         if self.kind == "ensemble":
             members = self.options.get("members")
@@ -295,6 +296,10 @@ class PPORunConfig:
     def validate(self) -> None:
         if self.algorithm.name == "rloo":
             _require(self.train.samples_per_prompt >= 2, "train.samples_per_prompt: rloo needs >= 2")
+        if any(r.kind == "segment_rm" for r in self.rewards):
+            _require(self.algorithm.name == "ppo" and self.shaping.normalize == "none" and self.shaping.clip is None,
+                     "rewards: a segment_rm (dense) source needs algorithm.name ppo and no score normalisation or "
+                     "clip (its location-aware normaliser is the normalisation)")
         if self.filter.kind != "none":
             _require(self.algorithm.name == "ppo", "filter.kind: policy filtration needs algorithm.name ppo (group "
                      "baselines would still see the filtered rows' rewards)")

@@ -86,6 +86,7 @@ class Experience:
     returns: Optional[torch.Tensor] = None  # (B, T)
     seq_weights: Optional[torch.Tensor] = None  # (B,) per-sequence weight of the CGPO optimizers (advantage, R_calib)
     step_ids: Optional[torch.Tensor] = None  # (B, T) long: VinePPO's step index of each response token
+    token_scores: Optional[torch.Tensor] = None  # (B, T) dense rewards of a segment reward model, per token
 
     @property
     def prompt_len(self) -> int:

@@ -73,6 +73,7 @@ class WeightedSum:
         self.sources, self.weights = sources, weights
         self.name = "+".join(s.name for s in sources)
         self.last_components: dict[str, torch.Tensor] = {}
+        self.last_dense: list[list[float]] | None = None
 
     def submit(self, samples: list[Sample]) -> "Later":
         """Start the sources that score elsewhere (``submit``: Ray workers) and return a handle whose ``result()``
@@ -86,12 +87,17 @@ class WeightedSum:
     def _combine(self, samples: list[Sample], ready: list) -> torch.Tensor:
         total = torch.zeros(len(samples))
         self.last_components = {}
+        self.last_dense = None  # per sample, per response character: the weighted dense rewards of dense sources
         for source, w, done in zip(self.sources, self.weights, ready):
             scores = (source.score(samples) if done is None else done).float()
             if scores.shape != (len(samples),):
                 shape = tuple(scores.shape)
                 raise RewardError(f"reward '{source.name}' returned shape {shape}, want ({len(samples)},)")
             self.last_components[source.name] = scores
+            if getattr(source, "last_dense", None) is not None:  # a dense source (segment_rm): its per-char rewards
+                dense = [[w * v for v in row] for row in source.last_dense]
+                self.last_dense = dense if self.last_dense is None else [
+                    [a + b for a, b in zip(x, y)] for x, y in zip(self.last_dense, dense)]
             for key, value in getattr(source, "last_stats", {}).items():  # e.g. ensemble disagreement
                 self.last_components[f"{source.name}/{key}"] = value
             total = total + w * scores

@@ -52,6 +52,14 @@ def _hf_rm_source(cfg: RewardSourceConfig):
     return HFRewardModel(cfg.path, name=cfg.name, **cfg.options)
 
 
+@REWARD_SOURCES.register("segment_rm")
+def _segment_rm_source(cfg: RewardSourceConfig):
+    """A segment reward model folder (``blendrl rm train`` with ``segments.enabled``): dense per-token rewards."""
+    from .segment_rm import SegmentRewardModel
+
+    return SegmentRewardModel(cfg.path, name=cfg.name, **cfg.options)
+
+
 @REWARD_SOURCES.register("ensemble")
 def _ensemble_source(cfg: RewardSourceConfig):
     """``options: {members: [rm folder, ...], aggregate: mean|wco|uwo, lam: 0.5, share: auto, batch_size,

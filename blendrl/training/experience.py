@@ -94,3 +94,21 @@ def teacher_forced_experience(prompts: list[list[int]], responses: list[list[int
     has_eos = torch.ones(len(responses), dtype=torch.bool)
     return Experience.from_rollout(Rollout(prompt_ids, prompt_mask, response_ids, response_mask,
                                            torch.zeros_like(response_mask), has_eos))
+
+
+def dense_token_rewards(tokenizer, exp: Experience, per_char: list[list[float]]) -> torch.Tensor:
+    """A dense reward given per character of each decoded response, summed onto the policy's response tokens: token
+    i gets the characters its decoded prefix adds (``decode(ids[:i+1])`` minus ``decode(ids[:i])``); characters no
+    token claims go to the last token, so each row keeps its total. → (B, T)."""
+    out = torch.zeros_like(exp.response_mask)
+    lengths = (exp.response_mask > 0).sum(1).tolist()
+    for b, (ids, n, chars) in enumerate(zip(exp.response_ids.tolist(), lengths, per_char)):
+        seen = 0
+        for i in range(n):
+            upto = min(len(tokenizer.decode(ids[: i + 1], skip_special_tokens=True)), len(chars))
+            if upto > seen:
+                out[b, i] = sum(chars[seen:upto])
+                seen = upto
+        if n and seen < len(chars):
+            out[b, n - 1] += sum(chars[seen:])
+    return out

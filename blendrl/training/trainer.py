@@ -29,7 +29,6 @@ from ..functional import (
     apply_missing_eos_penalty,
     masked_sum,
 )
-from ..functional.filters import ROLLOUT_FILTERS
 from ..judges.signals import hack_signals
 from ..models.checkpointing import checkpointed
 from ..rewards import make_samples
@@ -38,6 +37,7 @@ from ..rollout import SamplingParams, decode_responses
 from .experience import Experience, forward_rows, micro_batches, pad_response, response_logprobs, response_values
 from ..core import dist
 from .engine import make_engine
+from .extras import after_scores
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -107,17 +107,10 @@ class RLTrainer:
         mine = slice(first, first + len(raw))
         exp.scores, valid = all_scores[mine].to(exp.response_mask.device), all_valid[mine]
         exp.response_mask[~valid.to(exp.response_mask.device)] = 0.0
-        kept = self.filter_rows(exp, valid)  # PF-PPO: train on the responses whose rewards are reliable
-        vine = {}
-        if getattr(self.algorithm, "needs_mc_values", False):  # VinePPO: Monte-Carlo values in place of a critic
-            from .vine import mc_values
-
-            exp.values, exp.step_ids, vine = mc_values(self, exp, prompts)
+        extra = after_scores(self, exp, valid, prompts)  # dense rewards, PF-PPO's filter, VinePPO's values
         timer["score"] = time.perf_counter()
         # 4. advantages
-        metrics = {**self.algorithm.prepare(exp, self.kl_ctl.value), **vine}
-        if kept is not None:
-            metrics["filter/kept_fraction"] = dist.gather_rows(kept.float())[0].mean().item()
+        metrics = {**self.algorithm.prepare(exp, self.kl_ctl.value), **extra}
         # 5. update
         metrics.update(self.update(exp))
         self.m.reference.after_update(self.m.policy)
@@ -190,16 +183,6 @@ class RLTrainer:
         if s.clip is not None:
             scores = scores.clamp(-s.clip, s.clip)
         return scores, valid
-
-    def filter_rows(self, exp: Experience, valid: torch.Tensor) -> torch.Tensor | None:
-        """PF-PPO: ``filter.kind``'s kept rows (B,) by ``exp.scores``; the others' masks are zeroed (None: no filter)."""
-        f = self.cfg.filter
-        if f.kind == "none":
-            return None
-        kept = ROLLOUT_FILTERS[f.kind](exp.scores.cpu(), valid.cpu(), self.cfg.train.samples_per_prompt, f.keep,
-                                       self.sampling_gen)
-        exp.response_mask[~kept.to(exp.response_mask.device)] = 0.0
-        return kept
 
     def forward_no_grad(self, fn, exp: Experience) -> torch.Tensor:
         """``fn(micro-batch) -> (b, T')`` without grad over length-sorted, trimmed micro-batches of

@@ -64,6 +64,13 @@ def build_rm_trainer(cfg: RMRunConfig, resume: str | None = None) -> RMTrainer:
         from .metarm import MetaRMTrainer, build_meta_set
 
         trainer: RMTrainer = MetaRMTrainer(cfg, model, tokenizer, train, build_meta_set(cfg.metarm, tokenizer, cfg))
+    elif cfg.segments.enabled:
+        from .segments import SegmentScorer
+
+        scorer = SegmentScorer(model, tokenizer, cfg.segments, cfg.segments.entropy_model or cfg.model.name,
+                               cfg.data.max_length, cfg.eval.batch_size)
+        scorer.register(train)
+        trainer = RMTrainer(cfg, model, tokenizer, train, scorer=scorer)
     else:
         trainer = RMTrainer(cfg, model, tokenizer, train)
     if resume:
@@ -110,6 +117,10 @@ def train_rm(cfg: RMRunConfig, resume: str | None = None, stop_after: int | None
         save_rm_checkpoint(trainer, out / "checkpoints", lg.keep_checkpoints)
         temperature = calibrate(trainer, cfg) if cfg.data.calibration else None
         result["final"] = save_reward_model(trainer.model, trainer.tokenizer, out / "final", cfg.model.name)
+        if cfg.segments.enabled:
+            from .segments import save_segment_settings
+
+            result["segments"] = save_segment_settings(trainer.scorer, trainer.pairs, result["final"])
         if temperature is not None:
             result["temperature"] = temperature
             atomic_write_text(result["final"] / "calibration.json", json.dumps(
@@ -169,7 +180,14 @@ def eval_rm(cfg: RMRunConfig) -> dict:
     folder = cfg.eval.model or str(Path(cfg.logging.output_dir) / "final")
     model, tokenizer = load_reward_model(folder, cfg.model.dtype)
     enc = load_pairs(cfg.data.eval, tokenizer, cfg)
-    scorer = ModelScorer(model, tokenizer.pad_token_id, cfg.eval.batch_size)
+    if cfg.segments.enabled:  # the sequence score of a segment reward model is its segment mean
+        from .segments import SegmentScorer
+
+        scorer = SegmentScorer(model, tokenizer, cfg.segments, cfg.segments.entropy_model or cfg.model.name,
+                               cfg.data.max_length, cfg.eval.batch_size)
+        scorer.register(enc)
+    else:
+        scorer = ModelScorer(model, tokenizer.pad_token_id, cfg.eval.batch_size)
     metrics = pair_metrics(scorer.score(enc.chosen), scorer.score(enc.rejected), _mu(enc), cfg.eval.bins)
     metrics.update({"model": folder, "data": cfg.data.eval, "truncated": enc.truncated, "skipped": enc.skipped})
     return write_eval(metrics, Path(cfg.logging.output_dir))

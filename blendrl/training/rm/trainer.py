@@ -166,6 +166,8 @@ class RMTrainer:
     @torch.no_grad()
     def score_pairs(self, enc: EncodedPairs) -> tuple[torch.Tensor, torch.Tensor]:
         """Eval-mode scores of every pair's chosen and rejected side: (N,), (N,)."""
+        if hasattr(self.scorer, "register"):  # a segment scorer finds the new conversations' segments first
+            self.scorer.register(enc)
         return self.scorer.score(enc.chosen), self.scorer.score(enc.rejected)
 
     def state_dict(self) -> tuple[dict, dict]:
