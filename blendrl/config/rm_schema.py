@@ -1,7 +1,7 @@
 """The typed configuration of ``blendrl rm train|strength|eval`` (Secrets of RLHF II, docs/algorithms.md §2).
 
-Sections: model, data, loss, contrastive, metarm, segments, train, strength, eval, logging. Each default has one
-home: its field here.
+Sections: model, data, loss, contrastive, metarm, segments, c2rm, train, strength, eval, logging. Each default
+has one home: its field here.
 """
 from __future__ import annotations
 
@@ -146,6 +146,35 @@ class RMSegmentsConfig:
 
 
 @dataclass
+class C2RMConfig:
+    """``blendrl rm c2rm`` (docs/algorithms.md §5): ``k`` samples per prompt of ``prompts`` (rows with
+    ``metadata.answer``) from ``policy``; ``answer``: how a response's answer is read (``final_sentence``, the
+    math judge's "The final answer is X"; ``last_number``); classes by correctness and self-consistency confidence
+    at ``threshold``; pairs by ``recipe`` (``c2rm``: class 1 over 2, 3, 4; ``correctness``; ``confidence``; any
+    name in ``blendrl.functional.c2rm.C2RM_RECIPES``), at most ``max_pairs_per_prompt`` each (None: all);
+    written to ``output``. ``limit``: the first N prompts (None: all)."""
+
+    policy: str = "smollm2-135m-instruct"
+    prompts: str = "builtin:math"
+    k: int = 5
+    answer: Literal["final_sentence", "last_number"] = "final_sentence"
+    threshold: float = 0.5
+    recipe: str = "c2rm"
+    max_pairs_per_prompt: Optional[int] = 4
+    max_new_tokens: int = 96
+    temperature: float = 0.8
+    top_p: float = 1.0
+    batch_prompts: int = 8
+    limit: Optional[int] = None
+    seed: int = 0
+    output: str = "runs/c2rm/pairs.jsonl"
+
+    def validate(self) -> None:
+        _require(self.k >= 2, "k: must be >= 2 (self-consistency compares answers)")
+        _require(0.0 < self.threshold <= 1.0, "threshold: must be in (0, 1]")
+
+
+@dataclass
 class RMTrainConfig(OptimSettings):
     """The optimizer (:class:`~blendrl.config.schema.OptimSettings`) and ``batch_size`` pairs per optimizer step,
     accumulated over ``micro_batch_size`` pairs, for ``epochs``. Secrets II: lr 5e-6, batch 32 (16 contrastive),
@@ -208,6 +237,7 @@ class RMRunConfig:
     contrastive: ContrastiveConfig = field(default_factory=ContrastiveConfig)
     metarm: MetaRMConfig = field(default_factory=MetaRMConfig)
     segments: RMSegmentsConfig = field(default_factory=RMSegmentsConfig)
+    c2rm: C2RMConfig = field(default_factory=C2RMConfig)
     train: RMTrainConfig = field(default_factory=RMTrainConfig)
     strength: StrengthConfig = field(default_factory=StrengthConfig)
     eval: RMEvalConfig = field(default_factory=RMEvalConfig)

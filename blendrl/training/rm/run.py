@@ -18,11 +18,12 @@ from pathlib import Path
 import torch
 
 from ...config import ConfigError, to_dict
-from ...config.rm_schema import RMLossConfig, RMRunConfig
+from ...config.rm_schema import C2RMConfig, RMLossConfig, RMRunConfig
 from ...data.pair_encoding import EncodedPairs, encode_pairs
 from ...data.preferences import load_preferences, write_preferences
 from ...eval.rm_eval import calibration_plot, decile_ids, format_report, pair_metrics
 from ...core.fsutil import atomic_write_text
+from ...functional.c2rm import C2RM_RECIPES
 from ...functional.rm_losses import fit_temperature, preference_strength
 from ...models.lora import add_lora
 from ...models.reward_model import load_reward_model, save_reward_model
@@ -36,7 +37,8 @@ from .trainer import ModelScorer, RMTrainer
 log = logging.getLogger("blendrl")
 
 
-RM_NAMES = {(RMLossConfig, "recipe"): (RECIPES, ())}  # named fields of an RM config (with NAMED_FIELDS)
+# named fields of an RM config (with NAMED_FIELDS)
+RM_NAMES = {(RMLossConfig, "recipe"): (RECIPES, ()), (C2RMConfig, "recipe"): (C2RM_RECIPES, ())}
 
 
 def load_pairs(source: str, tokenizer, cfg: RMRunConfig) -> EncodedPairs:
