@@ -2,8 +2,13 @@
 
 Same prompts, judges, rewards, generation settings, lr, iterations and responses per iteration for every row:
 - ``ppo-sum``: ``blendrl cgpo-ppo`` (PPO with critic; reward = task reward + 1 if the task's judges pass);
-- ``crpg`` / ``codpo`` / ``crraft``: ``blendrl cgpo`` with every task's optimizer set to that one;
-- ``mixed``: the config as written (its per-task optimizers).
+- ``crpg`` / ``codpo`` / ``crraft`` / ``lagrangian``: ``blendrl cgpo`` with every task's optimizer set to that
+  one (``lagrangian``: PPO-Lagrangian, each judge a constraint with a dual-ascent multiplier);
+- ``mixed``: the config as written (its per-task optimizers);
+- ``dpo``: offline DPO on pairs from the *initial* policy's samples of the same prompts with the same budget
+  (``iterations`` CGPO batches; judge-passing over judge-failing, CODPO's pair rule:
+  :mod:`blendrl.training.cgpo.pairs`), ``--dpo-epochs`` over them at the config's lr × ``--dpo-lr-scale``, then
+  ``blendrl eval`` on the same held-out prompts.
 Per seed and row: held-out pass rate per task, the chat reward (SmolLM2 helpfulness log-odds), KL to the reference,
 wall time. Prints mean ± std over seeds and writes ``benchmarks/results/cgpo_vs_ppo/<name of --out>.json``.
 
@@ -46,12 +51,15 @@ def run(cmd: list[str], log: Path) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="examples/cgpo_multitask.yaml")
-    ap.add_argument("--rows", nargs="+", default=["ppo-sum", "crpg", "codpo", "crraft", "mixed"])
+    ap.add_argument("--rows", nargs="+", default=["ppo-sum", "crpg", "codpo", "crraft", "mixed"],
+                    help="any of ppo-sum, crpg, codpo, crraft, lagrangian, mixed, dpo")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     ap.add_argument("--iterations", type=int, default=12)
     ap.add_argument("--out", default="runs/bench_cgpo_vs_ppo")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="a config override for every row, e.g. 'tasks.chat.judges=[...]' (repeatable)")
+    ap.add_argument("--dpo-epochs", type=int, default=2, help="dpo row: epochs over its pairs")
+    ap.add_argument("--dpo-lr-scale", type=float, default=1.0, help="dpo row: lr = the config's train.lr × this")
     ap.add_argument("--tag", default="", help="appended to the row names (a variant made with --set)")
     ap.add_argument("--report", nargs="+", metavar="JSON",
                     help="run nothing: print the table of these results files together (e.g. one per seed)")
@@ -70,7 +78,7 @@ def main() -> None:
     for seed in args.seeds:
         for row in args.rows:
             cfg = json.loads(json.dumps(base))
-            if row in ("crpg", "codpo", "crraft"):
+            if row in ("crpg", "codpo", "crraft", "lagrangian"):
                 for task in cfg["tasks"]:
                     task["optimizer"]["name"] = row
                     if row == "codpo":
@@ -79,6 +87,15 @@ def main() -> None:
             cfg_path = out / f"{row}_s{seed}.yaml"
             sets = args.overrides + [f"train.seed={seed}", f"train.iterations={args.iterations}",
                                      "logging.progress=false", "logging.tensorboard=false"]
+            if row == "dpo":
+                cfg.setdefault("logging", {})["output_dir"] = str(run_dir)
+                cfg_path.write_text(yaml.safe_dump(cfg))
+                print(f"[seed {seed}] dpo ...", flush=True)
+                seconds, before, after = run_dpo_row(blendrl, cfg_path, sets, args, out, seed)
+                results.setdefault(row + args.tag, []).append(
+                    {"seed": seed, "seconds": seconds, "before": before, "after": after, "after_passed": {}})
+                (out / "results.json").write_text(json.dumps(results, indent=1))
+                continue
             if row == "ppo-sum":
                 cfg.setdefault("logging", {})["output_dir"] = str(out / f"ppo_s{seed}")  # cgpo-ppo appends _ppo
                 cfg_path.write_text(yaml.safe_dump(cfg))
@@ -101,6 +118,34 @@ def main() -> None:
     dest = ROOT / "benchmarks" / "results" / "cgpo_vs_ppo" / f"{out.name}.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(results, indent=1))
+
+
+def run_dpo_row(blendrl: str, cfg_path: Path, sets: list[str], args, out: Path, seed: int):
+    """Pairs from the initial policy (same budget as ``args.iterations`` CGPO batches), ``blendrl dpo`` on them,
+    ``blendrl eval`` of the result. Returns (seconds, before, after) task metrics."""
+    from blendrl.config import load_config
+    from blendrl.config.cgpo_schema import CGPORunConfig
+    from blendrl.training.cgpo.pairs import judge_pairs
+
+    start = time.perf_counter()
+    cfg = load_config(CGPORunConfig, str(cfg_path), sets)
+    pairs = out / f"dpo_s{seed}_pairs.jsonl"
+    stats = judge_pairs(cfg, args.iterations, pairs)
+    if not stats["pairs"]:
+        raise SystemExit(f"dpo row, seed {seed}: no judge-passing/failing pairs in {args.iterations} batches")
+    dpo_dir = out / f"dpo_s{seed}"
+    dpo_sets = [f"model.name={cfg.model.name}", f"data.train={pairs}", "data.eval=null", f"train.seed={seed}",
+                f"train.epochs={args.dpo_epochs}", f"train.lr={cfg.train.lr * args.dpo_lr_scale}",
+                "train.batch_size=8", "train.micro_batch_size=4", f"logging.output_dir={dpo_dir}",
+                "logging.tensorboard=false", "logging.progress=false"]
+    run([blendrl, "dpo"] + [x for s in dpo_sets for x in ("--set", s)], out / f"dpo_s{seed}_train.log")
+    evals = {}
+    for label, model in (("before", cfg.model.name), ("after", str(dpo_dir / "final"))):
+        path = out / f"dpo_s{seed}_{label}.json"
+        run([blendrl, "eval", "--config", str(cfg_path), "--set", f"model.name={model}", "--output", str(path)]
+            + [x for s in sets for x in ("--set", s)], out / f"dpo_s{seed}_{label}.log")
+        evals[label] = task_metrics(json.loads(path.read_text()))
+    return time.perf_counter() - start, evals["before"], evals["after"]
 
 
 def cell(values: list[float]) -> str:

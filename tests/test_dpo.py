@@ -97,3 +97,28 @@ def test_the_cli_runs_and_reports(rm_tiny_dir, tmp_path, capsys):
     assert "held-out before: loss 0.6931" in out and "final policy:" in out
     assert main(["dpo", "--set", "loss.kind=kto"]) == 2  # an unknown loss is a one-line config error
     assert "loss.kind: unknown DPO loss 'kto'" in capsys.readouterr().err
+
+
+def test_judge_pairs_from_a_cgpo_config_are_passing_over_failing_and_train_dpo(tiny_dir, tmp_path):
+    """The DPO row of the head-to-head: pairs from the initial policy's samples on the CGPO tasks (same budget),
+    chosen passes every judge and rejected fails one; blendrl dpo trains on the file."""
+    from blendrl.data.preferences import load_preferences
+    from blendrl.training.cgpo.pairs import judge_pairs
+    from tests.tiny import tiny_cgpo_config
+
+    cfg = tiny_cgpo_config(tiny_dir, tmp_path / "cgpo")
+    stats = judge_pairs(cfg, 3, tmp_path / "pairs.jsonl")
+    budget = 3 * sum(t.prompts_per_iteration * t.samples_per_prompt for t in cfg.tasks)
+    assert sum(t["samples"] for t in stats["tasks"].values()) == budget
+    pairs = load_preferences(str(tmp_path / "pairs.jsonl"))
+    assert len(pairs) == stats["pairs"] > 0
+    for p in pairs:  # chosen passes every judge (one forbids the word "no"); rejected fails one, with its reason
+        assert "no" not in p.chosen.split() and p.raw["rejected_reasons"], (p.chosen, p.raw)
+    assert {p.raw["task"] for p in pairs} <= {t.name for t in cfg.tasks}
+    from blendrl.training.dpo import run_dpo
+
+    res = run_dpo(load_config(DPORunConfig, None, [
+        f"model.name={tiny_dir}", f"data.train={tmp_path}/pairs.jsonl", f"data.eval={tmp_path}/pairs.jsonl",
+        "data.max_length=96", "train.batch_size=4", "train.micro_batch_size=4", "train.lr=3e-3", "train.epochs=3",
+        f"logging.output_dir={tmp_path}/dpo", "logging.tensorboard=false", "logging.progress=false"]))
+    assert res["after"]["eval/dpo/margin"] > res["before"]["eval/dpo/margin"]  # it learns its judge pairs
