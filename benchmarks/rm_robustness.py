@@ -11,9 +11,9 @@ A cell is (generator, noise kind, noise rate, seed). Per cell:
    calibrated on the clean calibration split (``data.calibration``), and is scored on the clean held-out pairs:
    accuracy, ECE before and after calibration, reward std before calibration.
 
-Backbones: ``tiny`` (random Llama h=64 L=2 trained in full from scratch, word-level tokenizer) or ``smollm2``
-(the embedded SmolLM2-135M-Instruct with LoRA r=16 as ``examples/rm_secrets.yaml``; strength from 10 score heads
-on frozen features). Results are appended to ``--json`` after every cell, and ``--resume`` skips finished cells.
+Backbones: ``tiny`` (random Llama h=64 L=2 trained in full from scratch, word-level tokenizer), ``smollm2`` (the
+embedded SmolLM2-135M-Instruct with LoRA r=16 as ``examples/rm_secrets.yaml``; strength from 10 score heads on
+frozen features) or ``smollm2-head`` (SmolLM2 frozen, every reward model a score head on its features: cheap). Results are appended to ``--json`` after every cell, and ``--resume`` skips finished cells.
 
     python benchmarks/rm_robustness.py --json out.json [--backbone tiny|smollm2] [--seeds 3]
     python benchmarks/rm_robustness.py --report out.json     # print the tables of a finished (or partial) run
@@ -61,6 +61,9 @@ NOISES = ["uniform:0.1", "uniform:0.25", "uniform:0.4", "near_tie:0.25"]
 BACKBONES = {
     "tiny": {"train.epochs": 2, "train.lr": 2e-3, "train.batch_size": 32, "train.micro_batch_size": 32,
              "train.schedule": "linear", "data.max_length": 64},
+    "smollm2-head": {"model.name": "smollm2-135m-instruct", "model.trainable": "head", "train.epochs": 10,
+                     "train.lr": 5e-3, "train.batch_size": 32, "train.micro_batch_size": 32, "train.schedule": "linear",
+                     "data.max_length": 128, "strength.trainable": "head"},
     "smollm2": {"model.name": "smollm2-135m-instruct", "model.trainable": "lora", "model.lora.r": 16,
                 "model.lora.alpha": 32, "train.epochs": 2, "train.lr": 1e-3, "train.batch_size": 32,
                 "train.micro_batch_size": 16, "train.schedule": "linear", "data.max_length": 128,

@@ -5,8 +5,8 @@ import torch
 
 from blendrl.config import ConfigError
 from blendrl.functional.filters import ROLLOUT_FILTERS
-from blendrl.training.run import build_trainer, run
-from tests.tiny import tiny_config
+from blendrl.training.run import build_trainer
+from tests.tiny import learn_yes, tiny_config
 
 NAN = float("nan")
 SCORES = torch.tensor([0.1, 0.9, -0.5, 0.3, 2.0, 1.0, NAN, 0.0])  # two prompts × 4 responses; one unscorable
@@ -66,8 +66,6 @@ def test_filtered_rows_leave_the_update(tiny_dir, tmp_path, monkeypatch):
 
 
 def test_pf_ppo_learns_on_the_tiny_model(tiny_dir, tmp_path):
-    cfg = tiny_config(tiny_dir, tmp_path, **{"train.iterations": 30, "filter.kind": "best_worst",
-                                             "train.samples_per_prompt": 4, "train.prompts_per_iteration": 2})
-    res = run(cfg)
-    before, after = res["before"].metrics["eval/reward/mean"], res["after"].metrics["eval/reward/mean"]
+    before, after = learn_yes(tiny_dir, tmp_path, **{"filter.kind": "best_worst", "train.samples_per_prompt": 4,
+                                                     "train.prompts_per_iteration": 2})
     assert before < 0.1 and after > 0.5, (before, after)

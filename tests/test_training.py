@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from blendrl.config import to_dict
 from blendrl.training.run import build_trainer, run
-from tests.tiny import tiny_config
+from tests.tiny import learn_yes, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,9 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("algo", ["ppo", "rloo", "grpo", "reinforce"])
 def test_tiny_model_learns_to_say_yes(tiny_dir, tmp_path, algo):
     start = time.time()
-    cfg = tiny_config(tiny_dir, tmp_path, **{"train.iterations": 30, "algorithm.name": algo})
-    res = run(cfg)
-    before, after = res["before"].metrics["eval/reward/mean"], res["after"].metrics["eval/reward/mean"]
+    before, after = learn_yes(tiny_dir, tmp_path, **{"algorithm.name": algo})
     assert before < 0.1 and after > 0.6, (before, after)
     assert time.time() - start < 60
     metrics = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]

@@ -5,8 +5,8 @@ import torch
 
 from blendrl.core.types import Rollout
 from blendrl.functional.advantages import step_advantages, step_ids
-from blendrl.training.run import build_trainer, run
-from tests.tiny import tiny_config
+from blendrl.training.run import build_trainer
+from tests.tiny import learn_yes, tiny_config
 
 
 def test_steps_end_after_a_newline_or_after_step_tokens():
@@ -64,10 +64,8 @@ def test_mc_values_average_the_shaped_scores_of_the_policy_s_continuations(tiny_
 
 
 def test_vineppo_learns_on_the_tiny_model_without_a_critic(tiny_dir, tmp_path):
-    cfg = tiny_config(tiny_dir, tmp_path, **{"train.iterations": 30, "algorithm.name": "vineppo",
-                                             "algorithm.vine.step_tokens": 3, "algorithm.vine.samples": 2})
-    res = run(cfg)
-    before, after = res["before"].metrics["eval/reward/mean"], res["after"].metrics["eval/reward/mean"]
+    before, after = learn_yes(tiny_dir, tmp_path, **{"algorithm.name": "vineppo", "algorithm.vine.step_tokens": 3,
+                                                     "algorithm.vine.samples": 2})
     assert before < 0.1 and after > 0.6, (before, after)
     metrics = (tmp_path / "metrics.jsonl").read_text()
     assert '"vine/steps_mean"' in metrics and '"loss/value"' not in metrics  # Monte-Carlo values, no critic

@@ -80,6 +80,14 @@ def tiny_config(model_dir: Path, out_dir: Path, **overrides):
     return from_dict(PPORunConfig, data)
 
 
+def learn_yes(model_dir: Path, out_dir: Path, **overrides) -> tuple[float, float]:
+    """30 iterations of :func:`tiny_config` with ``overrides``: the held-out reward before and after."""
+    from blendrl.training.run import run
+
+    res = run(tiny_config(model_dir, out_dir, **{"train.iterations": 30, **overrides}))
+    return res["before"].metrics["eval/reward/mean"], res["after"].metrics["eval/reward/mean"]
+
+
 def yes_share(prompt: str, response: str, metadata: dict) -> float:
     """Share of response words that are 'yes' (a dense reward a random tiny model can learn)."""
     words = response.split()
