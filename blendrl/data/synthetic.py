@@ -12,7 +12,8 @@ The chosen response is the one with the higher true score (pairs closer than ``m
 pair-dependent noise (``near_tie``: flips follow a Bradley–Terry annotator) keep robustness claims from resting on
 one generator (``benchmarks/rm_robustness.py``). Built-in sets (``builtin:NAME``):
 ``synthetic`` (2000 pairs, 25% flipped), ``synthetic_clean`` (the same pairs, unflipped), ``synthetic_eval``
-(500 clean pairs from another seed).
+(500 clean pairs from another seed), ``synthetic_calib`` (200 clean pairs from a third seed, for
+``data.calibration``).
 """
 from __future__ import annotations
 
@@ -185,4 +186,5 @@ BUILTIN_PREFERENCES = {
     "synthetic": lambda: make_pairs(2000, seed=0, noise=0.25),
     "synthetic_clean": lambda: make_pairs(2000, seed=0, noise=0.0),
     "synthetic_eval": lambda: make_pairs(500, seed=1, noise=0.0),
+    "synthetic_calib": lambda: make_pairs(200, seed=2, noise=0.0),
 }
