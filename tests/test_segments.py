@@ -120,3 +120,9 @@ def test_ppo_trains_on_the_dense_segment_rewards(segment_rm, tiny_dir, tmp_path,
     has_eos = (exp.response_ids == trainer.m.tokenizer.eos_token_id).any(1)
     assert torch.allclose(exp.scores, torch.where(has_eos, 0.0, -0.5), atol=1e-4), (exp.scores, has_eos)
     assert "reward/dense_token_mean" in metrics and math.isfinite(metrics["loss/policy"])
+    # PPO's per-token rewards are the dense rewards plus the last token's remainder (the KL coefficient is 0 here)
+    mask = exp.response_mask
+    last = mask.cumsum(1).argmax(1)
+    want = exp.token_scores * mask
+    want[torch.arange(len(last)), last] += exp.scores
+    assert metrics["ppo/token_reward_mean"] == pytest.approx((want.sum() / mask.sum()).item(), abs=1e-5)
