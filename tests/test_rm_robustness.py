@@ -58,7 +58,8 @@ def _encoded(tmp_path, mus, sigmas=None):
 
 def test_confident_rule_and_scale_free_margin_in_prepare_pairs(tmp_path):
     enc = _encoded(tmp_path, [0.5, -2.0, 1.0, -0.4, 4.5], [0.2, 0.5, 0.1, 1.0, 0.3])
-    cfg = RMLossConfig(flip_rule="confident", flip_z=1.0, margin_unit="mean_abs", margin_scale=0.5)
+    # flip_fraction 0.4 would swap −2.0 and −0.4: the confident rule ignores it
+    cfg = RMLossConfig(flip_rule="confident", flip_z=1.0, flip_fraction=0.4, margin_unit="mean_abs", margin_scale=0.5)
     out, mu, flipped = prepare_pairs(enc, "flip_margin", cfg)
     assert flipped.tolist() == [False, True, False, False, False]  # −0.4 is above −1·σ̂ = −1.0: kept
     # mean |μ̂| = (0.5 + 2 + 1 + 0.4 + 4.5)/5 = 1.68; m = 0.5·μ̂/1.68, sign flipped for the swapped pair
