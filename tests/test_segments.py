@@ -126,3 +126,35 @@ def test_ppo_trains_on_the_dense_segment_rewards(segment_rm, tiny_dir, tmp_path,
     want = exp.token_scores * mask
     want[torch.arange(len(last)), last] += exp.scores
     assert metrics["ppo/token_reward_mean"] == pytest.approx((want.sum() / mask.sum()).item(), abs=1e-5)
+
+
+def test_repeating_segments_does_not_multiply_the_dense_reward(segment_rm):
+    """The length game against a summed segment reward: say the same thing four times. With the default ``mean``
+    aggregate a response's total is the mean of its normalised segment rewards (within their range); ``sum``
+    (the paper's) grows with the number of segments."""
+    from blendrl.core.types import Sample
+    from blendrl.functional.segments import location_normalize, segment_positions
+    from blendrl.rewards.segment_rm import SegmentRewardModel
+
+    pair = segment_rm["trainer"].pairs.pairs[0]
+    once = pair.chosen
+    four = " ".join([once] * 4)
+    mean_src = SegmentRewardModel(str(segment_rm["final"]))
+    sum_src = SegmentRewardModel(str(segment_rm["final"]), aggregate="sum")
+    samples = [Sample(pair.prompt, r, {}, "") for r in (once, four)]
+    mean_total, sum_total = mean_src.score(samples), sum_src.score(samples)
+    scorer = segment_rm["trainer"].scorer  # the segment rewards of the repeated response, normalised
+    from blendrl.models.segments import encode_with_response
+
+    ids, mask, _ = encode_with_response(scorer.tokenizer, pair.prompt, four)
+    ends_at = scorer.ends[tuple(ids)] = scorer.entropy.ends([ids], [mask], 3.0, 2, scorer.pad_id)[0]
+    with torch.no_grad():
+        scores, _, _ = scorer.token_scores([ids])
+    ends = torch.zeros_like(scores, dtype=torch.bool)
+    ends[0, ends_at] = True
+    normed = location_normalize(scores[ends], segment_positions(ends)[1],
+                                json.loads((segment_rm["final"] / "segments.json").read_text())["normalizer"])
+    assert normed.min() - 1e-4 <= mean_total[1] <= normed.max() + 1e-4
+    assert sum_total[1].item() == pytest.approx(normed.sum().item(), abs=1e-3)
+    assert mean_total[1].item() == pytest.approx(normed.mean().item(), abs=1e-4)
+    assert len(ends_at) > 3  # the repetition made more segments, which only the sum rewards

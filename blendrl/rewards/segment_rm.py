@@ -4,7 +4,11 @@ For each response: its segments (where the folder's entropy model is uncertain a
 reward head at each segment's end, the location-aware normaliser ``r̂ = (r − μ(p))/σ(p)`` with p = k/K, and r̂
 spread evenly over the segment's tokens. Tokens belong to the reward model's tokenizer, so the dense reward is
 handed on per *character* of the response (``last_dense``): the trainer re-buckets it onto the policy's tokens,
-whatever its tokenizer. ``score`` returns each response's total Σ_k r̂_k.
+whatever its tokenizer. ``score`` returns each response's total.
+
+``aggregate`` (option): ``mean`` (default) divides a response's dense rewards by its number of segments K, so its
+total is the mean of its r̂_k — the quantity the reward model was trained on — and repeating good segments does
+not multiply the reward (a length game a policy finds); ``sum`` keeps the paper's Σ_k r̂_k.
 """
 from __future__ import annotations
 
@@ -19,7 +23,10 @@ from .base import Sample
 
 class SegmentRewardModel:
     def __init__(self, path: str, name: str | None = None, batch_size: int = 16, max_length: int = 1024,
-                 dtype: str = "float32") -> None:
+                 dtype: str = "float32", aggregate: str = "mean") -> None:
+        if aggregate not in ("mean", "sum"):
+            raise ValueError(f"segment_rm option aggregate: mean or sum, got {aggregate!r}")
+        self.aggregate = aggregate
         self.settings = read_segments_file(path)
         self.model, self.tokenizer = load_reward_model(path, dtype)
         self.entropy = EntropyModel(load_causal_lm(resolve_model(self.settings["entropy_model"]), dtype), batch_size)
@@ -46,6 +53,8 @@ class SegmentRewardModel:
                 resp[r, : len(m)] = torch.tensor(m, dtype=torch.float)
             normed = location_normalize(scores[ends], segment_positions(ends)[1], s["normalizer"])  # (S,)
             dense = spread_over_segments(normed, ends, resp)  # (b, L) per reward-model token
+            if self.aggregate == "mean":
+                dense = dense / ends.sum(1, keepdim=True).clamp_min(1)
             for r, (sample, (_, _, spans)) in enumerate(zip(samples[chunk], encoded[chunk])):
                 self.last_dense.append(_per_char(dense[r], spans, len(sample.response)))
                 totals.append(float(dense[r].sum()))
