@@ -89,6 +89,21 @@ def tiny_model(work: Path, seed: int) -> str:
     return str(folder)
 
 
+def share_frozen_features() -> None:
+    """``smollm2-head``: every reward model of this process is a score head on the same frozen SmolLM2, so one
+    feature cache serves them all (the backbone's last-token features of a conversation never change)."""
+    from blendrl.training.rm.trainer import CachedFeatureScorer
+
+    shared: dict = {}
+    init = CachedFeatureScorer.__init__
+
+    def shared_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.cache = shared
+
+    CachedFeatureScorer.__init__ = shared_init
+
+
 def strength_report(res: dict, rows: list[dict]) -> dict:
     import torch
 
@@ -215,6 +230,8 @@ def main() -> None:
     import transformers
 
     transformers.utils.logging.disable_progress_bar()
+    if args.backbone == "smollm2-head":
+        share_frozen_features()
     results = []
     if args.resume and args.json and Path(args.json).exists():
         results = json.loads(Path(args.json).read_text())["results"]

@@ -24,9 +24,8 @@ def after_scores(trainer, exp: Experience, valid: torch.Tensor, prompts) -> dict
         metrics["reward/dense_token_mean"] = exp.token_scores[exp.response_mask > 0].mean().item()
     f = trainer.cfg.filter
     if f.kind != "none":
-        kept = ROLLOUT_FILTERS[f.kind](exp.scores.cpu() + (0 if exp.token_scores is None else
-                                                           exp.token_scores.sum(1).cpu()),
-                                       valid.cpu(), trainer.cfg.train.samples_per_prompt, f.keep,
+        total = exp.scores if exp.token_scores is None else exp.scores + exp.token_scores.sum(1)  # (B,)
+        kept = ROLLOUT_FILTERS[f.kind](total.cpu(), valid.cpu(), trainer.cfg.train.samples_per_prompt, f.keep,
                                        trainer.sampling_gen)
         exp.response_mask[~kept.to(exp.response_mask.device)] = 0.0
         metrics["filter/kept_fraction"] = dist.gather_rows(kept.float())[0].mean().item()

@@ -8,6 +8,7 @@ unbiased value with no critic to train.
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import lru_cache
 
 import torch
 
@@ -15,8 +16,9 @@ from ..core.types import Experience, SamplingParams
 from ..functional.advantages import step_ids
 
 
+@lru_cache(maxsize=4)
 def newline_ids(tokenizer) -> tuple[int, ...]:
-    """Token ids whose text contains a newline (the step separators of a reasoning trace)."""
+    """Token ids whose text contains a newline (the step separators of a reasoning trace); once per tokenizer."""
     return tuple(i for tok, i in tokenizer.get_vocab().items() if "\n" in tokenizer.convert_tokens_to_string([tok]))
 
 
