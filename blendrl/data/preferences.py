@@ -162,11 +162,11 @@ def load_preferences(source: str, on_empty: str = "error") -> list[PreferencePai
     return pairs
 
 
-def require_strength(pairs: list[PreferencePair], why: str) -> None:
-    """Raise unless every pair carries ``mu`` (from ``blendrl rm strength``)."""
+def require_strength(pairs: list[PreferencePair], why: str, column: str = "mu") -> None:
+    """Raise unless every pair carries ``column`` (``mu`` or ``sigma``, from ``blendrl rm strength``)."""
     for p in pairs:
-        if p.mu is None:
-            raise DataError(f"{p.where}, field 'mu': missing; {why} needs preference strength "
+        if p.raw.get(column) is None:
+            raise DataError(f"{p.where}, field '{column}': missing; {why} needs preference strength "
                             "(run `blendrl rm strength` and train on the file it writes)")
 
 

@@ -24,7 +24,6 @@ from ...config.rm_schema import RMLossConfig
 from ...core.registry import Registry
 from ...data.pair_encoding import EncodedPairs
 from ...data.preferences import require_strength
-from ...data.prompts import DataError
 from ...functional.rm_losses import denoised_pair_loss, flip_confident, flip_lowest
 
 RECIPES: Registry = Registry("reward-model recipe")
@@ -76,10 +75,7 @@ def prepare_pairs(enc: EncodedPairs, name: str, cfg: RMLossConfig
     if not recipe.flip:
         return enc, scaled, flipped
     if cfg.flip_rule == "confident":
-        bad = next((p for p in enc.pairs if p.raw.get("sigma") is None), None)
-        if bad is not None:
-            raise DataError(f"{bad.where}, field 'sigma': missing; loss.flip_rule confident needs σ̂ "
-                            "(run `blendrl rm strength`)")
+        require_strength(enc.pairs, "loss.flip_rule confident", "sigma")
         sigma = torch.tensor([float(p.raw["sigma"]) for p in enc.pairs])
         flipped = flip_confident(mu, sigma, cfg.flip_z)
     else:
