@@ -67,12 +67,9 @@ def build_rm_trainer(cfg: RMRunConfig, resume: str | None = None) -> RMTrainer:
 
         trainer: RMTrainer = MetaRMTrainer(cfg, model, tokenizer, train, build_meta_set(cfg.metarm, tokenizer, cfg))
     elif cfg.segments.enabled:
-        from .segments import SegmentScorer
+        from .segments import make_segment_scorer
 
-        scorer = SegmentScorer(model, tokenizer, cfg.segments, cfg.segments.entropy_model or cfg.model.name,
-                               cfg.data.max_length, cfg.eval.batch_size)
-        scorer.register(train)
-        trainer = RMTrainer(cfg, model, tokenizer, train, scorer=scorer)
+        trainer = RMTrainer(cfg, model, tokenizer, train, scorer=make_segment_scorer(model, tokenizer, cfg, train))
     else:
         trainer = RMTrainer(cfg, model, tokenizer, train)
     if resume:
@@ -183,11 +180,9 @@ def eval_rm(cfg: RMRunConfig) -> dict:
     model, tokenizer = load_reward_model(folder, cfg.model.dtype)
     enc = load_pairs(cfg.data.eval, tokenizer, cfg)
     if cfg.segments.enabled:  # the sequence score of a segment reward model is its segment mean
-        from .segments import SegmentScorer
+        from .segments import make_segment_scorer
 
-        scorer = SegmentScorer(model, tokenizer, cfg.segments, cfg.segments.entropy_model or cfg.model.name,
-                               cfg.data.max_length, cfg.eval.batch_size)
-        scorer.register(enc)
+        scorer = make_segment_scorer(model, tokenizer, cfg, enc)
     else:
         scorer = ModelScorer(model, tokenizer.pad_token_id, cfg.eval.batch_size)
     metrics = pair_metrics(scorer.score(enc.chosen), scorer.score(enc.rejected), _mu(enc), cfg.eval.bins)

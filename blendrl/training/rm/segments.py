@@ -59,6 +59,14 @@ class SegmentScorer(ModelScorer):
         return segment_mean(scores, ends), last  # (B,), (B, H)
 
 
+def make_segment_scorer(model, tokenizer, cfg, pairs: EncodedPairs) -> SegmentScorer:
+    """The run's :class:`SegmentScorer` (``cfg``: an RMRunConfig), with ``pairs``' segments found."""
+    scorer = SegmentScorer(model, tokenizer, cfg.segments, cfg.segments.entropy_model or cfg.model.name,
+                           cfg.data.max_length, cfg.eval.batch_size)
+    scorer.register(pairs)
+    return scorer
+
+
 @torch.no_grad()
 def fit_normalizer(scorer: SegmentScorer, enc: EncodedPairs) -> dict:
     """The location-aware normaliser fitted on every segment reward of ``enc``'s responses (both sides)."""
