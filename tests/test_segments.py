@@ -158,3 +158,13 @@ def test_repeating_segments_does_not_multiply_the_dense_reward(segment_rm):
     assert sum_total[1].item() == pytest.approx(normed.sum().item(), abs=1e-3)
     assert mean_total[1].item() == pytest.approx(normed.mean().item(), abs=1e-4)
     assert len(ends_at) > 3  # the repetition made more segments, which only the sum rewards
+
+
+def test_rm_eval_scores_a_segment_model_by_its_segment_mean(segment_rm, rm_tiny_dir):
+    from blendrl.training.rm import run as rm_run
+    from tests.test_reward_model import rm_config
+
+    out = segment_rm["final"].parent
+    cfg = rm_config(rm_tiny_dir, out, out.parent / "p.jsonl", **{
+        "segments.enabled": True, "segments.threshold": 3.0, "data.eval": str(out.parent / "e.jsonl")})
+    assert rm_run.eval_rm(cfg)["accuracy"] == pytest.approx(segment_rm["eval"]["accuracy"])
