@@ -172,7 +172,7 @@ def report(results: list[dict], backbone: str) -> str:
              f"{backbone}; accuracy and ECE on clean held-out pairs; ECE after a temperature fitted on clean "
              "calibration pairs; Δ acc = paired difference with bt in the same cell.", "",
              "| recipe | accuracy | Δ acc vs bt | cells won / lost vs bt | ECE before → after calibration "
-             "| reward std | " + " | ".join(f"acc {g}" for g in gens) + " |",
+             "| reward std before → after | " + " | ".join(f"acc {g}" for g in gens) + " |",
              "|---|---|---|---|---|---|" + "---|" * len(gens)]
     for n in names:
         cells = [c["recipes"][n] for c in results]
@@ -181,7 +181,9 @@ def report(results: list[dict], backbone: str) -> str:
         per_gen = [mean(c["recipes"][n]["accuracy"] for c in results if c["generator"] == g) for g in gens]
         lines.append(f"| {n} | {mean(x['accuracy'] for x in cells):.3f} | {mean(diffs):+.3f} | {won} / {lost} | "
                      f"{mean(x['ece_before_calibration'] for x in cells):.3f} → {mean(x['ece'] for x in cells):.3f} | "
-                     f"{mean(x['reward_std'] for x in cells):.2f} | " + " | ".join(f"{a:.3f}" for a in per_gen) + " |")
+                     f"{mean(x['reward_std'] for x in cells):.2f} → "
+                     f"{mean(x['reward_std'] / x['temperature'] for x in cells):.2f} | "
+                     + " | ".join(f"{a:.3f}" for a in per_gen) + " |")
     lines += ["", "Accuracy by noise setting (mean over generators and seeds):", "",
               "| recipe | " + " | ".join(noises) + " |", "|---|" + "---|" * len(noises)]
     for n in names:
