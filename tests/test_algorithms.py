@@ -44,7 +44,7 @@ def test_ppo_puts_the_kl_in_the_token_rewards_and_whitens_them_when_asked(whiten
 
     exp = SimpleNamespace(response_mask=torch.ones(1, 3), scores=torch.tensor([1.0]),
                           behaviour_logp=torch.tensor([[0.5, -0.2, 0.1]]), ref_logp=torch.zeros(1, 3),
-                          values=torch.zeros(1, 3))
+                          values=torch.zeros(1, 3), token_scores=None)  # an Experience's fields
     algo = ALGORITHMS["ppo"](AlgorithmConfig(gamma=1.0, lam=1.0, whiten_rewards=whiten_rewards), KLConfig(coef=0.1))
     algo.prepare(exp, 0.1)
     r = [-0.05, 0.02, -0.01 + 1.0]
