@@ -77,8 +77,8 @@ def flip_confident(mu: torch.Tensor, sigma: torch.Tensor, z: float) -> torch.Ten
 
 def fit_temperature(delta: torch.Tensor, steps: int = 100) -> float:
     """The temperature T > 0 minimising the held-out pair NLL ``−mean log σ(Δ/T)``, Δ (N,) = r(y_c) − r(y_r) on
-    labelled pairs (temperature scaling, Guo et al. 2017). Fitted on log T by Newton steps (the NLL is smooth in
-    1/T); a set the model ranks all right (or all wrong) has no finite optimum and is an error. (N,) → float."""
+    labelled pairs (temperature scaling, Guo et al. 2017), by Newton steps on β = 1/T (the NLL is convex in β); a
+    set the model ranks all right (or all wrong) has no finite optimum and is an error. (N,) → float."""
     if not ((delta > 0).any() and (delta < 0).any()):
         raise ValueError("fit_temperature: the calibration pairs are all ranked one way (no finite temperature)")
     d = delta.double()
