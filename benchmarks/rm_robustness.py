@@ -13,9 +13,10 @@ A cell is (generator, noise kind, noise rate, seed). Per cell:
 
 Backbones: ``tiny`` (random Llama h=64 L=2 trained in full from scratch, word-level tokenizer), ``smollm2`` (the
 embedded SmolLM2-135M-Instruct with LoRA r=16 as ``examples/rm_secrets.yaml``; strength from 10 score heads on
-frozen features) or ``smollm2-head`` (SmolLM2 frozen, every reward model a score head on its features: cheap). Results are appended to ``--json`` after every cell, and ``--resume`` skips finished cells.
+frozen features) or ``smollm2-head`` (SmolLM2 frozen, every reward model a score head on its features: cheap).
+Results are appended to ``--json`` after every cell, and ``--resume`` skips finished cells.
 
-    python benchmarks/rm_robustness.py --json out.json [--backbone tiny|smollm2] [--seeds 3]
+    python benchmarks/rm_robustness.py --json out.json [--backbone tiny|smollm2|smollm2-head] [--seeds 3]
     python benchmarks/rm_robustness.py --report out.json     # print the tables of a finished (or partial) run
 """
 from __future__ import annotations
