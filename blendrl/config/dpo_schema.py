@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from .rm_schema import RMDataConfig
-from .schema import LogSettings, ModelConfig, OptimSettings, PerfConfig, _require
+from .schema import LogSettings, ModelConfig, PerfConfig, _require
+from .settings import PairTrainSettings
 
 
 @dataclass
@@ -30,20 +31,13 @@ class DPOLossConfig:
 
 
 @dataclass
-class DPOTrainConfig(OptimSettings):
-    """The optimizer (:class:`~blendrl.config.schema.OptimSettings`), ``batch_size`` pairs per optimizer step in
-    micro-batches of ``micro_batch_size`` pairs, for ``epochs``."""
+class DPOTrainConfig(PairTrainSettings):
+    """The optimizer (:class:`~blendrl.config.settings.PairTrainSettings`), ``batch_size`` pairs per optimizer step
+    in micro-batches of ``micro_batch_size`` pairs, for ``epochs``."""
 
-    epochs: int = 1
     batch_size: int = 16
     micro_batch_size: int = 4
     lr: float = 5e-7
-    schedule: Literal["constant", "linear", "cosine"] = "linear"
-
-    def validate(self) -> None:
-        super().validate()
-        for name in ("epochs", "batch_size", "micro_batch_size"):
-            _require(getattr(self, name) >= 1, f"{name}: must be >= 1")
 
 
 @dataclass

@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from .schema import LogSettings, LoraConfig, OptimSettings, PerfConfig, _require
+from .schema import LogSettings, LoraConfig, PerfConfig, _require
+from .settings import PairTrainSettings
 
 
 @dataclass
@@ -175,22 +176,14 @@ class C2RMConfig:
 
 
 @dataclass
-class RMTrainConfig(OptimSettings):
-    """The optimizer (:class:`~blendrl.config.schema.OptimSettings`) and ``batch_size`` pairs per optimizer step,
-    accumulated over ``micro_batch_size`` pairs, for ``epochs``. Secrets II: lr 5e-6, batch 32 (16 contrastive),
-    1 epoch."""
+class RMTrainConfig(PairTrainSettings):
+    """The optimizer (:class:`~blendrl.config.settings.PairTrainSettings`) and ``batch_size`` pairs per optimizer
+    step, accumulated over ``micro_batch_size`` pairs, for ``epochs``. Secrets II: lr 5e-6, batch 32
+    (16 contrastive), 1 epoch."""
 
-    epochs: int = 1
     batch_size: int = 32
     micro_batch_size: int = 8
     lr: float = 5e-6
-    schedule: Literal["constant", "linear", "cosine"] = "linear"
-
-    def validate(self) -> None:
-        super().validate()
-        for name in ("epochs", "batch_size", "micro_batch_size"):
-            _require(getattr(self, name) >= 1, f"{name}: must be >= 1")
-        _require(self.lr > 0, "lr: must be > 0")
 
 
 @dataclass

@@ -110,3 +110,19 @@ class LogSettings:
     def validate(self) -> None:
         _require(self.log_every >= 1, "log_every: must be >= 1")
         _require(self.keep_checkpoints >= 1, "keep_checkpoints: must be >= 1")
+
+
+@dataclass
+class PairTrainSettings(OptimSettings):
+    """The optimizer of the trainers that step over preference pairs (reward models, DPO): ``batch_size`` pairs per
+    optimizer step in micro-batches of ``micro_batch_size`` pairs, for ``epochs``. Each command sets its defaults."""
+
+    epochs: int = 1
+    batch_size: int = 32
+    micro_batch_size: int = 8
+    schedule: Literal["constant", "linear", "cosine"] = "linear"
+
+    def validate(self) -> None:
+        super().validate()
+        for name in ("epochs", "batch_size", "micro_batch_size"):
+            _require(getattr(self, name) >= 1, f"{name}: must be >= 1")
