@@ -57,6 +57,7 @@ def test_c2rm_builds_pairs_from_sampled_answers_and_a_reward_model_trains_on_the
     questions = c2rm.sample_questions(cfg.c2rm)
     for q in questions:
         assert q.correct == [True, True, False, True, False]
+        assert len(q.finished) == 5 and all(isinstance(f, bool) for f in q.finished)  # EOS flags for make_samples
         assert q.confidence == [0.75, 0.75, 0.25, 0.75, 0.0] and q.classes == [1, 1, 4, 1, 4]
     rows = c2rm.question_pairs(questions, "c2rm", 4, 0)
     assert len(rows) == 12 and all(r["chosen_class"] == 1 and r["rejected_class"] == 4 for r in rows)  # 6 → 4 each

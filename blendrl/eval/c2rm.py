@@ -20,7 +20,7 @@ import torch
 
 from ..config.rm_schema import C2RMConfig
 from ..config.schema import DataConfig
-from ..core.types import eos_ids, make_samples
+from ..core.types import eos_ids
 from ..data import DataError, load_prompt_set
 from ..data.preferences import write_preferences
 from ..functional.c2rm import C2RM_RECIPES, c2rm_class, self_consistency
@@ -59,6 +59,7 @@ class Question:
 
     prompt: object  # PromptExample
     responses: list[str]
+    finished: list[bool]  # each response ended with EOS (not truncated)
     correct: list[bool]
     confidence: list[float]
     classes: list[int]
@@ -76,17 +77,17 @@ def sample_questions(c: C2RMConfig) -> list[Question]:
         batch = prompts[start: start + c.batch_prompts]
         flat = [p for p in batch for _ in range(c.k)]
         rollout = generator.sample([p.input_ids for p in flat], params, gen)
-        texts = [s.response for s in make_samples(flat, decode_responses(tokenizer, rollout), rollout.has_eos)]
+        texts, finished = decode_responses(tokenizer, rollout), rollout.has_eos.tolist()
         for q, prompt in enumerate(batch):
             if "answer" not in prompt.metadata:
                 raise DataError(f"{prompt.source}, row {prompt.row}, field 'metadata.answer': missing (c2rm needs "
                                 "the gold answer)")
-            responses = texts[q * c.k: (q + 1) * c.k]
+            responses, ended = texts[q * c.k: (q + 1) * c.k], finished[q * c.k: (q + 1) * c.k]
             answers = [extract_answer(r, c.answer) for r in responses]
             gold = str(prompt.metadata["answer"])
             correct = [a is not None and same_answer(a, gold) for a in answers]
             confidence = self_consistency(answers, same_answer)
-            out.append(Question(prompt, responses, correct, confidence,
+            out.append(Question(prompt, responses, ended, correct, confidence,
                                 [c2rm_class(ok, conf, c.threshold) for ok, conf in zip(correct, confidence)]))
     return out
 
