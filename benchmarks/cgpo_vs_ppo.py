@@ -142,8 +142,9 @@ def run_dpo_row(blendrl: str, cfg_path: Path, sets: list[str], args, out: Path, 
     evals = {}
     for label, model in (("before", cfg.model.name), ("after", str(dpo_dir / "final"))):
         path = out / f"dpo_s{seed}_{label}.json"
+        anchor = ["--set", "reference.kind=model", "--set", f"reference.path={cfg.model.name}"]  # KL to the start
         run([blendrl, "eval", "--config", str(cfg_path), "--set", f"model.name={model}", "--output", str(path)]
-            + [x for s in sets for x in ("--set", s)], out / f"dpo_s{seed}_{label}.log")
+            + anchor + [x for s in sets for x in ("--set", s)], out / f"dpo_s{seed}_{label}.log")
         evals[label] = task_metrics(json.loads(path.read_text()))
     return time.perf_counter() - start, evals["before"], evals["after"]
 
