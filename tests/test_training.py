@@ -22,10 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("algo", ["ppo", "rloo", "grpo", "reinforce"])
 def test_tiny_model_learns_to_say_yes(tiny_dir, tmp_path, algo):
-    start = time.time()
     before, after = learn_yes(tiny_dir, tmp_path, **{"algorithm.name": algo})
     assert before < 0.1 and after > 0.6, (before, after)
-    assert time.time() - start < 60
     metrics = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert any("reward/mean" in m for m in metrics) and (tmp_path / "samples.jsonl").stat().st_size > 0
 
