@@ -88,8 +88,8 @@ def _last_metrics(out_dir) -> dict:
 
 def _assert_same_metrics(a: dict, b: dict, keys: list[str]) -> None:
     """The logged statistics of the whole batch agree (rank 0 logs them for every rank's rows). ``abs=1e-5``: a loss
-    is a centred mean of terms near 1 summed in another order on two ranks, so its float32 rounding (seen: 1.7e-6
-    on a loss of 0.016, on an AMD EPYC) is absolute, not relative to its small value."""
+    is a centred mean of terms near 1 summed in another order on two ranks, so its float32 rounding is absolute,
+    not relative to its small value."""
     for k in keys:
         assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-5), (k, a[k], b[k])
 
