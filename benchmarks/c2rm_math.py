@@ -84,6 +84,12 @@ def sampled(path: Path, c: C2RMConfig) -> list:
     return questions
 
 
+def class_counts(questions: list, threshold: float) -> dict[int, int]:
+    """How many training samples fall in each C2RM class (1..4) at ``threshold``."""
+    counts = Counter(c2rm_class(ok, conf, threshold) for q in questions for ok, conf in zip(q.correct, q.confidence))
+    return {c: counts.get(c, 0) for c in (1, 2, 3, 4)}
+
+
 def cell(values: list[float | None]) -> str:
     values = [v for v in values if v is not None]  # an AUC without a prompt holding both kinds is None
     if not values:
@@ -132,10 +138,9 @@ def main() -> None:
     for q in train_q:  # the classes at --threshold (a cached sample may come from another threshold)
         q.classes = [c2rm_class(ok, conf, args.threshold) for ok, conf in zip(q.correct, q.confidence)]
     acc = lambda qs: statistics.mean(ok for q in qs for ok in q.correct)  # noqa: E731
-    classes = {c: sum(x == c for q in train_q for x in q.classes) for c in (1, 2, 3, 4)}
-    at_half = Counter(c2rm_class(ok, conf, 0.5) for q in train_q for ok, conf in zip(q.correct, q.confidence))
+    classes, at_half = class_counts(train_q, args.threshold), class_counts(train_q, 0.5)
     results = {"train": {"prompts": len(train_q), "k": args.k, "accuracy": acc(train_q), "classes": classes,
-                         "classes_at_0.5": {c: at_half.get(c, 0) for c in (1, 2, 3, 4)}},
+                         "classes_at_0.5": at_half},
                "pool": {"prompts": len(pool), "size": args.pool, "accuracy": acc(pool),
                         "oracle": statistics.mean(any(q.correct) for q in pool)},
                "args": vars(args), "sampling_seconds": time.perf_counter() - start, "recipes": {}}
