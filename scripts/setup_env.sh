@@ -5,13 +5,23 @@
 #   PYTHON          interpreter for the venv (default python3.11, else python3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# The code judge runs model-written code only under bubblewrap (OS isolation); it refuses to start without it.
-if ! command -v bwrap >/dev/null 2>&1; then
+# Debian packages: the code judge runs model-written code only under bubblewrap with a seccomp filter and a fresh
+# keyring (keyutils), and refuses to start without them; PyICU (the rule judges' Unicode normaliser) builds against
+# libicu-dev with pkg-config; python3-seccomp is libseccomp's binding for the system interpreter (a test runs the
+# sandbox from it as an unprivileged user).
+need=""
+command -v bwrap >/dev/null 2>&1 || need="$need bubblewrap"
+command -v keyctl >/dev/null 2>&1 || need="$need keyutils"
+command -v pkg-config >/dev/null 2>&1 || need="$need pkg-config"
+pkg-config --exists icu-uc 2>/dev/null || need="$need libicu-dev"
+[ -e /usr/lib/python3/dist-packages/seccomp.cpython-311-x86_64-linux-gnu.so ] || [ "$(uname -m)" != x86_64 ] \
+  || need="$need python3-seccomp"
+if [ -n "$need" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) >/dev/null \
-      || echo "setup_env: could not install bubblewrap; the code judge will refuse to run" >&2
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need) >/dev/null \
+      || echo "setup_env: could not install$need; the code judge or the rule judges will not work" >&2
   else
-    echo "setup_env: bubblewrap is missing; the code judge needs it (sudo apt-get install bubblewrap)" >&2
+    echo "setup_env: missing Debian packages:$need (sudo apt-get install$need)" >&2
   fi
 fi
 PY="${PYTHON:-$(command -v python3.11 || command -v python3)}"

@@ -148,7 +148,8 @@ def test_stdin_stdout_tests_are_compared_outside():
 
 def test_the_sandbox_isolates_as_a_normal_user_too(tmp_path):
     """As an unprivileged user (nobody, via setpriv) bwrap runs in a user namespace: same view, same limits.
-    The sandbox module needs only the standard library, so the system interpreter runs it from a copy."""
+    The sandbox modules need only the standard library and a seccomp binding (Debian's python3-seccomp for the
+    system interpreter), so the system interpreter runs them from a copy."""
     import shutil
     import subprocess
     import tempfile
@@ -159,21 +160,21 @@ def test_the_sandbox_isolates_as_a_normal_user_too(tmp_path):
     here = Path(tempfile.mkdtemp(prefix="blendrl-nobody-"))
     try:
         judges = Path(__file__).resolve().parents[1] / "blendrl" / "judges"
-        for name in ("sandbox.py", "_sandbox_harness.py"):
-            shutil.copy(judges / name, here / name)
+        (here / "sbx").mkdir()
+        (here / "sbx" / "__init__.py").write_text("")
+        for name in ("sandbox.py", "seccomp.py", "_sandbox_harness.py"):
+            shutil.copy(judges / name, here / "sbx" / name)
         (here / "probe.py").write_text(
-            "import importlib.util, json, sys\n"
-            "spec = importlib.util.spec_from_file_location('sandbox', sys.argv[1] + '/sandbox.py')\n"
-            "sb = importlib.util.module_from_spec(spec); sys.modules['sandbox'] = sb; spec.loader.exec_module(sb)\n"
+            "import json, sys\nsys.path.insert(0, sys.argv[1])\nimport sbx.sandbox as sb\n"
             "r = sb.run_python(\"import os, json, socket\\nprint(json.dumps({'uid': os.getuid(), "
             "'root': sorted(os.listdir('/')), 'if': [n for _, n in socket.if_nameindex()]}))\")\n"
             "f = sb.run_python('import os\\nn = 0\\ntry:\\n    while True:\\n        if os.fork() == 0:\\n'\n"
             "                  '            import time\\n            time.sleep(5)\\n            os._exit(0)\\n'\n"
             "                  '        n += 1\\nexcept OSError:\\n    print(n)', sb.SandboxLimits(wall_s=3))\n"
             "print(json.dumps({'seen': json.loads(r.stdout), 'forks': int(f.stdout)}))\n")
+        for p in here.rglob("*"):
+            p.chmod(0o755 if p.is_dir() else 0o644)
         here.chmod(0o755)
-        for p in here.iterdir():
-            p.chmod(0o644)
         out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python,
                               str(here / "probe.py"), str(here)], capture_output=True, text=True, timeout=60,
                              cwd=here)
@@ -184,3 +185,53 @@ def test_the_sandbox_isolates_as_a_normal_user_too(tmp_path):
         assert 0 < got["forks"] < 40  # the user's own tasks + 16 + bwrap's
     finally:
         shutil.rmtree(here, ignore_errors=True)
+
+
+def test_a_key_in_the_judges_keyring_is_out_of_every_programs_reach():
+    """A secret key planted in this (the judge's) session keyring: no sandboxed program reads, finds, requests or
+    clears it; the same programs run without the sandbox do read it (so the test can fail)."""
+    from blendrl.eval.hacks import KEYRING_HACKS, plant_key, read_key, remove_key
+
+    key = plant_key("blendrl-redteam", SECRET)
+    if key is None:
+        pytest.skip("keyrings are not available to this process (kernel or container filter)")
+    try:
+        programs = {name: code.replace("KEY_ID", str(key)).replace("DESCRIPTION", "b'blendrl-redteam'")
+                    for name, code in KEYRING_HACKS.items()}
+        judge = JUDGES["code"](wall_s=5, workers=2)
+        verdicts = judge.judge([sample(code) for code in programs.values()])
+        assert [name for name, v in zip(programs, verdicts) if v.passed] == []
+        assert [name for name, v in zip(programs, verdicts) if SECRET in v.reason] == []
+        assert read_key(key) == SECRET.encode(), "a sandboxed program cleared or changed the judge's key"
+        bare = JUDGES["code"](wall_s=5, unisolated=True).judge([sample(programs["read the key by its id"])])[0]
+        assert SECRET in bare.reason, "without the sandbox the reader must get the key, or this test proves nothing"
+    finally:
+        remove_key(key)
+
+
+X86_64_CALLS = {"keyctl": "250, 0, -3, 0", "add_key": "248, b'user', b'x', b'y', 1, -3",
+                "request_key": "249, b'user', b'x', None, 0", "ptrace": "101, 0, 0, 0, 0",
+                "mount": "165, b'none', b'/tmp', b'tmpfs', 0, None", "unshare": "272, 0x10000000",
+                "setns": "308, 0, 0", "bpf": "321, 0, 0, 0", "perf_event_open": "298, 0, 0, -1, -1, 0",
+                "userfaultfd": "323, 0", "io_uring_setup": "425, 8, 0", "process_vm_readv": "310, 1, 0, 0, 0, 0, 0",
+                "init_module": "175, 0, 0, b''", "kexec_load": "246, 0, 0, 0, 0",
+                "clone with CLONE_NEWUSER": "56, 0x10000000 | 17, 0, 0, 0, 0", "clone3": "435, 0, 0"}
+
+
+def test_the_seccomp_filter_denies_the_kernels_wider_surfaces():
+    """Each call Docker's default profile blocks fails inside the sandbox with EPERM (clone3: ENOSYS, so the C
+    library falls back to clone); a thread still starts."""
+    import platform
+
+    from blendrl.judges.sandbox import run_python
+
+    if platform.machine() != "x86_64":
+        pytest.skip("system call numbers of x86-64")
+    calls = "\n".join(f"out[{name!r}] = (libc.syscall({args}), ctypes.get_errno())" for name, args in
+                      X86_64_CALLS.items())
+    program = ("import ctypes, json, threading\nlibc = ctypes.CDLL(None, use_errno=True)\nout = {}\n" + calls +
+               "\nt = threading.Thread(target=lambda: None)\nt.start()\nt.join()\nprint(json.dumps(out))")
+    r = run_python(program)
+    got = json.loads(r.stdout)
+    assert {name: tuple(v) for name, v in got.items() if tuple(v) != ((-1, 38) if name == "clone3" else (-1, 1))} \
+        == {}

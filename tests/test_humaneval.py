@@ -64,3 +64,32 @@ def test_pass_at_1_over_a_tiny_model(tiny_dir):
     out = humaneval_pass_at_1(gen, tok, load_problems(3), SamplingParams(8, 1.0, 1.0))
     assert out["total"] == 3 and out["pass@1"] == 0.0  # random words are no code
     assert all(r["reason"] == "no fenced code block" for r in out["results"])
+
+
+def _in_prompt(args, prompt: str) -> bool:
+    """Could a program copy this call from the prompt? (one line shows every argument, as repr or text, in order)"""
+    def shows(line: str) -> bool:
+        at = 0
+        for a in args:
+            hits = [i for i in (line.find(repr(a), at), line.find(str(a), at)) if i >= 0]
+            if not hits:
+                return False
+            at = min(hits) + 1
+        return True
+
+    return any(shows(line) for line in prompt.splitlines())
+
+
+def test_no_constant_and_no_lookup_of_the_prompts_examples_passes_any_problem():
+    """A program that returns one constant, or the expected value of every call it can copy from the prompt and one
+    constant otherwise, passes a problem only if all its remaining cases expect that constant: no problem is so."""
+    from blendrl.judges.code_cases import case_from_dict, matches
+
+    weak = []
+    for p in load_problems():
+        cases = [case_from_dict(d, p["entry_point"], p["task_id"], "humaneval") for d in metadata(p)["cases"]]
+        rest = [c for c in cases if not _in_prompt(c.args, p["prompt"])]
+        answers = [c.expected for c in cases] if cases[0].compare != "poly_root" else [0.0, 1.0, -1.0, 2.0, 0.5]
+        if not rest or any(all(matches(a, c) for c in rest) for a in answers):
+            weak.append(p["task_id"])
+    assert weak == []

@@ -179,9 +179,14 @@ def test_assert_lines_become_cases():
     assert cases == [Case("f", (1, (2, 3)), [4]), Case("g", (), 5, (("x", 1),)),
                      Case("is_ok", ("a",), compare="truthy"),
                      Case("is_ok", ("",), compare="falsy"), Case("h", (), None, compare="is"),
-                     Case("m", ([1.0],), 1.0, tol=1e-6)]
+                     Case("m", ([1.0],), 1.0, tol=1e-6, tol_op="<")]
     assert matches((4,), Case("f", (), [4])) is False  # a tuple is not a list, as in Python
     assert matches(1.0000001, cases[-1]) and not matches(1.01, cases[-1])
+    # the test's own operator: |1e-6 - 0| < 1e-6 is false, <= 1e-6 is true
+    assert not matches(1e-6, Case("m", (), 0.0, tol=1e-6, tol_op="<"))
+    assert matches(1e-6, Case("m", (), 0.0, tol=1e-6, tol_op="<="))
+    assert cases_from_asserts("assert abs(m() - 0.0) <= 1e-6", "t", "code")[0].tol_op == "<="
+    assert not matches(float("nan"), Case("m", (), 0.0, tol=1.0))
     assert matches(0, Case("h", (), None, compare="is")) is False
     with pytest.raises(JudgeDataError, match="t: unsupported assert: f\\(1\\) > 2"):
         cases_from_asserts("assert f(1) > 2", "t", "code")

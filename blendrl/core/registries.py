@@ -14,5 +14,5 @@ REWARD_SOURCES: Registry = Registry("reward source kind", builtins=(
 ))
 JUDGES: Registry = Registry("judge kind", builtins=(
     "blendrl.judges.code", "blendrl.judges.instructions", "blendrl.judges.llm", "blendrl.judges.math",
-    "blendrl.judges.on_ray", "blendrl.judges.rules",
+    "blendrl.judges.on_ray", "blendrl.judges.refusal", "blendrl.judges.rules", "blendrl.judges.classifier",
 ))

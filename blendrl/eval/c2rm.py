@@ -24,8 +24,8 @@ from ..core.types import eos_ids
 from ..data import DataError, load_prompt_set
 from ..data.preferences import write_preferences
 from ..functional.c2rm import C2RM_RECIPES, c2rm_class, self_consistency
-from ..judges.math import _as_math, final_answer
-from ..judges.text import visible_text
+from ..judges.math import final_answer
+from ..judges.text import fold
 from ..models import load_causal_lm, load_tokenizer, resolve_model
 from ..rollout import SamplingParams, decode_responses
 from ..rollout.hf import HFGenerator
@@ -45,11 +45,18 @@ def same_answer(a: str, b: str) -> bool:
         return False
 
 
+def _as_math(text: str) -> str:
+    """math-verify reads bare numbers and LaTeX in $…$; wrap plain text so both forms parse."""
+    text = text.strip()
+    return text if "$" in text or "\\" in text else f"${text}$"
+
+
 def extract_answer(response: str, how: str) -> str | None:
-    text = visible_text(response)
+    """The response's answer for self-consistency: the math judge's final answer (``final_sentence``), or its last
+    number (``last_number``, on the look-alike-folded text)."""
     if how == "final_sentence":
-        return final_answer(text)
-    numbers = _NUMBER.findall(text)
+        return final_answer(response)
+    numbers = _NUMBER.findall(fold(response))
     return numbers[-1].replace(",", "") if numbers else None
 
 

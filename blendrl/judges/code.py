@@ -4,11 +4,14 @@ The response's last fenced code block (```python … ``` or ``` … ```) is the 
 sandbox (:mod:`~blendrl.judges.sandbox`); the judge refuses to start where that sandbox cannot run. A pass is
 evidence the program cannot forge:
 
-- function tests (:mod:`~blendrl.judges.code_cases`): the sandbox calls the function on each case's inputs and sends
-  the return values back as plain JSON data; this process compares them with the expected values, which never
-  enter the sandbox. No custom ``__eq__`` can answer for the program, and no exit status counts;
-- stdin/stdout tests (``metadata['io_tests']``: ``[{"stdin": ..., "stdout": ...}]``): the program reads ``stdin``;
-  its stdout is compared here (trailing spaces of each line and trailing blank lines ignored).
+- function tests (:mod:`~blendrl.judges.code_cases`): the sandbox calls the function on each case's inputs, every
+  case twice, in a shuffled order and then in reverse (:func:`call_order`: an answer that depends on the call count
+  or order, not the inputs, fails), and sends the return values back as plain JSON data; this process compares them
+  with the expected values, which never enter the sandbox. No custom ``__eq__`` can answer for the program, and no
+  exit status counts;
+- stdin/stdout tests (``metadata['io_tests']``: ``[{"stdin": ..., "stdout": ...}]``): the program reads ``stdin``,
+  must exit with status 0, and its stdout is compared here (trailing spaces of each line and trailing blank lines
+  ignored).
 
 ``last_stats`` after each batch: how many samples tried each blocked family of action (process, network,
 native_code, files_outside, signals, introspection, threads) and how many violations of each kind (wrong_answer,
@@ -17,6 +20,7 @@ error, not_plain_data, early_exit, load_error, timeout, killed, no_code). Sample
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -68,6 +72,16 @@ def _harness_source() -> str:
     return HARNESS.read_text(encoding="utf-8")
 
 
+def call_order(code: str, n: int) -> list[int]:
+    """Every case twice: in an order shuffled by a hash of the code (reproducible verdicts), then reversed. A
+    program whose answers depend on how often or in which order it was called, not on its inputs, fails."""
+    import random
+
+    first = list(range(n))
+    random.Random(hashlib.sha256(code.encode("utf-8", "replace")).digest()).shuffle(first)
+    return first + first[::-1]
+
+
 def _same_output(got: str, want: str) -> bool:
     def norm(text: str) -> list[str]:
         return "\n".join(line.rstrip() for line in text.replace("\r\n", "\n").split("\n")).rstrip("\n").split("\n")
@@ -94,7 +108,8 @@ class CodeJudge:
         return None
 
     def _functions(self, code: str, cases: list[Case]) -> tuple[Verdict, str, dict]:
-        job = {"solution": "solution.py", "calls": [c.call_json() for c in cases]}
+        order = call_order(code, len(cases))
+        job = {"solution": "solution.py", "calls": [cases[i].call_json() for i in order]}
         r = run_sandboxed({"solution.py": code, "harness.py": _harness_source(),
                            "job.json": json.dumps(job)}, ["/sandbox/harness.py", "/sandbox/job.json"], self.limits,
                           unisolated=self.unisolated)
@@ -111,11 +126,12 @@ class CodeJudge:
                                   f"{last})"), "early_exit", {}
         if load_error:
             return Verdict(False, f"the solution did not load: {str(load_error)[:200]}"), "load_error", events
-        if not isinstance(results, list) or len(results) != len(cases):
+        if not isinstance(results, list) or len(results) != len(order):
             return Verdict(False, f"{len(results) if isinstance(results, list) else 'no'} results for "
-                                  f"{len(cases)} cases"), "early_exit", events
-        for i, (case, res) in enumerate(zip(cases, results), 1):
-            head = f"case {i}/{len(cases)}: {case.show()}"
+                                  f"{len(order)} calls"), "early_exit", events
+        for n, (index, res) in enumerate(zip(order, results)):
+            case, i = cases[index], index + 1
+            head = f"case {i}/{len(cases)}{' (called again)' if n >= len(cases) else ''}: {case.show()}"
             if not isinstance(res, dict) or ("ok" not in res and "error" not in res):
                 return Verdict(False, f"{head}: no result"), "early_exit", events
             if "error" in res:
@@ -138,10 +154,13 @@ class CodeJudge:
             r = run_python(code, self.limits, stdin=t.get("stdin", ""), unisolated=self.unisolated)
             if (stopped := self._stopped(r)) is not None:
                 return (*stopped, {})
+            if r.returncode != 0:  # a crash is never a pass, even where the expected output is empty
+                return Verdict(False, f"io test {i}/{len(tests)}: exit code {r.returncode} ({r.reason()})"), \
+                    "error", {}
             got = r.stdout.decode("utf-8", "replace")
             if not _same_output(got, t["stdout"]):
-                detail = f"exit code {r.returncode}: {r.reason()}" if r.returncode else f"printed {got[:80]!r}"
-                return Verdict(False, f"io test {i}/{len(tests)}: wrong output ({detail})"), "wrong_answer", {}
+                return Verdict(False, f"io test {i}/{len(tests)}: wrong output (printed {got[:80]!r})"), \
+                    "wrong_answer", {}
         return Verdict(True), "", {}
 
     def _one(self, s: Sample) -> tuple[Verdict, str, dict]:

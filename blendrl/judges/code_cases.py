@@ -26,11 +26,13 @@ from ._sandbox_harness import decode, encode
 from .base import JudgeDataError
 
 COMPARES = ("eq", "truthy", "falsy", "is", "poly_root")
+TOL_OPS = ("<", "<=")
 
 
 @dataclass(frozen=True)
 class Case:
-    """One call and how its return value is judged. ``compare``: ``eq`` (``==``, floats within ``tol`` when set),
+    """One call and how its return value is judged. ``compare``: ``eq`` (``==``, floats within ``tol`` when set,
+    by the test's own operator ``tol_op``: ``<`` or ``<=``),
     ``truthy``/``falsy``, ``is`` (identity with True/False/None), ``poly_root`` (|poly(args[0], got)| < tol:
     HumanEval/32, whose answer is any root)."""
 
@@ -40,6 +42,7 @@ class Case:
     kwargs: tuple = ()  # sorted (key, value) pairs
     tol: float | None = None
     compare: str = "eq"
+    tol_op: str = "<="  # the test's own operator: |got - expected| < tol or <= tol
 
     def call_json(self) -> dict:
         return {"function": self.function, "args": encode(list(self.args)), "kwargs": encode(dict(self.kwargs))}
@@ -57,9 +60,11 @@ def case_from_dict(d: dict, entry_point: str | None, where: str, judge: str) -> 
     if not function:
         raise JudgeDataError(f"judge '{judge}': prompt {where}: a case names no function and there is no "
                              f"metadata 'entry_point'")
-    compare = d.get("compare", "eq")
+    compare, tol_op = d.get("compare", "eq"), d.get("tol_op", "<=")
     if compare not in COMPARES:
         raise JudgeDataError(f"judge '{judge}': prompt {where}: compare must be one of {COMPARES}, got {compare!r}")
+    if tol_op not in TOL_OPS:
+        raise JudgeDataError(f"judge '{judge}': prompt {where}: tol_op must be one of {TOL_OPS}, got {tol_op!r}")
     try:
         args, expected = decode(d["args"]), decode(d.get("expected"))
         kwargs = tuple(sorted(decode(d.get("kwargs") or {"t": "dict", "v": []}).items()))
@@ -69,7 +74,7 @@ def case_from_dict(d: dict, entry_point: str | None, where: str, judge: str) -> 
                              f"[[key, value], ...]}}") from exc
     if not isinstance(args, (list, tuple)):
         raise JudgeDataError(f"judge '{judge}': prompt {where}: a case's 'args' must be a list")
-    return Case(function, tuple(args), expected, kwargs, d.get("tol"), compare)
+    return Case(function, tuple(args), expected, kwargs, d.get("tol"), compare, tol_op)
 
 
 def _literal(node: ast.AST, text: str) -> Any:
@@ -109,7 +114,8 @@ def _case_of_assert(test: ast.AST, text: str, rename: dict[str, str]) -> Case:
         if isinstance(op, (ast.Lt, ast.LtE)) and getattr(left.func, "id", "") == "abs" \
                 and isinstance(inner, ast.BinOp) and isinstance(inner.op, ast.Sub):
             if (call := _call(inner.left, text, rename)) is not None:
-                return replace(call, expected=_literal(inner.right, text), tol=float(_literal(right, text)))
+                return replace(call, expected=_literal(inner.right, text), tol=float(_literal(right, text)),
+                               tol_op="<" if isinstance(op, ast.Lt) else "<=")
     raise ValueError(f"unsupported assert: {ast.get_source_segment(text, test)}")
 
 
@@ -156,13 +162,14 @@ def matches(got: Any, case: Case) -> bool:
             return False
         xs = case.args[0]
         return abs(sum(c * got ** i for i, c in enumerate(xs))) < (case.tol or 1e-4)
-    return _equal(got, case.expected, case.tol)
+    return _equal(got, case.expected, case.tol, case.tol_op == "<")
 
 
-def _equal(got: Any, expected: Any, tol: float | None) -> bool:
+def _equal(got: Any, expected: Any, tol: float | None, strict: bool) -> bool:
     if tol is not None:
-        if isinstance(got, (int, float)) and isinstance(expected, (int, float)):
-            return abs(got - expected) <= tol
+        if type(got) in (int, float) and type(expected) in (int, float):
+            gap = abs(got - expected)
+            return gap < tol if strict else gap <= tol  # NaN fails both
         if type(got) is type(expected) and isinstance(got, (list, tuple)) and len(got) == len(expected):
-            return all(_equal(g, e, tol) for g, e in zip(got, expected))
+            return all(_equal(g, e, tol, strict) for g, e in zip(got, expected))
     return got == expected

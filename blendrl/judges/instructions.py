@@ -1,17 +1,21 @@
 """Precise instruction-following judge (CGPO §5.3: closed-form instruction types stored as prompt metadata).
 
-Checkers come from the ``if-verifiable`` package (Google's IFEval checkers). The prompt's metadata carries IFEval's
-own fields: ``instruction_id_list`` (e.g. ``["punctuation:no_comma", "length_constraints:number_words"]``) and
-``kwargs`` (one dict per instruction). A response passes when every instruction passes IFEval's *strict* check.
+The prompt's metadata carries IFEval's own fields: ``instruction_id_list`` (e.g. ``["punctuation:no_comma",
+"length_constraints:number_words"]``) and ``kwargs`` (one dict per instruction). Two modes:
 
-Offline: two IFEval checkers load NLTK's ``punkt`` data, which is downloaded on first use. Here
-``length_constraints:number_sentences`` counts sentences with NLTK's Punkt tokenizer at its built-in (untrained)
-parameters and ``change_case:capital_word_frequency`` tokenises words with NLTK's Treebank tokenizer; neither needs
-downloaded data. An unknown instruction id is a data error naming the prompt, never a silent pass.
+- ``strict`` (the default, for training): the response is screened first (an invisible code point or a
+  mixed-script word is a violation naming the character, :func:`~blendrl.judges.text.screen`), then every
+  instruction must pass both IFEval's check and blendrl's strict checker
+  (:mod:`~blendrl.judges.ifeval_strict`), which fails closed wherever the reference waves a response through, and
+  a response whose word trigrams repeat past ``max_repetition`` (0.5) fails;
+- ``reference``: IFEval's published strict scoring, on the response exactly as generated (for evaluation and
+  comparison with published numbers; no screening, no repetition rule).
 
-The checkers read :func:`~blendrl.judges.text.visible_text` of the response (a forbidden word written with a
-zero-width space or a Cyrillic look-alike is still that word), and a response whose word trigrams repeat past
-``max_repetition`` (default 0.5) fails: "at least 300 words" is not met by one phrase said 100 times.
+Checkers come from the ``if-verifiable`` package (Google's IFEval checkers). Offline: two IFEval checkers load NLTK's
+``punkt`` data, which is downloaded on first use. Here ``length_constraints:number_sentences`` counts sentences with
+NLTK's Punkt tokenizer at its built-in (untrained) parameters and ``change_case:capital_word_frequency`` tokenises
+words with NLTK's Treebank tokenizer; neither needs downloaded data. An unknown instruction id is a data error
+naming the prompt, never a silent pass.
 """
 from __future__ import annotations
 
@@ -21,7 +25,10 @@ from ..core.types import Sample
 from ..core.registries import JUDGES
 from .base import JudgeDataError, RuleJudge, Verdict, require_metadata
 from .signals import repetition
-from .text import visible_text
+from .ifeval_strict import STRICT
+from .text import fold, screen
+
+MODES = ("strict", "reference")
 
 
 @functools.lru_cache(maxsize=1)
@@ -53,13 +60,13 @@ def instruction_registry() -> dict:
 
 
 def check_instruction(instruction_id: str, kwargs: dict, prompt: str, response: str) -> bool:
-    """IFEval's strict check of one instruction."""
+    """IFEval's (published, "strict") check of one instruction."""
     checker = instruction_registry()[instruction_id](instruction_id)
     checker.build_description(**{k: v for k, v in (kwargs or {}).items() if v is not None})
     args = checker.get_instruction_args()
     if args and "prompt" in args:  # e.g. combination:repeat_prompt needs the original prompt
         checker.build_description(prompt=prompt)
-    return bool(response.strip()) and bool(checker.check_following(response))
+    return bool(response.strip()) and bool(checker.check_following(response))  # as IFEval's evaluation_lib
 
 
 def instructions_of(s: Sample, judge: str) -> list[tuple[str, dict]]:
@@ -83,13 +90,27 @@ def instructions_of(s: Sample, judge: str) -> list[tuple[str, dict]]:
 
 
 @JUDGES.register("instructions")
-def instruction_judge(name: str = "instructions", max_repetition: float | None = 0.5):
+def instruction_judge(name: str = "instructions", mode: str = "strict", max_repetition: float | None = 0.5):
+    """``mode``: ``strict`` (fail closed; the default) or ``reference`` (IFEval's published scoring)."""
+    if mode not in MODES:
+        raise ValueError(f"judge '{name}': mode must be one of {MODES}, got {mode!r}")
+
     def check(s: Sample) -> Verdict:
-        text = visible_text(s.response)
-        failed = [i for i, kw in instructions_of(s, name) if not check_instruction(i, kw, s.prompt, text)]
-        if failed:
-            return Verdict(False, "failed " + ", ".join(failed))
-        if max_repetition is not None and (rep := repetition(text)) > max_repetition:
+        text = s.response
+        todo = instructions_of(s, name)
+        if mode == "reference":
+            failed = [i for i, kw in todo if not check_instruction(i, kw, s.prompt, text)]
+            return Verdict(False, "failed " + ", ".join(failed)) if failed else Verdict(True)
+        if reason := screen(text):
+            return Verdict(False, reason)
+        if not text.strip():
+            return Verdict(False, "empty response")
+        for i, kw in todo:
+            if not check_instruction(i, kw, s.prompt, text):
+                return Verdict(False, f"failed {i} (IFEval's check)")
+            if reason := STRICT[i](text, {k: v for k, v in (kw or {}).items() if v is not None}, s.prompt):
+                return Verdict(False, f"failed {i}: {reason}")
+        if max_repetition is not None and (rep := repetition(fold(text))) > max_repetition:
             return Verdict(False, f"{rep:.0%} of its word trigrams repeat (> {max_repetition:.0%})")
         return Verdict(True)
 

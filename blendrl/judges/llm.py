@@ -35,7 +35,7 @@ from ..core.registries import JUDGES, REWARD_SOURCES
 from ..core.types import Sample
 from .base import Verdict
 from .signals import INJECTION
-from .text import visible_text
+from .text import readable
 
 DEFAULT_TEMPLATE = (
     "You are a strict grader. Request: {prompt}\nResponse: {response}\n"
@@ -64,7 +64,7 @@ def neutralise(text: str, extra_tokens: tuple[str, ...] = ()) -> str:
     """The response as the judge should read it: cut at the first chat-template or special token (a new turn
     starts there, so what follows is not the answer), the sentences that address a grader
     (:data:`~blendrl.judges.signals.INJECTION`) dropped."""
-    text = visible_text(text)
+    text = readable(text)
     cuts = [m.start() for m in [TEMPLATE_TOKENS.search(text)] if m] + [text.find(t) for t in extra_tokens
                                                                          if len(t) > 1 and t in text]
     if cuts:

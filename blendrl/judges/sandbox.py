@@ -9,6 +9,9 @@ The boundary is the kernel's, never the interpreter's. Each program runs through
   no host ``/proc``, ``/sys``, ``/etc`` or home; ``/dev`` has ``null`` and ``urandom`` only;
 - ``/sandbox`` (read-only): the harness and the job; ``/tmp`` (the working directory): a private, size-limited tmpfs;
 - a new session (``--new-session``: no terminal injection), ``--die-with-parent``, an empty environment;
+- a seccomp filter in the spirit of Docker's default profile (:mod:`~blendrl.judges.seccomp`: no keyrings, ptrace,
+  mounts, new namespaces, BPF, io_uring, userfaultfd, perf events, module loading, ...), and a fresh, empty session
+  keyring (keyutils' ``keyctl session -``), so no key the judge process holds is in reach;
 - rlimits set before ``exec`` (CPU seconds, address space, file size, open files, processes, no core dumps);
 - as root (CI runs as root), the program itself runs under a fresh unprivileged uid (``setpriv --reuid``, no new
   privileges, no capabilities), so ``RLIMIT_NPROC`` binds (the kernel exempts root from it) and every file the
@@ -23,6 +26,7 @@ from __future__ import annotations
 import functools
 import itertools
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -33,9 +37,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .seccomp import filter_program, seccomp_error
+
 HARNESS = Path(__file__).with_name("_sandbox_harness.py")
-INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap; scripts/setup_env.sh does it), or "
-                "set the judge's option unisolated: true to run model-written code without OS isolation")
+INSTALL_HINT = ("install bubblewrap and keyutils (Debian/Ubuntu: apt-get install bubblewrap keyutils; "
+                "scripts/setup_env.sh does it) and the seccomp binding (pip install pyseccomp; libseccomp2 is part "
+                "of every Debian/Ubuntu system), or set the judge's option unisolated: true to run model-written code "
+                "without OS isolation")
 
 
 class SandboxUnavailable(RuntimeError):
@@ -115,12 +123,15 @@ def _sandbox_uid() -> int:
     return 2_000_000 + (os.getpid() % 1000) * 1000 + next(_UIDS) % 1000
 
 
-def bwrap_command(argv: list[str], limits: SandboxLimits, sandbox_dir: Path) -> list[str]:
-    """The bwrap command line that runs ``argv`` (already naming the interpreter) inside the sandbox."""
-    bwrap = shutil.which("bwrap")
-    if bwrap is None:
-        raise SandboxUnavailable(f"the code sandbox needs bubblewrap ('bwrap' is not on PATH): {INSTALL_HINT}")
-    cmd = [bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+def bwrap_command(argv: list[str], limits: SandboxLimits, sandbox_dir: Path, seccomp_fd: int) -> list[str]:
+    """The command line that runs ``argv`` (already naming the interpreter) inside the sandbox: a new session
+    keyring (``keyctl session -``), then bwrap with the seccomp filter read from ``seccomp_fd``."""
+    bwrap, keyctl = shutil.which("bwrap"), shutil.which("keyctl")
+    if bwrap is None or keyctl is None:
+        missing = "'bwrap'" if bwrap is None else "'keyctl' (keyutils)"
+        raise SandboxUnavailable(f"the code sandbox needs {missing} on PATH: {INSTALL_HINT}")
+    cmd = [keyctl, "session", "-", bwrap, "--seccomp", str(seccomp_fd), "--unshare-pid", "--unshare-net",
+           "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
            "--die-with-parent", "--new-session", "--clearenv", "--hostname", "sandbox"]
     root = os.getuid() == 0
     if not root:
@@ -197,20 +208,21 @@ def _run(files: dict[str, str], argv: list[str], limits: SandboxLimits, stdin: s
             (job / name).chmod(0o644)
         job.chmod(0o755)
         (host / "stdin").write_text(stdin or "", encoding="utf-8")
-        if unisolated:
-            argv = [a.replace("/sandbox/", f"{job}/") for a in argv]
-            cmd, cwd, nproc = [interpreter(), "-I", "-S", *argv], job, _tasks_of(os.getuid()) + limits.processes
-        else:
-            cmd = bwrap_command([interpreter(), "-I", "-S", *argv], limits, job)
-            cwd = host
-            # as root the program runs under a fresh uid (bwrap's own tasks run as root, exempt); else it shares the
-            # user's count, so the user's current tasks are added
-            nproc = limits.processes if os.getuid() == 0 else _tasks_of(os.getuid()) + limits.processes + 4
+        (host / "seccomp.bpf").write_bytes(b"" if unisolated else filter_program())
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
-        start = time.perf_counter()
-        with open(host / "stdin", "rb") as inp, open(host / "stdout", "wb") as out, open(host / "stderr", "wb") as err:
+        with open(host / "stdin", "rb") as inp, open(host / "stdout", "wb") as out, open(host / "stderr", "wb") as err, \
+                open(host / "seccomp.bpf", "rb") as bpf:
+            if unisolated:
+                argv = [a.replace("/sandbox/", f"{job}/") for a in argv]
+                cmd, cwd, nproc = [interpreter(), "-I", "-S", *argv], job, _tasks_of(os.getuid()) + limits.processes
+            else:
+                cmd, cwd = bwrap_command([interpreter(), "-I", "-S", *argv], limits, job, bpf.fileno()), host
+                # as root the program runs under a fresh uid (bwrap's own tasks run as root, exempt); else it shares
+                # the user's count, so the user's current tasks are added
+                nproc = limits.processes if os.getuid() == 0 else _tasks_of(os.getuid()) + limits.processes + 4
+            start = time.perf_counter()
             proc = subprocess.Popen([*prlimit_prefix(limits, nproc), *cmd], cwd=cwd, env=env, stdin=inp, stdout=out,
-                                    stderr=err, start_new_session=True)
+                                    stderr=err, start_new_session=True, pass_fds=() if unisolated else (bpf.fileno(),))
             limit = ""
             try:
                 proc.wait(timeout=limits.wall_s)
@@ -224,7 +236,8 @@ def _run(files: dict[str, str], argv: list[str], limits: SandboxLimits, stdin: s
         with open(host / "stdout", "rb") as f:
             stdout = f.read(limits.stdout_mb * 1024 * 1024)
         with open(host / "stderr", "rb") as f:
-            stderr = f.read(limits.output_chars).decode("utf-8", "replace")
+            stderr = f.read(limits.output_chars + 64).decode("utf-8", "replace")
+        stderr = re.sub(r"\AJoined session keyring: \d+\n", "", stderr)[:limits.output_chars]  # keyctl's own line
         code = proc.returncode
         if code is not None and code > 128 and not unisolated:  # bwrap reports a signalled child as 128 + signal
             code = -(code - 128)
@@ -242,11 +255,16 @@ def run_python(program: str, limits: SandboxLimits | None = None, stdin: str | N
 @functools.lru_cache(maxsize=1)
 def _isolation_error() -> str | None:
     """None when a bwrap sandbox starts here and is really isolated; else why not."""
-    if shutil.which("bwrap") is None:
-        return "'bwrap' is not on PATH"
-    probe = ("import os, socket\n"
+    for tool in ("bwrap", "keyctl"):
+        if shutil.which(tool) is None:
+            return f"'{tool}' is not on PATH"
+    if error := seccomp_error():
+        return error
+    probe = ("import ctypes, os, socket\n"
              "assert not os.path.exists('/proc/1') and not os.path.exists('/etc/passwd'), 'host files visible'\n"
              "assert os.getuid() != 0, 'runs as root'\n"
+             "libc = ctypes.CDLL(None, use_errno=True)\n"
+             "assert libc.syscall(250, 0, -3, 0) == -1 and ctypes.get_errno() == 1, 'keyctl is not filtered'\n"
              "try:\n    socket.create_connection(('1.1.1.1', 53), timeout=1)\nexcept OSError:\n    print('ok')\n")
     try:
         r = _run({"main.py": probe}, ["/sandbox/main.py"], SandboxLimits(wall_s=20, cpu_s=10), None, False)

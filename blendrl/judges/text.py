@@ -1,26 +1,252 @@
-"""What a reader sees in a response: the text rule judges check, so invisible or look-alike characters cannot
-carry a forbidden word past them or split a refusal phrase.
+"""The one text normaliser of every rule judge: what a reader sees, from ICU (PyICU), not from a hand-made table.
 
-``visible_text`` applies NFKC (full-width and compatibility forms → plain), drops invisible format characters
-(zero-width spaces and joiners, soft hyphens, bidi controls: Unicode category Cf), and maps the Cyrillic and
-Greek letters that look like Latin ones to those Latin letters.
+A policy games a string check with characters a reader does not see or cannot tell apart. Rule judges therefore
+never clean such text up silently; they *screen* it and call it a violation that names the character:
+
+- **invisible code points** (:func:`invisible_chars`): Unicode's Default_Ignorable_Code_Point set (zero-width
+  spaces and joiners, soft hyphen, variation selectors, the Hangul fillers, tag characters, ...), controls other
+  than tab and newlines, format characters (bidi controls), private-use, unassigned and surrogate code points, the
+  line and paragraph separators, and blanks drawn as nothing (U+2800 BRAILLE PATTERN BLANK). Emoji sequences keep
+  their ZWJ and variation selector 16 (an emoji presentation, not hidden text);
+- **mixed-script words** (:func:`mixed_script_words`): a UAX #29 word that ICU's UTS #39 spoof checker finds below
+  the "highly restrictive" level (``pаypal`` with a Cyrillic а), or with digits of two numbering systems.
+
+Comparisons that *forbid* something use the loose key (:func:`loose_key`): NFKC, case folding, marks stripped and
+the UTS #39 confusable skeleton, so every spelling that looks like the forbidden word is that word. Comparisons that
+*require* something use the text as written: only the visible, exact spelling is evidence. Words are UAX #29 word
+segments (:func:`words`, ICU's word break iterator), sentences ICU's sentence break iterator. No NFKC is applied to
+text a judge parses (``2⁵`` is not ``25``).
 """
 from __future__ import annotations
 
+import functools
+import re
 import unicodedata
+from dataclasses import dataclass
 
-# Cyrillic and Greek letters drawn like Latin letters (lower and upper case)
-_CONFUSABLES = str.maketrans({
-    "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s", "һ": "h",
-    "ԁ": "d", "ԛ": "q", "ԝ": "w", "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P",
-    "С": "C", "Т": "T", "Х": "X", "І": "I", "Ј": "J", "Ѕ": "S", "ο": "o", "α": "a", "ε": "e", "ι": "i", "κ": "k",
-    "ν": "v", "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I",
-    "Κ": "K", "Μ": "M", "Ν": "N", "Ο": "O", "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
-})
+import icu
+
+# ICU word break rule status ranges (UBRK_WORD_*): none 0-99, number 100-199, letter 200-299, kana 300-399,
+# ideographic 400-499
+_NUMBER, _LETTER = 100, 200
+_INVISIBLE = icu.UnicodeSet(r"[[[:DI:][:Cc:][:Cf:][:Co:][:Cn:][:Cs:][:Zl:][:Zp:]\u2800]-[\t\n\r]]")
+_PICTOGRAPHIC = icu.UnicodeSet(r"[[:Extended_Pictographic:][:Emoji_Modifier:]\u20E3]")
+_EMOJI_JOINERS = {"\u200d", "\ufe0f"}
+_SCRIPT_JOINERS = {"\u200c", "\u200d"}
+_JOINER_SCRIPTS = {"Arabic", "Devanagari", "Bengali", "Gurmukhi", "Gujarati", "Oriya", "Tamil", "Telugu", "Kannada",
+                   "Malayalam", "Sinhala", "Syriac", "Mongolian"}
+# markup a reader never sees: HTML comments and tags, markdown comments (reference definitions)
+_HIDDEN_MARKUP = [
+    (re.compile(r"<!--|-->"), "an HTML comment"),
+    (re.compile(r"(?<!<)</?[A-Za-z][^<>\n]*>(?!>)"), "an HTML tag"),  # not IFEval's <<title>>
+    (re.compile(r"^\s*\[[^\]\n]*\]:\s", re.MULTILINE), "a markdown comment or link definition"),
+]
 
 
-def visible_text(text: str) -> str:
-    """NFKC, without format characters, with Latin look-alikes mapped to Latin (see the module doc)."""
+def describe(ch: str) -> str:
+    """``U+200B ZERO WIDTH SPACE``."""
+    return f"U+{ord(ch):04X} {unicodedata.name(ch, 'UNNAMED')}"
+
+
+def invisible_chars(text: str) -> list[tuple[int, str]]:
+    """(index, character) of every invisible code point (see the module doc), emoji ZWJ and VS16 excepted."""
+    out = []
+    for i, ch in enumerate(text):
+        if not _INVISIBLE.contains(ch):
+            continue
+        if ch in _EMOJI_JOINERS and i > 0 and _PICTOGRAPHIC.contains(text[i - 1]) and (
+                ch == "\ufe0f" or (i + 1 < len(text) and _PICTOGRAPHIC.contains(text[i + 1]))):
+            continue
+        if ch in _SCRIPT_JOINERS and 0 < i < len(text) - 1 and _joins_letters(text[i - 1], text[i + 1]):
+            continue
+        out.append((i, ch))
+    return out
+
+
+def _joins_letters(a: str, b: str) -> bool:
+    """ZWNJ/ZWJ between two letters of a script that spells with them (Persian, the Indic scripts): orthography."""
+    return a.isalpha() and b.isalpha() and _script(a) == _script(b) and _script(a) in _JOINER_SCRIPTS
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    start: int
+    kind: str  # "number" | "letter" (letters, kana, ideographs)
+
+
+def _segments(text: str, iterator: icu.BreakIterator) -> list[tuple[int, int, int]]:
+    iterator.setText(text)
+    out, start = [], 0
+    for end in iterator:
+        out.append((start, end, iterator.getRuleStatus()))
+        start = end
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _word_iterator() -> icu.BreakIterator:
+    return icu.BreakIterator.createWordInstance(icu.Locale.getRoot())
+
+
+@functools.lru_cache(maxsize=1)
+def _sentence_iterator() -> icu.BreakIterator:
+    return icu.BreakIterator.createSentenceInstance(icu.Locale.getRoot())
+
+
+def words(text: str) -> list[Word]:
+    """UAX #29 words: the segments ICU's word break iterator tags as numbers, letters, kana or ideographs."""
+    # ICU counts UTF-16 units; map them back to Python indices (astral characters are two units)
+    units = _utf16_to_index(text)
+    out = []
+    for start, end, status in _segments(text, _word_iterator()):
+        if status >= _NUMBER:
+            a, b = units[start], units[end]
+            out.append(Word(text[a:b], a, "number" if status < _LETTER else "letter"))
+    return out
+
+
+def sentences(text: str) -> list[str]:
+    """UAX #29 sentences (ICU's sentence break iterator), stripped, empty ones left out."""
+    units = _utf16_to_index(text)
+    return [s for a, b, _ in _segments(text, _sentence_iterator()) if (s := text[units[a]:units[b]].strip())]
+
+
+def _utf16_to_index(text: str) -> dict[int, int]:
+    out, unit = {0: 0}, 0
+    for i, ch in enumerate(text):
+        unit += 2 if ord(ch) > 0xFFFF else 1
+        out[unit] = i + 1
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _spoof_checker() -> icu.SpoofChecker:
+    checker = icu.SpoofChecker()
+    checker.setChecks(icu.USpoofChecks.RESTRICTION_LEVEL | icu.USpoofChecks.MIXED_NUMBERS)
+    checker.setRestrictionLevel(icu.URestrictionLevel.HIGHLY_RESTRICTIVE)
+    return checker
+
+
+def _script(ch: str) -> str:
+    return icu.Script.getScript(ch).getName()
+
+
+def mixed_script_words(text: str) -> list[tuple[str, str]]:
+    """(word, the character of its minority script) for every word below UTS #39's highly restrictive level."""
+    out = []
+    for w in words(text):
+        if w.text.isascii() or not _spoof_checker().check(w.text):
+            continue
+        scripts = [_script(c) for c in w.text if _script(c) not in ("Common", "Inherited")]
+        main = max(set(scripts), key=scripts.count) if scripts else ""
+        odd = next((c for c in w.text if _script(c) not in ("Common", "Inherited", main)), w.text[0])
+        out.append((w.text, odd))
+    return out
+
+
+def hidden_markup(text: str) -> str | None:
+    """The first markup that hides text from a reader (HTML comments and tags, markdown comments), or None."""
+    for pattern, what in _HIDDEN_MARKUP:
+        if m := pattern.search(text):
+            return f"hidden content: {what} ({m.group(0).strip()[:20]!r})"
+    return None
+
+
+def screen(text: str, mixed_script: bool = True) -> str | None:
+    """Why ``text`` cannot be judged as written (its first invisible character, hidden markup, or a mixed-script
+    word), or None."""
+    if found := invisible_chars(text):
+        i, ch = found[0]
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        return f"invisible character {describe(ch)} at position {i}{more}"
+    if hidden := hidden_markup(text):
+        return hidden
+    if mixed_script and (mixed := mixed_script_words(text)):
+        word, ch = mixed[0]
+        return f"mixed-script word {word!r} ({describe(ch)})"
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _skeletons() -> icu.SpoofChecker:
+    return icu.SpoofChecker()
+
+
+def skeleton(text: str) -> str:
+    """The UTS #39 confusable skeleton: two strings that look alike have the same skeleton."""
+    return _skeletons().getSkeleton(0, text)
+
+
+def fold(text: str) -> str:
+    """A readable loose form: NFKC, no invisible code points, no combining marks, each non-ASCII character that is
+    confusable with ASCII replaced by it (Cyrillic ``а`` → ``a``, ``’`` → ``'``), case-folded."""
     text = unicodedata.normalize("NFKC", text)
-    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
-    return text.translate(_CONFUSABLES)
+    drop = {i for i, _ in invisible_chars(text)} | {i for i, c in enumerate(text) if c in _EMOJI_JOINERS}
+    text = "".join(c for i, c in enumerate(text) if i not in drop)
+    text = "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) not in ("Mn", "Me"))
+    out = []
+    for c in text:
+        if not c.isascii() and (sk := skeleton(c)).isascii():
+            c = sk
+        out.append(c)
+    return unicodedata.normalize("NFC", "".join(out)).casefold()
+
+
+def loose_key(text: str) -> str:
+    """:func:`fold`, then the full skeleton (``0`` ≈ ``o``, ``1`` ≈ ``l``, ``rn`` ≈ ``m``), case-folded: compare
+    two keys to ask whether a reader could take one string for the other."""
+    return skeleton(fold(text)).casefold()
+
+
+@functools.lru_cache(maxsize=64)
+def lookalikes(target: str) -> frozenset[str]:
+    """Every assigned character a reader could take for ``target`` (one character): same UTS #39 skeleton, the same
+    NFKC form, or (for punctuation) a Unicode name that contains the target's name (``ARABIC COMMA``)."""
+    want, name = skeleton(target), unicodedata.name(target, "")
+    by_name = name if unicodedata.category(target).startswith("P") else None
+    out = set()
+    for cp in range(0x20, 0x110000):
+        if 0xD800 <= cp < 0xE000 or _INVISIBLE.contains(chr(cp)) and cp > 0x7F:
+            continue
+        ch = chr(cp)
+        if (skeleton(ch) == want or unicodedata.normalize("NFKC", ch) == target
+                or by_name and by_name in unicodedata.name(ch, "")):
+            out.add(ch)
+    return frozenset(out)
+
+
+_CONNECTORS = re.compile(r"[_'’‘ʼ.:·‧\-]+|(?<=[a-z])(?=[A-Z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
+
+
+def _letters(word: str) -> int:
+    return sum(c.isalpha() for c in word)
+
+
+def word_bounds(text: str) -> tuple[int, int]:
+    """(fewest, most) words a reader could count in ``text``, for "at least" and "at most" rules respectively.
+
+    The fewest: UAX #29 letter words of two or more letters (ideographic and kana words count whole), plus "a" and
+    "I": numbers and lone letters are not words. The most: every UAX #29 word, split again at the connectors it may
+    hold (``_``, apostrophes, ``.``, ``:``, hyphens) and where letters change case or turn into digits
+    (``this_is_one`` and ``ThisIsOne`` are three)."""
+    ws = words(text)
+    fewest = sum(1 for w in ws if w.kind == "letter" and (
+        _letters(w.text) >= 2 or _script(w.text[0]) in ("Han", "Hiragana", "Katakana")
+        or w.text.casefold() in ("a", "i")))
+    most = sum(max(1, sum(1 for p in _CONNECTORS.split(w.text) if any(c.isalnum() for c in p))) for w in ws)
+    return fewest, most
+
+
+def spaced_out(text: str) -> str:
+    """``text`` with runs of single characters joined (``s o r r y``, ``s.o.r.r.y``, ``s-o-r-r-y`` → ``sorry``), so a
+    prohibition sees the word a reader sees."""
+    return re.sub(r"(?<!\w)\w(?:[\W_]{1,3}\w(?!\w)){2,}",
+                  lambda m: re.sub(r"[\W_]+", "", m.group(0)), text)
+
+
+def readable(text: str) -> str:
+    """``text`` as a model judge should read it: NFKC, without invisible code points (emoji joiners kept)."""
+    text = unicodedata.normalize("NFKC", text)
+    drop = {i for i, _ in invisible_chars(text)}
+    return "".join(c for i, c in enumerate(text) if i not in drop)
