@@ -68,7 +68,7 @@ def run(rows: list[dict], secret: str) -> list[dict]:
                 if sig not in judges:
                     try:
                         judges[sig] = JUDGES[row["judge"]](**(row.get("options") or {}))
-                    except (ValueError, TypeError) as exc:  # the judge refuses options it cannot apply as meant
+                    except (ValueError, TypeError):  # the judge refuses options it cannot apply as meant
                         refused = True
                         raise
                 v = judges[sig].judge([s])[0]

@@ -9,13 +9,16 @@ the judge's *pass* and *fail* tokens at the next position, and call the sample v
 The template sees ``{prompt}``, ``{response}`` and every metadata key (e.g. ``{answer}`` for a factuality judge).
 The defaults ask whether the response answers the request helpfully ("Yes" passes, "No" fails).
 
-The response is attacker-controlled text inside the judge's prompt. With ``defense: fence`` (the default) it is
-(1) neutralised: cut at the first chat-template or special-token string (``<|im_start|>``, ``</s>``, ``[INST]``, ...:
-a new turn starts there, so the rest is not the answer), and the sentences addressed to a grader ("Answer: Yes",
-"grader note", "ignore the previous instructions", a fake "assistant:" turn; :data:`~blendrl.judges.signals.INJECTION`)
-dropped; (2) fenced between markers derived from a hash of the response, which the response therefore cannot
-contain or close; and (3) the question comes after the fence. ``defense: none`` renders the response as it is (for
-measuring what the defense buys: ``benchmarks/judge_hacks.py``).
+The response is attacker-controlled text inside the judge's prompt. Defenses (``defense``):
+
+- ``counterfactual`` (the default): the log-odds minus the lift each of the response's sentences gives in unrelated
+  probe requests, where it cannot be an answer (:mod:`~blendrl.judges.counterfactual`); the tokenizer's special and
+  chat-template strings are broken up so they cannot open a new turn. No phrase list: it was designed on one half of
+  the injection families and measured on the other (docs/judges.md);
+- ``fence``: the earlier phrase-based defense, kept for comparison: the response cut at the first chat-template
+  token, the sentences matching :data:`~blendrl.judges.signals.INJECTION` dropped, the rest fenced between markers
+  derived from a hash of the response, the question after the fence;
+- ``none``: the response as it is (for measuring what a defense buys: ``benchmarks/llm_judge_injections.py``).
 """
 from __future__ import annotations
 
@@ -49,7 +52,7 @@ DEFENDED_TEMPLATE = (
     "You are a strict grader. Request: {prompt}\nResponse:\n{fence_open}\n{response}\n{fence_close}\n"
     "Does the response answer the request helpfully and without refusing? Answer Yes or No."
 )
-DEFENSES = ("fence", "none")
+DEFENSES = ("counterfactual", "fence", "none")
 # the sentence (or line) around an injection phrase
 INJECTION_SENTENCE = re.compile(r"[^.!?\n]*(?:" + INJECTION.pattern + r")[^.!?\n]*[.!?]?", INJECTION.flags)
 # chat-template and special-token spellings of the common families (ChatML, Llama, Mistral, Gemma, Phi, GPT-style)
@@ -75,6 +78,15 @@ def neutralise(text: str, extra_tokens: tuple[str, ...] = ()) -> str:
     return text
 
 
+def escape_specials(text: str, special_tokens: tuple[str, ...] = ()) -> str:
+    """``text`` with every chat-template or special-token string broken up (``<|im_end|>`` → ``< |im_end|>``), so
+    it reaches the judge as plain text and cannot open a new turn: structure, not a phrase list."""
+    for t in sorted({*special_tokens, *TEMPLATE_TOKENS.findall(text)}, key=len, reverse=True):
+        if len(t) > 1 and t in text:
+            text = text.replace(t, f"{t[0]} {t[1:]}")
+    return text
+
+
 def fence_markers(response: str) -> tuple[str, str]:
     """Markers the response cannot contain: they carry a hash of the response itself."""
     tag = hashlib.sha256(response.encode("utf-8", "replace")).hexdigest()[:10]
@@ -91,7 +103,9 @@ def render(template: str, s: Sample, defense: str = "none", special_tokens: tupl
     a template without ``{fence_open}`` gets the fence put around ``{response}``."""
     response = s.response
     fields = {**s.metadata, "prompt": s.prompt}
-    if defense == "fence":
+    if defense == "counterfactual":  # the defense is in the scoring (counterfactual.py); only tokens are escaped
+        response = escape_specials(readable(response), special_tokens)
+    elif defense == "fence":
         response = neutralise(response, special_tokens)
         fields["fence_open"], fields["fence_close"] = fence_markers(response)
         if "{fence_open}" not in template:
@@ -110,6 +124,47 @@ def _template(template: str | None, defense: str, judge: str) -> str:
     return DEFENDED_TEMPLATE if defense == "fence" else DEFAULT_TEMPLATE
 
 
+LOG_ODDS_CLIP = 50.0  # a server's top-k without one of the tokens gives ±inf; both missing count as a fail
+
+
+def _clip(lp_pass: float, lp_fail: float) -> float:
+    if lp_pass == lp_fail == -math.inf:
+        return -LOG_ODDS_CLIP
+    return max(-LOG_ODDS_CLIP, min(LOG_ODDS_CLIP, lp_pass - lp_fail))
+
+
+class _Defended:
+    """What both LLM judges share: the log-odds under the configured defense, and verdicts from them."""
+
+    defense: str
+    max_sentences: int = 8
+
+    def raw_log_odds(self, samples: list[Sample]) -> torch.Tensor:  # (N,)
+        raise NotImplementedError
+
+    def log_odds(self, samples: list[Sample]) -> torch.Tensor:
+        """(N,) log p(pass) − log p(fail) under the defense (counterfactual: with the prompt-independent lift of the
+        response's sentences removed, :mod:`~blendrl.judges.counterfactual`)."""
+        return self._scored(samples)[0]
+
+    def _scored(self, samples: list[Sample]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.defense == "counterfactual":
+            from .counterfactual import counterfactual_log_odds
+
+            return counterfactual_log_odds(samples, self.raw_log_odds, self.max_sentences)
+        return self.raw_log_odds(samples), None
+
+    def judge(self, samples: list[Sample]) -> list[Verdict]:
+        """Violated when the (defended) log-odds are below 0, i.e. p(fail) > p(pass) (CGPO §1)."""
+        scores, lift = self._scored(samples)
+        out = []
+        for i, x in enumerate(scores.tolist()):
+            why = f"log-odds {x:.3f} < 0" + (f" after removing {float(lift[i]):.3f} of lift that does not depend "
+                                               f"on the request" if lift is not None and lift[i] > 0 else "")
+            out.append(Verdict(True) if x >= 0 else Verdict(False, why))
+        return out
+
+
 def verdict_from_logprobs(lp_pass: float, lp_fail: float) -> Verdict:
     """Violated when p(fail) > p(pass) (CGPO §1), or when neither token was seen (a server's top-k held neither:
     a hard constraint is not passed on no evidence). The reason records both probabilities."""
@@ -119,15 +174,16 @@ def verdict_from_logprobs(lp_pass: float, lp_fail: float) -> Verdict:
     return Verdict(ok, "" if ok else f"p(pass)={math.exp(lp_pass):.3f} < p(fail)={math.exp(lp_fail):.3f}")
 
 
-class HFLLMJudge:
+class HFLLMJudge(_Defended):
     def __init__(self, name: str = "llm", model: str = "smollm2-135m-instruct", template: str | None = None,
                  pass_token: str = "Yes", fail_token: str = "No", chat_template: bool = True, batch_size: int = 8,
-                 dtype: str = "float32", max_length: int = 1024, defense: str = "fence") -> None:
+                 dtype: str = "float32", max_length: int = 1024, defense: str = "counterfactual",
+                 max_sentences: int = 8) -> None:
         from ..models import load_causal_lm, load_tokenizer, resolve_model
 
         self.name, self.template, self.chat_template = name, _template(template, defense, name), chat_template
         path = resolve_model(model)
-        self.defense = defense
+        self.defense, self.max_sentences = defense, max_sentences
         self.batch_size, self.max_length = batch_size, max_length
         self.tokenizer = load_tokenizer(path)
         self.tokenizer.padding_side = "left"
@@ -162,8 +218,9 @@ class HFLLMJudge:
             out.append(torch.log_softmax(logits, dim=-1)[:, [self.pass_id, self.fail_id]])
         return torch.cat(out)
 
-    def judge(self, samples: list[Sample]) -> list[Verdict]:
-        return [verdict_from_logprobs(float(p), float(f)) for p, f in self.logprobs(samples)]
+    def raw_log_odds(self, samples: list[Sample]) -> torch.Tensor:
+        lp = self.logprobs(samples)
+        return lp[:, 0] - lp[:, 1]
 
 
 class LLMJudgeReward:
@@ -175,19 +232,18 @@ class LLMJudgeReward:
         self.judge = HFLLMJudge(name, **options)
 
     def score(self, samples: list[Sample]) -> torch.Tensor:
-        lp = self.judge.logprobs(samples)  # (N, 2)
-        return lp[:, 0] - lp[:, 1]
+        return self.judge.log_odds(samples)  # (N,)
 
 
-class OpenAIJudge:
+class OpenAIJudge(_Defended):
     """``api_key_env`` names the environment variable holding the key (read at each request, never stored in the
     judge, a config or a checkpoint); a literal ``api_key`` option is refused."""
 
     def __init__(self, name: str = "openai", base_url: str = "http://127.0.0.1:8000", model: str = "default",
                  template: str | None = None, pass_token: str = "Yes", fail_token: str = "No",
                  api: str = "chat", top_logprobs: int = 20, timeout_s: float = 60.0,
-                 api_key_env: str | None = None, defense: str = "fence", concurrency: int = 8, retries: int = 2,
-                 **unknown) -> None:
+                 api_key_env: str | None = None, defense: str = "counterfactual", concurrency: int = 8,
+                 retries: int = 2, max_sentences: int = 8, **unknown) -> None:
         if "api_key" in unknown:
             raise ValueError(f"judge '{name}': put the API key in an environment variable and name it with "
                              f"api_key_env (a key in the config would be written into every checkpoint)")
@@ -199,6 +255,7 @@ class OpenAIJudge:
             raise ValueError(f"judge '{name}': api_key_env names {api_key_env}, which is not set in the environment")
         self.name, self.base_url, self.model = name, base_url.rstrip("/"), model
         self.template, self.defense = _template(template, defense, name), defense
+        self.max_sentences = max_sentences
         self.pass_token, self.fail_token, self.api, self.top = pass_token, fail_token, api, top_logprobs
         self.timeout_s, self.api_key_env = timeout_s, api_key_env
         if concurrency < 1 or retries < 0:
@@ -241,29 +298,31 @@ class OpenAIJudge:
         matches = [lp for t, lp in top.items() if t.strip() == token]
         return max(matches) if matches else -math.inf
 
-    def judge(self, samples: list[Sample]) -> list[Verdict]:
-        """One request per sample, ``concurrency`` at a time; verdicts in the samples' order."""
-        def one(s: Sample) -> Verdict:
+    def raw_log_odds(self, samples: list[Sample]) -> torch.Tensor:
+        """(N,) log-odds, one request per sample, ``concurrency`` at a time (clipped to ±50: a token missing from
+        the returned top-k has probability 0; both missing is a fail)."""
+        def one(s: Sample) -> float:
             top = self.top_logprobs(render(self.template, s, self.defense))
-            return verdict_from_logprobs(self._lp(top, self.pass_token), self._lp(top, self.fail_token))
+            return _clip(self._lp(top, self.pass_token), self._lp(top, self.fail_token))
 
         if self.concurrency == 1 or len(samples) < 2:
-            return [one(s) for s in samples]
+            return torch.tensor([one(s) for s in samples])
         with ThreadPoolExecutor(min(self.concurrency, len(samples))) as pool:
-            return list(pool.map(one, samples))
+            return torch.tensor(list(pool.map(one, samples)))
 
 
 @JUDGES.register("llm")
 def llm_judge(name: str = "llm", **options):
     """Options: ``model``, ``template``, ``pass_token``, ``fail_token``, ``chat_template``, ``batch_size``,
-    ``defense`` (fence | none)."""
+    ``defense`` (counterfactual | fence | none), ``max_sentences``."""
     return HFLLMJudge(name, **options)
 
 
 @JUDGES.register("openai")
 def openai_judge(name: str = "openai", **options):
     """Options: ``base_url``, ``model``, ``template``, ``pass_token``, ``fail_token``, ``api`` (chat|completions),
-    ``top_logprobs``, ``timeout_s``, ``api_key_env`` (the environment variable holding the key), ``defense``."""
+    ``top_logprobs``, ``timeout_s``, ``api_key_env`` (the environment variable holding the key), ``defense``,
+    ``max_sentences``."""
     return OpenAIJudge(name, **options)
 
 

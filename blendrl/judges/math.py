@@ -25,6 +25,7 @@ letters, the basic operators, and a comma only when the gold has one.
 from __future__ import annotations
 
 import re
+import unicodedata
 from fractions import Fraction
 
 from ..core.registries import JUDGES
@@ -47,8 +48,12 @@ LATEX_HIDING = [
 ]
 MATH_SPAN = re.compile(r"\$[^$]*\$")
 INTRO = re.compile(r"[\s$*:]*(?:\\[(\[])?[\s$]*")  # between an answer claim and the \boxed it introduces
-CLAIMS = re.compile(r"final\W*answer(?:\s*(?:is|are|was|:|=))?|\banswers?\s*(?:is|are|was|were|would\s+be|should\s+be|:|=)|\\boxed\b|"
+CLAIMS = re.compile(r"final\W*answer(?:\s*(?:is|are|was|:|=))?|"
+                    r"\banswers?\s*(?:is|are|was|were|would\s+be|should\s+be|:|=)|\\boxed\b|"
                     r"\\fbox\b|\\framebox\b", re.IGNORECASE)
+# "answer" in other languages: any of them is a second answer claim in an English "The final answer is X" response
+FOREIGN_CLAIMS = re.compile(r"respuesta|r[ée]ponse|antwort|resposta|risposta|antwoord|odpowied|cevap|jawaban|"
+                            r"ответ|відповід|答案|解答|答え|정답|उत्तर|الإجابة|الجواب|پاسخ|đáp án|svar")
 # the only words allowed before "the final answer is" in its sentence ("So, in conclusion, the final answer is X")
 CONNECTIVES = {"so", "therefore", "thus", "hence", "in", "conclusion", "summary", "total", "all", "overall",
                "finally", "and", "then", "consequently", "ultimately", "altogether", "short", "sum"}
@@ -112,6 +117,8 @@ def locate_answer(response: str, place: str = "sentence") -> str:
     claims, exact = len(CLAIMS.findall(fold(text))), len(CLAIMS.findall(text))
     if claims != exact:
         raise AnswerError("an answer claim spelled with look-alike characters")
+    if m := FOREIGN_CLAIMS.search(unicodedata.normalize("NFKC", text).casefold()):
+        raise AnswerError(f"an answer claim in another language ({m.group(0)!r})")
     if place == "boxed":
         box = _boxed(text)
         if box is None:
@@ -170,7 +177,7 @@ def _unwrap(x: str) -> str:
     x = x.strip()
     while True:
         for w in WRAPPERS:
-            if (m := w.match(x)) and "$" not in m.group(1):
+            if (m := w.match(x)) and not (w.pattern.startswith("^\\$") and "$" in m.group(1)):
                 x = m.group(1).strip()
                 break
         else:
@@ -356,7 +363,7 @@ def check_expression(x: str, gold: str) -> None:
                         ("|", "|" in gold), ("~", False)):
         if ch in x and not allowed:
             raise AnswerError(f"the answer has {ch!r}")
-    if "=" in x and not ("=" in gold) and not LONE_VARIABLE.match(x):
+    if "=" in x and "=" not in gold and not LONE_VARIABLE.match(x):
         raise AnswerError("a relation in the answer")
     if LONE_VARIABLE.match(x) and "=" not in gold:
         x = LONE_VARIABLE.sub("", x, count=1)

@@ -40,7 +40,8 @@ STATEMENTS = {
         rf"permitted|comfortable)|am\s+unable|'m\s+unable)\b(?:\s+\w+){{0,3}}?\s+{_EN_VERBS}",
         r"\bi\s*(?:must|have\s+to|need\s+to|will|'ll|'d\s+have\s+to)?\s*(?:respectfully\s+|politely\s+)?"
         r"(?:decline|refuse)\b", r"\bi\s*(?:'d|\s+would)\s+(?:rather|prefer)\s+not\b", r"\bas\s+an\s+ai\b",
-        r"\bi\s*(?:am|'m)\s+(?:not\s+(?:able|in\s+a\s+position)|unable)\b", r"\bi\s+(?:can(?:'t|\s*not)|couldn't|could\s+not)\s*(?:[.!]|$)",
+        r"\bi\s*(?:am|'m)\s+(?:not\s+(?:able|in\s+a\s+position)|unable)\b",
+        r"\bi\s+(?:can(?:'t|\s*not)|couldn't|could\s+not)\s*(?:[.!]|$)",
         r"\b(?:that|this|it)\s*(?:'s|is|would\s+be)\s+not\s+something\s+i\b", r"\bnot\s+(?:something\s+)?i\s+can\b",
         r"\bagainst\s+my\s+(?:guidelines|policy|policies|programming|principles|rules)\b",
         r"\b(?:not|isn't|is\s+not)\s+(?:appropriate|possible)\s+for\s+me\b", r"\bunable\s+to\s+" + _EN_VERBS,
@@ -64,7 +65,8 @@ STATEMENTS = {
            r"\bpurtroppo\b.*\bnon\b"],
     "ru": [r"не\s+(?:могу|смогу|буду|стану|имею\s+права)", r"отказыва", r"я\s+не\s+в\s+состоянии",
            r"к\s+сожалению.*\bне\b"],
-    "zh": [r"我(?:不能|无法|無法|不会|不會|拒绝|拒絕|没办法|沒辦法)", r"(?:无法|無法|不能)(?:提供|帮|幫|协助|協助|回答)",
+    "zh": [r"我(?:不能|无法|無法|不会|不會|拒绝|拒絕|没办法|沒辦法)",
+           r"(?:无法|無法|不能)(?:提供|帮|幫|协助|協助|回答)",
            r"恕我"],
     "ja": [r"できません", r"お断り", r"いたしかねます", r"お答えでき", r"お手伝いでき", r"控えさせて"],
     "ko": [r"할\s*수\s*없", r"드릴\s*수\s*없", r"거절"],
@@ -110,13 +112,21 @@ DEFLECTIONS = [
     r"speak\s+(?:to|with)|check\s+with|look\s+it\s+up|search)\b",
     r"\b(?:better|best)\s+(?:placed|suited|qualified|equipped)\s+to\s+(?:answer|explain|help)",
     r"\bi(?:'d|\s+would)\s+(?:recommend|suggest)\s+(?:asking|consulting|contacting|speaking|talking|checking)\b",
-    r"\bplease\s+(?:ask|consult|contact|refer\s+to)\b", r"\bask\s+(?:a|an|your)\s+\w+\s+(?:instead|about\s+(?:that|this|it))",
+    r"\bplease\s+(?:ask|consult|contact|refer\s+to)\b",
+    r"\bask\s+(?:a|an|your)\s+\w+\s+(?:instead|about\s+(?:that|this|it))",
 ]
 # what else a refusal may say: where to get help, an offer of other help, a courtesy, or why it refuses
-REDIRECTS = [
-    r"\b(?:professional|doctor|physician|clinic|nurse|pharmacist|lawyer|attorney|legal\s+aid|therapist|"
-    r"counsel+or|psychologist|teacher|tutor|school|authorities|police|emergency|hotline|helpline|crisis|"
-    r"expert|specialist|official|agency|local\s+services|support\s+(?:line|group|services)|someone\s+you\s+trust)",
+_RESOURCE = (r"(?:professional|doctor|physician|clinic|nurse|pharmacist|lawyer|attorney|legal\s+aid|therapist|"
+             r"counsel+or|psychologist|teacher|tutor|school|authorities|police|emergency\s+services|hotline|helpline|"
+             r"crisis\s+line|expert|specialist|official|agency|local\s+services|support\s+(?:line|group|services)|"
+             r"someone\s+you\s+trust)s?")
+_TO_RESOURCE = (r"(?:contact|consult|ask|see|talk\s+to|speak\s+(?:with|to)|reach\s+out\s+to|call|visit|seek|"
+                r"get\s+help\s+from|turn\s+to)")
+REDIRECTS = [  # help elsewhere: a resource named with the way to it ("a lawyer can help", "contact a doctor")
+    r"\b" + _TO_RESOURCE + r"\b(?:\s+\w+){0,4}?\s+" + _RESOURCE + r"\b",
+    r"\b" + _RESOURCE + r"\b(?:\s+\w+){0,3}?\s+(?:can|could|will|may|would\s+be\s+able\s+to)\s+(?:help|assist|"
+    r"advise|support|give\s+you|provide|offer)\b",
+    r"\b" + _RESOURCE + r"\s+offer\b",
     r"\b(?:is\s+there\s+)?(?:anything|something)\s+else\b",
     r"\bi\s*(?:'d|\s+would|'m|\s+am|\s+can|\s+could)?\s+(?:be\s+)?(?:happy|glad)?\s*(?:to\s+)?"
     r"(?:help|assist|offer|suggest)\s+(?:you\s+)?(?:with|by|instead|to\s+find|find|in\s+another|another)",
@@ -127,7 +137,8 @@ REDIRECTS = [
     r"inappropriate|not\s+appropriate|abuse|harass\w*|stalk\w*|cheat\w*|fraud\w*|deceptive|dishonest|"
     r"hurt\s+(?:someone|people|others)|cause\s+harm|put\s+(?:people|you|others)\s+at\s+risk)\b",
     # other languages: an offer of other help
-    r"我可以(?:帮|幫|为|為)", r"\bpuedo\s+ayudar", r"\bje\s+peux\s+(?:vous|t')\s*aider", r"\bich\s+kann\s+(?:dir|ihnen)\s+"
+    r"我可以(?:帮|幫|为|為)", r"\bpuedo\s+ayudar", r"\bje\s+peux\s+(?:vous|t')\s*aider",
+    r"\bich\s+kann\s+(?:dir|ihnen)\s+"
     r"(?:gerne\s+)?(?:helfen|bei)", r"\bposso\s+(?:ajudar|aiutar)", r"могу\s+помочь",
 ]
 _STATEMENTS = [(lang, re.compile(p)) for lang, ps in STATEMENTS.items() for p in ps]

@@ -210,8 +210,8 @@ def _run(files: dict[str, str], argv: list[str], limits: SandboxLimits, stdin: s
         (host / "stdin").write_text(stdin or "", encoding="utf-8")
         (host / "seccomp.bpf").write_bytes(b"" if unisolated else filter_program())
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
-        with open(host / "stdin", "rb") as inp, open(host / "stdout", "wb") as out, open(host / "stderr", "wb") as err, \
-                open(host / "seccomp.bpf", "rb") as bpf:
+        with open(host / "stdin", "rb") as inp, open(host / "stdout", "wb") as out, \
+                open(host / "stderr", "wb") as err, open(host / "seccomp.bpf", "rb") as bpf:
             if unisolated:
                 argv = [a.replace("/sandbox/", f"{job}/") for a in argv]
                 cmd, cwd, nproc = [interpreter(), "-I", "-S", *argv], job, _tasks_of(os.getuid()) + limits.processes

@@ -65,7 +65,7 @@ def invisible_chars(text: str) -> list[tuple[int, str]]:
 
 def _joins_letters(a: str, b: str) -> bool:
     """ZWNJ/ZWJ between two letters of a script that spells with them (Persian, the Indic scripts): orthography."""
-    return a.isalpha() and b.isalpha() and _script(a) == _script(b) and _script(a) in _JOINER_SCRIPTS
+    return a.isalpha() and b.isalpha() and script(a) == script(b) and script(a) in _JOINER_SCRIPTS
 
 
 @dataclass(frozen=True)
@@ -128,8 +128,14 @@ def _spoof_checker() -> icu.SpoofChecker:
     return checker
 
 
-def _script(ch: str) -> str:
+def script(ch: str) -> str:
+    """The Unicode script of ``ch`` ("Latin", "Cyrillic", "Common", ...)."""
     return icu.Script.getScript(ch).getName()
+
+
+def is_invisible(ch: str) -> bool:
+    """Is ``ch`` in the invisible set of :func:`invisible_chars` (without its emoji and orthography exceptions)?"""
+    return bool(_INVISIBLE.contains(ch))
 
 
 def mixed_script_words(text: str) -> list[tuple[str, str]]:
@@ -138,9 +144,9 @@ def mixed_script_words(text: str) -> list[tuple[str, str]]:
     for w in words(text):
         if w.text.isascii() or not _spoof_checker().check(w.text):
             continue
-        scripts = [_script(c) for c in w.text if _script(c) not in ("Common", "Inherited")]
+        scripts = [script(c) for c in w.text if script(c) not in ("Common", "Inherited")]
         main = max(set(scripts), key=scripts.count) if scripts else ""
-        odd = next((c for c in w.text if _script(c) not in ("Common", "Inherited", main)), w.text[0])
+        odd = next((c for c in w.text if script(c) not in ("Common", "Inherited", main)), w.text[0])
         out.append((w.text, odd))
     return out
 
@@ -199,20 +205,28 @@ def loose_key(text: str) -> str:
     return skeleton(fold(text)).casefold()
 
 
-@functools.lru_cache(maxsize=64)
-def lookalikes(target: str) -> frozenset[str]:
-    """Every assigned character a reader could take for ``target`` (one character): same UTS #39 skeleton, the same
-    NFKC form, or (for punctuation) a Unicode name that contains the target's name (``ARABIC COMMA``)."""
-    want, name = skeleton(target), unicodedata.name(target, "")
-    by_name = name if unicodedata.category(target).startswith("P") else None
-    out = set()
+@functools.lru_cache(maxsize=1)
+def _by_skeleton() -> dict[str, tuple[str, ...]]:
+    """Every visible assigned character, grouped by its UTS #39 skeleton (one scan of the code space)."""
+    groups: dict[str, list[str]] = {}
     for cp in range(0x20, 0x110000):
-        if 0xD800 <= cp < 0xE000 or _INVISIBLE.contains(chr(cp)) and cp > 0x7F:
-            continue
         ch = chr(cp)
-        if (skeleton(ch) == want or unicodedata.normalize("NFKC", ch) == target
-                or by_name and by_name in unicodedata.name(ch, "")):
-            out.add(ch)
+        if 0xD800 <= cp < 0xE000 or (cp > 0x7F and _INVISIBLE.contains(ch)):
+            continue
+        groups.setdefault(skeleton(ch), []).append(ch)
+    return {k: tuple(v) for k, v in groups.items()}
+
+
+@functools.lru_cache(maxsize=128)
+def lookalikes(target: str) -> frozenset[str]:
+    """Every assigned character a reader could take for ``target`` (one character): the same UTS #39 skeleton,
+    the same NFKC form, or (for punctuation) a Unicode name that contains the target's name (``ARABIC COMMA``)."""
+    out = set(_by_skeleton().get(skeleton(target), ())) | {target}
+    name = unicodedata.name(target, "")
+    if unicodedata.category(target).startswith("P") and name:
+        out |= {c for group in _by_skeleton().values() for c in group if name in unicodedata.name(c, "")}
+    out |= {c for group in _by_skeleton().values() for c in group
+            if len(c) == 1 and ord(c) > 0x7F and unicodedata.normalize("NFKC", c) == target}
     return frozenset(out)
 
 
@@ -232,16 +246,16 @@ def word_bounds(text: str) -> tuple[int, int]:
     (``this_is_one`` and ``ThisIsOne`` are three)."""
     ws = words(text)
     fewest = sum(1 for w in ws if w.kind == "letter" and (
-        _letters(w.text) >= 2 or _script(w.text[0]) in ("Han", "Hiragana", "Katakana")
+        _letters(w.text) >= 2 or script(w.text[0]) in ("Han", "Hiragana", "Katakana")
         or w.text.casefold() in ("a", "i")))
     most = sum(max(1, sum(1 for p in _CONNECTORS.split(w.text) if any(c.isalnum() for c in p))) for w in ws)
     return fewest, most
 
 
 def spaced_out(text: str) -> str:
-    """``text`` with runs of single characters joined (``s o r r y``, ``s.o.r.r.y``, ``s-o-r-r-y`` → ``sorry``), so a
-    prohibition sees the word a reader sees."""
-    return re.sub(r"(?<!\w)\w(?:[\W_]{1,3}\w(?!\w)){2,}",
+    """``text`` with runs of single characters joined (``s o r r y``, ``s.o.r.r.y``, ``n-o`` → ``sorry``, ``no``), so
+    a prohibition sees the word a reader sees."""
+    return re.sub(r"(?<!\w)\w(?:[\W_]{1,3}\w(?!\w))+",
                   lambda m: re.sub(r"[\W_]+", "", m.group(0)), text)
 
 
