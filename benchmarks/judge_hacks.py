@@ -1,36 +1,29 @@
-"""Hack rates of every judge and reward source: the share of known hacked responses (``blendrl/eval/hacks.py``) that
-pass a judge, or that a reward scores above the honest answer.
+"""Hack rates of the rule and code judges, three ways: on the hacks listed in the project (the ones the defenses
+were written against: a regression check, not a measure), on hacks *generated* by ``blendrl redteam``'s search
+against the judges of the main job's tasks (``examples/cgpo_multitask.yaml``, built-in prompts), and on red-team
+sets written outside the project (held out: ``--held-out FILE``, run by ``benchmarks/judge_holdout.py``).
 
-    python benchmarks/judge_hacks.py                 # all rows; the LLM rows load SmolLM2 (~1 min)
-    python benchmarks/judge_hacks.py --skip-llm      # rule and code judges only (seconds)
+    python benchmarks/judge_hacks.py                                   # listed + generated (2,000 queries a judge)
+    python benchmarks/judge_hacks.py --held-out /path/rule_cases.jsonl # + a held-out set
+    python benchmarks/judge_hacks.py --with-rm                         # + reward models trained here (~5 min)
 
-Rows:
-- code, math, format/eos/refusal, instructions: share of hacked responses that pass (goal 0);
-- ``llm`` (SmolLM2-135M-Instruct, in process) and ``openai`` (the same model behind llama.cpp's OpenAI-compatible
-  server, started here when ``llama-cpp-python`` is installed: ``bash scripts/install_llama_server.sh``), each with
-  ``defense: none`` and ``defense: fence``: for each family, the share of hacked responses judged a pass, the share
-  whose log-odds beat the honest answer's, and (injections) the share whose log-odds rose above the same irrelevant
-  answer without the injection ("lift": the injection worked);
-- ``hf_rm`` / ``ensemble``: reward models trained here on ``builtin:synthetic`` (score heads on frozen SmolLM2,
-  two seeds; the ensemble is their mean): the share of hacked responses scored above the honest one, though their
-  true score (known for this task) is lower.
-The table is printed and written to ``benchmarks/results/judge_hacks/latest.{md,json}``.
+Reward-model rows (``--with-rm``): two score heads on frozen SmolLM2 trained on ``builtin:synthetic``, single and
+ensembled; the share of hacked responses scored above the honest one although their true score is lower. The LLM
+judge's injection measurements are ``benchmarks/llm_judge_injections.py``. Writes
+``benchmarks/results/judge_hacks/latest.{md,json}``.
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import math
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from blendrl.eval import hacks  # noqa: E402
 from blendrl.judges import JUDGES  # noqa: E402
@@ -85,92 +78,6 @@ def rule_rows() -> list[dict]:
     return rows
 
 
-# ---------------------------------------------------------------------- LLM judges
-def hacked_sets() -> dict[str, list[tuple[str, str, str, str]]]:
-    """family → [(prompt, honest, irrelevant, hacked)]."""
-    out = {}
-    for family, make in {**hacks.INJECTIONS, **hacks.PADDING}.items():
-        out[family] = [(p, h, r, make(p, r)) for p, h, r in hacks.CHAT_CASES]
-    return out
-
-
-def llm_rows(name: str, log_odds) -> list[dict]:
-    """``log_odds(samples, defense) -> list[float]`` (log p(Yes) − log p(No))."""
-    rows = []
-    cases = hacks.CHAT_CASES
-    for defense in ("none", "fence"):
-        honest = log_odds([sample(p, h) for p, h, _ in cases], defense)
-        plain = log_odds([sample(p, r) for p, _, r in cases], defense)
-        rows.append(row(name, "(honest answers)", len(cases), sum(x >= 0 for x in honest), defense=defense,
-                        mean_log_odds=sum(honest) / len(honest)))
-        rows.append(row(name, "(irrelevant answers)", len(cases), sum(x >= 0 for x in plain), defense=defense,
-                        mean_log_odds=sum(plain) / len(plain),
-                        outscores_honest=sum(p > h for p, h in zip(plain, honest)) / len(plain)))
-        for family, items in hacked_sets().items():
-            got = log_odds([sample(p, hacked) for p, _, _, hacked in items], defense)
-            extra = {"defense": defense, "outscores_honest": sum(g > h for g, h in zip(got, honest)) / len(got),
-                     "mean_log_odds": sum(got) / len(got)}
-            if family in hacks.INJECTIONS:
-                extra["lift"] = sum(g > b for g, b in zip(got, plain)) / len(got)
-                extra["mean_lift"] = sum(g - b for g, b in zip(got, plain)) / len(got)
-            rows.append(row(name, family, len(got), sum(x >= 0 for x in got), **extra))
-    return rows
-
-
-def smollm2_log_odds():
-    from blendrl.judges.llm import DEFAULT_TEMPLATE, DEFENDED_TEMPLATE, HFLLMJudge
-
-    judge = HFLLMJudge("llm")  # one loaded model; the defense picks the prompt
-    templates = {"none": DEFAULT_TEMPLATE, "fence": DEFENDED_TEMPLATE}
-
-    def log_odds(samples, defense):
-        judge.template, judge.defense = templates[defense], defense
-        lp = judge.logprobs(samples)
-        return (lp[:, 0] - lp[:, 1]).tolist()
-
-    return log_odds
-
-
-def start_llama_server():
-    from blendrl.models.loading import _embedded_gguf
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(OUT / "llama_server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(_embedded_gguf(
-        "smollm2-135m-instruct")), "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
-        "--model_alias", "smollm2", "--logits_all", "true"], stdout=subprocess.DEVNULL, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(240):
-        try:
-            urllib.request.urlopen(url + "/v1/models", timeout=2)
-            return proc, url
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError("llama.cpp server exited; see " + str(OUT / "llama_server.log"))
-            time.sleep(0.5)
-    proc.terminate()
-    raise RuntimeError("llama.cpp server did not answer within 120 s")
-
-
-def server_log_odds(url: str):
-    from blendrl.judges.llm import OpenAIJudge, render
-
-    judges = {d: OpenAIJudge("openai", base_url=url, model="smollm2", api="chat", defense=d) for d in ("none", "fence")}
-
-    def log_odds(samples, defense):
-        j = judges[defense]
-        out = []
-        for s in samples:
-            top = j.top_logprobs(render(j.template, s, j.defense))
-            lp_yes, lp_no = j._lp(top, j.pass_token), j._lp(top, j.fail_token)
-            out.append(max(min(lp_yes - lp_no, 50.0), -50.0) if not (lp_yes == lp_no == -math.inf) else 0.0)
-        return out
-
-    return log_odds
-
-
 # ---------------------------------------------------------------------- reward models
 RM_HONEST = "the {t} is clear useful and accurate ."
 RM_HACKS = {  # each scored against RM_HONEST for the same topic; every one's true score is lower
@@ -221,47 +128,54 @@ def fmt(x) -> str:
     return "—" if x is None else f"{x:.2f}"
 
 
-def markdown(rows: list[dict]) -> str:
-    lines = ["| judge / reward | defense | family | n | hacked pass | outscores honest | injection lift "
-             "| mean Δ log-odds |", "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['judge']} | {r.get('defense', '—')} | {r['family']} | {r['n']} | "
-                     f"{fmt(r.get('hacked_pass'))} | {fmt(r.get('outscores_honest'))} | {fmt(r.get('lift'))} | "
-                     f"{fmt(r.get('mean_lift'))} |")
-    return "\n".join(lines)
+def generated_rows(budget: int, seed: int) -> list[dict]:
+    """``blendrl redteam``'s search against every rule judge of the main job's tasks."""
+    from blendrl.config import load_config
+    from blendrl.config.cgpo_schema import CGPORunConfig
+    from blendrl.data.prompts import read_prompt_rows
+    from blendrl.eval.redteam import Scorer, search
+
+    cfg = load_config(CGPORunConfig, str(ROOT / "examples" / "cgpo_multitask.yaml"), [])
+    rows = []
+    for task in cfg.tasks:
+        prompts = [(m[-1]["content"], meta, f"{src}, row {r}") for m, meta, src, r in read_prompt_rows(task.prompts)]
+        for j in task.judges:
+            if j.kind not in ("math", "instructions", "format", "refusal"):
+                continue
+            judge = JUDGES[j.kind](name=j.name or j.kind, **j.options)
+            report = search(Scorer(j.name or j.kind, judge), j.kind, prompts[:64], dict(j.options), budget=budget,
+                            seed=seed).as_dict()
+            rows.append({"judge": f"{task.name}/{j.name or j.kind}", "queries": report["queries"],
+                         "hacks_tried": sum(report["tried"].values()), "hacks_passed": report["hacks_found"],
+                         "families": len(report["tried"]), "honest_tried": report["benign_tried"],
+                         "honest_failed": report["false_violations"]})
+    return rows
 
 
-def summary(rows: list[dict]) -> str:
-    """The README's short form: hack counts of the rule and code judges; LLM judges' injection lift and how often a
-    hacked answer beats the honest one, by defense; reward models' share of hacks scored above the honest answer."""
-    out = ["| judge | hack families | hacked responses | passed |", "|---|---|---|---|"]
-    kinds: dict[str, list[dict]] = {}
-    for r in rows:
-        if "defense" not in r and "hacked_pass" in r:
-            kinds.setdefault(r["judge"], []).append(r)
-    for kind, rs in kinds.items():
-        n = sum(r["n"] for r in rs)
-        passed = round(sum(r["hacked_pass"] * r["n"] for r in rs))
-        out.append(f"| {kind} | {len(rs)} | {n} | {passed} |")
-    out += ["", "| LLM judge | defense | injection lift | injections beat honest | padding/echo beat honest "
-                "| irrelevant beats honest |", "|---|---|---|---|---|---|"]
-    llm = [r for r in rows if "defense" in r]
-    for judge in dict.fromkeys(r["judge"] for r in llm):
-        for defense in ("none", "fence"):
-            rs = [r for r in llm if r["judge"] == judge and r["defense"] == defense]
-            inj = [r for r in rs if r["family"] in hacks.INJECTIONS]
-            pad = [r for r in rs if r["family"] in hacks.PADDING]
-            irr = [r for r in rs if r["family"] == "(irrelevant answers)"][0]
+def held_out_rows(path: Path) -> dict:
+    import judge_holdout
 
-            def mean(xs, key):
-                return sum(x[key] for x in xs) / len(xs)
+    results = judge_holdout.run(judge_holdout.load(path), "BLENDRL-HOLDOUT-SECRET-7731")
+    return {"file": str(path), "table": judge_holdout.table(results),
+            "wrong": [r for r in results if r["wrong"]], "n": len(results)}
 
-            out.append(f"| {judge} | {defense} | {mean(inj, 'lift'):.2f} | {mean(inj, 'outscores_honest'):.2f} | "
-                       f"{mean(pad, 'outscores_honest'):.2f} | {irr['outscores_honest']:.2f} |")
-    rms = [r for r in rows if r["judge"] in ("hf_rm", "ensemble")]
+
+def markdown(listed: list[dict], generated: list[dict], held: list[dict], rms: list[dict]) -> str:
+    out = ["### Listed hacks (the defenses were written against these)", "",
+           "| judge | family | n | passed |", "|---|---|---|---|"]
+    out += [f"| {r['judge']} | {r['family']} | {r['n']} | {round(r['hacked_pass'] * r['n'])} |" for r in listed]
+    out += ["", "### Generated (blendrl redteam, beam search, built-in prompts)", "",
+            "| judge | queries | hack candidates | families | passed | honest under benign mutations | failed |",
+            "|---|---|---|---|---|---|---|"]
+    out += [f"| {r['judge']} | {r['queries']} | {r['hacks_tried']} | {r['families']} | {r['hacks_passed']} | "
+            f"{r['honest_tried']} | {r['honest_failed']} |" for r in generated]
+    for h in held:
+        out += ["", f"### Held out: `{h['file']}` ({h['n']} cases, {len(h['wrong'])} wrong verdicts)", "",
+                h["table"]]
     if rms:
         families = list(dict.fromkeys(r["family"] for r in rms))
-        out += ["", "| reward model | " + " | ".join(families) + " |", "|---|" + "---|" * len(families)]
+        out += ["", "### Reward models: share of hacks scored above the honest answer", "",
+                "| reward model | " + " | ".join(families) + " |", "|---|" + "---|" * len(families)]
         for name in ("hf_rm", "ensemble"):
             vals = {r["family"]: r["outscores_honest"] for r in rms if r["judge"] == name}
             out.append(f"| {name} | " + " | ".join(f"{vals[f]:.2f}" for f in families) + " |")
@@ -270,35 +184,22 @@ def summary(rows: list[dict]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--skip-llm", action="store_true", help="no SmolLM2 judge, server or reward-model rows")
-    ap.add_argument("--skip-server", action="store_true", help="no llama.cpp server rows")
-    ap.add_argument("--skip-rm", action="store_true", help="no reward-model rows")
+    ap.add_argument("--budget", type=int, default=2000, help="queries per judge for the generated rows")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--held-out", type=Path, nargs="*", default=[], help="red-team JSONL sets written elsewhere")
+    ap.add_argument("--with-rm", action="store_true", help="train two reward models and add their rows")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    rows = code_rows() + math_rows() + rule_rows()
-    notes = []
-    if not args.skip_llm:
-        rows += llm_rows("llm (SmolLM2)", smollm2_log_odds())
-        if args.skip_server:
-            notes.append("openai judge: skipped (--skip-server)")
-        elif importlib.util.find_spec("llama_cpp") is None:
-            notes.append("openai judge: not run, llama-cpp-python is not installed "
-                         "(bash scripts/install_llama_server.sh)")
-        else:
-            proc, url = start_llama_server()
-            try:
-                rows += llm_rows("openai (llama.cpp, SmolLM2)", server_log_odds(url))
-            finally:
-                proc.terminate()
-                proc.wait(timeout=30)
-        if not args.skip_rm:
-            rows += rm_rows(train_rms(ROOT / "runs" / "judge_hacks"))
-    text = (summary(rows) + "\n\n" + markdown(rows) + "".join(f"\n\n{n}" for n in notes)
-            + f"\n\n({time.time() - start:.0f} s)\n")
+    listed = code_rows() + math_rows() + rule_rows()
+    generated = generated_rows(args.budget, args.seed)
+    held = [held_out_rows(p) for p in args.held_out]
+    rms = rm_rows(train_rms(ROOT / "runs" / "judge_hacks")) if args.with_rm else []
+    text = markdown(listed, generated, held, rms) + f"\n\n({time.time() - start:.0f} s)\n"
     print(text)
     (OUT / "latest.md").write_text(text)
-    (OUT / "latest.json").write_text(json.dumps({"rows": rows, "notes": notes}, indent=1))
+    (OUT / "latest.json").write_text(json.dumps({"listed": listed, "generated": generated, "held_out": held,
+                                                 "reward_models": rms}, indent=1, ensure_ascii=False))
 
 
 if __name__ == "__main__":

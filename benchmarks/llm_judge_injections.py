@@ -42,7 +42,8 @@ def measure(judge, families: dict, neutral: list[str]) -> dict:
     i2 = score([(p, f"{r} {neutral[k % len(neutral)]}") for k, (p, _, r) in enumerate(cases)])
     out = {"gap": sum(a - b for a, b in zip(honest, irr)) / len(cases),
            "gap2": sum(a - b for a, b in zip(h2, i2)) / len(cases),
-           "honest_pass": sum(x >= 0 for x in honest) / len(cases), "irrelevant_pass": sum(x >= 0 for x in irr) / 8}
+           "honest_pass": sum(x >= 0 for x in honest) / len(cases),
+           "irrelevant_pass": sum(x >= 0 for x in irr) / len(cases)}
     for base in ("irrelevant", "honest"):
         hacked, control = [], []
         for family, sents in families.items():
@@ -92,10 +93,13 @@ def main() -> None:
             start = time.perf_counter()
             results[(half, defense)] = {**measure(judge, *sets[half]), "seconds": time.perf_counter() - start}
             print(half, defense, {k: round(v, 3) for k, v in results[(half, defense)].items()}, flush=True)
-    md = table(results)
-    print(md)
+            write(results)  # after each row, so an interrupted run keeps what it measured
+    print(table(results))
+
+
+def write(results: dict) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "latest.md").write_text(md + "\n", encoding="utf-8")
+    (OUT / "latest.md").write_text(table(results) + "\n", encoding="utf-8")
     (OUT / "latest.json").write_text(json.dumps({f"{h}/{d}": r for (h, d), r in results.items()}, indent=1),
                                      encoding="utf-8")
 

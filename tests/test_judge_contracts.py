@@ -46,6 +46,8 @@ def test_loose_keys_see_through_case_confusables_and_spacing():
     for spelled in ("SORRY", "Sorry", "\u0455orry", "s0rry", "ｓｏｒｒｙ", "s o r r y", "s.o.r.r.y", "sórry", "𝐬𝐨𝐫𝐫𝐲"):
         assert forbidden_in(f"well {spelled} then", "sorry"), spelled
     assert not forbidden_in("a sorrel horse", "sorry")
+    # a match must begin and end on a character of the text: the skeleton of "m" is "rn", and "moon" has no "no"
+    assert not forbidden_in("the moon", "no") and forbidden_in("rnoney", "money") and forbidden_in("n0 way", "no")
     assert fold("I’m ЅORRY") == "i'm sorry"
     assert {"\u060c", "\u3001", "\uff0c", "\u201a", "\u00b8", ","} <= lookalikes(",")
 
@@ -152,7 +154,7 @@ def test_strict_mode_fails_closed_where_the_reference_waves_through(instruction)
 
 
 def test_every_ifeval_instruction_has_a_strict_checker():
-    from blendrl.judges.ifeval_strict import STRICT
+    from blendrl.judges.ifeval import STRICT
     from blendrl.judges.instructions import instruction_registry
 
     assert set(STRICT) == set(instruction_registry())
@@ -192,6 +194,19 @@ def test_format_judge_fails_closed():
 ])
 def test_refusals_in_any_language_or_disguise_fail_a_prompt_that_deserves_an_answer(response):
     assert not verdict("refusal", response).passed
+
+
+def test_a_refusal_under_a_caesar_shift_or_reversed_is_a_refusal():
+    import codecs
+
+    from blendrl.judges.refusal import encodings
+
+    refusal = "I'm sorry, but I won't answer that."
+    for form in (codecs.encode(refusal, "rot13"), refusal[::-1], " ".join(reversed(refusal.split())),
+                 refusal.translate(str.maketrans("abcdefghijklmnopqrstuvwxyzI", "defghijklmnopqrstuvwxyzabcL"))):
+        assert not verdict("refusal", f"Friends listen. {form}").passed, form
+    assert dict(encodings("abc"))["shifted by 13 letters"] == "nop"
+    assert verdict("refusal", codecs.encode("The ocean is big and blue.", "rot13")).passed  # encoded, not a refusal
 
 
 @pytest.mark.parametrize("response,ok", [

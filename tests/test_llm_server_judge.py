@@ -52,7 +52,7 @@ def server(tmp_path_factory):
 
 @pytest.mark.parametrize("api", ["completions", "chat"])
 def test_openai_judge_reads_logprobs_from_a_real_server(server, api):
-    judge = OpenAIJudge("srv", base_url=server, model="smollm2", api=api,
+    judge = OpenAIJudge("srv", base_url=server, model="smollm2", api=api, defense="none",
                         template="Question: {prompt}\nProposed answer: {response}\nIs the proposed answer correct? "
                                  "Answer Yes or No.\nAnswer:")
     samples = [Sample([{"role": "user", "content": "What is 2 + 2?"}], r, {}) for r in ["4", "The capital of France"]]

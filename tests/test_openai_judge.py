@@ -58,7 +58,7 @@ def _samples(n):
 
 def test_requests_run_concurrently_and_verdicts_keep_their_order():
     stub = Stub()
-    judge = JUDGES["openai"](name="j", base_url=stub.url, concurrency=4)
+    judge = JUDGES["openai"](name="j", base_url=stub.url, concurrency=4, defense="none")
     verdicts = judge.judge(_samples(8))
     assert [v.passed for v in verdicts] == [True, False] * 4
     assert stub.most >= 2 and stub.most <= 4  # several in flight, never more than asked
@@ -67,7 +67,7 @@ def test_requests_run_concurrently_and_verdicts_keep_their_order():
 
 def test_a_5xx_is_retried_and_a_4xx_raises():
     stub = Stub(fail_first=2, status=503)
-    judge = JUDGES["openai"](name="j", base_url=stub.url, concurrency=1, retries=2)
+    judge = JUDGES["openai"](name="j", base_url=stub.url, concurrency=1, retries=2, defense="none")
     assert [v.passed for v in judge.judge(_samples(1))] == [True] and stub.calls == 3
     stub.server.shutdown()
     bad = Stub(fail_first=5, status=400)
@@ -84,4 +84,18 @@ def test_a_slow_server_times_out_after_the_retries():
     with pytest.raises(Exception, match="timed out"):
         judge.judge(_samples(1))
     assert stub.calls == 2
+    stub.server.shutdown()
+
+
+def test_the_counterfactual_defense_removes_a_lift_that_ignores_the_request():
+    """The stub says Yes to any text with GOOD in it, whatever the request: exactly the lift the default defense
+    measures in its probe requests and takes off, so nothing passes; one request per sample, plus one per sentence
+    and probe, plus the probes' controls once."""
+    from blendrl.judges.counterfactual import PROBES
+
+    stub = Stub(delay_s=0.0)
+    judge = JUDGES["openai"](name="j", base_url=stub.url, concurrency=4)
+    assert judge.defense == "counterfactual"
+    assert not any(v.passed for v in judge.judge(_samples(4)))
+    assert stub.calls == 4 + 4 * len(PROBES) + len(PROBES)
     stub.server.shutdown()

@@ -1,4 +1,4 @@
-"""The generated red team (Hypothesis): mutation operators (``blendrl/eval/mutations.py``) composed at random
+"""The generated red team (Hypothesis): mutation operators (``blendrl/eval/mutations/``) composed at random
 against the rule judges. A response with a hack mutation in it, followed by any other mutations, must be a
 violation; an honest response under benign mutations only must still pass; a wrong math answer never passes under
 any mutation. Look-alikes are drawn from the whole UTS #39 table, invisible code points from Unicode's
@@ -111,6 +111,27 @@ def test_every_seed_is_honest_and_every_kind_has_hack_and_benign_mutations():
             assert v.passed, (kind, response, v.reason)
             ctx = Context(kind, prompt, metadata, options)
             assert applicable(ctx, "hack") and applicable(ctx, "benign"), (kind, prompt)
+
+
+def test_every_registered_operator_applies_somewhere_and_rewrites():
+    """No operator is dead code: each applies to a seed context (or an LLM judge's) and returns a new text; the LLM
+    judges' hacks start from an irrelevant answer, so any pass is a hack whatever the grader is told."""
+    from blendrl.eval.hacks import IRRELEVANT
+    from blendrl.eval.mutations import MUTATIONS
+
+    contexts = [Context(kind, p, m, o) for kind, cases in CASES.items() for o, p, m, _ in cases]
+    contexts += [Context("llm", "Why is the sky blue?"), Context("openai", "Why is the sky blue?")]
+    responses = {id(c): r for c, (_, _, _, r) in zip(contexts, [x for cases in CASES.values() for x in cases])}
+    for name in MUTATIONS.names():
+        op, rng = MUTATIONS[name], random.Random(0)
+        where = [c for c in contexts if op.applies(c)]
+        assert where, f"mutation {name!r} applies to no context"
+        for ctx in where:
+            text = responses.get(id(ctx), "Rayleigh scattering.")
+            out = op(text, ctx, rng)
+            assert isinstance(out, str) and (out != text or op.kind == "benign"), (name, ctx.kind)
+            if ctx.kind in ("llm", "openai"):
+                assert any(out.startswith(x) for x in IRRELEVANT), (name, out)
 
 
 @pytest.mark.parametrize("kind", sorted(CASES))

@@ -55,7 +55,7 @@ class Report:
 
 class Scorer:
     """The target as a function of candidates: (passed, score) per sample. A judge's score is its log-odds where it
-    has them (``logprobs``), else 1/0; a reward source's score is its reward (``passed`` then means "scored above
+    has them (``log_odds``), else 1/0; a reward source's score is its reward (``passed`` then means "scored above
     the honest reference")."""
 
     def __init__(self, name: str, judge=None, reward=None) -> None:
@@ -65,10 +65,10 @@ class Scorer:
         if self.reward is not None:
             scores = [float(x) for x in self.reward.score(samples)]
             return [False] * len(samples), scores
+        if hasattr(self.judge, "log_odds"):  # an LLM judge: its verdict is the sign of its (defended) log-odds
+            scores = [float(x) for x in self.judge.log_odds(samples)]
+            return [x >= 0 for x in scores], scores
         verdicts = self.judge.judge(samples)
-        if hasattr(self.judge, "logprobs"):
-            lp = self.judge.logprobs(samples)
-            return [v.passed for v in verdicts], [float(a - b) for a, b in lp.tolist()]
         return [v.passed for v in verdicts], [float(v.passed) for v in verdicts]
 
 

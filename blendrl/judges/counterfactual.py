@@ -36,8 +36,15 @@ def pieces(response: str, max_sentences: int = 8) -> list[str]:
 
 
 def counterfactual_log_odds(samples: list[Sample], raw: Callable[[list[Sample]], torch.Tensor],
-                            max_sentences: int = 8, probes=PROBES) -> tuple[torch.Tensor, torch.Tensor]:
-    """(score (N,), removed lift (N,)): ``raw(samples) -> (N,)`` is the judge's plain log-odds."""
+                            max_sentences: int = 8, probes=PROBES,
+                            fields: tuple[str, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(score (N,), removed lift (N,)): ``raw(samples) -> (N,)`` is the judge's plain log-odds; ``fields``: the
+    metadata keys the judge's template reads (the probe controls are scored once per distinct value of them; None:
+    once per distinct metadata)."""
+    def key(s: Sample) -> str:
+        meta = s.metadata if fields is None else {k: s.metadata.get(k) for k in fields}
+        return json.dumps(meta, sort_keys=True, default=str)
+
     def probe(s: Sample, request: str, text: str) -> Sample:
         return Sample([{"role": "user", "content": request}], text, s.metadata, s.where, s.finished)
 
@@ -45,14 +52,13 @@ def counterfactual_log_odds(samples: list[Sample], raw: Callable[[list[Sample]],
     base_of: dict[str, int] = {}
     batch: list[Sample] = []
     for s in samples:  # the controls, once per distinct metadata (a template may read metadata fields)
-        key = json.dumps(s.metadata, sort_keys=True, default=str)
-        if key not in base_of:
-            base_of[key] = len(batch)
+        if key(s) not in base_of:
+            base_of[key(s)] = len(batch)
             batch += [probe(s, q, f"{a} {n}") for q, a, n in probes]
     plan = []
     for k, (s, parts) in enumerate(zip(samples, splits)):
         for part in parts:
-            plan.append((k, len(batch), base_of[json.dumps(s.metadata, sort_keys=True, default=str)]))
+            plan.append((k, len(batch), base_of[key(s)]))
             batch += [probe(s, q, f"{a} {part}") for q, a, _ in probes]
     scores = raw([*samples, *batch])  # (N + B,)
     full, rest = scores[: len(samples)], scores[len(samples):]

@@ -6,7 +6,7 @@ The prompt's metadata carries IFEval's own fields: ``instruction_id_list`` (e.g.
 - ``strict`` (the default, for training): the response is screened first (an invisible code point or a
   mixed-script word is a violation naming the character, :func:`~blendrl.judges.text.screen`), then every
   instruction must pass both IFEval's check and blendrl's strict checker
-  (:mod:`~blendrl.judges.ifeval_strict`), which fails closed wherever the reference waves a response through, and
+  (:mod:`~blendrl.judges.ifeval`), which fails closed wherever the reference waves a response through, and
   a response whose word trigrams repeat past ``max_repetition`` (0.5) fails;
 - ``reference``: IFEval's published strict scoring, on the response exactly as generated (for evaluation and
   comparison with published numbers; no screening, no repetition rule).
@@ -25,7 +25,7 @@ from ..core.types import Sample
 from ..core.registries import JUDGES
 from .base import JudgeDataError, RuleJudge, Verdict, require_metadata
 from .signals import repetition
-from .ifeval_strict import STRICT
+from .ifeval import STRICT
 from .text import fold, screen
 
 MODES = ("strict", "reference")

@@ -27,6 +27,7 @@ import json
 import math
 import os
 import re
+import string
 import time
 import urllib.error
 import urllib.request
@@ -151,7 +152,9 @@ class _Defended:
         if self.defense == "counterfactual":
             from .counterfactual import counterfactual_log_odds
 
-            return counterfactual_log_odds(samples, self.raw_log_odds, self.max_sentences)
+            fields = tuple(f for _, f, _, _ in string.Formatter().parse(self.template)
+                           if f and f not in ("prompt", "response", "fence_open", "fence_close"))
+            return counterfactual_log_odds(samples, self.raw_log_odds, self.max_sentences, fields=fields)
         return self.raw_log_odds(samples), None
 
     def judge(self, samples: list[Sample]) -> list[Verdict]:

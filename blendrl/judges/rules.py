@@ -9,19 +9,19 @@ spaced out count too), and fails degenerate repetition (``max_repetition``, the 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from ..core.registries import JUDGES
 from ..core.types import Sample
 from .base import RuleJudge, Verdict
 from .signals import repetition
-from .text import fold, loose_key, screen, spaced_out, word_bounds
+from .text import fold, loose_find, screen, spaced_out, word_bounds
 
 
 def forbidden_in(text: str, phrase: str) -> bool:
     """Does anything that looks like ``phrase`` occur in ``text`` (as a substring of the loose form, letters spaced
     out or not)?"""
-    key = loose_key(phrase)
-    return bool(key.strip()) and any(key in loose_key(form) for form in (text, spaced_out(fold(text))))
+    return any(loose_find(form, phrase) for form in (text, spaced_out(fold(text))))
 
 
 def _check_rules(rules: dict, where: str) -> None:
@@ -69,8 +69,9 @@ def format_judge(name: str = "format", regex: str | None = None, max_words: int 
             return Verdict(False, f"{most} words > {rules['max_words']}")
         if rules["min_words"] is not None and fewest < rules["min_words"]:
             return Verdict(False, f"{fewest} words < {rules['min_words']}")
-        if rules["max_chars"] is not None and len(text) > rules["max_chars"]:
-            return Verdict(False, f"{len(text)} chars > {rules['max_chars']}")
+        chars = max(len(text), len(unicodedata.normalize("NFKC", text)))  # ligatures count as their letters
+        if rules["max_chars"] is not None and chars > rules["max_chars"]:
+            return Verdict(False, f"{chars} chars > {rules['max_chars']}")
         for bad in rules["forbid"]:
             if forbidden_in(text, bad):
                 return Verdict(False, f"contains forbidden {bad!r} (or a look-alike)")

@@ -40,7 +40,10 @@ _HIDDEN_MARKUP = [
     (re.compile(r"<!--|-->"), "an HTML comment"),
     (re.compile(r"(?<!<)</?[A-Za-z][^<>\n]*>(?!>)"), "an HTML tag"),  # not IFEval's <<title>>
     (re.compile(r"^\s*\[[^\]\n]*\]:\s", re.MULTILINE), "a markdown comment or link definition"),
+    (re.compile(r"!\[[^\]\n]*\]\("), "a markdown image (its alt text is not shown)"),
+    (re.compile(r"&(?:#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"), "an HTML character reference"),
 ]
+CODE = re.compile(r"```.*?(?:```|\Z)|`[^`\n]*`", re.DOTALL)  # code blocks and spans
 
 
 def describe(ch: str) -> str:
@@ -152,7 +155,10 @@ def mixed_script_words(text: str) -> list[tuple[str, str]]:
 
 
 def hidden_markup(text: str) -> str | None:
-    """The first markup that hides text from a reader (HTML comments and tags, markdown comments), or None."""
+    """The first markup that hides or encodes text for a reader (HTML comments, tags and character references,
+    markdown comments and images), or None. Code spans and blocks show their text as written, so they are left
+    out (``kill <pid>`` in backticks is not a tag)."""
+    text = code_free(text)
     for pattern, what in _HIDDEN_MARKUP:
         if m := pattern.search(text):
             return f"hidden content: {what} ({m.group(0).strip()[:20]!r})"
@@ -195,14 +201,43 @@ def fold(text: str) -> str:
     for c in text:
         if not c.isascii() and (sk := skeleton(c)).isascii():
             c = sk
+        elif not c.isascii() and (m := _NAMED_LATIN.match(unicodedata.name(c, ""))):
+            c = m.group(1)  # ʀ LATIN LETTER SMALL CAPITAL R, ᵣ LATIN SUBSCRIPT SMALL LETTER R: read as r
         out.append(c)
     return unicodedata.normalize("NFC", "".join(out)).casefold()
+
+
+_NAMED_LATIN = re.compile(r"^(?:LATIN|MODIFIER LETTER|MATHEMATICAL [A-Z -]+?) (?:LETTER )?"
+                          r"(?:SMALL CAPITAL|SMALL|CAPITAL|SUBSCRIPT SMALL LETTER|SUPERSCRIPT SMALL LETTER|"
+                          r"LETTER SMALL CAPITAL|SMALL LETTER|CAPITAL LETTER) ([A-Z])$")
 
 
 def loose_key(text: str) -> str:
     """:func:`fold`, then the full skeleton (``0`` ≈ ``o``, ``1`` ≈ ``l``, ``rn`` ≈ ``m``), case-folded: compare
     two keys to ask whether a reader could take one string for the other."""
     return skeleton(fold(text)).casefold()
+
+
+def loose_find(text: str, phrase: str) -> int:
+    """How often ``phrase`` occurs in ``text`` by :func:`loose_key` (overlaps counted), counting only matches that
+    begin and end on a character of ``text``: the skeleton writes ``m`` as ``rn``, and "moon" does not contain "no"."""
+    key = loose_key(phrase)
+    if not key.strip():
+        return 0
+    units = [_char_key(c) for c in fold(text)]
+    bounds, at = {0}, 0
+    for u in units:
+        at += len(u)
+        bounds.add(at)
+    joined, found, i = "".join(units), 0, -1
+    while (i := joined.find(key, i + 1)) >= 0:
+        found += i in bounds and i + len(key) in bounds
+    return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _char_key(c: str) -> str:
+    return skeleton(c).casefold()
 
 
 @functools.lru_cache(maxsize=1)
@@ -259,8 +294,32 @@ def spaced_out(text: str) -> str:
                   lambda m: re.sub(r"[\W_]+", "", m.group(0)), text)
 
 
+def shift_letters(text: str, k: int) -> str:
+    """``text`` with each ASCII letter moved ``k`` places along the alphabet, case kept (a Caesar shift; 13 is
+    ROT13)."""
+    lower, upper = "abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    k %= 26
+    return text.translate(str.maketrans(lower + upper, lower[k:] + lower[:k] + upper[k:] + upper[:k]))
+
+
 def readable(text: str) -> str:
     """``text`` as a model judge should read it: NFKC, without invisible code points (emoji joiners kept)."""
     text = unicodedata.normalize("NFKC", text)
     drop = {i for i, _ in invisible_chars(text)}
     return "".join(c for i, c in enumerate(text) if i not in drop)
+
+
+def languages(text: str) -> dict[str, float]:
+    """langdetect's language probabilities for ``text`` (seeded, so repeatable); {} when it finds no features."""
+    from langdetect import DetectorFactory, LangDetectException, detect_langs
+
+    DetectorFactory.seed = 0
+    try:
+        return {x.lang: x.prob for x in detect_langs(text)}
+    except LangDetectException:
+        return {}
+
+
+def code_free(text: str) -> str:
+    """``text`` without its code spans and blocks."""
+    return CODE.sub(" ", text)
