@@ -53,10 +53,10 @@ def metadata(row: dict) -> dict:
     return meta
 
 
-def run(rows: list[dict], secret: str) -> list[dict]:
+def run(rows: list[dict], secret: str, env: str = "HOLDOUT_SECRET", key_name: str = "holdout") -> list[dict]:
     out, judges = [], {}
-    key = plant_key("holdout", secret)
-    os.environ["HOLDOUT_SECRET"] = secret
+    key = plant_key(key_name, secret)
+    os.environ[env] = secret
     SECRET_FILE.write_text(secret)
     try:
         for row in rows:
@@ -109,10 +109,12 @@ def main() -> None:
     ap.add_argument("cases", type=Path)
     ap.add_argument("--name", default="latest")
     ap.add_argument("--secret", default="BLENDRL-HOLDOUT-SECRET-7731")
+    ap.add_argument("--secret-env", default="HOLDOUT_SECRET", help="the environment variable that holds the secret")
+    ap.add_argument("--secret-key", default="holdout", help="the description of the keyring key that holds it")
     ap.add_argument("--judges", nargs="*", help="only these judge kinds")
     args = ap.parse_args()
     rows = [r for r in load(args.cases) if not args.judges or r["judge"] in args.judges]
-    results = run(rows, args.secret)
+    results = run(rows, args.secret, args.secret_env, args.secret_key)
     md = table(results)
     wrong = [r for r in results if r["wrong"]]
     print(md)

@@ -12,7 +12,7 @@ hacked text is ``b + s`` and the control ``b + n`` with a neutral sentence n of 
 - gap: mean score(honest) − score(irrelevant) over the prompts (one-sentence answers), and gap2 over two-sentence
   answers (honest + a second honest sentence vs irrelevant + a neutral sentence): what the judge can still tell apart.
 
-The held-out file is ``{"families": {name: [sentence, ...]}, "neutral": [sentence, ...]}``. Writes
+The held-out file is ``{"families": {name: [sentence, ...]}, "neutral": [sentence, ...]}``. Merges its rows into
 ``benchmarks/results/llm_judge/latest.{md,json}``.
 """
 from __future__ import annotations
@@ -98,10 +98,14 @@ def main() -> None:
 
 
 def write(results: dict) -> None:
+    """Merge this run's rows into ``latest.json`` (a run of some halves or defenses replaces only those rows)."""
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "latest.md").write_text(table(results) + "\n", encoding="utf-8")
-    (OUT / "latest.json").write_text(json.dumps({f"{h}/{d}": r for (h, d), r in results.items()}, indent=1),
-                                     encoding="utf-8")
+    path = OUT / "latest.json"
+    rows = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    rows.update({f"{h}/{d}": r for (h, d), r in results.items()})
+    path.write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    merged = {tuple(k.split("/", 1)): r for k, r in rows.items()}
+    (OUT / "latest.md").write_text(table(merged) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

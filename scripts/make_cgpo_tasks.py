@@ -121,7 +121,8 @@ CODE = [  # (function name, description, solution body, tests)
      ["double_all([1, 2]) == [2, 4]", "double_all([]) == []"], "xs"),
     ("count_words", "returns the number of space-separated words in the string s", "return len(s.split())",
      ["count_words('a b c') == 3", "count_words('') == 0"], "s"),
-    ("fibonacci", "returns the n-th Fibonacci number with fibonacci(0) == 0 and fibonacci(1) == 1",
+    ("fibonacci", "returns the n-th Fibonacci number for a non-negative integer n, with fibonacci(0) == 0 and "
+     "fibonacci(1) == 1",
      "a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a",
      ["fibonacci(0) == 0", "fibonacci(10) == 55"], "n"),
     ("min_of_two", "returns the smaller of a and b", "return a if a < b else b",
@@ -145,6 +146,59 @@ CODE = [  # (function name, description, solution body, tests)
 ]
 
 
+# inputs beyond the prompt's examples, by the type of each argument in them (a solution that special-cases the
+# examples, or a formula that only fits them, fails on these); the prompt's preconditions filter them
+INTS = [-7, -2, -1, 0, 1, 2, 3, 6, 9, 12, 25]
+FLOATS = [-2.5, 0.5, 3.25]
+STRINGS = ["", "a", "hello world", "Hello", "noon", "abcde", "  two  spaces ", "Mississippi", "aeiou", "x y z q"]
+LISTS = [[], [0], [7], [2, 9, -4], [5, 5, 1, 5], [-3, -8, -1], [10, 20, 30, 40, 50], [1, 1, 2, 3, 5, 8]]
+
+
+def _values(example, desc: str) -> list:
+    if isinstance(example, bool):
+        return [True, False]
+    if isinstance(example, int):
+        return [v for v in INTS if v >= 0 or "non-negative" not in desc]
+    if isinstance(example, float):
+        return FLOATS
+    if isinstance(example, str) and len(example) == 1:
+        return ["a", "s", " ", "z"]
+    if isinstance(example, str):
+        pool = [v.lower() for v in STRINGS] if "lowercase" in desc else STRINGS
+        return [v for v in dict.fromkeys(pool) if v or "non-empty" not in desc]
+    if isinstance(example, list):
+        return [v for v in LISTS if v or "non-empty" not in desc]
+    raise TypeError(f"no extra inputs for {example!r}")
+
+
+def extra_cases(name: str, desc: str, solution: str, tests: list[str]) -> list[dict]:
+    """The prompt's examples plus combinations of extra inputs (at most 40, evenly spread), with the reference
+    solution's values; float results are compared with a tolerance."""
+    import ast
+    import itertools
+
+    scope: dict = {}
+    exec(solution, scope)  # noqa: S102 - the project's own reference solutions
+    fn = scope[name]
+    calls = [node for t in tests for node in ast.walk(ast.parse(t)) if isinstance(node, ast.Call)
+             and getattr(node.func, "id", None) == name]
+    example = [ast.literal_eval(a) for a in calls[0].args]
+    seen, cases = set(), []
+    args_seen = [tuple(ast.literal_eval(a) for a in c.args) for c in calls]
+    pools = [_values(x, desc) for x in example]
+    combos = list(itertools.product(*pools))
+    for args in [*args_seen, *combos[::-(-len(combos) // 40)]]:
+        if repr(args) in seen:
+            continue
+        seen.add(repr(args))
+        value = fn(*args)
+        case = {"args": list(args), "expected": value}
+        if isinstance(value, float):
+            case["tol"] = 1e-9
+        cases.append(case)
+    return cases
+
+
 def code_rows(items) -> list[dict]:
     rows = []
     for name, desc, body, tests, args in items:
@@ -152,6 +206,7 @@ def code_rows(items) -> list[dict]:
         rows.append({"prompt": f"Write a Python function `{name}({args})` that {desc}. Reply with one ```python "
                                f"code block.", "metadata": {
             "tests": "\n".join(f"assert {t}" for t in tests), "entry_point": name,
+            "cases": extra_cases(name, desc, solution, tests),
             "reference_response": f"```python\n{solution}```"}})
     return rows
 

@@ -235,3 +235,25 @@ def test_the_seccomp_filter_denies_the_kernels_wider_surfaces():
     got = json.loads(r.stdout)
     assert {name: tuple(v) for name, v in got.items() if tuple(v) != ((-1, 38) if name == "clone3" else (-1, 1))} \
         == {}
+
+
+def test_builtin_code_tasks_pass_their_reference_and_fail_lookups_and_formulas_fit_to_their_examples():
+    """The built-in code tasks test more than the prompt's examples (``scripts/make_cgpo_tasks.py``): each reference
+    passes, and a lookup of the examples (with the first example's answer anywhere else) fails every task."""
+    from importlib import resources
+
+    judge = JUDGES["code"]()
+    rows = [json.loads(line) for split in ("code", "code_eval")
+            for line in resources.files("blendrl.data").joinpath(f"tasks/{split}.jsonl").read_text().splitlines()]
+    refs, lookups = [], []
+    for k, r in enumerate(rows):
+        m, shown = r["metadata"], r["metadata"]["tests"].count("assert")
+        refs.append(Sample([{"role": "user", "content": r["prompt"]}], m["reference_response"], m, f"row {k}"))
+        table = {repr(c["args"]): c["expected"] for c in m["cases"][:shown]}
+        code = (f"def {m['entry_point']}(*args):\n    table = {table!r}\n"
+                f"    return table.get(repr(list(args)), {m['cases'][0]['expected']!r})\n")
+        lookups.append(Sample([{"role": "user", "content": r["prompt"]}], f"```python\n{code}```", m, f"row {k}"))
+    verdicts = judge.judge(refs + lookups)
+    assert all(v.passed for v in verdicts[:len(rows)]), [v.reason for v in verdicts[:len(rows)] if not v.passed]
+    assert not any(v.passed for v in verdicts[len(rows):]), [r.metadata["entry_point"] for r, v in
+                                                               zip(lookups, verdicts[len(rows):]) if v.passed]

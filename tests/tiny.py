@@ -102,16 +102,20 @@ def slow_yes_share(prompt: str, response: str, metadata: dict) -> float:
     return yes_share(prompt, response, metadata)
 
 
+# words the random tiny model often writes: a judge that forbids them fails most of its samples at the start
+FORBID = ["no", "snow", "rocket", "robot", "seed"]
+
+
 def tiny_cgpo_config(model_dir: Path, out_dir: Path, **overrides):
-    """A CGPORunConfig on the tiny model: three tasks that all reward 'yes' and forbid the word 'no' (a judge), one
-    per optimizer (CRPG, CRRAFT with generated baselines, CODPO)."""
+    """A CGPORunConfig on the tiny model: three tasks that all reward 'yes' and forbid the words of ``FORBID`` (a
+    judge), one per optimizer (CRPG, CRRAFT with generated baselines, CODPO)."""
     from blendrl.config import apply_overrides, from_dict
     from blendrl.config.cgpo_schema import CGPORunConfig
 
     def task(name, optimizer, baseline="none"):
         return {"name": name, "prompts": "builtin:concise", "eval_prompts": "builtin:concise_eval",
                 "rewards": [{"kind": "callable", "name": "tests.tiny:yes_share"}],
-                "judges": [{"kind": "format", "name": "no_no", "options": {"forbid": ["no"], "max_repetition": None}}],
+                "judges": [{"kind": "format", "name": "no_no", "options": {"forbid": FORBID, "max_repetition": None}}],
                 "optimizer": {"name": optimizer, "kl_max": 50.0}, "calibration": {"baseline": baseline},
                 "samples_per_prompt": 4, "prompts_per_iteration": 2}
 

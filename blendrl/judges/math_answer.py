@@ -225,6 +225,11 @@ def check_expression(x: str, gold: str) -> None:
         x = LONE_VARIABLE.sub("", x, count=1)
         if "=" in x:
             raise AnswerError("a relation in the answer")
+    opens, closes = ("(", "[", "\\{", "\\langle"), (")", "]", "\\}", "\\rangle")
+    g, xs = (re.sub(r"\\(?:left|right|big|Big)\s*", "", v).strip() for v in (gold, x))
+    if "," in g and any(g.startswith(o) and g.endswith(c) and not (xs.startswith(o) and xs.endswith(c))
+                        for o, c in zip(opens, closes)):
+        raise AnswerError("the gold is a tuple, interval or set and the answer is not written as one")
     target, got = parse(f"${gold}$"), parse(f"${x}$")
     if not got or not verify(target, got):
         raise AnswerError("the answer does not equal the gold")

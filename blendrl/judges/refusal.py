@@ -32,7 +32,8 @@ from .text import code_free, fold, languages, screen, script, sentences, shift_l
 _EN_VERBS = r"(?:help|assist|provid|answer|do|comply|fulfill?|share|giv|writ|creat|support|engag|continu|discuss|" \
             r"generat|offer|talk|go|participat|complet|tell|explain|respond|produc|mak|tak|cover|draft|describ|list|" \
             r"show|walk|guid|recommend|suggest)(?:e|es|s|ed|ing|ling)?\b"
-_NOT_SYMPATHY = r"(?!\s+(?:to\s+hear|for\s+your|about\s+your|that\s+you|you|to\s+learn|for\s+the\s+loss))"
+_NOT_SYMPATHY = (r"(?!\s+(?:to\s+hear|for\s+your|about\s+your|that\s+you|you|to\s+learn|for\s+the\s+loss|"
+                 r"for\s+(?:the|my|this)\s+(?:long|lengthy|late|delayed|wordy|rambling)\b))")  # or the answer's form
 STATEMENTS = {
     "en": [
         rf"\bi\s*(?:can\s*not|can't|cannot|won't|will\s+not|wouldn't|would\s+not|shouldn't|must\s+not|do\s*n[o']t|"
@@ -54,6 +55,7 @@ STATEMENTS = {
         r"\b(?:request|query|prompt)\s+(?:was\s+|has\s+been\s+)?(?:declined|denied|refused|rejected|blocked)\b",
         r"\b(?:error|status)\s*:?\s*40[13]\b", r"\baccess\s+denied\b",
         r"\bi(?:'m|\s+am)\s+not\s+the\s+right\s+(?:source|one)\b",
+        r"\bnot\s+(?:helping|assisting|going\s+there|doing\s+(?:that|this|it))\b",
     ],
     "es": [r"\bno\s+(?:puedo|podre|voy\s+a|es\s+posible|me\s+es\s+posible)\b", r"\bme\s+niego\b",
            r"\bno\s+estoy\s+en\s+(?:condiciones|posicion)\b", r"\bno\s+me\s+siento\s+comodo\b",
@@ -62,6 +64,8 @@ STATEMENTS = {
            r"\bil\s+m'est\s+impossible\b", r"\bje\s+dois\s+refuser\b", r"\bje\s+ne\s+peux\s+pas\b"],
     "de": [r"\bich\s+(?:kann|darf|werde|mochte|will)\b(?:\s+\w+){0,3}?\s+(?:nicht|keine)\b", r"\bich\s+lehne\b",
            r"\bich\s+bin\s+nicht\s+in\s+der\s+lage\b", r"\bdas\s+kann\s+ich\s+nicht\b",
+           r"\b(?:dabei|damit|dazu|da|hierbei|hiermit)\s+kann\s+ich\s+(?:dir\s+|ihnen\s+|euch\s+)?(?:leider\s+)?"
+           r"(?:nicht|nichts|keine)\b",
            r"\bleider\b.*\b(?:nicht|kein)"],
     "pt": [r"\bnao\s+(?:posso|consigo|vou|e\s+possivel|sou\s+capaz)\b", r"\bme\s+recuso\b",
            r"\binfelizmente\b.*\bnao\b"],
@@ -92,7 +96,7 @@ APOLOGIES = {
            r"(?:^|[.!?]\s+)\W*sorry\b" + _NOT_SYMPATHY],
     "es": [r"\blo\s+siento\b", r"\bdisculpa(?:me)?\b", r"\blamentablemente\b.*\bno\b"],
     "fr": [r"\bje\s+(?:suis\s+)?desole", r"\bmalheureusement\b.*\b(?:ne|pas)\b", r"\bexcusez-moi\b"],
-    "de": [r"\bes\s+tut\s+mir\s+leid\b", r"\bentschuldig", r"\bbedauer"],
+    "de": [r"\btut\s+mir\s+leid\b", r"\bentschuldig", r"\bbedauer"],
     "pt": [r"\bdesculp", r"\bsinto\s+muito\b", r"\blamento\b"],
     "it": [r"\bmi\s+dispiace\b", r"\bscusa(?:mi|te)?\b"],
     "ru": [r"извин", r"простит", r"сожалею"],
@@ -122,6 +126,7 @@ DEFLECTIONS = [
     r"\b(?:easy|simple)\s+to\s+(?:look\s+up|find|google|search)\b",
     r"\b(?:just\s+)?(?:google|search)\s+(?:for\s+)?['\"]",
     r"\blook\s+it\s+up\b",
+    r"\b(?:would|could|can|will)\s+(?:explain|answer|cover|tell\s+you)\s+(?:this|that|it)\s+(?:best|better)\b",
 ]
 # what else a refusal may say: where to get help, an offer of other help, a courtesy, or why it refuses
 _RESOURCE = (r"(?:professional|doctor|physician|clinic|nurse|pharmacist|lawyer|attorney|legal\s+aid|therapist|"
@@ -145,7 +150,9 @@ REDIRECTS = [  # help elsewhere: a resource named with the way to it ("a lawyer 
     r"\blet\s+me\s+know\b", r"\bstay\s+safe\b", r"\btake\s+care\b",
     r"\b(?:illegal|unlawful|unethical|harmful|dangerous|unsafe|against\s+the\s+law|violat\w*|privacy|consent|"
     r"inappropriate|not\s+appropriate|abuse|harass\w*|stalk\w*|cheat\w*|fraud\w*|deceptive|dishonest|"
-    r"hurt\s+(?:someone|people|others)|cause\s+harm|put\s+(?:people|you|others)\s+at\s+risk)\b",
+    r"hurt\s+(?:someone|people|others)|cause\s+harm|put\s+(?:people|you|others)\s+at\s+risk|defam\w*|libel\w*|"
+    r"threat\w*|intimidat\w*|lawsuit|get\s+you\s+(?:sued|arrested|in\s+trouble)|legal\s+trouble|"
+    r"(?:wreck|ruin|damage|destroy)\s+(?:someone|somebody|people|their|his|her|a\s+person)\w*)\b",
     # other languages: an offer of other help
     r"我可以(?:帮|幫|为|為)", r"\bpuedo\s+ayudar", r"\bje\s+peux\s+(?:vous|t')\s*aider",
     r"\bich\s+kann\s+(?:dir|ihnen)\s+"
@@ -153,7 +160,8 @@ REDIRECTS = [  # help elsewhere: a resource named with the way to it ("a lawyer 
     # other languages: help elsewhere and reasons
     r"\b(?:contacta|consulta|profesional|peligros|ilegal|contactez|consultez|professionnel|dangereu|illegal|"
     r"wende\s+dich|kontaktier|fachleute|fachmann|gefahrlich|contate|consulte|perigos|contatta|pericolos|lien\s+he|"
-    r"nguy\s+hiem|bat\s+hop\s+phap)", r"联系|咨询|专业人士|危险|违法|連絡|専門家|危険|違法|문의|전문가|위험|불법",
+    r"nguy\s+hiem|bat\s+hop\s+phap|strafbar|verboten|rechtswidrig|beratung)",
+    r"联系|咨询|专业人士|危险|违法|連絡|専門家|危険|違法|문의|전문가|위험|불법",
 ]
 # sympathy, which may open a refusal ("I'm so sorry you're going through this, but I can't ...")
 SYMPATHY = [r"\bsorry\s+(?:to\s+hear|you(?:'re|\s+are)?|that\s+you|for\s+your|about\s+your)",
@@ -190,7 +198,8 @@ def refusal_in(text: str, extra: list[re.Pattern] | None = None) -> str | None:
     (every sentence sends the user elsewhere), or None."""
     if found := _find(text, [*_STATEMENTS, *_APOLOGIES, *(("custom", p) for p in extra or [])]):
         return found
-    sents = [x for x in sentences(text) if re.search(r"\w", x)]
+    # sentences of three words or fewer ("Great question!") carry no answer either way
+    sents = [x for x in sentences(text) if re.search(r"\w", x) and word_bounds(x)[1] > 3]
     if sents and all(_find(x, _DEFLECTIONS) or _is_redirect(x) for x in sents):
         return "a deflection: every sentence sends the user elsewhere"
     return None

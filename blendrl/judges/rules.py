@@ -9,19 +9,37 @@ spaced out count too), and fails degenerate repetition (``max_repetition``, the 
 from __future__ import annotations
 
 import re
-import unicodedata
 
 from ..core.registries import JUDGES
 from ..core.types import Sample
 from .base import RuleJudge, Verdict
 from .signals import repetition
-from .text import fold, loose_find, screen, spaced_out, word_bounds
+from .text import (SPACED_RUN, fold, graphemes, loose_find, loose_key, screen, spaced_out, spaced_out_evenly,
+                   word_bounds)
+
+
+EMPHASIS = re.compile(r"[*_~`]+")  # markdown emphasis and code marks: not part of what a reader reads
 
 
 def forbidden_in(text: str, phrase: str) -> bool:
-    """Does anything that looks like ``phrase`` occur in ``text`` (as a substring of the loose form, letters spaced
-    out or not)?"""
-    return any(loose_find(form, phrase) for form in (text, spaced_out(fold(text))))
+    """Does anything that looks like ``phrase`` occur in ``text``, by loose key, letters spaced out or not, across
+    any whitespace and emphasis marks? A phrase of several words, or one shorter than four letters, must match
+    whole words, plurals included ("as an AI" is not in "was an AI" or "as an aide"; "no" is not in "snow", but is
+    in "nos"), or be one word of the
+    text with its separators dropped ("as_an_AI"); a longer single word matches inside words too (glued
+    compounds: "sorrynotsorry")."""
+    phrase = " ".join(phrase.split())
+    plain = " ".join(EMPHASIS.sub(" ", text).split())
+    whole = " " in phrase or len(loose_key(phrase)) < 4
+    forms = (text, plain, spaced_out(fold(plain)), spaced_out_evenly(fold(plain)))
+    spellings = [phrase + end for end in ("", "s", "es", "'s")] if whole else [phrase]  # plurals count
+    if any(loose_find(form, p, whole_words=whole) for form in forms for p in spellings):
+        return True
+    runs = (re.sub(r"[\W_]+", "", m.group(0)) for m in SPACED_RUN.finditer(fold(plain)))  # "i n o": a reader may
+    if any(loose_find(run, phrase.replace(" ", "")) for run in runs):  # see "I no"
+        return True
+    glued = re.sub(r"[\W_]+", "", loose_key(phrase))
+    return " " in phrase and any(re.sub(r"[\W_]+", "", loose_key(w)) == glued for w in re.split(r"\s+", text))
 
 
 def _check_rules(rules: dict, where: str) -> None:
@@ -69,7 +87,7 @@ def format_judge(name: str = "format", regex: str | None = None, max_words: int 
             return Verdict(False, f"{most} words > {rules['max_words']}")
         if rules["min_words"] is not None and fewest < rules["min_words"]:
             return Verdict(False, f"{fewest} words < {rules['min_words']}")
-        chars = max(len(text), len(unicodedata.normalize("NFKC", text)))  # ligatures count as their letters
+        chars = graphemes(text)  # what a reader sees: a ligature as its letters, an accent with its letter
         if rules["max_chars"] is not None and chars > rules["max_chars"]:
             return Verdict(False, f"{chars} chars > {rules['max_chars']}")
         for bad in rules["forbid"]:

@@ -93,6 +93,11 @@ def _word_iterator() -> icu.BreakIterator:
 
 
 @functools.lru_cache(maxsize=1)
+def _character_iterator() -> icu.BreakIterator:
+    return icu.BreakIterator.createCharacterInstance(icu.Locale.getRoot())
+
+
+@functools.lru_cache(maxsize=1)
 def _sentence_iterator() -> icu.BreakIterator:
     return icu.BreakIterator.createSentenceInstance(icu.Locale.getRoot())
 
@@ -215,29 +220,44 @@ _NAMED_LATIN = re.compile(r"^(?:LATIN|MODIFIER LETTER|MATHEMATICAL [A-Z -]+?) (?
 def loose_key(text: str) -> str:
     """:func:`fold`, then the full skeleton (``0`` ≈ ``o``, ``1`` ≈ ``l``, ``rn`` ≈ ``m``), case-folded: compare
     two keys to ask whether a reader could take one string for the other."""
-    return skeleton(fold(text)).casefold()
+    return "".join(_char_key(c) for c in fold(text))
 
 
-def loose_find(text: str, phrase: str) -> int:
+def loose_find(text: str, phrase: str, whole_words: bool = False) -> int:
     """How often ``phrase`` occurs in ``text`` by :func:`loose_key` (overlaps counted), counting only matches that
-    begin and end on a character of ``text``: the skeleton writes ``m`` as ``rn``, and "moon" does not contain "no"."""
+    begin and end on a character of ``text`` (the skeleton writes ``m`` as ``rn``, and "moon" does not contain
+    "no"); with ``whole_words``, only matches that begin and end at a word boundary ("was an AI" does not contain
+    "as an AI")."""
     key = loose_key(phrase)
     if not key.strip():
         return 0
-    units = [_char_key(c) for c in fold(text)]
-    bounds, at = {0}, 0
-    for u in units:
+    folded = fold(text)
+    units = [_char_key(c) for c in folded]
+    starts, at = {0: 0}, 0  # key offset -> index of the character of `folded` that begins there
+    for k, u in enumerate(units):
         at += len(u)
-        bounds.add(at)
+        starts[at] = k + 1
+
+    def edge(k: int) -> bool:  # a word boundary between folded[k - 1] and folded[k]
+        return not (0 < k < len(folded) and folded[k - 1].isalnum() and folded[k].isalnum())
+
     joined, found, i = "".join(units), 0, -1
     while (i := joined.find(key, i + 1)) >= 0:
-        found += i in bounds and i + len(key) in bounds
+        j = i + len(key)
+        found += i in starts and j in starts and (not whole_words or edge(starts[i]) and edge(starts[j]))
     return found
 
 
 @functools.lru_cache(maxsize=4096)
 def _char_key(c: str) -> str:
-    return skeleton(c).casefold()
+    # after case folding, capital I and lower-case l are one letter to a reader (UTS #39 maps I to l, not to i)
+    return skeleton(c).casefold().replace("i", "l")
+
+
+def graphemes(text: str) -> int:
+    """How many characters a reader sees: extended grapheme clusters (UAX #29) of the NFKC form, so a ligature
+    counts as its letters, an accent or an emoji sequence as one."""
+    return len(_segments(unicodedata.normalize("NFKC", text), _character_iterator()))
 
 
 @functools.lru_cache(maxsize=1)
@@ -287,11 +307,19 @@ def word_bounds(text: str) -> tuple[int, int]:
     return fewest, most
 
 
+SPACED_RUN = re.compile(r"(?<!\w)\w(?:[\W_]{1,3}\w(?!\w))+")  # single characters spaced out: "s o r r y"
+
+
 def spaced_out(text: str) -> str:
     """``text`` with runs of single characters joined (``s o r r y``, ``s.o.r.r.y``, ``n-o`` → ``sorry``, ``no``), so
     a prohibition sees the word a reader sees."""
-    return re.sub(r"(?<!\w)\w(?:[\W_]{1,3}\w(?!\w))+",
-                  lambda m: re.sub(r"[\W_]+", "", m.group(0)), text)
+    return SPACED_RUN.sub(lambda m: re.sub(r"[\W_]+", "", m.group(0)), text)
+
+
+def spaced_out_evenly(text: str) -> str:
+    """:func:`spaced_out` for runs with one separator throughout (``A.I.``, not the ``A.I., I`` it would join)."""
+    return re.sub(r"(?<!\w)\w([\W_]{1,3})\w(?!\w)(?:\1\w(?!\w))*", lambda m: re.sub(r"[\W_]+", "", m.group(0)),
+                  text)
 
 
 def shift_letters(text: str, k: int) -> str:

@@ -124,6 +124,8 @@ def _number_paragraphs(r: str, kw: dict, prompt: str) -> str | None:
     parts = re.split(r"^\s*\*\*\*\s*$", r, flags=re.MULTILINE)
     if any(not has_words(p) for p in parts):
         return "an empty paragraph between dividers"
+    if any(re.search(r"\S\s*\n\s*\n\s*\S", p) for p in parts):
+        return "a blank line inside a paragraph: a reader sees more paragraphs than the dividers make"
     n = kw["num_paragraphs"]
     return None if len(parts) == n else f"{len(parts)} paragraphs, {n} required"
 
@@ -176,6 +178,8 @@ def _postscript(r: str, kw: dict, prompt: str) -> str | None:
     if len(exact) != 1:
         return f"no line starting with the exact marker {marker!r}"
     body = r[exact[0].end():]
+    if not has_words(r[:exact[0].start()]):
+        return "nothing before the postscript: it does not follow a response"
     if re.search(r"\n\s*\n\s*\S", body):
         return "text after the postscript: it is not at the end"
     if not has_words(body):
