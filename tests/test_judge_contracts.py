@@ -52,6 +52,21 @@ def test_loose_keys_see_through_case_confusables_and_spacing():
     assert {"\u060c", "\u3001", "\uff0c", "\u201a", "\u00b8", ","} <= lookalikes(",")
 
 
+def test_forbidden_phrases_match_whole_words_in_any_spacing_and_max_chars_counts_what_a_reader_sees():
+    from blendrl.judges.rules import forbidden_in
+
+    for spelled in ("as an AI", "as an \u0391\u0399", "as an Al", "as an\nAI", "as   an  AI", "as an *AI*",
+                    "as an A.I.,", "as_an_AI", "AS AN AIs"):
+        assert forbidden_in(f"Speaking {spelled} I can help.", "as an AI"), spelled
+    for honest in ("I worked as an aide.", "My mentor was an AI researcher."):
+        assert not forbidden_in(honest, "as an AI"), honest
+    assert forbidden_in("Yes, I n o agree.", "no") and forbidden_in("nos", "no") and not forbidden_in("snow", "no")
+    cafe = "cafe\u0301 " * 20  # 100 characters a reader sees, 120 code points
+    assert verdict("format", cafe.strip(), max_chars=100, max_repetition=None).passed
+    assert not verdict("format", "\ufb01" * 60, max_chars=100, max_repetition=None).passed  # ﬁ is two letters
+    assert not verdict("format", "a" + "\u0301\u0302\u0303" * 40, max_chars=100).passed  # stacked marks
+
+
 # ------------------------------------------------------------------ math
 @pytest.mark.parametrize("response,gold,ok", [
     ("31 - 12 = 19. The final answer is 19.", "19", True),

@@ -256,8 +256,11 @@ def _char_key(c: str) -> str:
 
 def graphemes(text: str) -> int:
     """How many characters a reader sees: extended grapheme clusters (UAX #29) of the NFKC form, so a ligature
-    counts as its letters, an accent or an emoji sequence as one."""
-    return len(_segments(unicodedata.normalize("NFKC", text), _character_iterator()))
+    counts as its letters and a decomposed accent or an emoji sequence as one; a combining mark that does not
+    compose with its letter (stacked marks) counts as one more."""
+    text = unicodedata.normalize("NFKC", text)
+    marks = sum(unicodedata.category(c) in ("Mn", "Me") for c in text)
+    return len(_segments(text, _character_iterator())) + marks
 
 
 @functools.lru_cache(maxsize=1)
