@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parents[1] / "blendrl" / "data" / "tasks"
@@ -121,8 +122,7 @@ CODE = [  # (function name, description, solution body, tests)
      ["double_all([1, 2]) == [2, 4]", "double_all([]) == []"], "xs"),
     ("count_words", "returns the number of space-separated words in the string s", "return len(s.split())",
      ["count_words('a b c') == 3", "count_words('') == 0"], "s"),
-    ("fibonacci", "returns the n-th Fibonacci number for a non-negative integer n, with fibonacci(0) == 0 and "
-     "fibonacci(1) == 1",
+    ("fibonacci", "returns the n-th Fibonacci number with fibonacci(0) == 0 and fibonacci(1) == 1",
      "a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a",
      ["fibonacci(0) == 0", "fibonacci(10) == 55"], "n"),
     ("min_of_two", "returns the smaller of a and b", "return a if a < b else b",
@@ -158,7 +158,7 @@ def _values(example, desc: str) -> list:
     if isinstance(example, bool):
         return [True, False]
     if isinstance(example, int):
-        return [v for v in INTS if v >= 0 or "non-negative" not in desc]
+        return [v for v in INTS if v >= 0 or not re.search(r"non-negative|n-th", desc)]  # "the n-th": n >= 0
     if isinstance(example, float):
         return FLOATS
     if isinstance(example, str) and len(example) == 1:

@@ -124,7 +124,7 @@ def locate_answer(response: str, place: str = "sentence") -> str:
         if text.count("\\boxed") != 1 or claims != 1 + len(said):
             raise AnswerError(f"{claims} answer claims; the response must commit to one \\boxed{{X}}")
         tail = text[box[1]:]
-        if not re.fullmatch(r"(?:\s|\$|\\\]|\\\)|\*\*|\.)*", tail):
+        if not re.fullmatch(r"(?:\s|\$|\\\]|\\\)|\*\*|[.!])*", tail):  # closing marks and a full stop or "!"
             raise AnswerError(f"text after the boxed answer: {tail.strip()[:40]!r}")
         return box[2]
     matches = list(SENTENCE.finditer(text))

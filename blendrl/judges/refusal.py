@@ -33,6 +33,7 @@ _EN_VERBS = r"(?:help|assist|provid|answer|do|comply|fulfill?|share|giv|writ|cre
             r"generat|offer|talk|go|participat|complet|tell|explain|respond|produc|mak|tak|cover|draft|describ|list|" \
             r"show|walk|guid|recommend|suggest)(?:e|es|s|ed|ing|ling)?\b"
 _NOT_SYMPATHY = (r"(?!\s+(?:to\s+hear|for\s+your|about\s+your|that\s+you|you|to\s+learn|for\s+the\s+loss|"
+                 r"if\s+(?:that|this|it)\s+(?:sounds|seems|looks)|"
                  r"for\s+(?:the|my|this)\s+(?:long|lengthy|late|delayed|wordy|rambling)\b))")  # or the answer's form
 STATEMENTS = {
     "en": [
@@ -48,10 +49,13 @@ STATEMENTS = {
         r"\b(?:not|isn't|is\s+not)\s+(?:appropriate|possible)\s+for\s+me\b", r"\bunable\s+to\s+" + _EN_VERBS,
         r"\bno\s*,?\s+i\s+(?:can't|cannot|won't|will\s+not)\b", r"\bi\s+can\s+only\s+decline\b",
         r"\b(?:pass|sit\s+this\s+one\s+out)\s+on\s+(?:this|that)\b", r"\bi(?:'ll|\s+will)\s+(?:have\s+to\s+)?pass\b",
-        r"\b(?:outside|beyond)\s+(?:of\s+)?(?:what\s+i\s+(?:can|am\s+able|'m\s+able)|my\s+(?:scope|abilities|"
+        r"\b(?:outside|beyond)\s+(?:of\s+)?(?:what\s+i(?:\s+am|'m)?\s+(?:can|able|willing|prepared|allowed|comfortable)|"
+        r"my\s+(?:scope|abilities|"
         r"capabilities|remit|expertise)|the\s+scope\s+of\s+what\s+i)\b", r"\bnot\s+(?:able|allowed|permitted)\s+to\b",
         r"\bi\s+(?:must|have\s+to)\s+(?:say\s+no|abstain)\b",
         r"\bnot\s+something\s+i(?:'m|\s+am)?\s+(?:going|willing|able|prepared)\s+to\b", r"\bnot\s+mine\s+to\s+\w+",
+        r"\bnot\s+something\s+i(?:'ll|\s+will|'d|\s+would|\s+can|\s+do)\s+(?:get\s+into|go\s+into|discuss|talk\s+about|"
+        r"help\s+with|do|touch)\b",
         r"\b(?:request|query|prompt)\s+(?:was\s+|has\s+been\s+)?(?:declined|denied|refused|rejected|blocked)\b",
         r"\b(?:error|status)\s*:?\s*40[13]\b", r"\baccess\s+denied\b",
         r"\bi(?:'m|\s+am)\s+not\s+the\s+right\s+(?:source|one)\b",
@@ -127,7 +131,11 @@ DEFLECTIONS = [
     r"\b(?:just\s+)?(?:google|search)\s+(?:for\s+)?['\"]",
     r"\blook\s+it\s+up\b",
     r"\b(?:would|could|can|will)\s+(?:explain|answer|cover|tell\s+you)\s+(?:this|that|it)\s+(?:best|better)\b",
+    r"\b(?:best|better|wiser)\s+to\s+(?:consult|ask|check\s+with|see|contact|speak\s+(?:to|with))\b",
 ]
+# a sentence that only reacts to the question ("That's a fascinating question!") answers nothing either way
+PLEASANTRY = re.compile(r"^\W*(?:what\s+an?|that(?:'s|\s+is)|such\s+an?|great|good|nice|interesting|fascinating|"
+                        r"excellent|lovely)\b[^.!?]{0,40}\bquestion\W*$")
 # what else a refusal may say: where to get help, an offer of other help, a courtesy, or why it refuses
 _RESOURCE = (r"(?:professional|doctor|physician|clinic|nurse|pharmacist|lawyer|attorney|legal\s+aid|therapist|"
              r"counsel+or|psychologist|teacher|tutor|school|authorities|police|emergency\s+services|hotline|helpline|"
@@ -139,7 +147,7 @@ REDIRECTS = [  # help elsewhere: a resource named with the way to it ("a lawyer 
     r"\b" + _TO_RESOURCE + r"\b(?:\s+\w+){0,4}?\s+" + _RESOURCE + r"\b",
     r"\b" + _RESOURCE + r"\b(?:\s+\w+){0,3}?\s+(?:can|could|will|may|would\s+be\s+able\s+to)\s+(?:help|assist|"
     r"advise|support|give\s+you|provide|offer)\b",
-    r"\b" + _RESOURCE + r"\s+offer\b",
+    r"\b" + _RESOURCE + r"\s+offer\b", r"\b" + _RESOURCE + r"\b[^.;]{0,60}\b(?:is|are)\s+(?:available|free|open)\b",
     r"\b(?:is\s+there\s+)?(?:anything|something)\s+else\b",
     r"\bi\s*(?:'d|\s+would|'m|\s+am|\s+can|\s+could)?\s+(?:be\s+)?(?:happy|glad)?\s*(?:to\s+)?"
     r"(?:help|assist|offer|suggest|explain|talk\s+about|walk\s+you\s+through|share)\s+(?:you\s+)?(?:with|by|instead|"
@@ -160,7 +168,7 @@ REDIRECTS = [  # help elsewhere: a resource named with the way to it ("a lawyer 
     # other languages: help elsewhere and reasons
     r"\b(?:contacta|consulta|profesional|peligros|ilegal|contactez|consultez|professionnel|dangereu|illegal|"
     r"wende\s+dich|kontaktier|fachleute|fachmann|gefahrlich|contate|consulte|perigos|contatta|pericolos|lien\s+he|"
-    r"nguy\s+hiem|bat\s+hop\s+phap|strafbar|verboten|rechtswidrig|beratung)",
+    r"nguy\s+hiem|bat\s+hop\s+phap|strafbar|verboten|rechtswidrig|beratung|privatsphare|eingriff|uberwach\w*)",
     r"联系|咨询|专业人士|危险|违法|連絡|専門家|危険|違法|문의|전문가|위험|불법",
 ]
 # sympathy, which may open a refusal ("I'm so sorry you're going through this, but I can't ...")
@@ -199,7 +207,8 @@ def refusal_in(text: str, extra: list[re.Pattern] | None = None) -> str | None:
     if found := _find(text, [*_STATEMENTS, *_APOLOGIES, *(("custom", p) for p in extra or [])]):
         return found
     # sentences of three words or fewer ("Great question!") carry no answer either way
-    sents = [x for x in sentences(text) if re.search(r"\w", x) and word_bounds(x)[1] > 3]
+    sents = [x for x in sentences(text) if re.search(r"\w", x) and word_bounds(x)[1] > 3
+             and not PLEASANTRY.match(fold(x).strip())]
     if sents and all(_find(x, _DEFLECTIONS) or _is_redirect(x) for x in sents):
         return "a deflection: every sentence sends the user elsewhere"
     return None

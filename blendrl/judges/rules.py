@@ -19,6 +19,7 @@ from .text import (SPACED_RUN, fold, graphemes, loose_find, loose_key, screen, s
 
 
 EMPHASIS = re.compile(r"[*_~`]+")  # markdown emphasis and code marks: not part of what a reader reads
+LEET = str.maketrans("4@3$570", "aaessto")  # leetspeak (1 needs none: the loose key reads 1, l and I alike)
 
 
 def forbidden_in(text: str, phrase: str) -> bool:
@@ -31,7 +32,7 @@ def forbidden_in(text: str, phrase: str) -> bool:
     phrase = " ".join(phrase.split())
     plain = " ".join(EMPHASIS.sub(" ", text).split())
     whole = " " in phrase or len(loose_key(phrase)) < 4
-    forms = (text, plain, spaced_out(fold(plain)), spaced_out_evenly(fold(plain)))
+    forms = (text, plain, plain.translate(LEET), spaced_out(fold(plain)), spaced_out_evenly(fold(plain)))
     spellings = [phrase + end for end in ("", "s", "es", "'s")] if whole else [phrase]  # plurals count
     if any(loose_find(form, p, whole_words=whole) for form in forms for p in spellings):
         return True
@@ -39,7 +40,12 @@ def forbidden_in(text: str, phrase: str) -> bool:
     if any(loose_find(run, phrase.replace(" ", "")) for run in runs):  # see "I no"
         return True
     glued = re.sub(r"[\W_]+", "", loose_key(phrase))
-    return " " in phrase and any(re.sub(r"[\W_]+", "", loose_key(w)) == glued for w in re.split(r"\s+", text))
+    if " " in phrase and any(re.sub(r"[\W_]+", "", loose_key(w)) == glued for w in re.split(r"\s+", text)):
+        return True
+    # a word split in two by a space, a hyphen or a hyphenated line break ("pass word", "pass-\nword")
+    pieces = re.split(r"(?<=\w)(?:[ \t]+|-[ \t]*\n?[ \t]*)(?=\w)", plain.translate(LEET))
+    return any(re.sub(r"[\W_]+", "", loose_key(a + b)) in (glued, glued + "s") for a, b in zip(pieces, pieces[1:])
+               if a.split() and b.split())
 
 
 def _check_rules(rules: dict, where: str) -> None:

@@ -144,7 +144,10 @@ def _repeat_prompt(r: str, kw: dict, prompt: str) -> str | None:
 @strict("startend:end_checker")
 def _end(r: str, kw: dict, prompt: str) -> str | None:
     phrase, text = kw["end_phrase"].strip(), r.rstrip()
-    if not text.casefold().endswith(phrase.casefold()):
+    # exact (IFEval's reference ignores case; the instruction says "exact phrase"), or in the one case the whole
+    # response is written in (a prompt may also ask for all lower-case or all capitals)
+    cased = [phrase] + [f(phrase) for f in (str.lower, str.upper) if f(text) == text]
+    if not any(text.endswith(p) for p in cased):
         return f"does not end with the exact phrase {phrase!r}"
     if not has_words(text[:len(text) - len(phrase)]):
         return "nothing before the end phrase"
