@@ -22,29 +22,33 @@ EMPHASIS = re.compile(r"[*_~`]+")  # markdown emphasis and code marks: not part 
 LEET = str.maketrans("4@3$570", "aaessto")  # leetspeak (1 needs none: the loose key reads 1, l and I alike)
 
 
+def _letters(s: str) -> str:
+    return re.sub(r"[\W_]+", "", s)
+
+
 def forbidden_in(text: str, phrase: str) -> bool:
     """Does anything that looks like ``phrase`` occur in ``text``, by loose key, letters spaced out or not, across
     any whitespace and emphasis marks? A phrase of several words, or one shorter than four letters, must match
     whole words, plurals included ("as an AI" is not in "was an AI" or "as an aide"; "no" is not in "snow", but is
-    in "nos"), or be one word of the
-    text with its separators dropped ("as_an_AI"); a longer single word matches inside words too (glued
-    compounds: "sorrynotsorry")."""
+    in "nos"), or be one word of the text with its separators dropped ("as_an_AI"); a longer single word matches
+    inside words too (glued compounds: "sorrynotsorry")."""
     phrase = " ".join(phrase.split())
-    plain = " ".join(EMPHASIS.sub(" ", text).split())
+    plain = " ".join(EMPHASIS.sub(" ", text).split())  # one space between words: line breaks are spaces here
+    folded, leet = fold(plain), plain.translate(LEET)
     whole = " " in phrase or len(loose_key(phrase)) < 4
-    forms = (text, plain, plain.translate(LEET), spaced_out(fold(plain)), spaced_out_evenly(fold(plain)))
+    forms = (text, plain, leet, spaced_out(folded), spaced_out_evenly(folded))
     spellings = [phrase + end for end in ("", "s", "es", "'s")] if whole else [phrase]  # plurals count
     if any(loose_find(form, p, whole_words=whole) for form in forms for p in spellings):
         return True
-    runs = (re.sub(r"[\W_]+", "", m.group(0)) for m in SPACED_RUN.finditer(fold(plain)))  # "i n o": a reader may
-    if any(loose_find(run, phrase.replace(" ", "")) for run in runs):  # see "I no"
+    # single characters spaced out ("i n o"): a reader may see "I no"
+    if any(loose_find(_letters(m.group(0)), phrase.replace(" ", "")) for m in SPACED_RUN.finditer(folded)):
         return True
-    glued = re.sub(r"[\W_]+", "", loose_key(phrase))
-    if " " in phrase and any(re.sub(r"[\W_]+", "", loose_key(w)) == glued for w in re.split(r"\s+", text)):
+    glued = _letters(loose_key(phrase))
+    if " " in phrase and any(_letters(loose_key(w)) == glued for w in text.split()):
         return True
-    # a word split in two by a space, a hyphen or a hyphenated line break ("pass word", "pass-\nword")
-    pieces = re.split(r"(?<=\w)(?:[ \t]+|-[ \t]*\n?[ \t]*)(?=\w)", plain.translate(LEET))
-    return any(re.sub(r"[\W_]+", "", loose_key(a + b)) in (glued, glued + "s") for a, b in zip(pieces, pieces[1:])
+    # a word split in two by a space or a hyphen ("pass word", "pass-\nword", which `plain` made "pass- word")
+    pieces = re.split(r"(?<=\w)(?:[ \t]+|-[ \t]*)(?=\w)", leet)
+    return any(_letters(loose_key(a + b)) in (glued, glued + "s") for a, b in zip(pieces, pieces[1:])
                if a.split() and b.split())
 
 
