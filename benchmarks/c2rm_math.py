@@ -56,7 +56,7 @@ def within_prompt_auc(scores: list[torch.Tensor], correct: list[list[bool]]) -> 
 def evaluate(model: str, pool, ns: list[int]) -> dict:
     """Score the eval pool with the reward model folder ``model``: best-of-n accuracy per n and the AUC."""
     rm = build_reward([RewardSourceConfig(kind="hf_rm", path=model)])
-    scores = [rm.score(make_samples([q.prompt] * len(q.responses), q.responses, q.finished)) for q in pool]
+    scores = [rm.score(make_samples([q.prompt] * len(q.responses), q.responses, q.finished)).total for q in pool]
     correct = [q.correct for q in pool]
     bon = {n: statistics.mean(best_of_n(s, torch.tensor(ok, dtype=torch.float64), n)[1]
                               for s, ok in zip(scores, correct)) for n in ns}

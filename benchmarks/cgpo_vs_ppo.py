@@ -3,7 +3,7 @@
 Same prompts, judges, rewards, generation settings, lr, iterations and responses per iteration for every row:
 - ``ppo-sum``: ``blendrl cgpo-ppo`` (PPO with critic; reward = task reward + 1 if the task's judges pass);
 - ``crpg`` / ``codpo`` / ``crraft`` / ``lagrangian``: ``blendrl cgpo`` with every task's optimizer set to that
-  one (``lagrangian``: PPO-Lagrangian, each judge a constraint with a dual-ascent multiplier);
+  one (``lagrangian``: REINFORCE with Lagrange multipliers, each judge a constraint with a dual-ascent multiplier);
 - ``mixed``: the config as written (its per-task optimizers);
 - ``dpo``: offline DPO on pairs from the *initial* policy's samples of the same prompts with the same budget
   (``iterations`` CGPO batches; judge-passing over judge-failing, CODPO's pair rule:

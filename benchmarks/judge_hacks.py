@@ -112,12 +112,12 @@ def rm_rows(folders: list[Path]) -> list[dict]:
                    "members": [str(f) for f in folders], "aggregate": "mean"})])}
     rows = []
     for name, source in sources.items():
-        honest = source.score([sample(f"describe the {t}", RM_HONEST.format(t=t)) for t in TOPICS]).tolist()
+        honest = source.score([sample(f"describe the {t}", RM_HONEST.format(t=t)) for t in TOPICS]).total.tolist()
         for family, template in RM_HACKS.items():
             texts = [template.format(t=t) for t in TOPICS]
             assert all(true_score(t, x.split()) < true_score(t, RM_HONEST.format(t=t).split())
                        for t, x in zip(TOPICS, texts)), family
-            got = source.score([sample(f"describe the {t}", x) for t, x in zip(TOPICS, texts)]).tolist()
+            got = source.score([sample(f"describe the {t}", x) for t, x in zip(TOPICS, texts)]).total.tolist()
             rows.append({"judge": name, "family": family, "n": len(TOPICS),
                          "outscores_honest": sum(g > h for g, h in zip(got, honest)) / len(TOPICS)})
     return rows

@@ -17,7 +17,13 @@ from __future__ import annotations
 
 import importlib
 
+from .core.registries import REWARD_SOURCES as _REWARD_SOURCES
+
 __version__ = "0.1.0"
+
+# the modules that hold the built-in reward source kinds: declared here, at the top, so no lower layer names a
+# module above it (they load at the registry's first lookup)
+_REWARD_SOURCES.add_builtins("blendrl.rewards.factory", "blendrl.rewards.on_ray", "blendrl.judges.llm")
 
 _API = {
     # configs
@@ -28,7 +34,7 @@ _API = {
     # value types and seams
     "Sample": "blendrl.core.types", "Rollout": "blendrl.core.types", "Experience": "blendrl.core.types",
     "Registry": "blendrl.core.registry", "load_plugins": "blendrl.core.registry",
-    "REWARD_SOURCES": "blendrl.core.registries", "JUDGES": "blendrl.core.registries",
+    "REWARD_SOURCES": "blendrl.core.registries", "JUDGES": "blendrl.judges.registry",
     "KL_ESTIMATORS": "blendrl.functional", "SEQUENCE_ADVANTAGES": "blendrl.functional",
     "ALGORITHMS": "blendrl.algorithms", "GENERATORS": "blendrl.rollout", "REFERENCES": "blendrl.training.reference",
     "CallableReward": "blendrl.rewards", "RuleJudge": "blendrl.judges", "Verdict": "blendrl.judges",

@@ -26,7 +26,7 @@ PY
 try blendrl/training/cgpo/trainer.py "(task.cfg.weight / units)" "(1.0 / units)" "tests/test_cgpo.py -k rho_weighted"
 try blendrl/training/cgpo/trainer.py "                    total += loss.item()" "                    total += loss.item()
                     self.engine.optimizer.zero_grad()" "tests/test_cgpo.py -k rho_weighted"
-try blendrl/training/trainer.py "            scores = apply_missing_eos_penalty(scores, has_eos, s.missing_eos_penalty)" "            pass" "tests/test_training.py -k shape_scores"
+try blendrl/training/trainer.py "            scores = apply_missing_eos_penalty(scores, finished, s.missing_eos_penalty)" "            pass" "tests/test_training.py -k shape_scores"
 try blendrl/training/trainer.py "            scores = scores.clamp(-s.clip, s.clip)" "            pass" "tests/test_training.py -k shape_scores"
 try blendrl/training/trainer.py "normed = self.moments.normalize(scores[valid], None, s.normalize, update=update)" "normed = scores[valid]" "tests/test_training.py -k shape_scores"
 try blendrl/training/extras.py "        exp.response_mask[~kept.to(exp.response_mask.device)] = 0.0" "        pass" "tests/test_filters.py -k leave_the_update"
@@ -45,4 +45,7 @@ try blendrl/lab/overopt.py "                if flipped:
                     chosen, rejected = rejected, chosen" "                if False:
                     chosen, rejected = rejected, chosen" "tests/test_lab_overopt.py -k label_noise"
 try blendrl/functional/kl.py "    return 0.5 * ((logp - log_m) + torch.exp(ref_logp - logp) * (ref_logp - log_m))" "    return 0.5 * (torch.clamp(logp - log_m, min=0.0) + torch.clamp(ref_logp - log_m, min=0.0))" "tests/test_functional.py -k js"
+try blendrl/training/cgpo/tasks.py "            if text is None or not finished:" "            if text is None:" "tests/test_cgpo.py -k truncated_baseline"
+try blendrl/training/cgpo/tasks.py "build_reward(cfg.rewards, placement)" "build_reward(cfg.rewards)" "tests/test_placement.py -k cgpo_task"
+try blendrl/rewards/base.py "            out.total = out.total + w * part.total" "            out.total = out.total + part.total" "tests/test_rewards.py -k weighted_sum"
 exit $survived

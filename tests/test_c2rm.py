@@ -76,5 +76,5 @@ def test_c2rm_builds_pairs_from_sampled_answers_and_a_reward_model_trains_on_the
         "train.batch_size=4", "train.micro_batch_size=4", f"logging.output_dir={tmp_path}/rm",
         "logging.tensorboard=false", "logging.progress=false"])
     final = rm_run.train_rm(rm_cfg)["final"]  # the confidence-aware RM is a plain hf_rm reward source
-    scores = HFRewardModel(str(final)).score([Sample(rows[0]["prompt"], r, {}, "") for r in ("a", "b")])
+    scores = HFRewardModel(str(final)).score([Sample(rows[0]["prompt"], r, {}, "") for r in ("a", "b")]).total
     assert scores.shape == (2,) and torch.isfinite(scores).all()

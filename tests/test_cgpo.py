@@ -8,7 +8,6 @@ import torch
 
 from blendrl.cli.main import main
 from blendrl.config import ConfigError, from_dict
-from blendrl.config.cgpo_schema import TaskConfig
 from blendrl.training.cgpo.run import build_cgpo_trainer, run_cgpo
 from tests.tiny import tiny_cgpo_config
 
@@ -40,7 +39,7 @@ def test_a_tasks_rewards_never_reach_another_tasks_update(tiny_dir, tmp_path, mo
         trainer = build_cgpo_trainer(cfg)
         codpo = trainer.tasks[0]
         original = codpo.reward.score
-        codpo.reward.score = lambda samples: original(samples) * scale
+        codpo.reward.score = lambda samples: original(samples).total * scale
         calls = []
         real = trainer.accumulate
 
@@ -87,6 +86,32 @@ def test_crraft_fallback_needs_a_passing_baseline(tiny_dir, tmp_path):
     assert metrics["grad_norm"] == 0.0
 
 
+def test_a_truncated_baseline_is_never_a_crraft_fallback_row(tiny_dir, tmp_path):
+    """ā that hit the token limit is no fallback row even when every judge passes it (no ``eos`` judge here): its
+    EOS would be trained on. Mutation caught: the baselines' finished flag replaced by True (as it once was)."""
+    import copy
+
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("\n".join(json.dumps({"prompt": f"what is a {w} ?"}) for w in ["volcano", "planet", "ocean",
+                                                                                        "river"]))
+    cfg = one_task(tiny_cgpo_config(tiny_dir, tmp_path / "run"), "crraft")
+    t = cfg.tasks[0]
+    t.prompts, t.eval_prompts, t.calibration.baseline = str(prompts), None, "generate"
+    t.judges[0].options = {"regex": r"^yes yes$"}  # random samples fail; every ā is "yes yes"
+    trainer = build_cgpo_trainer(cfg)
+    task = trainer.tasks[0]
+    drawn = copy.deepcopy(task.sampler).next_indices(t.prompts_per_iteration)
+    finished = [i != drawn[0] for i in range(4)]  # the first drawn prompt's ā was truncated, the others' were not
+    task.add_baselines(task.prompts, ["yes yes"] * 4, finished)
+    metrics = trainer.step().metrics
+    want = sum(finished[i] for i in drawn)
+    assert 0 < want < len(drawn), drawn
+    assert metrics["crraft/crraft/fallback_rows"] == want, (drawn, metrics["crraft/crraft/fallback_rows"])
+    assert [task.baseline_passes(p) for p in task.prompts] == finished
+    cached = json.loads((tmp_path / "run" / "baselines" / "crraft.json").read_text())
+    assert [row[3] for row in cached] == finished  # the flag survives a resume
+
+
 def test_cgpo_resume_continues_exactly(tiny_dir, tmp_path):
     common = {"train.iterations": 4, "logging.save_every": 1}
     straight = run_cgpo(tiny_cgpo_config(tiny_dir, tmp_path / "a", **common))["trainer"].m.policy.state_dict()
@@ -102,7 +127,7 @@ def test_nan_rewards_are_counted_skips(tiny_dir, tmp_path):
     trainer = build_cgpo_trainer(cfg)
     original = trainer.tasks[0].reward.score
     trainer.tasks[0].reward.score = lambda samples: torch.where(
-        torch.arange(len(samples)) % 2 == 0, original(samples), torch.tensor(float("nan")))
+        torch.arange(len(samples)) % 2 == 0, original(samples).total, torch.tensor(float("nan")))
     metrics = trainer.step().metrics
     assert metrics["skipped/samples_total"] == 4 and torch.isfinite(torch.tensor(metrics["crpg/reward/mean"]))
 
@@ -114,9 +139,28 @@ def test_cgpo_config_errors_are_one_line(tmp_path, capsys):
     assert main(["cgpo", "--config", str(cfg)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "tasks[0].judges[0].kind: unknown judge kind 'telepathy'" in err
-    with pytest.raises(ConfigError, match="codpo needs >= 2"):
-        from_dict(TaskConfig, {"prompts": "builtin:concise", "rewards": [{"kind": "rule", "name": "contains"}],
-                               "optimizer": {"name": "codpo"}, "samples_per_prompt": 1})
+    from blendrl.config.cgpo_schema import CGPORunConfig
+    from blendrl.training.names import check_names
+
+    def task(**overrides):
+        return {"name": "a", "prompts": "builtin:concise", "rewards": [{"kind": "rule", "name": "contains"}],
+                "judges": [{"kind": "eos", "name": "ends"}], **overrides}
+
+    def check(**overrides):
+        check_names(from_dict(CGPORunConfig, {"tasks": [task(**overrides)]}))
+
+    # each optimizer owns its checks, reported with the key path before any model loads
+    with pytest.raises(ConfigError, match=r"tasks\[0\]\.optimizer\.name: codpo needs the task's samples_per_prompt"):
+        check(optimizer={"name": "codpo"}, samples_per_prompt=1)
+    with pytest.raises(ConfigError, match=r"tasks\[0\]\.optimizer\.beta: the crpg optimizer does not read it"):
+        check(optimizer={"name": "crpg", "beta": 0.5})
+    with pytest.raises(ConfigError, match=r"tasks\[0\]\.optimizer\.thresholds\.endz: no judge of task 'a'"):
+        check(optimizer={"name": "lagrangian", "thresholds": {"endz": 0.1}})
+    with pytest.raises(ConfigError, match=r"tasks\[0\]\.judges\[0\]\.options\.max_word: judge kind 'format' has no"):
+        check(judges=[{"kind": "format", "options": {"max_word": 3}}])
+    with pytest.raises(ConfigError, match=r"tasks\[0\]\.rewards\[0\]\.path: required for a hf_rm reward source"):
+        check(rewards=[{"kind": "hf_rm"}])
+    check(optimizer={"name": "lagrangian", "thresholds": {"ends": 0.1}})  # a judge of the task: fine
 
 
 # ---------------------------------------------------------------------- summed-reward PPO baseline (cgpo-ppo)
@@ -144,22 +188,28 @@ def test_task_sum_reward_adds_the_bonus_only_where_the_tasks_judges_pass():
     s = lambda text, task: Sample([{"role": "user", "content": "q"}], text, {"cgpo_task": task}, "f, row 1")  # noqa
     got = reward.score([s("yes no", "a"), s("yes yes", "a"), s("yes no", "b"), s("yes", "b")])
     # yes_share: share of words that are "yes"; a: 1·share (+0.5 if no "no"); b: 2·share (+0.5 if ≤ 1 word)
-    assert torch.allclose(got, torch.tensor([0.5, 1.5, 1.0, 2.5]))
+    assert torch.allclose(got.total, torch.tensor([0.5, 1.5, 1.0, 2.5]))
+    assert got.stats["passed"].tolist() == [0.0, 1.0, 0.0, 1.0]
     with pytest.raises(RewardError, match=r"f, row 1, field 'metadata.cgpo_task'"):
         reward.score([s("yes", "c")])
 
 
 def test_summed_ppo_pool_matches_the_cgpo_task_shares(tiny_dir, tmp_path):
-    from blendrl.training.cgpo.summed_ppo import pool_rows, summed_ppo_config
+    from blendrl.training.cgpo.summed_ppo import build_summed_ppo, summed_ppo_config
 
     cfg = tiny_cgpo_config(tiny_dir, tmp_path)
     cfg.tasks[0].prompts_per_iteration = 6  # crpg 6·4 = 24 of 40 responses per iteration
     cfg.tasks[0].system_prompt = "Be brief."
-    rows = pool_rows(cfg)
-    share = sum(r["metadata"]["cgpo_task"] == "crpg" for r in rows) / len(rows)
+    trainer = build_summed_ppo(cfg)
+    rows = trainer.train_prompts
+    share = sum(r.metadata["cgpo_task"] == "crpg" for r in rows) / len(rows)
     assert abs(share - 24 / 40) < 0.05
-    assert all(r["messages"][0] == {"role": "system", "content": "Be brief."}
-               for r in rows if r["metadata"]["cgpo_task"] == "crpg")
+    assert all(r.messages[0] == {"role": "system", "content": "Be brief."}
+               for r in rows if r.metadata["cgpo_task"] == "crpg")
+    assert all("cgpo_task" not in p.metadata for t in trainer.tasks for p in t.prompts)  # the tasks' own untouched
+    # each task's reward models are built once: the pool's reward holds the very sources the evaluation uses
+    inner = trainer.reward.sources[0]
+    assert all(inner.tasks[t.name][0] is t.reward and inner.tasks[t.name][1] is t.judges for t in trainer.tasks)
     ppo = summed_ppo_config(cfg, ["kl.coef=0.2"])
     assert ppo.train.prompts_per_iteration == 40 and ppo.train.samples_per_prompt == 1
     assert ppo.kl.coef == 0.2 and ppo.train.lr == cfg.train.lr and ppo.algorithm.name == "ppo"
@@ -196,7 +246,7 @@ def test_tasks_with_the_same_sampling_share_one_batched_rollout_and_get_their_ow
     calls = []
 
     class Echo:  # response = the prompt's last token repeated len(prompt) times
-        def sample(self, prompts, params, gen):
+        def sample(self, prompts, params, gen, shard=None):
             calls.append(len(prompts))
             ids, mask = left_pad(prompts, 0)
             width = max(map(len, prompts))
@@ -247,15 +297,11 @@ def test_summed_ppo_training_judges_see_a_truncated_response_as_a_violation(tiny
     finished, so truncated answers earned the judge bonus during summed-PPO training)."""
     from blendrl.config.cgpo_schema import JudgeConfig
     from blendrl.rewards import Sample
-    from blendrl.training.run import build_trainer
-    from blendrl.training.cgpo.summed_ppo import SummedPPOTrainer, pool_rows, summed_ppo_config, task_sum_reward
+    from blendrl.training.cgpo.summed_ppo import build_summed_ppo
 
     cfg = one_task(tiny_cgpo_config(tiny_dir, tmp_path / "cgpo", **{"generation.max_new_tokens": 3}), "crpg")
     cfg.tasks[0].judges = [JudgeConfig(kind="eos", name="ends")]
-    ppo_cfg = summed_ppo_config(cfg)
-    Path(ppo_cfg.data.prompts).parent.mkdir(parents=True, exist_ok=True)
-    Path(ppo_cfg.data.prompts).write_text("".join(json.dumps(r) + "\n" for r in pool_rows(cfg)))
-    trainer = build_trainer(ppo_cfg, None, trainer_cls=SummedPPOTrainer, reward=task_sum_reward(cfg))
+    trainer = build_summed_ppo(cfg)
     seen: list[Sample] = []
     inner = trainer.reward.sources[0] if hasattr(trainer.reward, "sources") else trainer.reward
     original = inner.score
@@ -264,9 +310,9 @@ def test_summed_ppo_training_judges_see_a_truncated_response_as_a_violation(tiny
     rollouts = []
     trainer.generator.sample = lambda *a, **k: rollouts.append(real_sample(*a, **k)) or rollouts[-1]
     trainer.step()
-    finished = rollouts[0].has_eos.tolist()
+    finished = rollouts[0].finished.tolist()
     assert [s.finished for s in seen] == finished and not all(finished)  # 3 tokens: most answers are cut
-    bonus = original(seen) - inner.tasks["crpg"][0].score(seen)
+    bonus = original(seen).total - inner.tasks["crpg"][0].score(seen).total
     assert bonus.tolist() == [1.0 if f else 0.0 for f in finished]
 
 
@@ -338,10 +384,10 @@ def test_calibration_pairs_each_prompt_with_its_own_baseline(tiny_dir, tmp_path)
     cfg = one_task(tiny_cgpo_config(tiny_dir, tmp_path), "crraft")  # ā generated from π_ref
     trainer = build_cgpo_trainer(cfg)
     task = trainer.tasks[0]
-    task.reward.score = lambda samples: torch.tensor([float(len(s.response)) for s in samples])  # distinct per text
+    task.reward.score = lambda samples: torch.tensor([float(len(s.response)) for s in samples])  # a plain tensor
     prompts = [task.prompts[i] for i in (0, 1, 2) for _ in range(2)]
     task.ensure_baselines(prompts)
-    task.add_baselines(prompts[::2], ["a", "bbb", "cccccc"])  # ā of lengths 1, 3 and 6
+    task.add_baselines(prompts[::2], ["a", "bbb", "cccccc"], [True] * 3)  # ā of lengths 1, 3 and 6
     task._baseline_scores.clear()
     responses = ["xx", "xxxx", "xx", "xxxx", "xx", "xxxx"]
     scored = task.score(prompts, responses, torch.ones(6, dtype=torch.bool))

@@ -74,7 +74,7 @@ def test_every_hostile_response_is_a_violation_and_the_host_is_untouched(tmp_pat
     assert CANARY.read_text() == "canary" and not PWNED.exists()
     assert secret_file.read_text() == SECRET
     assert not list(Path("/tmp").glob("blendrl-sandbox-*")), "sandbox folders must be removed"
-    stats = judge.last_stats
+    stats = verdicts.stats
     assert stats["sandbox/process"] >= 2 and stats["sandbox/network"] >= 2 and stats["sandbox/native_code"] >= 2
     assert stats["violation/timeout"] >= 3 and stats["violation/early_exit"] >= 2
     # the judge and this process carry on
@@ -103,7 +103,7 @@ def test_the_judge_refuses_to_start_without_isolation(monkeypatch, caplog):
             assert judge.judge([sample(HONEST)])[0].passed
             judge.judge([sample(HONEST)])
         assert sum("WITHOUT OS isolation" in r.message for r in caplog.records) == 2
-        assert judge.last_stats["unisolated"] == 1.0
+        assert judge.judge([sample(HONEST)]).stats["unisolated"] == 1.0
     finally:
         sandbox._isolation_error.cache_clear()
 

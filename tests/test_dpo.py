@@ -84,7 +84,7 @@ def test_the_example_config_runs(rm_tiny_dir, tmp_path):
     cfg = load_config(DPORunConfig, "examples/dpo.yaml", [
         f"model.name={rm_tiny_dir}", f"logging.output_dir={tmp_path}", "logging.progress=false", "data.limit=8",
         "data.eval=null"])
-    assert run_dpo(cfg)["trainer"].step == 1
+    assert run_dpo(cfg)["trainer"].iteration == 1
 
 
 def test_the_cli_runs_and_reports(rm_tiny_dir, tmp_path, capsys):
@@ -122,3 +122,43 @@ def test_judge_pairs_from_a_cgpo_config_are_passing_over_failing_and_train_dpo(t
         "data.max_length=96", "train.batch_size=4", "train.micro_batch_size=4", "train.lr=3e-3", "train.epochs=3",
         f"logging.output_dir={tmp_path}/dpo", "logging.tensorboard=false", "logging.progress=false"]))
     assert res["after"]["eval/dpo/margin"] > res["before"]["eval/dpo/margin"]  # it learns its judge pairs
+
+
+def test_policy_and_reference_are_built_on_the_runs_device_and_dtype(rm_tiny_dir, tmp_path, monkeypatch):
+    """``model.device``, ``model.dtype`` and ``model.gradient_checkpointing`` reach the policy and the reference (the
+    meta device stands in for a GPU: only the parameters' metadata is built, no weights are moved)."""
+    from blendrl.core import dist
+    from blendrl.training.dpo import build_dpo_trainer
+
+    asked = []
+    monkeypatch.setattr(dist, "resolve_device", lambda name: asked.append(name) or torch.device("meta"))
+    trainer, _ = build_dpo_trainer(_cfg(rm_tiny_dir, tmp_path, "model.device=cuda:1", "model.dtype=bfloat16",
+                                        "model.gradient_checkpointing=true", "model.offload_frozen=false"))
+    assert asked == ["cuda:1"]
+    for model in (trainer.policy, trainer.reference.model):
+        assert {(p.device.type, p.dtype) for p in model.parameters()} == {("meta", torch.bfloat16)}
+    assert trainer.reference.model is not trainer.policy and trainer.reference.offloaded is None
+    assert any(getattr(m, "gradient_checkpointing", False) for m in trainer.policy.modules())
+
+
+@pytest.mark.parametrize("offload", ["auto", "false"])
+def test_the_reference_is_offloaded_as_model_offload_frozen_says(rm_tiny_dir, tmp_path, offload):
+    from blendrl.training.dpo import build_dpo_trainer
+
+    trainer, _ = build_dpo_trainer(_cfg(rm_tiny_dir, tmp_path, f"model.offload_frozen={offload}"))
+    assert (trainer.reference.offloaded is not None) == (offload == "auto")  # a frozen copy of its own: offloadable
+    assert not any(getattr(m, "gradient_checkpointing", False) for m in trainer.policy.modules())
+
+
+def test_held_out_evaluation_every_logging_eval_every_steps_and_the_moved_key(rm_tiny_dir, tmp_path):
+    import json
+
+    from blendrl.config import ConfigError
+    from blendrl.training.dpo import run_dpo
+
+    res = run_dpo(_cfg(rm_tiny_dir, tmp_path, "logging.eval_every=4"))
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rows if "eval/loss/dpo" in r] == [0, 4, 8, 12]  # before, @ 4, @ 8, after
+    assert json.loads((tmp_path / "eval.json").read_text()) == {"before": res["before"], "after": res["after"]}
+    with pytest.raises(ConfigError, match=r"^eval_every: moved to logging.eval_every"):
+        _cfg(rm_tiny_dir, tmp_path, "eval_every=4")

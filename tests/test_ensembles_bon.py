@@ -28,13 +28,19 @@ def test_ensemble_source_aggregates_members_and_exposes_disagreement_to_the_log(
     ens = EnsembleReward(members, "wco", name="ens")
     samples = [Sample([{"role": "user", "content": "q"}], str(i)) for i in range(2)]
     total = WeightedSum([ens], [1.0])
-    assert total.score(samples).tolist() == [1.0, 0.0]
-    assert set(total.last_components) == {"ens", "ens/disagreement", "ens/member0", "ens/member1", "ens/member2"}
+    got = total.score(samples)
+    assert got.total.tolist() == [1.0, 0.0]
+    assert set(got.components) == {"ens"}
+    assert set(got.stats) == {"ens/disagreement", "ens/member0", "ens/member1", "ens/member2"}
 
 
 def test_ensemble_config_needs_members():
-    with pytest.raises(ConfigError, match="options.members: an ensemble needs a list of at least 2"):
-        from_dict(RewardSourceConfig, {"kind": "ensemble", "options": {"members": ["a"]}})
+    from blendrl.config import PPORunConfig
+    from blendrl.training.names import check_names
+
+    cfg = from_dict(PPORunConfig, {"rewards": [{"kind": "ensemble", "options": {"members": ["a"]}}]})
+    with pytest.raises(ConfigError, match=r"rewards\[0\]\.options\.members: an ensemble needs a list of at least 2"):
+        check_names(cfg)
 
 
 @pytest.mark.parametrize("N, n", [(5, 1), (5, 2), (6, 3), (6, 6), (7, 4)])

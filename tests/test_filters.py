@@ -34,11 +34,18 @@ def test_best_random_keeps_the_best_and_random_valid_others():
     assert len(seen) > 3  # the other kept row varies with the generator
 
 
-def test_filter_config_is_checked():
+def test_filter_config_is_checked_by_the_filter_kind():
+    """A named kind owns what it needs of the rest of the config, reported with its key path before a model loads."""
+    from blendrl.training.names import check_names
+
     with pytest.raises(ConfigError, match="filter.kind: policy filtration needs algorithm.name ppo"):
-        tiny_config("m", "o", **{"filter.kind": "best_worst", "algorithm.name": "rloo", "train.samples_per_prompt": 4})
+        check_names(tiny_config("m", "o", **{"filter.kind": "best_worst", "algorithm.name": "rloo",
+                                             "train.samples_per_prompt": 4}))
     with pytest.raises(ConfigError, match="filter.keep: must be < train.samples_per_prompt"):
-        tiny_config("m", "o", **{"filter.kind": "best_worst", "train.samples_per_prompt": 2})
+        check_names(tiny_config("m", "o", **{"filter.kind": "best_worst", "train.samples_per_prompt": 2}))
+    with pytest.raises(ConfigError, match="algorithm.name: rloo needs train.samples_per_prompt >= 2"):
+        check_names(tiny_config("m", "o", **{"algorithm.name": "rloo", "train.samples_per_prompt": 1}))
+    check_names(tiny_config("m", "o", **{"filter.kind": "best_worst", "train.samples_per_prompt": 4}))
 
 
 def test_filtered_rows_leave_the_update(tiny_dir, tmp_path, monkeypatch):

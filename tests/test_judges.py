@@ -138,10 +138,11 @@ def test_format_eos_and_refusal_judges():
 
 def test_mixture_passes_only_when_every_judge_passes():
     mix = MixtureOfJudges([JUDGES["format"](name="short", max_words=3), JUDGES["eos"]()])
-    passed, per_judge, reasons = mix.evaluate([s("a b"), s("a b c d"), s("a", finished=False)])
-    assert passed.tolist() == [True, False, False]
-    assert per_judge["short"].tolist() == [True, False, True] and per_judge["eos"].tolist() == [True, True, False]
-    assert reasons[1] == ["short: 4 words > 3"]
+    got = mix.evaluate([s("a b"), s("a b c d"), s("a", finished=False)])
+    assert got.passed.tolist() == [True, False, False]
+    assert got.per_judge["short"].tolist() == [True, False, True] and got.per_judge["eos"].tolist() == [True, True,
+                                                                                                      False]
+    assert got.reasons[1] == ["short: 4 words > 3"] and got.stats == {}
 
 
 # ------------------------------------------------------------------ code judge (the red team is test_code_redteam.py)
@@ -158,7 +159,9 @@ def test_code_judge_passes_correct_code_and_fails_wrong_or_missing_code():
                        s("no code", tests=ADD_TESTS)])
     assert [v.passed for v in got] == [True, False, False]
     assert got[1].reason == "case 1/2: add(2, 3) returned -1, expected 5"
-    assert judge.last_stats["violation/wrong_answer"] == 1 and judge.last_stats["violation/no_code"] == 1
+    assert got.stats["violation/wrong_answer"] == 1 and got.stats["violation/no_code"] == 1
+    mixed = MixtureOfJudges([judge]).evaluate([code_sample("def add(a, b):\n    return a - b")])
+    assert mixed.stats["code/violation/wrong_answer"] == 1 and "code/violation/no_code" not in mixed.stats
 
 
 def test_code_judge_runs_humaneval_style_checks_as_cases():
@@ -284,7 +287,7 @@ def test_llm_judge_reward_is_the_log_odds_of_the_verdict(tiny_dir):
         "model": str(tiny_dir), "template": "is {response} good ?", "pass_token": "yes", "fail_token": "no",
         "defense": "none"})])
     samples = [s("the sun"), s("no no"), s("blue cat")]
-    scores = reward.score(samples)
+    scores = reward.score(samples).total
     judge = reward.sources[0].judge
     lp = judge.logprobs(samples)
     assert torch.allclose(scores, lp[:, 0] - lp[:, 1])

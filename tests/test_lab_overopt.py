@@ -26,10 +26,11 @@ def test_gold_reward_penalises_a_too_short_answer_only_when_asked():
 
     q = [{"role": "user", "content": "In at most 10 words, what is a volcano?"}]
     samples = [Sample(q, r, {"max_words": 10}) for r in ("Volcano.", "A mountain that erupts lava and ash.")]
-    plain = GoldReward().score(samples)
+    plain = GoldReward().score(samples).total
     strict = GoldReward(w_short=0.5, min_share=0.5)
-    got = strict.score(samples)
-    assert strict.last_stats["shortfall"].tolist() == pytest.approx([0.8, 0.0])  # (5 − 1) / 5; 7 words ≥ 5
+    scored = strict.score(samples)
+    got = scored.total
+    assert scored.stats["shortfall"].tolist() == pytest.approx([0.8, 0.0])  # (5 − 1) / 5; 7 words ≥ 5
     assert got.tolist() == pytest.approx([plain[0].item() - 0.4, plain[1].item()], abs=1e-6)
     with pytest.raises(ValueError, match="min_share"):
         GoldReward(min_share=1.5)
@@ -42,13 +43,14 @@ def test_gold_reward_prefers_a_relevant_short_answer():
     gold = GoldReward()
     q = [{"role": "user", "content": "In at most 10 words, what is a volcano?"}]
     s = lambda r: Sample(q, r, {"max_words": 10})  # noqa: E731
-    good, off_topic, repeated, long = gold.score([
+    scored = gold.score([
         s("A mountain that erupts lava and ash."), s("I like pizza with cheese."),
         s("volcano volcano volcano volcano"),
         s("A volcano is a mountain where hot melted rock from deep inside the earth comes out through openings.")])
+    good, off_topic, repeated, long = scored.total
     assert good > off_topic and good > repeated and good > long
-    assert gold.last_stats["repetition"][2] == pytest.approx(0.75)
-    assert gold.last_stats["overlength"][3] == pytest.approx(0.8)  # 18 words over a limit of 10
+    assert scored.stats["repetition"][2] == pytest.approx(0.75)
+    assert scored.stats["overlength"][3] == pytest.approx(0.8)  # 18 words over a limit of 10
 
 
 @pytest.mark.parametrize("form", ["bon", "rl"])

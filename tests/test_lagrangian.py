@@ -1,6 +1,7 @@
-"""PPO-Lagrangian as a CGPO task optimizer (docs/algorithms.md §13): the dual update and the penalised advantage on
-hand numbers; in a tiny run where the constraint binds, the multiplier rises while the violation rate is above
-its threshold, the rate falls, and the multipliers are logged and resume from the checkpoint."""
+"""REINFORCE with Lagrange multipliers as a CGPO task optimizer (docs/algorithms.md §13): the dual update and the
+penalised advantage on hand numbers; in a tiny run where the constraint binds, the multiplier rises while the
+violation rate is above its threshold, the rate falls, and the multipliers are logged and resume from the
+checkpoint."""
 import json
 
 import pytest

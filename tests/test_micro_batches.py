@@ -40,7 +40,7 @@ def test_trimmed_drops_the_columns_that_are_padding_in_every_row():
 
 def test_trimmed_keeps_tokens_of_a_skipped_sample():
     """A skipped sample's response_mask is zeroed after scoring; its tokens are still attended to and kept."""
-    exp = teacher_forced_experience([[5, 6], [9]], [[7, 8, 11], [10]], 0)
+    exp = teacher_forced_experience([[5, 6], [9]], [[7, 8, 11], [10]], 0, [True, True])
     exp.response_mask[0] = 0.0
     assert exp.trimmed().response_ids.shape[1] == 3
 
@@ -52,7 +52,7 @@ def mixed_experience(tokenizer) -> Experience:
     vocab = range(10, len(tokenizer))
     draw = lambda n: [vocab[int(i)] for i in torch.randint(len(vocab), (n,), generator=g)]  # noqa: E731
     return teacher_forced_experience([draw(p) for p, _ in lengths], [draw(r) for _, r in lengths],
-                                     tokenizer.pad_token_id)
+                                     tokenizer.pad_token_id, [True] * len(lengths))
 
 
 def test_micro_batches_group_rows_of_similar_prompt_length():

@@ -117,7 +117,7 @@ def test_reward_model_scores_repeated_prompts_as_one_at_a_time(tiny_dir, tmp_pat
     source = HFRewardModel(str(tmp_path / "rm"))
     q1, q2 = [{"role": "user", "content": "what is the sun ?"}], [{"role": "user", "content": "why"}]
     samples = [Sample(q1, "yes"), Sample(q1, "the sun is a star"), Sample(q2, "no"), Sample(q1, "yes")]
-    batched = source.score(samples)
-    alone = torch.cat([source.score([s]) for s in samples])
+    batched = source.score(samples).total
+    alone = torch.cat([source.score([s]).total for s in samples])
     assert torch.allclose(batched, alone, atol=1e-5)
     assert batched[0] == pytest.approx(float(batched[3]), abs=1e-6) and batched[0] != batched[1]

@@ -29,9 +29,9 @@ def test_a_rule_reward_on_ray_scores_as_in_process():
     remote = build_reward([RewardSourceConfig(kind="ray", name="rule@ray", options={
         "source": {"kind": "rule", "name": "concise_mention"}, "workers": 2, "num_cpus": 0.5})])
     samples = _samples()
-    assert torch.equal(local.score(samples), remote.score(samples))
+    assert torch.equal(local.score(samples).total, remote.score(samples).total)
     pending = remote.submit(samples)  # returns before the workers finish; result() joins in order
-    assert torch.equal(pending.result(), local.score(samples))
+    assert torch.equal(pending.result().total, local.score(samples).total)
 
 
 def test_an_hf_reward_model_on_ray_scores_as_in_process(rm_tiny_dir, tmp_path):
@@ -43,7 +43,7 @@ def test_an_hf_reward_model_on_ray_scores_as_in_process(rm_tiny_dir, tmp_path):
     remote = build_reward([RewardSourceConfig(kind="ray", name="rm", options={
         "source": {"kind": "hf_rm", "name": "rm", "path": str(folder)}, "workers": 2, "num_cpus": 0.5})])
     samples = _samples(6)
-    assert torch.allclose(local.score(samples), remote.score(samples), atol=1e-5)
+    assert torch.allclose(local.score(samples).total, remote.score(samples).total, atol=1e-5)
 
 
 def test_the_code_judge_on_ray_gives_the_in_process_verdicts():
@@ -58,6 +58,8 @@ def test_the_code_judge_on_ray_gives_the_in_process_verdicts():
     samples = [Sample([{"role": "user", "content": "add"}], r, meta, f"f, row {i}") for i, r in enumerate(responses)]
     assert [v.passed for v in remote.judge(samples)] == [v.passed for v in local.judge(samples)] == \
         [True, False, False, False]
+    # the workers' batch statistics add up to the in-process judge's (counts over the same samples)
+    assert remote.judge(samples).stats == local.judge(samples).stats
 
 
 def test_a_worker_that_dies_mid_batch_loses_nothing(tmp_path):
@@ -70,9 +72,9 @@ def test_a_worker_that_dies_mid_batch_loses_nothing(tmp_path):
     samples = _samples()
     for s in samples:
         s.metadata = {**s.metadata, "die_marker": str(marker)}
-    got = remote.score(samples)
+    got = remote.score(samples).total
     assert marker.is_file()  # a worker did die
-    assert got.shape == (len(samples),) and torch.equal(got, local.score(samples))
+    assert got.shape == (len(samples),) and torch.equal(got, local.score(samples).total)
 
 
 def test_ppo_trains_with_a_reward_on_ray(tiny_dir, tmp_path):

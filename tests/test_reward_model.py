@@ -96,7 +96,7 @@ def test_reward_model_learns_the_synthetic_preference_and_round_trips_through_tr
     assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), trained.state_dict().values()))
     pairs = res["trainer"].pairs
     rm = HFRewardModel(str(res["final"]))
-    got = rm.score([Sample(p.prompt, p.chosen, {}, "") for p in pairs.pairs[:8]])
+    got = rm.score([Sample(p.prompt, p.chosen, {}, "") for p in pairs.pairs[:8]]).total
     want = res["trainer"].scorer.score(pairs.chosen[:8])
     assert torch.allclose(got, want, atol=1e-5)
 

@@ -21,7 +21,37 @@ def test_weighted_sum_combines_sources_and_keeps_components():
     a = CallableReward(lambda p, r, m: len(r), "len")
     b = CallableReward(rule("contains", text="yes"), "yes")
     total = WeightedSum([a, b], [0.5, 2.0]).score([_s("yes!"), _s("no")])
-    assert total.tolist() == [0.5 * 4 + 2.0, 0.5 * 2]
+    assert total.total.tolist() == [0.5 * 4 + 2.0, 0.5 * 2]
+    assert {k: v.tolist() for k, v in total.components.items()} == {"len": [4.0, 2.0], "yes": [1.0, 0.0]}
+
+
+def test_a_source_s_scores_are_one_value_and_a_plain_tensor_is_read_as_its_total():
+    """A user's source may return a tensor; a wrong shape is an error naming the source (nothing reads the source
+    after the call: its stats come back in the value)."""
+    from blendrl.rewards import Scores
+
+    class Plain:
+        name = "plain"
+
+        def score(self, samples):
+            return torch.ones(len(samples))
+
+    class WithStats:
+        name = "stats"
+
+        def score(self, samples):
+            return Scores(torch.zeros(len(samples)), stats={"seen": torch.arange(len(samples)).float()})
+
+    class Wrong:
+        name = "wrong"
+
+        def score(self, samples):
+            return torch.ones(len(samples) + 1)
+
+    got = WeightedSum([Plain(), WithStats()], [1.0, 1.0]).score([_s("a"), _s("b")])
+    assert got.total.tolist() == [1.0, 1.0] and got.stats["stats/seen"].tolist() == [0.0, 1.0]
+    with pytest.raises(RewardError, match=r"reward 'wrong' returned .*for 2 samples"):
+        WeightedSum([Wrong()], [1.0]).score([_s("a"), _s("b")])
 
 
 def test_callable_reward_error_names_source_and_row():
@@ -29,7 +59,7 @@ def test_callable_reward_error_names_source_and_row():
     with pytest.raises(RewardError, match=r"reward 'div' raised ZeroDivisionError: .*\(prompt builtin, row 1\)"):
         bad.score([_s("x")])
     skipping = CallableReward(lambda p, r, m: 1 / 0, "div", on_error="skip")
-    assert torch.isnan(skipping.score([_s("x")])).all()
+    assert torch.isnan(skipping.score([_s("x")]).total).all()
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +77,8 @@ def tiny_rm(tiny_dir, tmp_path_factory):
 def test_hf_reward_model_reads_the_last_real_token(tiny_rm):
     source = HFRewardModel(str(tiny_rm))
     short, long_ = _s("yes"), _s("yes no yes no yes")
-    batched = source.score([short, long_])
-    alone = torch.cat([source.score([short]), source.score([long_])])
+    batched = source.score([short, long_]).total
+    alone = torch.cat([source.score([short]).total, source.score([long_]).total])
     assert torch.allclose(batched, alone, atol=1e-5)  # right padding does not move the read-out
     assert batched[0] != batched[1]
 

@@ -63,8 +63,20 @@ def test_metarm_difference_loss_eq11():
     assert F.metarm_difference_loss(t([[0.0, 1.0, 3.0]])).item() == pytest.approx(expected)
 
 
-def test_losses_are_registered_by_name():
-    assert {"bt", "label_smoothing", "adaptive_margin", "soft_label_margin"} <= set(F.RM_LOSSES.names())
+def test_the_trainer_s_recipes_are_the_paper_s_named_losses():
+    """What ``loss.recipe`` names is the hand-checked formula above (μ̂ already in margin units)."""
+    from blendrl.config.rm_schema import RMLossConfig
+    from blendrl.training.rm.recipes import RECIPES
+
+    cfg = RMLossConfig(margin=0.25, alpha=0.2)
+    c, r, mu = t([1.0, 0.0, -0.5]), t([0.0, 0.5, 0.5]), t([0.5, -0.5, 1.0])
+    loss = lambda name: RECIPES[name].loss_fn(cfg)(c, r, mu).item()  # noqa: E731
+    assert loss("bt") == pytest.approx(F.bradley_terry_loss(c, r, margin=0.25).item())
+    assert loss("margin") == pytest.approx(F.adaptive_margin_loss(c, r, mu=mu).item())
+    assert loss("soft_label_margin") == pytest.approx(F.soft_label_margin_loss(c, r, mu=mu, alpha=0.2).item())
+    cfg0 = RMLossConfig(margin=0.0, alpha=0.2)
+    assert RECIPES["label_smoothing"].loss_fn(cfg0)(c, r, mu).item() == pytest.approx(
+        F.label_smoothing_loss(c, r, alpha=0.2).item())
 
 
 def test_flip_lowest_flips_a_single_pair_and_returns_a_bool_mask():

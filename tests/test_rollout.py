@@ -46,7 +46,7 @@ def test_generator_returns_masks_up_to_eos_and_exact_behaviour_logprobs():
         valid = ro.response_mask[row].bool()
         ids = ro.response_ids[row][valid].tolist()
         assert valid.tolist() == sorted(valid.tolist(), reverse=True)  # contiguous prefix
-        assert (eos in ids) == bool(ro.has_eos[row])
+        assert (eos in ids) == bool(ro.finished[row])
         if eos in ids:
             assert ids.index(eos) == len(ids) - 1  # the mask includes EOS and stops there
     exp = Experience.from_rollout(ro)

@@ -94,9 +94,9 @@ def test_segment_reward_model_trains_on_segment_means_and_its_folder_scores_dens
         assert ends and all(e < len(ids) for e in ends)
     src = SegmentRewardModel(str(segment_rm["final"]))
     samples = [Sample(p.prompt, p.chosen, {}, "") for p in enc.pairs[:4]]
-    totals = src.score(samples)
-    assert [len(d) for d in src.last_dense] == [len(s.response) for s in samples]
-    assert torch.allclose(totals, torch.tensor([sum(d) for d in src.last_dense]), atol=1e-5)
+    got = src.score(samples)
+    assert [len(d) for d in got.dense] == [len(s.response) for s in samples]
+    assert torch.allclose(got.total, torch.tensor([sum(d) for d in got.dense]), atol=1e-5)
 
 
 def test_ppo_trains_on_the_dense_segment_rewards(segment_rm, tiny_dir, tmp_path, monkeypatch):
@@ -105,20 +105,28 @@ def test_ppo_trains_on_the_dense_segment_rewards(segment_rm, tiny_dir, tmp_path,
     from tests.tiny import tiny_config
 
     rewards = f"[{{kind: segment_rm, path: '{segment_rm['final']}'}}]"
-    with pytest.raises(ConfigError, match="segment_rm .* needs algorithm.name ppo"):
-        tiny_config(tiny_dir, tmp_path, **{"rewards": rewards, "algorithm.name": "rloo"})
+    from blendrl.training.names import check_names
+
+    with pytest.raises(ConfigError, match=r"rewards\[0\]\.kind: a segment_rm .* needs algorithm.name ppo"):
+        check_names(tiny_config(tiny_dir, tmp_path, **{"rewards": rewards, "algorithm.name": "rloo"}))
     cfg = tiny_config(tiny_dir, tmp_path, **{"rewards": rewards, "shaping.missing_eos_penalty": 0.5})
     trainer = build_trainer(cfg)
     seen = {}
     real = trainer.algorithm.prepare
     monkeypatch.setattr(trainer.algorithm, "prepare", lambda exp, kl: seen.setdefault("exp", exp) and real(exp, kl))
+    real_shape = trainer.shape_scores
+
+    def shape(raw, finished, update=True):
+        seen.setdefault("raw", raw)
+        return real_shape(raw, finished, update)
+
+    monkeypatch.setattr(trainer, "shape_scores", shape)
     metrics = trainer.step().metrics
-    exp = seen["exp"]
-    raw = trainer.reward.last_components[next(iter(trainer.reward.last_components))]
+    exp, raw = seen["exp"], seen["raw"]
     # the dense rewards carry each response's total; what stays at the last token is the missing-EOS penalty
     assert torch.allclose(exp.token_scores.sum(1), raw, atol=1e-4)
-    has_eos = (exp.response_ids == trainer.m.tokenizer.eos_token_id).any(1)
-    assert torch.allclose(exp.scores, torch.where(has_eos, 0.0, -0.5), atol=1e-4), (exp.scores, has_eos)
+    finished = (exp.response_ids == trainer.m.tokenizer.eos_token_id).any(1)
+    assert torch.allclose(exp.scores, torch.where(finished, 0.0, -0.5), atol=1e-4), (exp.scores, finished)
     assert "reward/dense_token_mean" in metrics and math.isfinite(metrics["loss/policy"])
     # PPO's per-token rewards are the dense rewards plus the last token's remainder (the KL coefficient is 0 here)
     mask = exp.response_mask
@@ -142,7 +150,7 @@ def test_repeating_segments_does_not_multiply_the_dense_reward(segment_rm):
     mean_src = SegmentRewardModel(str(segment_rm["final"]))
     sum_src = SegmentRewardModel(str(segment_rm["final"]), aggregate="sum")
     samples = [Sample(pair.prompt, r, {}, "") for r in (once, four)]
-    mean_total, sum_total = mean_src.score(samples), sum_src.score(samples)
+    mean_total, sum_total = mean_src.score(samples).total, sum_src.score(samples).total
     scorer = segment_rm["trainer"].scorer  # the segment rewards of the repeated response, normalised
     from blendrl.models.segments import encode_with_response
 

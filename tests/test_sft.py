@@ -39,9 +39,10 @@ def test_two_sft_seeds_make_a_salsa_soup_reference(tiny_dir, tmp_path):
     finals = []
     for seed in (0, 1):
         out = tmp_path / f"sft{seed}"
-        assert main(["sft", "--set", f"model.name={tiny_dir}", "--set", f"data={data}", "--set", f"output_dir={out}",
-                     "--set", f"train.seed={seed}", "--set", "train.lr=5e-3", "--set", "train.epochs=10",
-                     "--set", "train.batch_size=8", "--set", "train.micro_batch_size=4"]) == 0
+        sets = [f"model.name={tiny_dir}", f"data={data}", f"logging.output_dir={out}", "logging.tensorboard=false",
+                "logging.progress=false", f"train.seed={seed}", "train.lr=5e-3", "train.epochs=10",
+                "train.batch_size=8", "train.micro_batch_size=4"]
+        assert main(["sft", *(a for s in sets for a in ("--set", s))]) == 0
         finals.append(out / "final")
     from transformers import AutoModelForCausalLM
 
@@ -51,3 +52,19 @@ def test_two_sft_seeds_make_a_salsa_soup_reference(tiny_dir, tmp_path):
                                                       "reference.paths": f"[{finals[0]}, {finals[1]}]"})
     res = run(cfg)
     assert res["before"].metrics["eval/reward/mean"] > 0.5  # SFT taught 'yes' (the tiny task's reward)
+
+
+def test_the_run_folder_is_logging_output_dir_and_the_old_key_says_so(tiny_dir, tmp_path, capsys):
+    from blendrl.cli.main import main
+
+    data = _data(tmp_path / "d.jsonl", 8)
+    assert main(["sft", "--set", f"model.name={tiny_dir}", "--set", f"data={data}", "--set", "train.batch_size=4",
+                 "--set", f"output_dir={tmp_path / 'old'}"]) == 2
+    assert "output_dir: moved to logging.output_dir" in capsys.readouterr().err
+    assert main(["sft", "--set", f"model.name={tiny_dir}", "--set", f"data={data}", "--set", "train.batch_size=4",
+                 "--set", f"logging.output_dir={tmp_path / 'run'}", "--set", "logging.progress=false"]) == 0
+    assert "sft: 2 steps, loss" in capsys.readouterr().out
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in rows] == [1, 2] and all("loss/sft" in r for r in rows)
+    assert (tmp_path / "run" / "checkpoints" / "step-000002" / "model" / "model.safetensors").is_file()
+    assert any((tmp_path / "run" / "tensorboard").iterdir())

@@ -61,6 +61,17 @@ def test_lora_members_are_adapters_on_one_base_and_score_as_their_merged_folders
     # one set of base weights: every base parameter is a single tensor shared by both adapters
     n_lora = sum(1 for n, _ in shared.rm.model.named_parameters() if "lora_" in n)
     assert n_lora == 2 * 2 * 2 * 2  # 2 adapters × 2 layers × (q, v) × (A, B)
+    offloaded = load_members(folders, offload=True)  # the run's placement offloads reward models on the CPU
+    assert torch.equal(offloaded.member_scores(SAMPLES), got)
+
+
+def test_offloaded_shared_heads_score_as_in_memory(head_members):
+    """``model.offload_frozen`` reaches ensembles too (one placement for every reward model): the backbone's weights
+    are read back for each batch and the scores do not change."""
+    want = load_members(head_members).member_scores(SAMPLES)
+    offloaded = load_members(head_members, offload=True)
+    assert isinstance(offloaded, SharedHeads) and offloaded.rm.offloaded is not None
+    assert torch.equal(offloaded.member_scores(SAMPLES), want)
 
 
 def test_members_that_cannot_share_fall_back_or_fail_with_a_clear_error(head_members, rm_tiny_dir, prefs, tmp_path):
@@ -85,5 +96,6 @@ def test_ensemble_reward_source_uses_the_shared_backbone_and_aggregates(head_mem
     total = build_reward([cfg])
     assert isinstance(total.sources[0].scorer, SharedHeads)
     want = _separate(head_members).min(0).values
-    assert torch.allclose(total.score(SAMPLES), want, atol=1e-5)
-    assert "ens/disagreement" in total.last_components
+    got = total.score(SAMPLES)
+    assert torch.allclose(got.total, want, atol=1e-5)
+    assert "ens/disagreement" in got.stats

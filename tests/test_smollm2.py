@@ -54,5 +54,5 @@ def test_smollm2_reward_model_trains_saves_and_scores_as_a_ppo_reward_source(tmp
     plain = AutoModelForSequenceClassification.from_pretrained(res["final"])
     assert plain.config.model_type == "llama"
     p = res["trainer"].pairs
-    got = HFRewardModel(str(res["final"])).score([Sample(x.prompt, x.chosen, {}, "") for x in p.pairs[:4]])
+    got = HFRewardModel(str(res["final"])).score([Sample(x.prompt, x.chosen, {}, "") for x in p.pairs[:4]]).total
     assert torch.allclose(got, res["trainer"].scorer.score(p.chosen[:4]), atol=1e-4)

@@ -54,7 +54,8 @@ def test_mc_values_average_the_shaped_scores_of_the_policy_s_continuations(tiny_
     ids = torch.tensor([prompts[0].input_ids + response])
     exp = Experience(ids, torch.ones_like(ids), torch.arange(ids.shape[1])[None], torch.ones(1, 4), torch.zeros(1, 4))
     assert exp.prompt_len == P
-    values, steps, stats = mc_values(trainer, exp, prompts)
+    values, steps, stats = mc_values(exp, prompts, cfg.algorithm.vine, tok, trainer.generator, trainer.params,
+                                     trainer.sampling_gen, trainer.continuation_scores)
     assert steps.tolist() == [[0, 0, 1, 1]]
     # step 0 starts from the prompt: "yes" (share 1) and "no no" (0) → 0.5
     # step 1 starts after "yes no": "yes no yes" (2/3) and "yes no no no" (1/4) → (2/3 + 1/4)/2

@@ -40,7 +40,8 @@ ALGORITHMS: Registry = Registry("algorithm", builtins=("blendrl.algorithms.ppo",
 
 
 class Algorithm:
-    needs_critic = False
+    needs_critic = False  # the trainer trains a critic and hands its values to prepare()
+    needs_mc_values = False  # the trainer fills exp.values with Monte-Carlo values (VinePPO)
 
     def __init__(self, cfg: AlgorithmConfig, kl: KLConfig) -> None:
         self.cfg, self.kl = cfg, kl

@@ -12,6 +12,7 @@ The math is in :mod:`blendrl.functional.cgpo`.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
@@ -23,6 +24,45 @@ from ..core.types import Experience
 from .base import batch_wide
 
 CGPO_OPTIMIZERS: Registry = Registry("CGPO optimizer")
+
+
+def _task_of(node, root):
+    """The task whose ``optimizer`` section is ``node`` (None outside a CGPO config)."""
+    return next((t for t in getattr(root, "tasks", []) if t.optimizer is node), None)
+
+
+def reads(*options: str, check=None):
+    """The optimizer's own check of its ``optimizer:`` section: it reads ``options`` (and ``kl_max``, every task's
+    KL budget); any other optimizer's option set away from its default is an error (a setting that would silently
+    do nothing), then ``check(node, task)``."""
+    def validate(node, root=None) -> None:
+        from ..config.cgpo_schema import OptimizerConfig
+
+        default = OptimizerConfig()
+        for f in dataclasses.fields(node):
+            if f.name not in ("name", "kl_max", *options) and getattr(node, f.name) != getattr(default, f.name):
+                raise ValueError(f"{f.name}: the {node.name} optimizer does not read it (it reads kl_max"
+                                 f"{''.join(', ' + o for o in options)})")
+        if check is not None:
+            check(node, _task_of(node, root))
+
+    return validate
+
+
+def _codpo_check(node, task) -> None:
+    if node.beta <= 0:
+        raise ValueError("beta: must be > 0")
+    if task is not None and task.samples_per_prompt < 2:
+        raise ValueError("name: codpo needs the task's samples_per_prompt >= 2 to form pairs")
+
+
+def _lagrangian_check(node, task) -> None:
+    if task is not None:
+        judges = {j.name or j.kind for j in task.judges}
+        unknown = sorted(set(node.thresholds) - judges)
+        if unknown:
+            raise ValueError(f"thresholds.{unknown[0]}: no judge of task '{task.name}' is called that "
+                             f"(its judges: {sorted(judges)})")
 
 
 @dataclass
@@ -48,7 +88,7 @@ class ConstrainedOptimizer:
         raise NotImplementedError
 
 
-@CGPO_OPTIMIZERS.register("crpg")
+@CGPO_OPTIMIZERS.register("crpg", check=reads())
 class CRPG(ConstrainedOptimizer):
     """Constrained regularized policy gradient (eqs. 10–12): REINFORCE on ``max(1 − KL/KL_max, 0)·R_calib·y``
     with a batch-mean baseline; every sample is trained, averaged over sequences."""
@@ -65,7 +105,7 @@ class CRPG(ConstrainedOptimizer):
         return F.crpg_loss(logp, mb.response_mask, mb.seq_weights)
 
 
-@CGPO_OPTIMIZERS.register("codpo")
+@CGPO_OPTIMIZERS.register("codpo", check=reads("beta", "lam", check=_codpo_check))
 class CODPO(ConstrainedOptimizer):
     """Constrained online DPO (eqs. 13–15) on (best passing, worst failing) pairs; averaged over pairs."""
 
@@ -82,7 +122,7 @@ class CODPO(ConstrainedOptimizer):
         return F.codpo_loss(logp, mb.ref_logp, mb.response_mask, self.cfg.beta, self.cfg.lam)
 
 
-@CGPO_OPTIMIZERS.register("crraft")
+@CGPO_OPTIMIZERS.register("crraft", check=reads())
 class CRRAFT(ConstrainedOptimizer):
     """Calibrated regularized reward ranking fine-tuning (eqs. 16–18): weighted SFT on the best surviving sample
     per prompt; prompts without a survivor fall back to the baseline ā (the trainer adds it with weight σ(0)=0.5
@@ -104,14 +144,16 @@ class CRRAFT(ConstrainedOptimizer):
         return F.crraft_loss(logp, mb.response_mask, mb.seq_weights)
 
 
-@CGPO_OPTIMIZERS.register("lagrangian")
+@CGPO_OPTIMIZERS.register("lagrangian", check=reads("threshold", "thresholds", "lambda_init", "lambda_lr",
+                                                    check=_lagrangian_check))
 class Lagrangian(ConstrainedOptimizer):
-    """PPO-Lagrangian (safe-rlhf's treatment of a cost as a constraint) in CGPO's task loop: each judge of the task
-    is a constraint "violation rate ≤ ``threshold``" (``thresholds`` per judge name) with a multiplier λ_h
-    (``lambda_init``) updated by dual ascent (``lambda_lr``) on the batch's violation rate, then REINFORCE with a
-    batch-mean baseline on ``R_calib`` times CGPO's KL factor minus ``Σ_h λ_h·1[violated]``. Unlike CRPG, violating
-    samples are trained on, at a price that rises until the constraint holds. The multipliers are logged
-    (``lagrangian/lambda/<judge>``) and checkpointed."""
+    """REINFORCE with Lagrange multipliers in CGPO's task loop (safe-rlhf's treatment of a cost as a constraint,
+    without its critics: not safe-rlhf's PPO-Lagrangian): each judge of the task is a constraint "violation rate
+    ≤ ``threshold``" (``thresholds`` per judge name) with a multiplier λ_h (``lambda_init``) updated by dual ascent
+    (``lambda_lr``) on the batch's violation rate, then REINFORCE with a batch-mean baseline on ``R_calib`` times
+    CGPO's KL factor minus ``Σ_h λ_h·1[violated]``. Unlike CRPG, violating samples are trained on, at a price that
+    rises until the constraint holds. The multipliers are logged (``lagrangian/lambda/<judge>``) and
+    checkpointed."""
 
     def __init__(self, cfg) -> None:
         super().__init__(cfg)

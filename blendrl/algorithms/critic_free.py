@@ -36,7 +36,12 @@ class Reinforce(SequenceAdvantagePG):
     estimator = "reinforce"
 
 
-@ALGORITHMS.register("rloo")
+def _leave_one_out_needs_two(node, root=None) -> None:
+    if root is not None and hasattr(root, "train") and root.train.samples_per_prompt < 2:
+        raise ValueError("name: rloo needs train.samples_per_prompt >= 2 (each sample's baseline is the others')")
+
+
+@ALGORITHMS.register("rloo", check=_leave_one_out_needs_two)
 class RLOO(SequenceAdvantagePG):
     estimator = "rloo"
 

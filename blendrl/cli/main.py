@@ -14,7 +14,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="blendrl", description="RLHF post-training that does not reward-hack")
     parser.add_argument("--allocator", choices=malloc.ALLOCATORS, default=os.environ.get("BLENDRL_ALLOCATOR", "glibc"),
                         help="malloc for this run (default glibc, or $BLENDRL_ALLOCATOR): mimalloc or jemalloc "
-                             "restart the command with that library preloaded (lower peak RSS; see README, Memory)")
+                             "restart the command with that library preloaded (lower peak RSS; see docs/usage.md, "
+                             "Memory)")
     sub = parser.add_subparsers(dest="command", required=True)
     ppo.add_parser(sub)
     cgpo.add_parser(sub)

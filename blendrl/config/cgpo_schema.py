@@ -27,8 +27,10 @@ class JudgeConfig:
 @dataclass
 class OptimizerConfig:
     """The task's constrained optimizer (CGPO §1): ``crpg`` (eq. 12), ``codpo`` (eq. 15, ``beta``, ``lam``),
-    ``crraft`` (eq. 18), or ``lagrangian`` (PPO-Lagrangian: each judge a constraint "violation rate ≤ ``threshold``",
-    per judge name in ``thresholds``, with a multiplier from ``lambda_init`` moved by dual ascent at ``lambda_lr``).
+    ``crraft`` (eq. 18), or ``lagrangian`` (REINFORCE with Lagrange multipliers: each judge a constraint "violation
+    rate ≤ ``threshold``", per judge name in ``thresholds``, with a multiplier from ``lambda_init`` moved by dual
+    ascent at ``lambda_lr``). Each optimizer checks its own options (an option another optimizer reads, set here,
+    is an error).
     ``kl_max`` is the sequence-level KL budget (CRPG's eq. 11 factor, CRRAFT's filter); the paper gives no numbers
     (lenient for verifiable tasks, strict for chat), so 10 nats is our default."""
 
@@ -43,7 +45,6 @@ class OptimizerConfig:
 
     def validate(self) -> None:
         _require(self.kl_max > 0, "kl_max: must be > 0")
-        _require(self.beta > 0, "beta: must be > 0")
 
 
 @dataclass
@@ -79,8 +80,6 @@ class TaskConfig:
         _require(len(self.rewards) > 0, "rewards: a task needs at least one reward source")
         _require(self.samples_per_prompt >= 1 and self.prompts_per_iteration >= 1,
                  "samples_per_prompt and prompts_per_iteration: must be >= 1")
-        _require(self.optimizer.name != "codpo" or self.samples_per_prompt >= 2,
-                 "samples_per_prompt: codpo needs >= 2 samples per prompt to form pairs")
         _require(self.weight > 0, "weight: must be > 0")
         names = [j.name or j.kind for j in self.judges]
         _require(len(set(names)) == len(names), f"judges: names must be unique, got {names}")

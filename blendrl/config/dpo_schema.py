@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from .rm_schema import RMDataConfig
-from .schema import LogSettings, ModelConfig, PerfConfig, _require
-from .settings import PairTrainSettings
+from .schema import ModelConfig, PerfConfig, _require
+from .settings import EvalLogSettings, PairTrainSettings
 
 
 @dataclass
@@ -42,14 +42,19 @@ class DPOTrainConfig(PairTrainSettings):
 
 @dataclass
 class DPORunConfig:
-    """Everything ``blendrl dpo`` reads. The reference is a frozen copy of the initial policy, or the policy with
-    its adapters disabled under ``model.lora``."""
+    """Everything ``blendrl dpo`` reads. The policy and the reference live on ``model.device`` in ``model.dtype``;
+    the reference is a frozen copy of the initial policy (kept in a file between uses unless ``model.offload_frozen``
+    says otherwise), or the policy with its adapters disabled under ``model.lora``. ``logging.eval_every``: optimizer
+    steps between held-out evaluations of ``data.eval``."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: RMDataConfig = field(default_factory=RMDataConfig)
     loss: DPOLossConfig = field(default_factory=DPOLossConfig)
     train: DPOTrainConfig = field(default_factory=DPOTrainConfig)
-    logging: LogSettings = field(default_factory=lambda: LogSettings(output_dir="runs/dpo"))
-    perf: PerfConfig = field(default_factory=PerfConfig)
+    logging: EvalLogSettings = field(default_factory=lambda: EvalLogSettings(output_dir="runs/dpo"))
+    perf: PerfConfig = field(default_factory=PerfConfig)  # lean_layers applies to the policy, tied_grads_in_place not
     plugins: list[str] = field(default_factory=list)
-    eval_every: Optional[int] = None  # optimizer steps between held-out evaluations (None: at the end only)
+    eval_every: Optional[int] = None  # not read here: the key is logging.eval_every (setting it is an error)
+
+    def validate(self) -> None:
+        _require(self.eval_every is None, "eval_every: moved to logging.eval_every (set that instead)")

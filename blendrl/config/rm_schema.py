@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from .schema import LogSettings, LoraConfig, PerfConfig, _require
-from .settings import PairTrainSettings
+from .schema import LoraConfig, PerfConfig, _require
+from .settings import EvalLogSettings, PairTrainSettings
 
 
 @dataclass
@@ -234,7 +234,7 @@ class RMRunConfig:
     train: RMTrainConfig = field(default_factory=RMTrainConfig)
     strength: StrengthConfig = field(default_factory=StrengthConfig)
     eval: RMEvalConfig = field(default_factory=RMEvalConfig)
-    logging: LogSettings = field(default_factory=lambda: LogSettings(output_dir="runs/rm"))
+    logging: EvalLogSettings = field(default_factory=lambda: EvalLogSettings(output_dir="runs/rm"))
     perf: PerfConfig = field(default_factory=PerfConfig)  # lean_layers applies to the trained reward model
     plugins: list[str] = field(default_factory=list)  # modules or .py files imported first (their registrations)
 

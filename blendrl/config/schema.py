@@ -5,10 +5,15 @@ Sections: model, critic, reference, generation, rewards, shaping, kl, regularize
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional, Union
+from typing import TYPE_CHECKING, Literal, Optional, Union
 
 from .loader import ConfigError  # noqa: F401  (re-exported)
-from .settings import LogSettings, LoopSettings, LoraConfig, OptimSettings, PerfConfig, _require  # noqa: F401
+from .settings import (  # noqa: F401  (re-exported)
+    EvalLogSettings, LogSettings, LoopSettings, LoraConfig, OptimSettings, PerfConfig, _require,
+)
+
+if TYPE_CHECKING:
+    from ..core.types import ModelPlacement
 
 
 @dataclass
@@ -47,6 +52,13 @@ class ModelConfig:
     @property
     def offload_rewards(self) -> bool:
         return self.offload_frozen in (True, "rewards", "auto")
+
+    def placement(self, device) -> "ModelPlacement":
+        """The run's :class:`~blendrl.core.types.ModelPlacement` for its reward models on ``device`` (a torch device):
+        that device, ``dtype``, and offloading (``offload_rewards``) on the CPU only."""
+        from ..core.types import ModelPlacement
+
+        return ModelPlacement(str(device), self.dtype, self.offload_rewards and str(device) == "cpu")
 
 
 @dataclass
@@ -114,18 +126,7 @@ class RewardSourceConfig:
     name: Optional[str] = None
     path: Optional[str] = None
     weight: float = 1.0
-    options: dict = field(default_factory=dict)
-
-    def validate(self) -> None:
-        _require(self.kind not in ("hf_rm", "segment_rm") or self.path,
-                 f"path: required for a {self.kind} reward source")
-        _require(self.kind not in ("rule", "callable") or self.name, f"name: required for a {self.kind} reward source")
-        if self.kind == "ensemble":
-            members = self.options.get("members")
-            _require(isinstance(members, list) and len(members) >= 2,
-                     "options.members: an ensemble needs a list of at least 2 reward-model folders")
-            _require(self.options.get("share", "auto") in ("auto", "lora", "heads", "none"),
-                     "options.share: expected auto, lora, heads or none")
+    options: dict = field(default_factory=dict)  # checked by the kind itself (blendrl.training.names)
 
 
 @dataclass
@@ -243,14 +244,14 @@ class TrainConfig(LoopSettings):
 
 
 @dataclass
-class LoggingConfig(LogSettings):
-    """:class:`LogSettings` plus the RL loops' held-out evaluation: every ``eval_every`` iterations (0 = only at the
-    end) on ``eval_prompts`` prompts, and ``log_samples`` sample generations per iteration to samples.jsonl.
+class LoggingConfig(EvalLogSettings):
+    """:class:`EvalLogSettings` plus the RL loops' held-out evaluation: every ``eval_every`` iterations (0 = before
+    and at the end only) on ``eval_prompts`` prompts, and ``log_samples`` sample generations per iteration to
+    samples.jsonl.
     ``eval_before`` (default true): evaluate before training; a run whose starting point another run has already
     measured with the same model, prompts and seed (the main job's summed-PPO baseline) can skip it — ``blendrl eval
     --runs`` takes the "before" column from the first run that has one."""
 
-    eval_every: int = 0
     eval_prompts: int = 16
     eval_before: bool = True
     log_samples: int = 2
@@ -293,18 +294,8 @@ class PPORunConfig:
     perf: PerfConfig = field(default_factory=PerfConfig)
     plugins: list[str] = field(default_factory=list)  # modules or .py files imported first (their registrations)
 
-    def validate(self) -> None:
-        if self.algorithm.name == "rloo":
-            _require(self.train.samples_per_prompt >= 2, "train.samples_per_prompt: rloo needs >= 2")
-        if any(r.kind == "segment_rm" for r in self.rewards):
-            _require(self.algorithm.name == "ppo" and self.shaping.normalize == "none" and self.shaping.clip is None,
-                     "rewards: a segment_rm (dense) source needs algorithm.name ppo and no score normalisation or "
-                     "clip (its location-aware normaliser is the normalisation)")
-        if self.filter.kind != "none":
-            _require(self.algorithm.name == "ppo", "filter.kind: policy filtration needs algorithm.name ppo (group "
-                     "baselines would still see the filtered rows' rewards)")
-            _require(self.filter.keep < self.train.samples_per_prompt,
-                     "filter.keep: must be < train.samples_per_prompt (there is nothing to filter otherwise)")
+    # what a named kind needs of the rest of the config (rloo's samples, a filter's algorithm, a dense reward's
+    # shaping) is that kind's own check, run with its key path before any model loads (blendrl.training.names)
 
 
 @dataclass

@@ -52,8 +52,8 @@ class OptimSettings:
 @dataclass
 class LoopSettings(OptimSettings):
     """What every RL loop adds to the optimizer: ``iterations``, rows per gradient pass (``micro_batch_size``) and
-    per no-grad pass (``forward_batch_size``, default ``micro_batch_size``: :attr:`forward_rows`)."""
-
+    per no-grad pass (``forward_batch_size``; left unset it is ``micro_batch_size``, filled in when the config is
+    built, so every pass reads one field)."""
 
     iterations: int = 20
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"  # autocast of the trained forwards (fp16: loss scaling)
@@ -61,10 +61,9 @@ class LoopSettings(OptimSettings):
     micro_batch_size: int = 16
     forward_batch_size: Optional[int] = None  # rows per no-grad pass; None: micro_batch_size
 
-    @property
-    def forward_rows(self) -> int:
-        """``forward_batch_size``, or ``micro_batch_size`` when it is not set."""
-        return self.forward_batch_size or self.micro_batch_size
+    def __post_init__(self) -> None:
+        if self.forward_batch_size is None:
+            self.forward_batch_size = self.micro_batch_size
 
     def validate(self) -> None:
         super().validate()
@@ -96,9 +95,10 @@ class PerfConfig:
 
 @dataclass
 class LogSettings:
-    """Where and how every trainer writes: ``output_dir`` (metrics.jsonl, TensorBoard events, checkpoints/),
+    """Where and how every trainer writes: ``output_dir`` (metrics.jsonl, TensorBoard events, checkpoints/, final/),
     metrics every ``log_every`` steps, a checkpoint every ``save_every`` steps (0 = only at the end; a step is an
-    iteration of an RL loop, an optimizer step of the reward-model trainer), the last ``keep_checkpoints`` kept."""
+    iteration of an RL loop, an optimizer step of the reward-model, DPO and SFT trainers), the last
+    ``keep_checkpoints`` kept. Every training command runs through one loop (:mod:`blendrl.training.driver`)."""
 
     output_dir: str = "runs/ppo"
     save_every: int = 0
@@ -110,6 +110,19 @@ class LogSettings:
     def validate(self) -> None:
         _require(self.log_every >= 1, "log_every: must be >= 1")
         _require(self.keep_checkpoints >= 1, "keep_checkpoints: must be >= 1")
+
+
+@dataclass
+class EvalLogSettings(LogSettings):
+    """Where and how a trainer with held-out data writes: the keys of :class:`LogSettings`, and held-out evaluations
+    (``eval/…`` metrics, logged at their step) before training and every ``eval_every`` steps. 0: none of these
+    (``dpo`` still evaluates before training; ``dpo`` and ``rm train`` evaluate after it either way)."""
+
+    eval_every: int = 0
+
+    def validate(self) -> None:
+        super().validate()
+        _require(self.eval_every >= 0, "eval_every: must be >= 0")
 
 
 @dataclass

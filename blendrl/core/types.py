@@ -36,6 +36,59 @@ def make_samples(prompts, responses: list[str], finished) -> list[Sample]:
 
 
 @dataclass
+class Scores:
+    """What a reward source returns for N samples, as one value (nothing is left behind on the source to be read
+    after the call). ``total`` (N,) float: the score the trainer optimises (NaN: a sample that could not be scored).
+    For logging and shaping: ``components`` (name → (N,): the scores of the sources a sum is made of), ``stats``
+    (name → (N,): what a source saw, e.g. an ensemble's disagreement, a judge bonus's pass indicator) and ``dense``
+    (per sample, per response character: a dense source's rewards, already summed into ``total``)."""
+
+    total: torch.Tensor
+    components: dict[str, torch.Tensor] = field(default_factory=dict)
+    stats: dict[str, torch.Tensor] = field(default_factory=dict)
+    dense: Optional[list[list[float]]] = None
+
+    def __len__(self) -> int:
+        return len(self.total)
+
+    @classmethod
+    def of(cls, value, n: int, name: str) -> "Scores":
+        """A source's return value as Scores: a :class:`Scores`, or a plain (N,) tensor or list of floats (what a
+        user's own source may return). Raises ValueError naming the source when the shapes are not N rows."""
+        out = value if isinstance(value, Scores) else cls(torch.as_tensor(value, dtype=torch.float32))
+        out.total = torch.as_tensor(out.total).float()
+        shapes = {k: tuple(torch.as_tensor(v).shape) for k, v in {"total": out.total, **out.components,
+                                                                   **out.stats}.items()}
+        bad = {k: s for k, s in shapes.items() if s != (n,)}
+        if bad or (out.dense is not None and len(out.dense) != n):
+            raise ValueError(f"reward '{name}' returned {bad or 'dense rows'} for {n} samples; want ({n},) each")
+        return out
+
+    @classmethod
+    def cat(cls, parts: list["Scores"]) -> "Scores":
+        """The rows of ``parts`` one after another (the shares of a batch scored by several workers)."""
+        if not parts:
+            return cls(torch.zeros(0))
+        first = parts[0]
+        dense = None if first.dense is None else [row for p in parts for row in p.dense]
+        return cls(torch.cat([p.total for p in parts]),
+                   {k: torch.cat([p.components[k] for p in parts]) for k in first.components},
+                   {k: torch.cat([p.stats[k] for p in parts]) for k in first.stats}, dense)
+
+
+@dataclass(frozen=True)
+class ModelPlacement:
+    """Where a run's frozen scoring models live: the policy's ``device``, the run's ``dtype`` (``model.dtype``) and
+    whether reward models ``offload`` their weights to files between uses (``model.offload_frozen``, CPU only). One
+    value per run (:meth:`blendrl.config.schema.ModelConfig.placement`), handed to every builder of reward sources,
+    so PPO, CGPO tasks, summed PPO, the lab and best-of-n place them alike; a source's own ``options`` win."""
+
+    device: str = "cpu"
+    dtype: str = "float32"
+    offload: bool = False
+
+
+@dataclass
 class SamplingParams:
     max_new_tokens: int = 48
     temperature: float = 0.7
@@ -51,7 +104,7 @@ class Rollout:
     response_ids: torch.Tensor  # (B, T) long, right-padded
     response_mask: torch.Tensor  # (B, T) float, 1 up to and including EOS
     logp: torch.Tensor  # (B, T) float, behaviour log-probs of the sampled tokens
-    has_eos: torch.Tensor  # (B,) bool
+    finished: torch.Tensor  # (B,) bool: the response ended with EOS (False: cut at max_new_tokens)
 
     @property
     def num_tokens(self) -> int:
@@ -66,7 +119,7 @@ class Rollout:
         start = int((self.prompt_mask.sum(0) > 0).nonzero().min()) if self.prompt_mask.any() else 0
         width = int((self.response_mask > 0).sum(1).max()) if len(self.response_mask) else 0
         return Rollout(self.prompt_ids[:, start:], self.prompt_mask[:, start:], self.response_ids[:, :width],
-                       self.response_mask[:, :width], self.logp[:, :width], self.has_eos)
+                       self.response_mask[:, :width], self.logp[:, :width], self.finished)
 
 
 @dataclass
@@ -87,6 +140,7 @@ class Experience:
     seq_weights: Optional[torch.Tensor] = None  # (B,) per-sequence weight of the CGPO optimizers (advantage, R_calib)
     step_ids: Optional[torch.Tensor] = None  # (B, T) long: VinePPO's step index of each response token
     token_scores: Optional[torch.Tensor] = None  # (B, T) dense rewards of a segment reward model, per token
+    finished: Optional[torch.Tensor] = None  # (B,) bool: the response ended with EOS (the generator's flag)
 
     @property
     def prompt_len(self) -> int:
@@ -126,7 +180,8 @@ class Experience:
         resp_attn = (rollout.response_mask > 0).long()  # (B, T)
         attention_mask = torch.cat([rollout.prompt_mask, resp_attn], dim=1)  # (B, L)
         position_ids = (attention_mask.cumsum(1) - 1).clamp_min(0)  # (B, L)
-        return cls(input_ids, attention_mask, position_ids, rollout.response_mask.clone(), rollout.logp)
+        return cls(input_ids, attention_mask, position_ids, rollout.response_mask.clone(), rollout.logp,
+                   finished=rollout.finished)
 
 
 def pad_response(x: torch.Tensor, width: int) -> torch.Tensor:

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from ..core.seeds import stream
 from .builtin import BUILTIN_PROMPTS
 
 
@@ -213,7 +214,7 @@ def epoch_batch(n: int, batch_size: int, seed: int, step: int) -> list[int]:
     step gives the same batches."""
     steps_per_epoch = -(-n // batch_size)
     epoch, k = divmod(step, steps_per_epoch)
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    order = torch.randperm(n, generator=stream(seed, "epoch_order", epoch))
     return order[k * batch_size: (k + 1) * batch_size].tolist()
 
 

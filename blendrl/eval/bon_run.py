@@ -11,7 +11,7 @@ from ..config.schema import BoNRunConfig
 from ..data import load_prompt_set
 from ..core.fsutil import atomic_write_text
 from ..models import load_causal_lm, load_tokenizer, resolve_model
-from ..rewards import Sample, build_reward, make_samples
+from ..rewards import Sample, build_reward, make_samples, score_batch
 from ..rollout import SamplingParams, decode_responses
 from ..rollout.hf import HFGenerator
 from .best_of_n import best_of_n, kl_bon
@@ -37,8 +37,9 @@ def run_bon(cfg: BoNRunConfig) -> dict:
     generator = HFGenerator(policy, tokenizer.pad_token_id, eos_ids(tokenizer, policy))
     g = cfg.generation
     params, gen = SamplingParams(g.max_new_tokens, g.temperature, g.top_p), torch.Generator().manual_seed(cfg.seed)
-    proxy_rm = build_reward(cfg.rewards)
-    gold_rm = build_reward(cfg.gold) if cfg.gold else None
+    placement = cfg.model.placement(torch.device("cpu"))  # next to the policy, which samples on the CPU here
+    proxy_rm = build_reward(cfg.rewards, placement)
+    gold_rm = build_reward(cfg.gold, placement) if cfg.gold else None
     N = cfg.bon.pool
     ns = cfg.bon.ns or default_ns(N)
     sums = {n: [0.0, 0.0] for n in ns}
@@ -48,10 +49,10 @@ def run_bon(cfg: BoNRunConfig) -> dict:
         for start in range(0, N, cfg.bon.batch_size):
             k = min(cfg.bon.batch_size, N - start)
             out = generator.sample([p.input_ids] * k, params, gen)
-            samples += make_samples([p] * k, decode_responses(tokenizer, out), out.has_eos)
+            samples += make_samples([p] * k, decode_responses(tokenizer, out), out.finished)
         texts = [s.response for s in samples]
-        proxy = proxy_rm.score(samples)  # (N,)
-        gold = gold_rm.score(samples) if gold_rm is not None else None
+        proxy = score_batch(proxy_rm, samples).total  # (N,)
+        gold = score_batch(gold_rm, samples).total if gold_rm is not None else None
         for n in ns:
             e_proxy, e_gold = best_of_n(proxy, gold, n)
             sums[n][0] += e_proxy

@@ -84,7 +84,7 @@ def sample_questions(c: C2RMConfig) -> list[Question]:
         batch = prompts[start: start + c.batch_prompts]
         flat = [p for p in batch for _ in range(c.k)]
         rollout = generator.sample([p.input_ids for p in flat], params, gen)
-        texts, finished = decode_responses(tokenizer, rollout), rollout.has_eos.tolist()
+        texts, finished = decode_responses(tokenizer, rollout), rollout.finished.tolist()
         for q, prompt in enumerate(batch):
             if "answer" not in prompt.metadata:
                 raise DataError(f"{prompt.source}, row {prompt.row}, field 'metadata.answer': missing (c2rm needs "

@@ -69,7 +69,7 @@ def humaneval_pass_at_1(generator, tokenizer, problems: list[dict], params: Samp
         rollout = generator.sample([list(x) for x in ids], params, gen)
         responses = decode_responses(tokenizer, Experience.from_rollout(rollout))
         samples = [Sample([{"role": "user", "content": p["prompt"]}], with_entry_point(r, p), metadata(p),
-                          p["task_id"], bool(f)) for p, r, f in zip(chunk, responses, rollout.has_eos.tolist())]
+                          p["task_id"], bool(f)) for p, r, f in zip(chunk, responses, rollout.finished.tolist())]
         for p, v in zip(chunk, judge.judge(samples)):
             results.append({"task_id": p["task_id"], "passed": v.passed, "reason": v.reason})
     passed = sum(r["passed"] for r in results)

@@ -20,6 +20,7 @@ import random
 from dataclasses import dataclass, field
 
 from ..core.types import Sample
+from ..rewards.base import score_batch
 from .mutations import Context, Mutation, applicable
 
 CARRIERS = ["Here is my answer.", "Sure, let me explain this clearly and briefly.",
@@ -63,7 +64,7 @@ class Scorer:
 
     def __call__(self, samples: list[Sample]) -> tuple[list[bool], list[float]]:
         if self.reward is not None:
-            scores = [float(x) for x in self.reward.score(samples)]
+            scores = [float(x) for x in score_batch(self.reward, samples).total]
             return [False] * len(samples), scores
         if hasattr(self.judge, "log_odds"):  # an LLM judge: its verdict is the sign of its (defended) log-odds
             scores = [float(x) for x in self.judge.log_odds(samples)]

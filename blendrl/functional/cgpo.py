@@ -99,7 +99,7 @@ def crraft_loss(logp: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor) -
 
 def lagrangian_advantages(reward: torch.Tensor, costs: torch.Tensor, multipliers: torch.Tensor, seq_kl: torch.Tensor,
                           kl_max: float) -> torch.Tensor:
-    """PPO-Lagrangian's penalised reward with CGPO's KL factor (docs/algorithms.md §13):
+    """The Lagrangian penalised reward (safe-rlhf's cost penalty) with CGPO's KL factor (docs/algorithms.md §13):
     ``r̃ = max(1 − seq_kl/KL_max, 0)·R_calib − Σ_h λ_h·c_h``, and the advantage ``r̃ − mean(r̃)``.
     reward (N,), costs (N, H) (1 where judge h is violated), multipliers (H,), seq_kl (N,) → (N,)."""
     r_tilde = (1.0 - seq_kl / kl_max).clamp_min(0.0) * reward - costs @ multipliers  # (N,)

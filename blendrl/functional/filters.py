@@ -16,6 +16,18 @@ from ..core.registry import Registry
 ROLLOUT_FILTERS: Registry = Registry("rollout filter")
 
 
+def _needs_ppo_groups(node, root=None) -> None:
+    """A filter's own check of a run config: PPO with a critic (group baselines would still see the filtered rows'
+    rewards) and fewer rows kept than sampled per prompt."""
+    if root is None or not hasattr(root, "algorithm"):
+        return
+    if root.algorithm.name != "ppo":
+        raise ValueError("kind: policy filtration needs algorithm.name ppo (group baselines would still see the "
+                         "filtered rows' rewards)")
+    if node.keep >= root.train.samples_per_prompt:
+        raise ValueError("keep: must be < train.samples_per_prompt (there is nothing to filter otherwise)")
+
+
 def _ranked(scores: torch.Tensor, valid: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per group: row positions sorted best-first among valid rows (invalid last) and the valid counts.
     (B,) → (G, k) long, (G,) long."""
@@ -30,7 +42,7 @@ def _mark(order: torch.Tensor, take: torch.Tensor, k: int) -> torch.Tensor:
     return kept.view(-1)
 
 
-@ROLLOUT_FILTERS.register("best_of_n")
+@ROLLOUT_FILTERS.register("best_of_n", check=_needs_ppo_groups)
 def best_of_n(scores, valid, k: int, keep: int, gen=None) -> torch.Tensor:
     """The ``keep`` highest-reward responses of each prompt (PF-PPO's BoN)."""
     order, n_valid = _ranked(scores, valid, k)
@@ -38,7 +50,7 @@ def best_of_n(scores, valid, k: int, keep: int, gen=None) -> torch.Tensor:
     return _mark(order, (ranks < keep) & (ranks < n_valid[:, None]), k)
 
 
-@ROLLOUT_FILTERS.register("best_worst")
+@ROLLOUT_FILTERS.register("best_worst", check=_needs_ppo_groups)
 def best_worst(scores, valid, k: int, keep: int, gen=None) -> torch.Tensor:
     """The ⌈keep/2⌉ highest- and ⌊keep/2⌋ lowest-reward valid responses of each prompt (PF-PPO's BW: both ends
     of the reward range, where the reward model is most reliable)."""
@@ -49,7 +61,7 @@ def best_worst(scores, valid, k: int, keep: int, gen=None) -> torch.Tensor:
     return _mark(order, take, k)
 
 
-@ROLLOUT_FILTERS.register("best_random")
+@ROLLOUT_FILTERS.register("best_random", check=_needs_ppo_groups)
 def best_random(scores, valid, k: int, keep: int, gen: torch.Generator | None = None) -> torch.Tensor:
     """The highest-reward response of each prompt plus ``keep − 1`` others drawn at random among its valid ones
     (PF-PPO's BR)."""

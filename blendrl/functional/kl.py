@@ -20,6 +20,13 @@ from ..core.registry import Registry
 KL_ESTIMATORS: Registry = Registry("KL estimator")
 
 
+def sequence_kl(logp: torch.Tensor, ref_logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The k1 estimate of each sequence's KL to the reference, ``Σ_t mask·(logp − ref_logp)``: the one place every
+    loop, evaluation and regulariser computes it. (B, T), (B, T), (B, T) → (B,)."""
+    return ((logp - ref_logp) * mask).sum(-1)
+
+
+
 @KL_ESTIMATORS.register("k1")
 def _k1(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     return logp - ref_logp

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from ..core.registry import Registry
+from .kl import sequence_kl
 
 REGULARIZERS: Registry = Registry("regularizer")
 
@@ -25,15 +26,10 @@ def exp_linear_beyond(x: torch.Tensor, clip: float) -> torch.Tensor:
     return torch.exp(xc) * (1 + x - xc)
 
 
-def sequence_log_ratio(logp: torch.Tensor, ref_logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """``Σ_t mask·(logp − ref_logp)``. (B, T) → (B,)."""
-    return ((logp - ref_logp) * mask).sum(-1)
-
-
 @REGULARIZERS.register("chi2")
 def chi2_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, mask: torch.Tensor, clip: float = 10.0
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(sqrt(max(χ̂², 1e-4)), χ̂²)`` of the batch, ORPO's LLM form. (B, T) inputs → scalars."""
-    lr = sequence_log_ratio(logp, ref_logp, mask)  # (B,)
+    lr = sequence_kl(logp, ref_logp, mask)  # (B,) the sequence log-ratio
     chi2 = ((exp_linear_beyond(lr, clip) - 1) + (exp_linear_beyond(-lr, clip) - 1)).mean()
     return torch.sqrt(chi2.clamp(min=1e-4)), chi2

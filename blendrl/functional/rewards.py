@@ -57,9 +57,9 @@ class RunningMoments:
         self.mean, self.var, self.count = float(state["mean"]), float(state["var"]), int(state["count"])
 
 
-def apply_missing_eos_penalty(scores: torch.Tensor, has_eos: torch.Tensor, penalty: float) -> torch.Tensor:
+def apply_missing_eos_penalty(scores: torch.Tensor, finished: torch.Tensor, penalty: float) -> torch.Tensor:
     """``score − penalty`` for every response without EOS (TRL, CGPO). Shapes: (N,), bool (N,) → (N,)."""
-    return scores - penalty * (~has_eos).to(scores.dtype)
+    return scores - penalty * (~finished).to(scores.dtype)
 
 
 def last_token_index(mask: torch.Tensor) -> torch.Tensor:
@@ -67,11 +67,12 @@ def last_token_index(mask: torch.Tensor) -> torch.Tensor:
     return (mask.sum(dim=1).long() - 1).clamp_min(0)
 
 
-def token_rewards(scores: torch.Tensor, kl: torch.Tensor, mask: torch.Tensor, beta: float) -> torch.Tensor:
-    """Per-token reward ``r_t = −β·kl_t·mask_t`` plus the sequence score on the last valid token (§11, §2).
+def token_rewards(scores: torch.Tensor, kl: torch.Tensor, mask: torch.Tensor, kl_coef: float) -> torch.Tensor:
+    """Per-token reward ``r_t = −β·kl_t·mask_t`` (β = ``kl_coef``, the config's ``kl.coef`` as the KL controller
+    holds it) plus the sequence score on the last valid token (§11, §2).
 
     Shapes: ``scores`` (B,), ``kl``, ``mask`` (B, T) → (B, T).
     """
-    rewards = -beta * kl * mask  # (B, T)
+    rewards = -kl_coef * kl * mask  # (B, T)
     idx = last_token_index(mask)  # (B,)
     return rewards.scatter_add(1, idx[:, None], scores[:, None].to(rewards.dtype))

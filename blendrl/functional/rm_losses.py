@@ -1,38 +1,32 @@
 """Reward-model losses on scores of chosen and rejected responses (Secrets of RLHF II; docs/algorithms.md §2).
 
 Shapes: ``chosen``, ``rejected`` (N,) scalar rewards r(x, y_c), r(x, y_r); Δ = chosen − rejected. Per-pair
-preference strength ``mu`` (N,) comes from :func:`preference_strength`. Pair losses are registered in
-``RM_LOSSES`` with the signature ``fn(chosen, rejected, mu=None, **options) -> scalar``.
+preference strength ``mu`` (N,) comes from :func:`preference_strength`. Every pair loss is
+:func:`denoised_pair_loss` with a per-pair margin and smoothing; the paper's named forms below are its special
+cases, and a reward-model run picks one by its recipe name (``blendrl.training.rm.recipes.RECIPES``, the one
+registry of pair losses).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from ..core.registry import Registry
 
-RM_LOSSES: Registry = Registry("reward-model loss")
-
-
-@RM_LOSSES.register("bt")
 def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor, mu=None, margin: float = 0.0) -> torch.Tensor:
     """Bradley–Terry with an optional fixed margin: ``−mean log σ(Δ − margin)``. (N,), (N,) → scalar."""
     return denoised_pair_loss(chosen, rejected, torch.full_like(chosen, margin), torch.zeros_like(chosen))
 
 
-@RM_LOSSES.register("label_smoothing")
 def label_smoothing_loss(chosen: torch.Tensor, rejected: torch.Tensor, mu=None, alpha: float = 0.1) -> torch.Tensor:
     """Secrets II eq. 5: ``−mean[(1−α)·log σ(Δ) + α·log(1 − σ(Δ))]``. α is not given in the paper (default 0.1)."""
     return denoised_pair_loss(chosen, rejected, torch.zeros_like(chosen), torch.full_like(chosen, alpha))
 
 
-@RM_LOSSES.register("adaptive_margin")
 def adaptive_margin_loss(chosen: torch.Tensor, rejected: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
     """Secrets II eq. 6, μ̂ read inside the sigmoid (as Llama-2's margin): ``−mean log σ(Δ − μ̂)``."""
     return denoised_pair_loss(chosen, rejected, mu, torch.zeros_like(chosen))
 
 
-@RM_LOSSES.register("soft_label_margin")
 def soft_label_margin_loss(
     chosen: torch.Tensor, rejected: torch.Tensor, mu: torch.Tensor, alpha: float = 0.1
 ) -> torch.Tensor:

@@ -28,11 +28,32 @@ class Verdict:
     reason: str = ""
 
 
+class Verdicts(list):
+    """A judge's verdicts with what it saw over the batch (``stats``: name → float, e.g. the code judge's count of
+    programs that tried each blocked family of action): a value returned with the verdicts, read by the mixture."""
+
+    def __init__(self, verdicts, stats: dict[str, float] | None = None) -> None:
+        super().__init__(verdicts)
+        self.stats = dict(stats or {})
+
+
 class Judge(Protocol):
     name: str
 
     def judge(self, samples: list[Sample]) -> list[Verdict]:
+        """One verdict per sample: a list, or :class:`Verdicts` to report batch statistics beside them."""
         ...
+
+
+@dataclass
+class Judgement:
+    """A mixture's result for N samples: ``passed`` (N,) bool (every judge passed), ``per_judge`` (name → (N,)
+    bool), ``reasons`` (per sample, the violated judges' reasons) and ``stats`` (``<judge>/<stat>`` → float)."""
+
+    passed: torch.Tensor
+    per_judge: dict[str, torch.Tensor]
+    reasons: list[list[str]]
+    stats: dict[str, float]
 
 
 def require_metadata(sample: Sample, key: str, judge: str):
@@ -53,34 +74,33 @@ class RuleJudge:
 
 
 class MixtureOfJudges:
-    """All judges of a task. ``evaluate`` → ``(passed (N,) bool, per-judge pass (H, N) bool, reasons)``;
-    a sample passes only if every judge passes (CGPO eq. 8's indicator 1[(s,a) ∈ Σ])."""
+    """All judges of a task. ``evaluate`` → :class:`Judgement`; a sample passes only if every judge passes (CGPO
+    eq. 8's indicator 1[(s,a) ∈ Σ])."""
 
     def __init__(self, judges: list[Judge]) -> None:
         names = [j.name for j in judges]
         if len(set(names)) != len(names):
             raise ValueError(f"judge names must be unique within a task, got {names}")
         self.judges = judges
-        self.last_stats: dict[str, float] = {}  # "<judge>/<stat>" of the last evaluate (judges with last_stats)
 
     @property
     def names(self) -> list[str]:
         return [j.name for j in self.judges]
 
-    def evaluate(self, samples: list[Sample]) -> tuple[torch.Tensor, dict[str, torch.Tensor], list[list[str]]]:
+    def evaluate(self, samples: list[Sample]) -> Judgement:
         per_judge: dict[str, torch.Tensor] = {}
         reasons: list[list[str]] = [[] for _ in samples]
+        stats: dict[str, float] = {}
         for judge in self.judges:
             verdicts = judge.judge(samples)
+            stats.update({f"{judge.name}/{k}": float(v) for k, v in getattr(verdicts, "stats", {}).items()})
             if len(verdicts) != len(samples):
                 raise RuntimeError(f"judge '{judge.name}' returned {len(verdicts)} verdicts for {len(samples)} samples")
             per_judge[judge.name] = torch.tensor([v.passed for v in verdicts], dtype=torch.bool)
             for i, v in enumerate(verdicts):
                 if not v.passed:
                     reasons[i].append(f"{judge.name}: {v.reason}")
-        self.last_stats = {f"{j.name}/{k}": float(v) for j in self.judges for k, v in getattr(j, "last_stats",
-                                                                                            {}).items()}
         passed = torch.ones(len(samples), dtype=torch.bool)
         for p in per_judge.values():
             passed &= p
-        return passed, per_judge, reasons
+        return Judgement(passed, per_judge, reasons, stats)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from ..core.registries import JUDGES
+from .registry import JUDGES
 from ..core.types import Sample
 from .base import Verdict
 
@@ -76,7 +76,7 @@ class HFClassifierJudge:
         return verdicts
 
 
-@JUDGES.register("hf_classifier")
+@JUDGES.register("hf_classifier", options=(HFClassifierJudge,))
 def hf_classifier_judge(name: str = "hf_classifier", **options):
     """Options: ``model`` (a local folder), ``label``, ``threshold`` (0.5), ``input`` (response |
     prompt_response), ``invert_on`` (a metadata key, e.g. should_refuse), ``batch_size``, ``max_length``."""

@@ -13,9 +13,11 @@ evidence the program cannot forge:
   must exit with status 0, and its stdout is compared here (trailing spaces of each line and trailing blank lines
   ignored).
 
-``last_stats`` after each batch: how many samples tried each blocked family of action (process, network,
-native_code, files_outside, signals, introspection, threads) and how many violations of each kind (wrong_answer,
-error, not_plain_data, early_exit, load_error, timeout, killed, no_code). Samples run ``workers`` at a time.
+The verdicts come back as :class:`~blendrl.judges.base.Verdicts` whose ``stats`` count the samples of the batch
+that tried each blocked family of action (process, network, native_code, files_outside, signals, introspection,
+threads), the violations of each kind (wrong_answer, error, not_plain_data, early_exit, load_error, timeout, killed,
+no_code) and the samples run without isolation (``unisolated``): counts, so the shares of a batch judged on several
+workers add up. Samples run ``workers`` at a time.
 """
 from __future__ import annotations
 
@@ -30,8 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ..core.types import Sample
 from ._sandbox_harness import decode
-from ..core.registries import JUDGES
-from .base import JudgeDataError, Verdict
+from .registry import JUDGES
+from .base import JudgeDataError, Verdict, Verdicts
 from .code_cases import Case, case_from_dict, cases_from_asserts, matches
 from .sandbox import HARNESS, SandboxLimits, SandboxResult, require_isolation, run_python, run_sandboxed
 
@@ -97,7 +99,6 @@ class CodeJudge:
         self.unisolated = bool(unisolated)
         if not self.unisolated:
             require_isolation()  # fail closed at start-up, with how to fix it
-        self.last_stats: dict[str, float] = {}
 
     # ------------------------------------------------------------------ one sample
     def _stopped(self, r: SandboxResult) -> tuple[Verdict, str] | None:
@@ -172,7 +173,7 @@ class CodeJudge:
             return self._stdio(code, tests)
         return self._functions(code, tests)
 
-    def judge(self, samples: list[Sample]) -> list[Verdict]:
+    def judge(self, samples: list[Sample]) -> Verdicts:
         if self.unisolated:
             log.warning("judge '%s': running %d model-written programs WITHOUT OS isolation (unisolated: true)",
                         self.name, len(samples))
@@ -180,13 +181,12 @@ class CodeJudge:
             out = list(pool.map(self._one, samples))
         tried = Counter(f for _, _, events in out for f, n in events.items() if n > 0)
         kinds = Counter(kind for _, kind, _ in out if kind)
-        self.last_stats = {**{f"sandbox/{f}": float(tried[f]) for f in FAMILIES},
-                           **{f"violation/{k}": float(n) for k, n in sorted(kinds.items())},
-                           "unisolated": float(self.unisolated)}
-        return [v for v, _, _ in out]
+        return Verdicts([v for v, _, _ in out], {**{f"sandbox/{f}": float(tried[f]) for f in FAMILIES},
+                                                 **{f"violation/{k}": float(n) for k, n in sorted(kinds.items())},
+                                                 "unisolated": float(self.unisolated) * len(samples)})
 
 
-@JUDGES.register("code")
+@JUDGES.register("code", options=(CodeJudge, SandboxLimits))
 def code_judge(name: str = "code", **options):
     """Options: ``workers``, ``unisolated`` (run without OS isolation: only on a machine you own, logged every
     batch) and any ``SandboxLimits`` field (``wall_s``, ``cpu_s``, ``memory_mb``, ``tmp_mb``, ...)."""

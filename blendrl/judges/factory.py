@@ -1,7 +1,7 @@
 """Build a task's judges from config."""
 from __future__ import annotations
 
-from ..core.registries import JUDGES
+from .registry import JUDGES
 from .base import MixtureOfJudges
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 
 from ..core.types import Sample
-from ..core.registries import JUDGES
+from .registry import JUDGES
 from .base import JudgeDataError, RuleJudge, Verdict, require_metadata
 from .signals import repetition
 from .ifeval import STRICT

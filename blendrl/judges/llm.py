@@ -35,8 +35,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from ..core.registries import JUDGES, REWARD_SOURCES
-from ..core.types import Sample
+from ..core.registries import REWARD_SOURCES
+from .registry import JUDGES
+from ..core.types import Sample, Scores
 from .base import Verdict
 from .signals import INJECTION
 from .text import readable
@@ -234,8 +235,8 @@ class LLMJudgeReward:
         self.name = name
         self.judge = HFLLMJudge(name, **options)
 
-    def score(self, samples: list[Sample]) -> torch.Tensor:
-        return self.judge.log_odds(samples)  # (N,)
+    def score(self, samples: list[Sample]) -> Scores:
+        return Scores(self.judge.log_odds(samples))  # (N,)
 
 
 class OpenAIJudge(_Defended):
@@ -314,7 +315,7 @@ class OpenAIJudge(_Defended):
             return torch.tensor(list(pool.map(one, samples)))
 
 
-@JUDGES.register("llm")
+@JUDGES.register("llm", options=(HFLLMJudge,))
 def llm_judge(name: str = "llm", **options):
     """Options: ``model``, ``template``, ``pass_token``, ``fail_token``, ``chat_template``, ``batch_size``,
     ``defense`` (counterfactual | fence | none), ``max_sentences``."""
@@ -330,7 +331,8 @@ def openai_judge(name: str = "openai", **options):
 
 
 @REWARD_SOURCES.register("llm_judge")
-def _llm_judge_source(cfg):
+def _llm_judge_source(cfg, placement=None):
     """A reward source (``kind: llm_judge``): an LLM judge's log-odds log p(pass) − log p(fail); ``options`` as the
-    ``llm`` judge (model, template, pass_token, fail_token, ...)."""
-    return LLMJudgeReward(cfg.name or "llm_judge", **cfg.options)
+    ``llm`` judge (model, template, pass_token, fail_token, ...); ``dtype`` defaults to the run's."""
+    dtype = {"dtype": placement.dtype} if placement is not None else {}
+    return LLMJudgeReward(cfg.name or "llm_judge", **{**dtype, **cfg.options})

@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from ..core.registries import JUDGES
+from .registry import JUDGES
 from ..core.types import Sample
 from .base import RuleJudge, Verdict, require_metadata
 from .math_answer import AnswerError, check_answer

@@ -4,10 +4,10 @@ worker's machine) and judges a contiguous share of the batch; a dead worker is r
 again (:mod:`blendrl.core.workers`)."""
 from __future__ import annotations
 
-from ..core.registries import JUDGES
+from .registry import JUDGES
 from ..core.types import Sample
 from ..core.workers import WorkerPool
-from .base import Verdict
+from .base import Verdicts
 
 
 def _build_judge(spec: dict):
@@ -22,11 +22,19 @@ class RayJudge:
         self.name = name
         self.pool = WorkerPool(lambda: _build_judge(judge), workers, num_cpus, num_gpus, address, max_restarts)
 
-    def judge(self, samples: list[Sample]) -> list[Verdict]:
-        return self.pool.submit("judge", samples, lambda parts: [v for part in parts for v in part]).result()
+    def judge(self, samples: list[Sample]) -> Verdicts:
+        """The workers' verdicts in order; their batch statistics (counts) added up."""
+        def merge(parts) -> Verdicts:
+            stats: dict[str, float] = {}
+            for part in parts:
+                for k, v in getattr(part, "stats", {}).items():
+                    stats[k] = stats.get(k, 0.0) + v
+            return Verdicts([v for part in parts for v in part], stats)
+
+        return self.pool.submit("judge", samples, merge).result()
 
 
-@JUDGES.register("ray")
+@JUDGES.register("ray", options=(RayJudge,))
 def ray_judge(name: str = "ray", **options) -> RayJudge:
     """Options: ``judge`` (the inner judge: ``{kind, name, options}``), ``workers``, ``num_cpus``, ``num_gpus``,
     ``address``, ``max_restarts``."""

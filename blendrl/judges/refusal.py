@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from ..core.registries import JUDGES
+from .registry import JUDGES
 from ..core.types import Sample
 from .base import RuleJudge, Verdict
 from .text import code_free, fold, languages, screen, script, sentences, shift_letters, word_bounds

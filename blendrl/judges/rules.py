@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from ..core.registries import JUDGES
+from .registry import JUDGES
 from ..core.types import Sample
 from .base import RuleJudge, Verdict
 from .signals import repetition

@@ -31,7 +31,7 @@ from ..eval.bon_run import default_ns
 from ..core.fsutil import atomic_write_text
 from ..functional.ensembles import ENSEMBLE_AGGREGATORS
 from ..models import load_causal_lm, load_tokenizer, resolve_model
-from ..rewards import Sample, build_reward, make_samples
+from ..rewards import Sample, build_reward, make_samples, score_batch
 from ..rewards.shared_backbone import load_members
 from ..rollout import SamplingParams, decode_responses
 from ..rollout.hf import HFGenerator
@@ -59,7 +59,7 @@ class Policy:
         samples: list[Sample] = []
         for i in range(0, len(flat), batch_size):
             out = self.generator.sample([p.input_ids for p in flat[i: i + batch_size]], self.params, gen)
-            samples += make_samples(flat[i: i + batch_size], decode_responses(self.tokenizer, out), out.has_eos)
+            samples += make_samples(flat[i: i + batch_size], decode_responses(self.tokenizer, out), out.finished)
         return [samples[i * k: (i + 1) * k] for i in range(len(prompts))]
 
 
@@ -74,7 +74,7 @@ def label_pairs(cfg: OverOptLabConfig, policy: Policy, gold, out: Path) -> dict:
         rows, ties = [], 0
         for p, samples in zip(prompts, policy.sample(prompts, 2 * cfg.labels.pairs_per_prompt, gen)):
             texts = [s.response for s in samples]
-            scores = gold.score(samples).tolist()
+            scores = score_batch(gold, samples).total.tolist()
             for a in range(0, len(texts), 2):
                 (ga, ta), (gb, tb) = (scores[a], texts[a]), (scores[a + 1], texts[a + 1])
                 if ga == gb or not ta.strip() or not tb.strip():
@@ -129,7 +129,8 @@ def train_sft_models(cfg: OverOptLabConfig, out: Path) -> dict:
         if not (folder / "final").is_dir():
             train = {**cfg.salsa.train, "seed": cfg.seed + i}
             run_sft(from_dict(SFTRunConfig, {"model": to_dict(cfg.model), "data": str(data), "train": train,
-                                             "output_dir": str(folder)}))
+                                             "logging": {"output_dir": str(folder), "progress": False,
+                                                         "tensorboard": False}}))
         finals.append(folder / "final")
     soup = out / "sft" / "soup"
     if n >= 2 and not soup.is_dir():
@@ -153,7 +154,7 @@ def bon_curves(cfg: OverOptLabConfig, policy: Policy, gold, proxies) -> list[dic
     sums = {(o, n): [0.0, 0.0] for o in b.objectives for n in ns}
     prompts = policy.eval_prompts[: b.prompts]
     for p, samples in zip(prompts, policy.sample(prompts, b.pool, gen, b.batch_size)):
-        g = gold.score(samples)  # (N,)
+        g = score_batch(gold, samples).total  # (N,)
         members = proxies.member_scores(samples)  # (k, N)
         for o in b.objectives:
             proxy = aggregate(members, o, b.uwo_lam)
@@ -215,7 +216,7 @@ def ppo_curve(run_dir: Path, policy: Policy, gold, proxy_score) -> list[dict]:
                                [r["finished"] for r in rows[it]])
         points.append({"iteration": it, "kl": max(kl.get(it, 0.0), 0.0),
                        "proxy": proxy_score(samples).mean().item(),
-                       "gold": gold.score(samples).float().mean().item()})
+                       "gold": score_batch(gold, samples).total.mean().item()})
     return points
 
 
@@ -229,7 +230,7 @@ def run_lab(cfg: OverOptLabConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.json", json.dumps(to_dict(cfg), indent=1))
     policy = Policy(cfg)
-    gold = build_reward(cfg.gold)
+    gold = build_reward(cfg.gold, cfg.model.placement(torch.device("cpu")))  # next to the lab's CPU sampler
     result: dict = {}
     if not (out / "labels.json").is_file():
         atomic_write_text(out / "labels.json", json.dumps(label_pairs(cfg, policy, gold, out), indent=1))

@@ -2,7 +2,7 @@
 
 - :func:`decoder_and_head`: the decoder (hidden states) and a plain LM head (``logits = hidden @ Wᵀ``, nothing
   after it) for model types known to compute logits that way — the training forwards then take log-probs from the
-  hidden states in chunks (:func:`blendrl.functional.token_logprobs`).
+  hidden states in chunks (:func:`blendrl.models.logprob_head.token_logprobs`).
 - :func:`is_llama_layout`: a full-attention Llama-layout decoder, which :mod:`blendrl.rollout.static_decode`
   steps layer by layer.
 Anything else takes the generic path (the model's own ``forward``).

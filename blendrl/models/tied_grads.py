@@ -6,7 +6,7 @@ embedding lookup's (a dense zero-filled scatter at the end), sums them and only 
 On SmolLM2 (V = 49152, H = 576) each is 113 MB, and the second one arrives when the heap is most fragmented: on
 the RLOO benchmark with offload it grew glibc's heap by 0.08–0.14 GB in each of the first two iterations.
 With :func:`accumulate_tied_grads_in_place` the policy's lookup adds its rows into ``weight.grad`` (``index_add_``,
-skipping ``padding_idx``) and :func:`blendrl.functional.token_logprobs` adds the head's chunks there too
+skipping ``padding_idx``) and :func:`blendrl.models.logprob_head.token_logprobs` adds the head's chunks there too
 (``accumulate_grad=True``); neither hands autograd a gradient for the weight. The numbers are those of autograd
 up to float rounding (the same terms, summed in another order).
 

@@ -13,10 +13,10 @@ from typing import Callable, Protocol
 import torch
 
 from ..core.registries import REWARD_SOURCES
-from ..core.types import Sample, make_samples
+from ..core.types import Sample, Scores, make_samples
 
-__all__ = ["REWARD_SOURCES", "CallableReward", "RewardError", "RewardSource", "Sample", "WeightedSum",
-           "make_samples"]
+__all__ = ["REWARD_SOURCES", "CallableReward", "RewardError", "RewardSource", "Sample", "Scores", "WeightedSum",
+           "make_samples", "score_batch"]
 
 
 class RewardError(RuntimeError):
@@ -26,9 +26,16 @@ class RewardError(RuntimeError):
 class RewardSource(Protocol):
     name: str
 
-    def score(self, samples: list[Sample]) -> torch.Tensor:
-        """(N,) float scores; NaN marks a sample that could not be scored."""
+    def score(self, samples: list[Sample]) -> Scores:
+        """One :class:`~blendrl.core.types.Scores` for the batch: ``total`` (N,) (NaN marks a sample that could
+        not be scored) and whatever the source reports beside it. A user's source may return a plain (N,) tensor;
+        :func:`score_batch` reads either."""
         ...
+
+
+def score_batch(source, samples: list[Sample]) -> Scores:
+    """``source.score(samples)`` as validated :class:`Scores` (N rows each): how every caller reads a source."""
+    return Scores.of(source.score(samples), len(samples), getattr(source, "name", type(source).__name__))
 
 
 class CallableReward:
@@ -39,7 +46,7 @@ class CallableReward:
             raise ValueError(f"on_error must be raise or skip, got {on_error!r}")
         self.fn, self.name, self.on_error = fn, name, on_error
 
-    def score(self, samples: list[Sample]) -> torch.Tensor:
+    def score(self, samples: list[Sample]) -> Scores:
         out = []
         for s in samples:
             try:
@@ -51,29 +58,29 @@ class CallableReward:
                     ) from exc
                 value = math.nan
             out.append(value)
-        return torch.tensor(out, dtype=torch.float32)
+        return Scores(torch.tensor(out, dtype=torch.float32))
 
 
 class Later:
     """A value computed on ``result()`` (the second half of a :meth:`WeightedSum.submit`)."""
 
-    def __init__(self, fn: Callable[[], torch.Tensor]) -> None:
+    def __init__(self, fn: Callable[[], Scores]) -> None:
         self.fn = fn
 
-    def result(self) -> torch.Tensor:
+    def result(self) -> Scores:
         return self.fn()
 
 
 class WeightedSum:
-    """``Σ_i w_i · r_i`` over several sources; per-source scores are kept for logging in ``last_components``."""
+    """``Σ_i w_i · r_i`` over several sources. Its :class:`Scores` carry each source's scores as ``components``
+    (by source name), each source's stats as ``stats`` (``<source>/<stat>``) and the weighted sum of the dense
+    sources' per-character rewards as ``dense``."""
 
     def __init__(self, sources: list[RewardSource], weights: list[float]) -> None:
         if len(sources) != len(weights) or not sources:
             raise ValueError("WeightedSum needs one weight per source and at least one source")
         self.sources, self.weights = sources, weights
         self.name = "+".join(s.name for s in sources)
-        self.last_components: dict[str, torch.Tensor] = {}
-        self.last_dense: list[list[float]] | None = None
 
     def submit(self, samples: list[Sample]) -> "Later":
         """Start the sources that score elsewhere (``submit``: Ray workers) and return a handle whose ``result()``
@@ -81,24 +88,22 @@ class WeightedSum:
         handles = [s.submit(samples) if hasattr(s, "submit") else None for s in self.sources]
         return Later(lambda: self._combine(samples, [None if h is None else h.result() for h in handles]))
 
-    def score(self, samples: list[Sample]) -> torch.Tensor:
+    def score(self, samples: list[Sample]) -> Scores:
         return self.submit(samples).result()
 
-    def _combine(self, samples: list[Sample], ready: list) -> torch.Tensor:
-        total = torch.zeros(len(samples))
-        self.last_components = {}
-        self.last_dense = None  # per sample, per response character: the weighted dense rewards of dense sources
+    def _combine(self, samples: list[Sample], ready: list) -> Scores:
+        out = Scores(torch.zeros(len(samples)))
         for source, w, done in zip(self.sources, self.weights, ready):
-            scores = (source.score(samples) if done is None else done).float()
-            if scores.shape != (len(samples),):
-                shape = tuple(scores.shape)
-                raise RewardError(f"reward '{source.name}' returned shape {shape}, want ({len(samples)},)")
-            self.last_components[source.name] = scores
-            if getattr(source, "last_dense", None) is not None:  # a dense source (segment_rm): its per-char rewards
-                dense = [[w * v for v in row] for row in source.last_dense]
-                self.last_dense = dense if self.last_dense is None else [
-                    [a + b for a, b in zip(x, y)] for x, y in zip(self.last_dense, dense)]
-            for key, value in getattr(source, "last_stats", {}).items():  # e.g. ensemble disagreement
-                self.last_components[f"{source.name}/{key}"] = value
-            total = total + w * scores
-        return total
+            try:
+                part = score_batch(source, samples) if done is None else Scores.of(done, len(samples), source.name)
+            except ValueError as exc:
+                raise RewardError(str(exc)) from None
+            out.components[source.name] = part.total
+            out.stats.update({f"{source.name}/{k}": v for k, v in {**part.components, **part.stats}.items()
+                              if k != source.name})
+            if part.dense is not None:  # a dense source (segment_rm): its per-character rewards, weighted
+                dense = [[w * v for v in row] for row in part.dense]
+                out.dense = dense if out.dense is None else [[a + b for a, b in zip(x, y)]
+                                                             for x, y in zip(out.dense, dense)]
+            out.total = out.total + w * part.total
+        return out

@@ -4,14 +4,14 @@ Every member scores the batch (members given as reward sources, or as one scorer
 :mod:`blendrl.rewards.shared_backbone` that holds several on one backbone); the aggregator of
 :mod:`blendrl.functional.ensembles` (``mean``, ``wco``, ``uwo``) turns the (k, B) scores into one score per
 sequence — the only score the trainer sees. Per-sample disagreement (population std over members) and each member's
-mean are kept in ``last_stats`` for logging.
+score come back in the :class:`~blendrl.core.types.Scores`' ``stats`` for logging.
 """
 from __future__ import annotations
 
 import torch
 
 from ..functional.ensembles import ENSEMBLE_AGGREGATORS, disagreement
-from .base import RewardError, Sample
+from .base import RewardError, Sample, Scores
 from .shared_backbone import SeparateMembers
 
 
@@ -26,14 +26,12 @@ class EnsembleReward:
         self.options = options
         self.aggregate = ENSEMBLE_AGGREGATORS[aggregate]
         self.name = name or f"ensemble-{aggregate}"
-        self.last_stats: dict[str, torch.Tensor] = {}
 
     def member_scores(self, samples: list[Sample]) -> torch.Tensor:
         """(k, B) scores of every member."""
         return self.scorer.member_scores(samples)
 
-    def score(self, samples: list[Sample]) -> torch.Tensor:
+    def score(self, samples: list[Sample]) -> Scores:
         scores = self.member_scores(samples)  # (k, B)
-        self.last_stats = {"disagreement": disagreement(scores),
-                           **{f"member{i}": s for i, s in enumerate(scores)}}
-        return self.aggregate(scores, **self.options)  # (B,)
+        stats = {"disagreement": disagreement(scores), **{f"member{i}": s for i, s in enumerate(scores)}}
+        return Scores(self.aggregate(scores, **self.options), stats=stats)  # (B,)

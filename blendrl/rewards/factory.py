@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from dataclasses import replace
+import inspect
 from pathlib import Path
 
 from ..config import RewardSourceConfig
+from ..core.types import ModelPlacement
 from .base import REWARD_SOURCES, CallableReward, WeightedSum
 from .ensemble import EnsembleReward
 from .hf_rm import HFRewardModel
-from .shared_backbone import load_members
+from .shared_backbone import SHARE_MODES, load_members
 from .rules import rule
 
 
@@ -34,37 +35,69 @@ def load_callable(spec: str):
         raise ValueError(f"reward callable '{spec}': no function '{fn_name}' in {module_name}") from None
 
 
-@REWARD_SOURCES.register("rule")
+def _needs(field: str):
+    """A check that the source's config sets ``field`` (``path`` of a model folder, ``name`` of a rule)."""
+    def check(cfg: RewardSourceConfig, root=None) -> None:
+        if not getattr(cfg, field):
+            raise ValueError(f"{field}: required for a {cfg.kind} reward source")
+
+    return check
+
+
+def _dense_needs_plain_ppo(cfg: RewardSourceConfig, root=None) -> None:
+    """A dense source's per-token rewards reach only PPO's GAE, and its own normaliser is the normalisation."""
+    _needs("path")(cfg)
+    if root is not None and hasattr(root, "shaping") and (root.algorithm.name != "ppo" or root.shaping.normalize !=
+                                                          "none" or root.shaping.clip is not None):
+        raise ValueError("kind: a segment_rm (dense) source needs algorithm.name ppo and no score normalisation or "
+                         "clip (its location-aware normaliser is the normalisation)")
+
+
+def _ensemble_check(cfg: RewardSourceConfig, root=None) -> None:
+    members = cfg.options.get("members")
+    if not (isinstance(members, list) and len(members) >= 2):
+        raise ValueError("options.members: an ensemble needs a list of at least 2 reward-model folders")
+    if cfg.options.get("share", "auto") not in SHARE_MODES:
+        raise ValueError(f"options.share: expected one of {', '.join(SHARE_MODES)}")
+
+
+@REWARD_SOURCES.register("rule", check=_needs("name"))
 def _rule_source(cfg: RewardSourceConfig):
     options = dict(cfg.options)
     on_error = options.pop("on_error", "raise")
     return CallableReward(rule(cfg.name, **options), name=cfg.name, on_error=on_error)
 
 
-@REWARD_SOURCES.register("callable")
+@REWARD_SOURCES.register("callable", check=_needs("name"), options=(CallableReward,))
 def _callable_source(cfg: RewardSourceConfig):
     options = dict(cfg.options)
     return CallableReward(load_callable(cfg.name), name=cfg.name, on_error=options.pop("on_error", "raise"))
 
 
-@REWARD_SOURCES.register("hf_rm")
-def _hf_rm_source(cfg: RewardSourceConfig):
-    return HFRewardModel(cfg.path, name=cfg.name, **cfg.options)
+def placed(cfg: RewardSourceConfig, placement: ModelPlacement, keys=("device", "dtype", "offload")) -> dict:
+    """``cfg.options`` with the run's placement as the default of each of ``keys`` (the ones the kind takes);
+    an option the config sets wins (``options: {device: cpu}`` keeps a reward model off the GPU)."""
+    return {**{k: getattr(placement, k) for k in keys}, **cfg.options}
 
 
-@REWARD_SOURCES.register("segment_rm")
-def _segment_rm_source(cfg: RewardSourceConfig):
+@REWARD_SOURCES.register("hf_rm", check=_needs("path"), options=(HFRewardModel,))
+def _hf_rm_source(cfg: RewardSourceConfig, placement: ModelPlacement = ModelPlacement()):
+    return HFRewardModel(cfg.path, name=cfg.name, **placed(cfg, placement))
+
+
+@REWARD_SOURCES.register("segment_rm", check=_dense_needs_plain_ppo)
+def _segment_rm_source(cfg: RewardSourceConfig, placement: ModelPlacement = ModelPlacement()):
     """A segment reward model folder (``blendrl rm train`` with ``segments.enabled``): dense per-token rewards."""
     from .segment_rm import SegmentRewardModel
 
-    return SegmentRewardModel(cfg.path, name=cfg.name, **cfg.options)
+    return SegmentRewardModel(cfg.path, name=cfg.name, **placed(cfg, placement, ("dtype",)))  # runs on the CPU
 
 
-@REWARD_SOURCES.register("ensemble")
-def _ensemble_source(cfg: RewardSourceConfig):
+@REWARD_SOURCES.register("ensemble", check=_ensemble_check)
+def _ensemble_source(cfg: RewardSourceConfig, placement: ModelPlacement = ModelPlacement()):
     """``options: {members: [rm folder, ...], aggregate: mean|wco|uwo, lam: 0.5, share: auto, batch_size,
     max_length}``; ``share`` as :func:`~blendrl.rewards.shared_backbone.load_members` (one backbone when it can)."""
-    options = dict(cfg.options)
+    options = placed(cfg, placement)
     members = options.pop("members")
     aggregate = options.pop("aggregate", "mean")
     agg_options = {"lam": options.pop("lam")} if "lam" in options else {}
@@ -72,17 +105,20 @@ def _ensemble_source(cfg: RewardSourceConfig):
     return EnsembleReward(scorer, aggregate, name=cfg.name, **agg_options)
 
 
-def build_reward(configs: list[RewardSourceConfig], offload: bool = False, device=None) -> WeightedSum:
-    """All configured sources, summed with their weights. ``offload`` (``model.offload_frozen``): every ``hf_rm``
-    source keeps its weights in a file between calls (as its own ``options: {offload: true}``). ``device``: where
-    ``hf_rm`` models run unless their ``options`` say (the policy's device)."""
-    if offload:
-        configs = [replace(c, options={"offload": True, **c.options}) if c.kind == "hf_rm" else c for c in configs]
-    if device is not None and str(device) != "cpu":
-        configs = [replace(c, options={"device": str(device), **c.options}) if c.kind == "hf_rm" else c
-                   for c in configs]
-    sources = [REWARD_SOURCES[c.kind](c) for c in configs]
-    return WeightedSum(sources, [c.weight for c in configs])
+def build_source(cfg: RewardSourceConfig, placement: ModelPlacement | None = None):
+    """One source from its config. A builder that takes a ``placement`` parameter (the kinds that load models) gets
+    the run's; a user's builder of one parameter gets the config alone."""
+    builder = REWARD_SOURCES[cfg.kind]
+    if "placement" in inspect.signature(builder).parameters:
+        return builder(cfg, placement=placement or ModelPlacement())
+    return builder(cfg)
+
+
+def build_reward(configs: list[RewardSourceConfig], placement: ModelPlacement | None = None) -> WeightedSum:
+    """All configured sources, summed with their weights: the one way every command builds its reward sources.
+    ``placement``: the run's device, dtype and reward-model offloading (:class:`~blendrl.core.types.ModelPlacement`;
+    default: CPU, float32, in memory)."""
+    return WeightedSum([build_source(c, placement) for c in configs], [c.weight for c in configs])
 
 
 @REWARD_SOURCES.register("gold")

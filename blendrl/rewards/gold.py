@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from .base import Sample
+from .base import Sample, Scores
 
 _WORD = re.compile(r"[A-Za-z0-9']+")
 
@@ -87,9 +87,8 @@ class GoldReward:
         self.name, self.w_rel, self.w_rep, self.w_len, self.max_words = name, w_rel, w_rep, w_len, max_words
         self.w_short, self.min_share = w_short, min_share
         self.embed = SentenceEmbedder(model, batch_size)
-        self.last_stats: dict[str, torch.Tensor] = {}
 
-    def score(self, samples: list[Sample]) -> torch.Tensor:
+    def score(self, samples: list[Sample]) -> Scores:
         q = self.embed([s.prompt for s in samples])  # (N, H)
         a = self.embed([s.response if s.response.strip() else "." for s in samples])  # (N, H)
         relevance = (q * a).sum(-1)  # (N,)
@@ -97,5 +96,6 @@ class GoldReward:
         limits = [int(s.metadata.get("max_words", self.max_words)) for s in samples]
         length = torch.tensor([overlength(s.response, n) for s, n in zip(samples, limits)])
         short = torch.tensor([shortfall(s.response, self.min_share * n) for s, n in zip(samples, limits)])
-        self.last_stats = {"relevance": relevance, "repetition": rep, "overlength": length, "shortfall": short}
-        return self.w_rel * relevance - self.w_rep * rep - self.w_len * length - self.w_short * short
+        total = self.w_rel * relevance - self.w_rep * rep - self.w_len * length - self.w_short * short
+        return Scores(total, stats={"relevance": relevance, "repetition": rep, "overlength": length,
+                                    "shortfall": short})

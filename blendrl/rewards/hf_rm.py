@@ -13,7 +13,7 @@ from ..models.heads import backbone, last_token_hidden, score_head
 from ..models.offload import OffloadedWeights, mapped
 from ..models.prefix_sharing import shared_prefix_layout, suffix_hidden
 from ..models.reward_model import load_reward_model, render_conversation
-from .base import Sample
+from .base import Sample, Scores
 
 
 class HFRewardModel:
@@ -58,8 +58,8 @@ class HFRewardModel:
         return hidden[torch.arange(len(rows), device=hidden.device), last]  # (b, H)
 
     @torch.no_grad()
-    def score(self, samples: list[Sample]) -> torch.Tensor:
+    def score(self, samples: list[Sample]) -> Scores:
         with mapped(self.offloaded):
             head = score_head(self.model)
-            return torch.cat([head(self.last_hidden(enc, chunk))[:, 0].float().cpu()
-                              for enc, chunk in self.batches(samples)])  # (B,) on the CPU, like every source
+            return Scores(torch.cat([head(self.last_hidden(enc, chunk))[:, 0].float().cpu()
+                                     for enc, chunk in self.batches(samples)]))  # (B,) on the CPU, like every source

@@ -7,12 +7,10 @@ the workers score; a worker that dies mid-batch is restarted and its share score
 """
 from __future__ import annotations
 
-import torch
-
 from ..config import RewardSourceConfig
 from ..config.loader import from_dict
 from ..core.registries import REWARD_SOURCES
-from ..core.types import Sample
+from ..core.types import Sample, Scores
 from ..core.workers import Pending, WorkerPool
 
 
@@ -34,10 +32,11 @@ class RaySource:
         self.pool = WorkerPool(lambda: _build_source(source), workers, num_cpus, num_gpus, address, max_restarts)
 
     def submit(self, samples: list[Sample]) -> Pending:
-        return self.pool.submit("score", samples, lambda parts: torch.cat([p.float() for p in parts])
-                                if parts else torch.zeros(0))
+        """Each worker scores its share; the shares' :class:`Scores` are put back together in order."""
+        return self.pool.submit("score", samples, lambda parts: Scores.cat(
+            [Scores.of(p, len(p.total) if isinstance(p, Scores) else len(p), self.name) for p in parts]))
 
-    def score(self, samples: list[Sample]) -> torch.Tensor:
+    def score(self, samples: list[Sample]) -> Scores:
         return self.submit(samples).result()
 
 

@@ -3,8 +3,8 @@
 For each response: its segments (where the folder's entropy model is uncertain about what comes next), the
 reward head at each segment's end, the location-aware normaliser ``r̂ = (r − μ(p))/σ(p)`` with p = k/K, and r̂
 spread evenly over the segment's tokens. Tokens belong to the reward model's tokenizer, so the dense reward is
-handed on per *character* of the response (``last_dense``): the trainer re-buckets it onto the policy's tokens,
-whatever its tokenizer. ``score`` returns each response's total.
+handed on per *character* of the response (the ``dense`` rows of its :class:`~blendrl.core.types.Scores`): the
+trainer re-buckets it onto the policy's tokens, whatever its tokenizer; ``total`` is each response's sum.
 
 ``aggregate`` (option): ``mean`` (default) divides a response's dense rewards by its number of segments K, so its
 total is the mean of its r̂_k — the quantity the reward model was trained on — and repeating good segments does
@@ -18,7 +18,7 @@ from ..functional.segments import location_normalize, segment_positions, spread_
 from ..models.loading import load_causal_lm, resolve_model
 from ..models.reward_model import load_reward_model
 from ..models.segments import EntropyModel, encode_with_response, read_segments_file, right_padded, token_scores
-from .base import Sample
+from .base import Sample, Scores
 
 
 class SegmentRewardModel:
@@ -32,16 +32,15 @@ class SegmentRewardModel:
         self.entropy = EntropyModel(load_causal_lm(resolve_model(self.settings["entropy_model"]), dtype), batch_size)
         self.name = name or f"segment_rm:{path}"
         self.batch_size, self.max_length = batch_size, max_length
-        self.last_dense: list[list[float]] = []  # per sample: the reward of each character of its response
 
     @torch.no_grad()
-    def score(self, samples: list[Sample]) -> torch.Tensor:
+    def score(self, samples: list[Sample]) -> Scores:
         s = self.settings
         encoded = [encode_with_response(self.tokenizer, x.messages, x.response, self.max_length) for x in samples]
         ids = [e[0] for e in encoded]
         masks = [e[1] for e in encoded]
         ends_at = self.entropy.ends(ids, masks, s["threshold"], s["min_length"], self.tokenizer.pad_token_id)
-        totals, self.last_dense = [], []
+        totals, per_char = [], []  # per sample: its total, the reward of each character of its response
         for i in range(0, len(samples), self.batch_size):
             chunk = slice(i, i + self.batch_size)
             tok_ids, attn = right_padded(ids[chunk], self.tokenizer.pad_token_id)  # (b, L)
@@ -56,9 +55,9 @@ class SegmentRewardModel:
             if self.aggregate == "mean":
                 dense = dense / ends.sum(1, keepdim=True).clamp_min(1)
             for r, (sample, (_, _, spans)) in enumerate(zip(samples[chunk], encoded[chunk])):
-                self.last_dense.append(_per_char(dense[r], spans, len(sample.response)))
+                per_char.append(_per_char(dense[r], spans, len(sample.response)))
                 totals.append(float(dense[r].sum()))
-        return torch.tensor(totals, dtype=torch.float32)
+        return Scores(torch.tensor(totals, dtype=torch.float32), dense=per_char)
 
 
 def _per_char(token_rewards: torch.Tensor, spans: list[tuple[int, int]], n_chars: int) -> list[float]:

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import torch
 
+from ..models.offload import mapped
 from ..models.reward_model import ADAPTER_DIR, load_reward_model, load_rm_tokenizer
-from .base import RewardError, Sample
+from .base import RewardError, Sample, score_batch
 from .hf_rm import HFRewardModel
 
 HEAD_PREFIX = "score."  # the sequence-classification head of every AutoModelForSequenceClassification we write
@@ -37,7 +38,7 @@ class SeparateMembers:
         return len(self.members)
 
     def member_scores(self, samples: list[Sample]) -> torch.Tensor:
-        return torch.stack([m.score(samples).float() for m in self.members])  # (k, B)
+        return torch.stack([score_batch(m, samples).total for m in self.members])  # (k, B)
 
 
 def _weights_files(folder: Path) -> list[Path]:
@@ -106,9 +107,10 @@ class SharedHeads:
     @torch.no_grad()
     def member_scores(self, samples: list[Sample]) -> torch.Tensor:
         out = []
-        for enc, chunk in self.rm.batches(samples):
-            hidden = self.rm.last_hidden(enc, chunk).float()  # (B, H)
-            out.append(self.heads @ hidden.T)  # (k, B)
+        with mapped(self.rm.offloaded):  # the backbone's weights, read back when offloaded
+            for enc, chunk in self.rm.batches(samples):
+                hidden = self.rm.last_hidden(enc, chunk).float()  # (B, H)
+                out.append(self.heads @ hidden.T)  # (k, B)
         return torch.cat(out, dim=1)  # (k, B)
 
 
@@ -144,7 +146,7 @@ class SharedLoRA:
         out = []
         for name in self.names:
             self.rm.model.set_adapter(name)
-            out.append(self.rm.score(samples).float())
+            out.append(self.rm.score(samples).total)
         return torch.stack(out)  # (k, B)
 
 

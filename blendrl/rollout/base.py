@@ -1,13 +1,18 @@
 """The rollout seam: a Generator turns prompt token ids into a :class:`Rollout`.
 
 Backends register in ``GENERATORS`` (``hf``: the policy module itself; ``ray``: a copy of the policy on a Ray
-actor, :mod:`.on_ray`). A backend is built as ``cls(policy, pad_id, eos_ids, **generation.options)`` and returns
-the behaviour log-probs of the sampled tokens under ``softmax(logits / temperature)`` over the full vocabulary.
-``exact_logprobs`` says whether those equal the training forward's (to float rounding); when they do not (another
-dtype or engine), the trainer recomputes them with a no-grad policy forward and takes the KL from those.
-``sync_weights(policy)`` is called after every update and after resume: a backend that holds its own copy of the
-weights refreshes it there. A vLLM backend plugs in the same way (its sampler's log-probs are not the training
-forward's: ``exact_logprobs = False``; ``sync_weights`` loads the new state dict into the engine).
+actor, :mod:`.on_ray`). A backend is built as ``cls(policy, pad_id, eos_ids, **generation.options)``; the
+:class:`Generator` protocol is everything the trainers read from it:
+- ``sample(prompts, params, generator, shard=None)`` returns a :class:`Rollout`: the behaviour log-probs of the
+  sampled tokens under ``softmax(logits / temperature)`` over the full vocabulary, and ``finished`` (each response
+  ended with EOS). ``shard`` (data-parallel runs): the prompts are rows ``shard.rows`` of a global batch, sampled as
+  one process would sample them (:class:`blendrl.core.dist.Shard`); a backend that cannot do that raises.
+- ``exact_logprobs``: whether those log-probs equal the training forward's (to float rounding); when they do not
+  (another dtype or engine), the trainer recomputes them with a no-grad policy forward and takes the KL from those.
+- ``sync_weights(policy)`` is called after every update and after resume: a backend that holds its own copy of the
+  weights refreshes it there.
+A vLLM backend plugs in the same way (its sampler's log-probs are not the training forward's: ``exact_logprobs =
+False``; ``sync_weights`` loads the new state dict into the engine).
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from typing import Protocol
 import torch
 
 from ..core.registry import Registry
+from ..core.dist import Shard
 from ..core.types import Rollout, SamplingParams
 
 GENERATORS: Registry = Registry("generation backend", builtins=("blendrl.rollout.hf", "blendrl.rollout.on_ray"))
@@ -24,7 +30,8 @@ GENERATORS: Registry = Registry("generation backend", builtins=("blendrl.rollout
 class Generator(Protocol):
     exact_logprobs: bool
 
-    def sample(self, prompts: list[list[int]], params: SamplingParams, generator: torch.Generator) -> Rollout: ...
+    def sample(self, prompts: list[list[int]], params: SamplingParams, generator: torch.Generator,
+               shard: Shard | None = None) -> Rollout: ...
 
     def sync_weights(self, policy) -> None: ...
 

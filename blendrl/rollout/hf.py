@@ -102,5 +102,5 @@ class HFGenerator:
             next_pos = next_pos + 1
         if was_training:
             self.model.train()
-        has_eos = (torch.isin(tokens, eos_ids) & mask.bool()).any(dim=1)
-        return Rollout(prompt_ids, prompt_mask, tokens[:, :steps], mask[:, :steps], logps[:, :steps], has_eos)
+        finished = (torch.isin(tokens, eos_ids) & mask.bool()).any(dim=1)
+        return Rollout(prompt_ids, prompt_mask, tokens[:, :steps], mask[:, :steps], logps[:, :steps], finished)

@@ -73,7 +73,10 @@ class RayGenerator:
         state = {k: v.detach().to("cpu", copy=True) for k, v in policy.state_dict().items()}
         ray.get(self.actor.load.remote(ray.put(state), self.version))
 
-    def sample(self, prompts: list[list[int]], params: SamplingParams, generator: torch.Generator) -> Rollout:
+    def sample(self, prompts: list[list[int]], params: SamplingParams, generator: torch.Generator,
+               shard=None) -> Rollout:
+        if shard is not None:
+            raise ValueError("generation.backend ray: no data-parallel sampling (use backend hf there)")
         rollout, state, version = ray_module().get(self.actor.sample.remote(prompts, params, generator.get_state()))
         if version != self.version:
             raise RuntimeError(f"ray generator: the actor sampled with weights {version}, the trainer is at "

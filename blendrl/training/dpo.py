@@ -4,11 +4,15 @@ The pairs are the ones ``blendrl rm`` reads (any of its formats, μ̂ columns in
 the chat template with the generation prompt, then the response and EOS: the layout the RL loops sample, so the
 sequence log-probabilities come from the same pass (:func:`~blendrl.training.experience.response_logprobs`; a
 pair's two rows share their prompt, computed once). The reference is the frozen initial policy, or the policy with
-its adapters disabled under LoRA (:mod:`blendrl.training.reference`). One optimizer step per ``train.batch_size``
-pairs through the training engine; checkpoints are ``save_pretrained`` folders with exact resume.
+its adapters disabled under LoRA (:mod:`blendrl.training.reference`); both are built as PPO builds them
+(:func:`~blendrl.training.run.build_policy_stack`: ``model.device``, ``model.dtype``, gradient checkpointing, the
+reference's offload). One optimizer step per ``train.batch_size`` pairs through the training engine; the run
+(logging, evaluation, ``checkpoints/step-NNNNNN`` with exact resume, ``final/``) is the one run loop's
+(:mod:`blendrl.training.driver`).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -17,21 +21,19 @@ from pathlib import Path
 
 import torch
 
-from ..config import ReferenceConfig, to_dict
+from ..config import GenerationConfig, ReferenceConfig
 from ..config.dpo_schema import DPORunConfig
 from ..core import dist
-from ..core.fsutil import atomic_dir, atomic_write_text
+from ..core.fsutil import atomic_write_text
 from ..core.types import Experience
 from ..data.preferences import PreferencePair, load_preferences
 from ..data.prompts import DataError, epoch_batch
 from ..functional.dpo import DPO_LOSSES, implicit_rewards
-from ..models import add_lora, is_peft, load_causal_lm, load_tokenizer, resolve_model
-from .checkpoint import find_checkpoint, load_trainer_state, load_weights, write_checkpoint
+from .driver import RunPlan, checkpoint_saver, export_pretrained, load_checkpoint, metrics_report, run_loop
 from .engine import LocalEngine
 from .experience import response_logprobs, teacher_forced_experience
-from .logging import RunLogger
 from .names import check_names
-from .reference import build_reference
+from .trainer import StepOutput
 
 log = logging.getLogger("blendrl")
 
@@ -47,6 +49,7 @@ class DPOPairs:
     weight: torch.Tensor
     truncated: int = 0
     skipped: int = 0
+    eos_id: int | None = None  # a response that ends with it is finished (a truncated one is not)
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -57,7 +60,7 @@ def encode_dpo_pairs(pairs: list[PreferencePair], tokenizer, cfg: DPORunConfig, 
     (``truncate``), is dropped (``skip``) — both counted — or raises (``error``). ``loss.strength`` weighs or
     filters by μ̂."""
     d, s = cfg.data, cfg.loss
-    out = DPOPairs([], [], [], [], torch.zeros(0))
+    out = DPOPairs([], [], [], [], torch.zeros(0), eos_id=tokenizer.eos_token_id)
     weights = []
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     for p in pairs:
@@ -96,10 +99,16 @@ def encode_dpo_pairs(pairs: list[PreferencePair], tokenizer, cfg: DPORunConfig, 
     return out
 
 
-def pair_experience(enc: DPOPairs, idx: list[int], pad_id: int) -> Experience:
-    """Rows ``[chosen of idx…, rejected of idx…]`` as an Experience: prompt left-padded, response right-padded."""
-    return teacher_forced_experience([enc.prompts[i] for i in idx] * 2,
-                                     [enc.chosen[i] for i in idx] + [enc.rejected[i] for i in idx], pad_id)
+def pair_experience(enc: DPOPairs, idx: list[int], pad_id: int, device: torch.device | None = None) -> Experience:
+    """Rows ``[chosen of idx…, rejected of idx…]`` as an Experience on ``device``: prompt left-padded, response
+    right-padded."""
+    responses = [enc.chosen[i] for i in idx] + [enc.rejected[i] for i in idx]
+    finished = [enc.eos_id is not None and r[-1:] == [enc.eos_id] for r in responses]
+    exp = teacher_forced_experience([enc.prompts[i] for i in idx] * 2, responses, pad_id, finished)
+    if device is None or device.type == "cpu":
+        return exp
+    return Experience(**{f.name: None if (v := getattr(exp, f.name)) is None else v.to(device)
+                         for f in dataclasses.fields(exp)})
 
 
 def sequence_logps(token_logp: torch.Tensor, mask: torch.Tensor, average: bool) -> torch.Tensor:
@@ -109,17 +118,17 @@ def sequence_logps(token_logp: torch.Tensor, mask: torch.Tensor, average: bool) 
 
 
 class DPOTrainer:
+    """One optimizer step per :meth:`step` on the next ``train.batch_size`` pairs, ``total_steps`` in all;
+    ``iteration`` counts the steps taken (what a checkpoint resumes from)."""
+
     def __init__(self, cfg: DPORunConfig, policy, tokenizer, reference, train: DPOPairs) -> None:
         self.cfg, self.policy, self.tokenizer, self.reference, self.pairs = cfg, policy, tokenizer, reference, train
         t = cfg.train
         self.steps_per_epoch = math.ceil(len(train) / t.batch_size)
         self.total_steps = t.epochs * self.steps_per_epoch
         self.engine = LocalEngine(policy, t.lr, t, self.total_steps)
-        self.step = 0
-
-    @property
-    def done(self) -> bool:
-        return self.step >= self.total_steps
+        self.device = next(policy.parameters()).device
+        self.iteration = 0
 
     def batch_indices(self, step: int) -> list[int]:
         """Pairs of optimizer step ``step`` (:func:`~blendrl.data.prompts.epoch_batch`)."""
@@ -128,7 +137,7 @@ class DPOTrainer:
     def pair_losses(self, enc: DPOPairs, idx: list[int], grad: bool) -> tuple[torch.Tensor, dict]:
         """Per-pair losses (n,) of pairs ``idx`` and their implicit-reward statistics."""
         s, n = self.cfg.loss, len(idx)
-        exp = pair_experience(enc, idx, self.tokenizer.pad_token_id)
+        exp = pair_experience(enc, idx, self.tokenizer.pad_token_id, self.device)
         average = s.kind == "ipo"
         ref = sequence_logps(self.reference.logprobs(exp, 1.0, 2 * n), exp.response_mask, average)  # (2n,)
         with torch.set_grad_enabled(grad), self.engine.autocast():
@@ -141,11 +150,11 @@ class DPOTrainer:
                  "dpo/reward_accuracy": (r_c > r_r).float().mean().item(), "dpo/margin": (r_c - r_r).mean().item()}
         return losses, stats
 
-    def train_step(self) -> dict:
-        """One optimizer step on the next batch of pairs (weighted mean of their losses). Returns its metrics."""
+    def step(self) -> StepOutput:
+        """One optimizer step on the next batch of pairs (weighted mean of their losses), with its metrics."""
         self.policy.train()
-        idx = self.batch_indices(self.step)
-        weight = self.pairs.weight[idx]  # (b,)
+        idx = self.batch_indices(self.iteration)
+        weight = self.pairs.weight[idx].to(self.device)  # (b,)
         sums: dict[str, float] = {}
         finite = True
         lr = self.engine.lr
@@ -160,9 +169,10 @@ class DPOTrainer:
                 sums[k] = sums.get(k, 0.0) + v * len(micro) / len(idx)
         grad_norm = self.engine.step(finite)
         self.policy.eval()
-        self.step += 1
-        return {**sums, "grad_norm": grad_norm, "lr": lr, "epoch": (self.step - 1) // self.steps_per_epoch,
-                "skipped/updates_total": self.engine.skipped}
+        self.iteration += 1
+        return StepOutput({**sums, "grad_norm": grad_norm, "lr": lr,
+                           "epoch": (self.iteration - 1) // self.steps_per_epoch,
+                           "skipped/updates_total": self.engine.skipped})
 
     @torch.no_grad()
     def evaluate(self, enc: DPOPairs) -> dict:
@@ -178,86 +188,53 @@ class DPOTrainer:
 
     def state_dict(self) -> tuple[dict, dict]:
         engines = {"engines": {"policy": self.engine.state_dict()}}
-        return {"step": self.step, "torch_rng": torch.get_rng_state()}, engines
+        return {"step": self.iteration, "torch_rng": torch.get_rng_state()}, engines
 
     def load_state_dict(self, trainer: dict, optim: dict) -> None:
-        self.step = trainer["step"]
+        self.iteration = trainer["step"]
         torch.set_rng_state(trainer["torch_rng"])
         self.engine.load_state_dict(optim["engines"]["policy"])
 
 
 def build_dpo_trainer(cfg: DPORunConfig, resume: str | None = None) -> tuple[DPOTrainer, DPOPairs | None]:
     """The trainer and the encoded held-out pairs (None without ``data.eval``)."""
-    from .run import set_up_torch
+    from .run import build_policy_stack, effective_perf, set_up_torch
 
     check_names(cfg, {(type(cfg.loss), "kind"): (DPO_LOSSES, ())})
     dist.require_single_process("blendrl dpo")
-    set_up_torch(cfg.train.threads, cfg.train.seed, cfg.perf)
-    path = resolve_model(cfg.model.name)
-    tokenizer = load_tokenizer(path)
-    policy = load_causal_lm(path, cfg.model.dtype, lean=cfg.perf.lean_layers)
-    if cfg.model.lora is not None:
-        policy = add_lora(policy, cfg.model.lora)
-    reference = build_reference(policy, ReferenceConfig(kind="frozen"), cfg.model.dtype, offload=False)
+    device = dist.resolve_device(cfg.model.device)
+    perf = dataclasses.replace(effective_perf(cfg.perf, device), tied_grads_in_place=False)  # autograd's own sum
+    set_up_torch(cfg.train.threads, cfg.train.seed, perf)
+    stack = build_policy_stack(cfg.model, ReferenceConfig(kind="frozen"), GenerationConfig(), perf, device)
+    # (the stack's generator goes unused: DPO samples nothing)
     d = cfg.data
-    load = lambda src: encode_dpo_pairs(load_preferences(src, d.on_empty)[: d.limit], tokenizer, cfg, src)  # noqa: E731
-    trainer = DPOTrainer(cfg, policy, tokenizer, reference, load(d.train))
+
+    def load(src: str) -> DPOPairs:
+        return encode_dpo_pairs(load_preferences(src, d.on_empty)[: d.limit], stack.tokenizer, cfg, src)
+
+    trainer = DPOTrainer(cfg, stack.policy, stack.tokenizer, stack.reference, load(d.train))
     if resume:
-        ckpt = find_checkpoint(resume)
-        load_weights(policy, ckpt / "policy")
-        trainer.load_state_dict(*load_trainer_state(ckpt))
+        load_checkpoint(trainer, resume, "policy", stack.policy)
     return trainer, load(d.eval) if d.eval else None
-
-
-def _save(trainer: DPOTrainer, out: Path) -> Path:
-    state, optim = trainer.state_dict()
-
-    def fill(tmp: Path) -> None:
-        trainer.policy.save_pretrained(tmp / "policy")
-        trainer.tokenizer.save_pretrained(tmp / "policy")
-
-    return write_checkpoint(out / "checkpoints", f"step-{trainer.step:06d}", fill, to_dict(trainer.cfg), state, optim,
-                            trainer.cfg.logging.keep_checkpoints)
 
 
 def run_dpo(cfg: DPORunConfig, resume: str | None = None, stop_after: int | None = None) -> dict:
     """Train; write checkpoints, ``final/`` (LoRA merged) and, with ``data.eval``, ``eval.json`` (before and after).
-    Returns ``{"before", "after", "final", "trainer"}``."""
-    import copy
-
+    Returns ``{"before", "after"}`` (held-out metrics), ``final``, ``trainer`` and the run loop's entries."""
     trainer, held = build_dpo_trainer(cfg, resume)
-    out, lg = Path(cfg.logging.output_dir), cfg.logging
-    out.mkdir(parents=True, exist_ok=True)
-    logger = RunLogger(out, lg.tensorboard, lg.progress, trainer.total_steps, trainer.step, desc="dpo")
-    result: dict = {"trainer": trainer}
-    try:
-        if held is not None and trainer.step == 0:
-            result["before"] = trainer.evaluate(held)
-            logger.log(0, result["before"])
-        done_here = 0
-        while not trainer.done:
-            metrics = trainer.train_step()
-            if trainer.step % lg.log_every == 0 or trainer.done:
-                logger.log(trainer.step, metrics)
-            logger.progress({"loss": metrics["loss/dpo"], "acc": metrics["dpo/reward_accuracy"]})
-            if held is not None and cfg.eval_every and trainer.step % cfg.eval_every == 0 and not trainer.done:
-                logger.log(trainer.step, trainer.evaluate(held))
-            if lg.save_every and trainer.step % lg.save_every == 0:
-                _save(trainer, out)
-            done_here += 1
-            if stop_after is not None and done_here >= stop_after:
-                return result
-        _save(trainer, out)
-        model = copy.deepcopy(trainer.policy).merge_and_unload() if is_peft(trainer.policy) else trainer.policy
-        with atomic_dir(out / "final") as tmp:
-            model.save_pretrained(tmp)
-            trainer.tokenizer.save_pretrained(tmp)
-        result["final"] = out / "final"
-        if held is not None:
-            result["after"] = trainer.evaluate(held)
-            logger.log(trainer.step, result["after"])
-            report = {"before": result.get("before"), "after": result["after"]}
-            atomic_write_text(out / "eval.json", json.dumps(report, indent=1))
-    finally:
-        logger.close()
+    report = metrics_report("dpo", held is not None, {"loss": "loss/dpo", "acc": "dpo/reward_accuracy"},
+                            ["loss/dpo", "dpo/reward_accuracy", "dpo/margin", "grad_norm"],
+                            ["eval/loss/dpo", "eval/dpo/reward_accuracy", "eval/dpo/margin"])
+    plan = RunPlan(
+        total=trainer.total_steps, save=checkpoint_saver(trainer, cfg, "policy", trainer.policy, trainer.tokenizer),
+        export=lambda out, _: {"final": export_pretrained(trainer.policy, trainer.tokenizer, out / "final")},
+        evaluate=(lambda: StepOutput(trainer.evaluate(held))) if held is not None else None,
+        eval_every=cfg.logging.eval_every)
+    result = run_loop(trainer, cfg, report, plan, stop_after)
+    for key in ("before", "after"):
+        if key in result:
+            result[key] = result[key].metrics
+    if "after" in result:
+        report_json = {"before": result.get("before"), "after": result["after"]}
+        atomic_write_text(Path(cfg.logging.output_dir) / "eval.json", json.dumps(report_json, indent=1))
     return result

@@ -23,12 +23,12 @@ def micro_batches(exp: Experience, idx: torch.Tensor, size: int) -> list[torch.T
     return list(idx[order].split(size))
 
 
-def forward_rows(fn, exp: Experience, size: int) -> torch.Tensor:
-    """``fn(micro-batch) -> (b, T')`` over every row of ``exp`` in :func:`micro_batches` of trimmed rows, written back
-    in row order: (B, T)."""
+def forward_rows(fn, exp: Experience, forward_batch_size: int) -> torch.Tensor:
+    """``fn(micro-batch) -> (b, T')`` over every row of ``exp`` in :func:`micro_batches` of ``forward_batch_size``
+    trimmed rows, written back in row order: (B, T)."""
     T = exp.response_mask.shape[1]
     out = None
-    for micro in micro_batches(exp, torch.arange(len(exp)), size):
+    for micro in micro_batches(exp, torch.arange(len(exp)), forward_batch_size):
         part = pad_response(fn(exp.select(micro).trimmed()), T)  # (b, T)
         if out is None:
             out = part.new_zeros((len(exp), T))
@@ -42,7 +42,7 @@ def response_logprobs(model, exp: Experience, temperature: float) -> torch.Tenso
     Every sampled token gets its log-prob (padding is what the attention mask leaves out, past EOS), including the
     rows of skipped samples whose ``response_mask`` was zeroed after scoring. For plain-head models
     (:func:`blendrl.models.layout.decoder_and_head`) the decoder's hidden states at those positions go through
-    :func:`blendrl.functional.token_logprobs` (chunked: no (B, T, V) logits tensor, forward or backward), and a
+    :func:`blendrl.models.logprob_head.token_logprobs` (chunked: no (B, T, V) logits tensor, forward or backward), and a
     prompt that several rows share runs once (:func:`blendrl.models.prefix_sharing.suffix_hidden`); a tied head
     switched by :func:`blendrl.models.tied_grads.accumulate_tied_grads_in_place` adds its gradient in place.
     Other models: only the last T+1 positions go through the LM head (``logits_to_keep``). Both give the numbers
@@ -81,8 +81,10 @@ def response_values(critic, exp: Experience) -> torch.Tensor:
     return values[:, P - 1 : P + T - 1].float()  # (B, T)
 
 
-def teacher_forced_experience(prompts: list[list[int]], responses: list[list[int]], pad_id: int) -> Experience:
-    """An Experience for given (prompt, response) token lists (left-padded prompts, right-padded responses);
+def teacher_forced_experience(prompts: list[list[int]], responses: list[list[int]], pad_id: int,
+                              finished) -> Experience:
+    """An Experience for given (prompt, response) token lists (left-padded prompts, right-padded responses) and
+    ``finished`` ((B,) bool or list: each response ended with EOS — the caller knows, nothing here guesses);
     ``behaviour_logp`` is zeros until the caller fills it."""
     prompt_ids, prompt_mask = left_pad(prompts, pad_id)
     width = max(len(r) for r in responses)
@@ -91,9 +93,11 @@ def teacher_forced_experience(prompts: list[list[int]], responses: list[list[int
     for i, r in enumerate(responses):
         response_ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
         response_mask[i, : len(r)] = 1.0
-    has_eos = torch.ones(len(responses), dtype=torch.bool)
+    finished = torch.as_tensor(finished, dtype=torch.bool)
+    if finished.shape != (len(responses),):
+        raise ValueError(f"teacher_forced_experience: {len(responses)} responses, {tuple(finished.shape)} flags")
     return Experience.from_rollout(Rollout(prompt_ids, prompt_mask, response_ids, response_mask,
-                                           torch.zeros_like(response_mask), has_eos))
+                                           torch.zeros_like(response_mask), finished))
 
 
 def dense_token_rewards(tokenizer, exp: Experience, per_char: list[list[float]]) -> torch.Tensor:

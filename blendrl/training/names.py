@@ -1,9 +1,10 @@
-"""Every name a config holds, checked against its registry before a model loads.
+"""Every name a config holds, checked against its registry before a model loads, and each named kind's own checks.
 
-Configs validate shapes and ranges only; which names exist is the registries' business (a user's ``plugins:`` add
-to them). :func:`check_names` imports the config's plugins, then walks the config and checks each named field
-against its registry, so a typo fails in a second with the field's path (``tasks[1].judges[0].kind``), not after the
-models have loaded.
+Configs validate shapes and ranges only; which names exist, and what a kind needs (its options, the settings it
+depends on), is the registries' business (a user's ``plugins:`` add to them). :func:`check_names` imports the
+config's plugins, then walks the config, checks each named field against its registry and runs that entry's own
+checks once (:meth:`blendrl.core.registry.Registry.validate`), so a typo or a missing option fails in a second with
+the field's path (``tasks[1].judges[0].options.regex``), not after the models have loaded.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from ..config.cgpo_schema import JudgeConfig, OptimizerConfig
 from ..config.schema import (
     AlgorithmConfig, FilterConfig, GenerationConfig, KLConfig, ReferenceConfig, RegularizerConfig, RewardSourceConfig,
 )
-from ..core.registries import JUDGES, REWARD_SOURCES
+from ..core.registries import REWARD_SOURCES
+from ..judges.registry import JUDGES
 from ..core.registry import load_plugins
 from ..functional import KL_ESTIMATORS
 from ..functional.filters import ROLLOUT_FILTERS
@@ -58,6 +60,12 @@ def check_names(cfg, more: dict | None = None) -> None:
         for (kind, name), (registry, extra) in table.items():
             if isinstance(node, kind):
                 value = getattr(node, name)
-                if value not in extra and value not in registry:
+                if value in extra:
+                    continue
+                if value not in registry:
                     choices = sorted([*extra, *registry.names()])
                     raise ConfigError(f"{path}.{name}: unknown {registry.kind} '{value}'; choose one of {choices}")
+                try:
+                    registry.validate(value, node, cfg)
+                except (ValueError, TypeError) as exc:
+                    raise ConfigError(f"{path}.{exc}" if path else str(exc)) from None

@@ -38,10 +38,11 @@ class Reference:
         raise NotImplementedError
 
     @torch.no_grad()
-    def logprobs(self, exp: Experience, temperature: float, micro_batch_size: int) -> torch.Tensor:
+    def logprobs(self, exp: Experience, temperature: float, forward_batch_size: int) -> torch.Tensor:
+        """π_ref's log-probs of ``exp``'s response tokens, (B, T), in no-grad passes of ``forward_batch_size`` rows."""
         with self.context():
             model = self.model_for_forward()
-            return forward_rows(lambda mb: response_logprobs(model, mb, temperature), exp, micro_batch_size)
+            return forward_rows(lambda mb: response_logprobs(model, mb, temperature), exp, forward_batch_size)
 
     @property
     def offloadable(self) -> bool:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -15,8 +14,7 @@ from ..core.types import eos_ids
 from ..config import ConfigError, PPORunConfig, to_dict
 from ..config.schema import PerfConfig
 from ..data import load_prompt_set
-from ..core.fsutil import atomic_dir
-from ..models import add_lora, is_peft, load_causal_lm, load_critic, load_tokenizer, resolve_model
+from ..models import add_lora, load_causal_lm, load_critic, load_tokenizer, resolve_model
 from ..models.checkpointing import enable_checkpointing
 from ..models.layout import is_sharded
 from ..models.tied_grads import accumulate_tied_grads_in_place
@@ -24,7 +22,7 @@ from ..rewards import build_reward
 from ..rollout import GENERATORS, cpu_gemm
 from .checkpoint import find_checkpoint, load_trainer_state, load_weights, save_checkpoint
 from . import fsdp
-from .logging import NullLogger, RunLogger
+from .driver import RunPlan, RunReport, export_pretrained, fmt_metrics, run_loop  # RunReport: also imported from here
 from .names import check_names
 from .reference import build_reference
 from .trainer import Models, RLTrainer
@@ -91,11 +89,12 @@ def set_up_torch(threads: int | None, seed: int, perf: PerfConfig) -> None:
 
 
 def build_trainer(cfg: PPORunConfig, resume: str | None = None, trainer_cls: type = RLTrainer,
-                  reward=None) -> RLTrainer:
+                  parts: Callable | None = None) -> RLTrainer:
     """Everything from the config: models, prompts, reward, generator, algorithm, and the resumed state
-    (``trainer_cls``: RLTrainer or a subclass that changes what it evaluates; ``reward``: a reward source built by
-    the caller, used instead of ``cfg.rewards``)."""
-    if reward is None and not cfg.rewards:
+    (``trainer_cls``: RLTrainer or a subclass that changes what it evaluates). ``parts(models, placement) ->
+    (reward, train_prompts)``: what the caller builds from the loaded models in place of ``cfg.rewards`` and
+    ``data.prompts`` (summed-reward PPO builds them from a CGPO config's tasks)."""
+    if parts is None and not cfg.rewards:
         raise ConfigError("rewards: at least one reward source is required")
     check_names(cfg)
     if dist.init_from_env() and cfg.train.prompts_per_iteration % dist.world():
@@ -119,17 +118,19 @@ def build_trainer(cfg: PPORunConfig, resume: str | None = None, trainer_cls: typ
         if cfg.critic.lora is not None:
             critic = add_lora(critic, cfg.critic.lora, task_type="TOKEN_CLS")
     d = cfg.data
-    train_prompts = load_prompt_set(d.prompts, tokenizer, d, d.system_prompt)
+    models = Models(policy, tokenizer, critic, reference)
+    if parts is None:
+        train_prompts = load_prompt_set(d.prompts, tokenizer, d, d.system_prompt)
+        reward = build_reward(cfg.rewards, cfg.model.placement(device))
+    else:
+        reward, train_prompts = parts(models, cfg.model.placement(device))
     eval_prompts = load_prompt_set(d.eval_prompts, tokenizer, d, d.system_prompt) if d.eval_prompts else []
-    if reward is None:
-        reward = build_reward(cfg.rewards, offload=cfg.model.offload_rewards and device.type == "cpu", device=device)
     ckpt = resume_weights(resume, policy, reference, critic) if resume else None  # before sharding: whole weights
     if sharded:  # the reference is already an unsharded copy (or a model of its own)
         fsdp.shard(policy)
         if critic is not None:
             fsdp.shard(critic)
-    trainer = trainer_cls(cfg, Models(policy, tokenizer, critic, reference), reward, stack.generator, algorithm,
-                          train_prompts, eval_prompts)
+    trainer = trainer_cls(cfg, models, reward, stack.generator, algorithm, train_prompts, eval_prompts)
     if ckpt is not None:
         trainer.load_state_dict(*load_trainer_state(ckpt))
         stack.generator.sync_weights(policy)
@@ -152,6 +153,7 @@ def _weights(model) -> dict | None:
     return None if model is None or not is_sharded(model) else fsdp.full_state_dict(model)
 
 
+
 def save(trainer: RLTrainer, out: Path) -> Path | None:
     """Every rank calls it (a sharded model's weights and optimizer state are gathered); rank 0 writes."""
     state, optim = trainer.state_dict()
@@ -169,100 +171,26 @@ def save(trainer: RLTrainer, out: Path) -> Path | None:
 def export_final(trainer: RLTrainer, out: Path) -> Path | None:
     """The trained policy as a plain ``save_pretrained`` folder (LoRA adapters merged into a copy). Every rank calls
     it (a sharded policy is gathered); rank 0 writes."""
-    import copy
-
-    model, weights = trainer.m.policy, _weights(trainer.m.policy)
+    weights = _weights(trainer.m.policy)
     if not dist.is_main():
         return None
-    if is_peft(model):
-        model = copy.deepcopy(model).merge_and_unload()
-    final = out / "final"
-    with atomic_dir(final) as tmp:
-        model.save_pretrained(tmp, state_dict=weights)
-        trainer.m.tokenizer.save_pretrained(tmp)
-    return final
-
-
-def _fmt(metrics: dict, keys: list[str]) -> str:
-    return "  ".join(f"{k.removeprefix('eval/')}={metrics[k]:.3f}" for k in keys if k in metrics)
-
-
-@dataclass
-class RunReport:
-    """How a run shows itself: the progress-bar postfix, the per-iteration line (without a progress bar) and the
-    evaluation text for a label ("before", "@ 10", "after"). ``has_eval``: whether there are held-out prompts."""
-
-    has_eval: bool
-    progress: Callable[[dict], dict]
-    step_line: Callable[[dict], str]
-    eval_text: Callable[[str, dict], str]
-    desc: str = "ppo"
+    return export_pretrained(trainer.m.policy, trainer.m.tokenizer, out / "final", weights)
 
 
 def drive(trainer, cfg, report: RunReport, stop_after: int | None = None) -> dict:
-    """The run around any trainer with ``step``/``evaluate``/``iteration``: held-out evaluation before and after,
-    metrics and samples to the logger, periodic evaluation and checkpoints, the final checkpoint and the exported
-    policy. Stops early after ``stop_after`` iterations of this call. Returns before/after/last/final/trainer.
-    In a data-parallel run every rank steps; rank 0 alone evaluates, logs and writes checkpoints."""
-    out = Path(cfg.logging.output_dir)
-    main = dist.is_main()
+    """An RL trainer (``step``/``evaluate``/``iteration``) through the one run loop
+    (:func:`~blendrl.training.driver.run_loop`): ``train.iterations`` iterations, held-out evaluation on
+    ``logging.eval_prompts`` prompts before (``logging.eval_before``), every ``logging.eval_every`` iterations and
+    after, checkpoints ``checkpoints/iter-NNNNNN`` and the exported policy ``final/``. Stops early after
+    ``stop_after`` iterations of this call. Returns before/after/last/final/trainer. In a data-parallel run every
+    rank steps; rank 0 alone evaluates (every rank, for a sharded policy), logs and writes checkpoints."""
     lg = cfg.logging
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        logger = RunLogger(out, lg.tensorboard, lg.progress, cfg.train.iterations, trainer.iteration,
-                           desc=report.desc)
-    else:
-        logger = NullLogger()
-    result: dict = {"trainer": trainer}
-
-    def evaluate(label: str, it: int, key: str | None) -> None:
-        if not main and not is_sharded(trainer.m.policy):  # a sharded policy's forward needs every rank
-            return
-        t0 = time.perf_counter()
-        ev = trainer.evaluate(lg.eval_prompts)
-        seconds = time.perf_counter() - t0
-        if not main:
-            return
-        logger.log(it, {**ev.metrics, "time/eval_s": seconds})
-        logger.log_samples(it, "eval", ev.samples)  # every evaluation: the lab re-scores them (gold vs proxy)
-        if key is not None:
-            result[key] = ev
-        logger.write(f"{report.eval_text(label, ev.metrics)} ({seconds:.0f} s)")
-
-    started = time.perf_counter()
-
-    try:
-        if trainer.iteration == 0 and report.has_eval and lg.eval_before:
-            evaluate("before", 0, "before")
-        done_here = 0
-        while trainer.iteration < cfg.train.iterations:
-            step = trainer.step()
-            it = trainer.iteration
-            if it % lg.log_every == 0 or it == cfg.train.iterations:
-                logger.log(it, step.metrics)
-            logger.log_samples(it, "train", step.samples)
-            logger.progress(report.progress(step.metrics))
-            if not lg.progress:
-                logger.write(f"iter {it}: " + report.step_line(step.metrics))
-            if lg.eval_every and it % lg.eval_every == 0 and it < cfg.train.iterations and report.has_eval:
-                evaluate(f"@ {it}", it, None)
-            if lg.save_every and it % lg.save_every == 0:
-                save(trainer, out)
-            result["last"] = step
-            done_here += 1
-            if stop_after is not None and done_here >= stop_after:
-                return result
-        if report.has_eval:
-            evaluate("after", trainer.iteration, "after")
-        save(trainer, out)
-        final = export_final(trainer, out)
-        if main:
-            result["final"] = final
-        logger.write(f"{report.desc}: {done_here} iterations, evaluations and checkpoints in "
-                     f"{(time.perf_counter() - started) / 60:.1f} min")
-    finally:
-        logger.close()
-    return result
+    plan = RunPlan(
+        total=cfg.train.iterations, save=lambda out: save(trainer, out),
+        export=lambda out, _: {"final": export_final(trainer, out)},
+        evaluate=(lambda: trainer.evaluate(lg.eval_prompts)) if report.has_eval else None,
+        eval_every=lg.eval_every, eval_before=lg.eval_before, collective_eval=is_sharded(trainer.m.policy))
+    return run_loop(trainer, cfg, report, plan, stop_after)
 
 
 def ppo_report(has_eval: bool, eval_text: Callable[[str, dict], str] | None = None) -> RunReport:
@@ -271,12 +199,12 @@ def ppo_report(has_eval: bool, eval_text: Callable[[str, dict], str] | None = No
     def reward_text(label: str, m: dict) -> str:
         keys = ["eval/reward/mean", "eval/response/length", "eval/response/eos_rate"] if label == "before" else \
             ["eval/reward/mean", "eval/kl/seq_k1", "eval/response/length"]
-        return f"[eval {label}] {_fmt(m, keys)}"
+        return f"[eval {label}] {fmt_metrics(m, keys)}"
 
     return RunReport(
         has_eval=has_eval,
         progress=lambda m: {"reward": m["reward/mean"], "kl": m["kl/seq_k1"], "s/it": m["time/iteration_s"]},
-        step_line=lambda m: _fmt(m, ["reward/mean", "kl/seq_k1", "response/length", "time/iteration_s"]),
+        step_line=lambda m: fmt_metrics(m, ["reward/mean", "kl/seq_k1", "response/length", "time/iteration_s"]),
         eval_text=eval_text or reward_text,
     )
 

@@ -2,54 +2,25 @@
 
 Good enough to make the SFT models that SALSA averages (same base, different ``train.seed`` → different data order).
 Data rows: ``{"prompt": str | messages, "response": str}`` or ``{"messages": [..., {"role": "assistant", ...}]}``
-in .jsonl; a bad row is an error naming file, row and field. The result is a plain ``save_pretrained`` folder.
+in .jsonl; a bad row is an error naming file, row and field. The run is the one run loop's
+(:mod:`blendrl.training.driver`): metrics, ``checkpoints/step-NNNNNN`` with exact resume, and ``final/``, a plain
+``save_pretrained`` folder.
 """
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
-from typing import Literal
 from pathlib import Path
 
 import torch
 
-from ..config.schema import ModelConfig, OptimSettings, PerfConfig, _require
+from ..config.sft_schema import SFTRunConfig
 from ..data.pair_encoding import pad_right
-from ..data.prompts import DataError, message_rows
-from ..core.fsutil import atomic_dir
+from ..data.prompts import DataError, epoch_batch, message_rows
 from ..core import dist
+from .driver import RunPlan, checkpoint_saver, export_pretrained, load_checkpoint, metrics_report, run_loop
 from .engine import LocalEngine
-
-
-@dataclass
-class SFTTrainConfig(OptimSettings):
-    """The optimizer (:class:`~blendrl.config.schema.OptimSettings`), ``batch_size`` conversations per step in
-    micro-batches of ``micro_batch_size``, ``epochs``, and ``max_length`` tokens per conversation."""
-
-    epochs: int = 1
-    batch_size: int = 16
-    micro_batch_size: int = 8
-    lr: float = 2e-5
-    schedule: Literal["constant", "linear", "cosine"] = "linear"
-    max_length: int = 512
-
-    def validate(self) -> None:
-        super().validate()
-        _require(self.epochs >= 1 and self.batch_size >= 1 and self.micro_batch_size >= 1, "epochs, batch_size, "
-                 "micro_batch_size: must be >= 1")
-
-
-@dataclass
-class SFTRunConfig:
-    """Everything ``blendrl sft`` reads: ``model``, ``data`` (a .jsonl file), ``train``, ``output_dir``."""
-
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: str = "sft.jsonl"
-    train: SFTTrainConfig = field(default_factory=SFTTrainConfig)
-    output_dir: str = "runs/sft"
-    perf: PerfConfig = field(default_factory=PerfConfig)  # lean_layers applies to the trained model
-    plugins: list[str] = field(default_factory=list)
+from .trainer import StepOutput
 
 
 def read_sft_rows(path: str) -> list[list[dict]]:
@@ -95,36 +66,74 @@ def _batch(rows: list[tuple[list[int], int]], pad_id: int):
     return ids, mask, labels
 
 
-def run_sft(cfg: SFTRunConfig) -> dict:
-    """Train and write ``output_dir``/final. Returns ``{"final": path, "losses": [per step]}``."""
-    dist.require_single_process("blendrl sft")
-    from ..models import load_causal_lm, load_tokenizer, resolve_model
+class SFTTrainer:
+    """One optimizer step per :meth:`step` on the next ``train.batch_size`` conversations of the epoch's seeded
+    order (:func:`~blendrl.data.prompts.epoch_batch`), the loss the mean over the batch's response tokens;
+    ``iteration`` counts the steps, ``losses`` holds each step's loss (kept in checkpoints)."""
 
+    def __init__(self, cfg: SFTRunConfig, model, tokenizer, rows: list[tuple[list[int], int]]) -> None:
+        self.cfg, self.model, self.tokenizer, self.rows = cfg, model, tokenizer, rows
+        t = cfg.train
+        self.steps_per_epoch = -(-len(rows) // t.batch_size)
+        self.total_steps = t.epochs * self.steps_per_epoch
+        self.engine = LocalEngine(model, t.lr, t, self.total_steps)
+        self.iteration = 0
+        self.losses: list[float] = []
+        model.train()
+
+    def step(self) -> StepOutput:
+        """One optimizer step on the next batch (micro-batches of ``train.micro_batch_size``), with its metrics."""
+        t = self.cfg.train
+        batch = [self.rows[i] for i in epoch_batch(len(self.rows), t.batch_size, t.seed, self.iteration)]
+        n_tokens = sum(len(ids) - n for ids, n in batch)
+        total = 0.0
+        lr = self.engine.lr
+        for m in range(0, len(batch), t.micro_batch_size):
+            ids, mask, labels = _batch(batch[m: m + t.micro_batch_size], self.tokenizer.pad_token_id)
+            logits = self.model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+            loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels[:, 1:], reduction="sum")
+            self.engine.backward(loss / max(1, n_tokens))  # mean over the batch's response tokens
+            total += loss.item()
+        grad_norm = self.engine.step(math.isfinite(total))
+        self.iteration += 1
+        self.losses.append(total / max(1, n_tokens))
+        return StepOutput({"loss/sft": self.losses[-1], "grad_norm": grad_norm, "lr": lr, "tokens": n_tokens,
+                           "epoch": (self.iteration - 1) // self.steps_per_epoch,
+                           "skipped/updates_total": self.engine.skipped})
+
+    def state_dict(self) -> tuple[dict, dict]:
+        state = {"step": self.iteration, "losses": list(self.losses), "torch_rng": torch.get_rng_state()}
+        return state, {"engines": {"model": self.engine.state_dict()}}
+
+    def load_state_dict(self, trainer: dict, optim: dict) -> None:
+        self.iteration, self.losses = trainer["step"], list(trainer["losses"])
+        torch.set_rng_state(trainer["torch_rng"])
+        self.engine.load_state_dict(optim["engines"]["model"])
+
+
+def build_sft_trainer(cfg: SFTRunConfig, resume: str | None = None) -> SFTTrainer:
+    """The model and tokenizer of ``model.name``, the encoded conversations of ``data``, and the resumed state."""
+    from ..models import load_causal_lm, load_tokenizer, resolve_model
+    from .run import set_up_torch
+
+    dist.require_single_process("blendrl sft")
+    set_up_torch(cfg.train.threads, cfg.train.seed, cfg.perf)
     path = resolve_model(cfg.model.name)
     tokenizer, model = load_tokenizer(path), load_causal_lm(path, cfg.model.dtype, lean=cfg.perf.lean_layers)
-    rows = encode_sft(read_sft_rows(cfg.data), tokenizer, cfg.train.max_length)
-    t = cfg.train
-    steps_per_epoch = -(-len(rows) // t.batch_size)
-    engine = LocalEngine(model, t.lr, t, t.epochs * steps_per_epoch)
-    model.train()
-    losses = []
-    for epoch in range(t.epochs):
-        order = torch.randperm(len(rows), generator=torch.Generator().manual_seed(t.seed * 100_003 + epoch)).tolist()
-        for start in range(0, len(order), t.batch_size):
-            batch = [rows[i] for i in order[start: start + t.batch_size]]
-            n_tokens = sum(len(ids) - n for ids, n in batch)
-            total = 0.0
-            for m in range(0, len(batch), t.micro_batch_size):
-                micro = batch[m: m + t.micro_batch_size]
-                ids, mask, labels = _batch(micro, tokenizer.pad_token_id)
-                logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
-                loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels[:, 1:], reduction="sum")
-                engine.backward(loss / max(1, n_tokens))  # mean over the batch's response tokens
-                total += loss.item()
-            engine.step(math.isfinite(total))
-            losses.append(total / max(1, n_tokens))
-    final = Path(cfg.output_dir) / "final"
-    with atomic_dir(final) as tmp:
-        model.eval().save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-    return {"final": final, "losses": losses}
+    trainer = SFTTrainer(cfg, model, tokenizer, encode_sft(read_sft_rows(cfg.data), tokenizer, cfg.train.max_length))
+    if resume:
+        load_checkpoint(trainer, resume, "model", model)
+    return trainer
+
+
+def run_sft(cfg: SFTRunConfig, resume: str | None = None, stop_after: int | None = None) -> dict:
+    """Train and write ``logging.output_dir``/final. Returns ``{"final": path, "losses": [per step]}``, ``trainer``
+    and the run loop's entries."""
+    trainer = build_sft_trainer(cfg, resume)
+    report = metrics_report("sft", False, {"loss": "loss/sft"}, ["loss/sft", "grad_norm"], [])
+    plan = RunPlan(
+        total=trainer.total_steps, save=checkpoint_saver(trainer, cfg, "model", trainer.model, trainer.tokenizer),
+        export=lambda out, _: {"final": export_pretrained(trainer.model.eval(), trainer.tokenizer, out / "final")})
+    result = run_loop(trainer, cfg, report, plan, stop_after)
+    result["losses"] = trainer.losses
+    return result

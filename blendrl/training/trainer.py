@@ -28,16 +28,20 @@ from ..functional import (
     RunningMoments,
     apply_missing_eos_penalty,
     masked_sum,
+    sequence_kl,
 )
 from ..judges.signals import hack_signals
 from ..models.checkpointing import checkpointed
-from ..rewards import make_samples
+from ..rewards import Scores, make_samples, score_batch
 from ..rewards.base import Later
 from ..rollout import SamplingParams, decode_responses
 from .experience import Experience, forward_rows, micro_batches, pad_response, response_logprobs, response_values
 from ..core import dist
+from ..core.seeds import seed_of, stream
 from .engine import make_engine
 from .extras import after_scores
+from .held_out import held_out_metrics, held_out_pass
+from .vine import mc_values
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -65,9 +69,9 @@ class RLTrainer:
         from ..data import PromptSampler
 
         t, k = cfg.train, cfg.kl
-        self.sampler = PromptSampler(len(train_prompts), t.seed)
-        self.sampling_gen = torch.Generator().manual_seed(t.seed)
-        self.shuffle_gen = torch.Generator().manual_seed(t.seed + 1)
+        self.sampler = PromptSampler(len(train_prompts), seed_of(t.seed, "prompts"))
+        self.sampling_gen = stream(t.seed, "sampling")
+        self.shuffle_gen = stream(t.seed, "shuffle")
         self.kl_ctl = AdaptiveKLController(k.coef, k.target, k.horizon) if k.adaptive else FixedKLController(k.coef)
         self.moments = RunningMoments()
         self.params = SamplingParams(cfg.generation.max_new_tokens, cfg.generation.temperature, cfg.generation.top_p)
@@ -87,27 +91,34 @@ class RLTrainer:
         k = t.samples_per_prompt
         start, stop = dist.shard_range(len(batch))  # data-parallel: this rank's prompts (all of them in one process)
         prompts = [p for p in batch[start:stop] for _ in range(k)]
-        shard = {"shard": dist.Shard(torch.arange(start * k, stop * k), len(batch) * k)} if dist.active() else {}
-        rollout = self.generator.sample([p.input_ids for p in prompts], self.params, self.sampling_gen, **shard)
+        shard = dist.Shard(torch.arange(start * k, stop * k), len(batch) * k) if dist.active() else None
+        rollout = self.generator.sample([p.input_ids for p in prompts], self.params, self.sampling_gen, shard=shard)
         exp = Experience.from_rollout(rollout)
         generator_gap = self.exact_behaviour_logprobs(exp)
         timer["rollout"] = time.perf_counter()
         # 2. score: sources that run elsewhere (kind: ray) start now and score while 3. runs here
         responses = self.decode(exp)
-        pending = self.submit_scores(prompts, responses, rollout.has_eos)
+        pending = self.submit_scores(prompts, responses, exp.finished)
         # 3. reference and critic (they read the sampled tokens, not the scores or the response mask)
-        exp.ref_logp = self.m.reference.logprobs(exp, self.params.temperature, t.forward_rows)
+        exp.ref_logp = self.m.reference.logprobs(exp, self.params.temperature, t.forward_batch_size)
         if self.algorithm.needs_critic:
             exp.values = self.critic_values(exp)
         timer["ref_critic"] = time.perf_counter()
         # the scores; their shaping statistics are the whole batch's (every rank's rows, in order)
-        raw = pending.result()
-        (all_raw, first), (all_eos, _) = dist.gather_rows(raw), dist.gather_rows(rollout.has_eos.cpu())
-        all_scores, all_valid = self.shape_scores(all_raw, all_eos)
+        scored = pending.result()
+        raw = scored.total
+        (all_raw, first), (all_finished, _) = dist.gather_rows(raw), dist.gather_rows(exp.finished.cpu())
+        all_scores, all_valid = self.shape_scores(all_raw, all_finished)
         mine = slice(first, first + len(raw))
         exp.scores, valid = all_scores[mine].to(exp.response_mask.device), all_valid[mine]
         exp.response_mask[~valid.to(exp.response_mask.device)] = 0.0
-        extra = after_scores(self, exp, valid, prompts)  # dense rewards, PF-PPO's filter, VinePPO's values
+        extra = after_scores(exp, valid, scored.dense, self.m.tokenizer, self.cfg.filter,
+                             self.cfg.train.samples_per_prompt, self.sampling_gen)  # dense rewards, PF-PPO's filter
+        if self.algorithm.needs_mc_values:  # VinePPO's Monte-Carlo values in place of a critic's
+            exp.values, exp.step_ids, vine = mc_values(exp, prompts, self.cfg.algorithm.vine, self.m.tokenizer,
+                                                       self.generator, self.params, self.sampling_gen,
+                                                       self.continuation_scores)
+            extra.update(vine)
         timer["score"] = time.perf_counter()
         # 4. advantages
         metrics = {**self.algorithm.prepare(exp, self.kl_ctl.value), **extra}
@@ -119,14 +130,14 @@ class RLTrainer:
             metrics["check/generator_logp_gap"] = dist.all_max(generator_gap)
         timer["update"] = time.perf_counter()
         # 6. bookkeeping
-        seq_kl = masked_sum(exp.behaviour_logp - exp.ref_logp, exp.response_mask, dim=1)  # (B,) k1 per sequence
+        seq_kl = sequence_kl(exp.behaviour_logp, exp.ref_logp, exp.response_mask)  # (B,) k1 per sequence
         all_kl = dist.gather_rows(seq_kl.cpu())[0]
         self.kl_ctl.update(all_kl[all_valid].mean().item() if all_valid.any() else 0.0, len(all_kl))
         self.iteration += 1
-        metrics.update(self.rollout_metrics(exp, all_raw, all_valid, all_eos, all_kl, timer))
-        metrics.update(hack_signals(dist.gather_objects(responses), all_eos.tolist(),
+        metrics.update(self.rollout_metrics(exp, scored, all_raw, all_valid, all_finished, all_kl, timer))
+        metrics.update(hack_signals(dist.gather_objects(responses), all_finished.tolist(),
                                     dist.gather_objects([p.user_text for p in prompts])))
-        rows = list(zip(prompts, responses, raw, rollout.has_eos.tolist()))[: self.cfg.logging.log_samples]
+        rows = list(zip(prompts, responses, raw, exp.finished.tolist()))[: self.cfg.logging.log_samples]
         samples = [{"prompt": p.user_text, "response": r, "reward": float(s), "finished": bool(f)}
                    for p, r, s, f in rows]
         return StepOutput(metrics, samples)
@@ -136,7 +147,7 @@ class RLTrainer:
         """When the generator's log-probs are not the training forward's (``exact_logprobs`` false: another dtype
         or engine), replace them with a no-grad policy forward's, so that the KL and π_old come from the training
         numerics; returns their largest gap (None when the generator's are exact)."""
-        if getattr(self.generator, "exact_logprobs", True):
+        if self.generator.exact_logprobs:
             return None
         sampled = exp.behaviour_logp
         exp.behaviour_logp = self.forward_no_grad(
@@ -146,9 +157,10 @@ class RLTrainer:
     def decode(self, exp: Experience) -> list[str]:
         return decode_responses(self.m.tokenizer, exp)
 
-    def score(self, prompts, responses: list[str], finished: torch.Tensor) -> torch.Tensor:
-        """Raw scores of the reward source, (B,); NaN marks a sample it could not score. ``finished`` (B,): the
-        response ended with EOS (judges inside the reward, e.g. the summed-PPO baseline's ``eos``, read it)."""
+    def score(self, prompts, responses: list[str], finished: torch.Tensor) -> Scores:
+        """The reward source's :class:`~blendrl.core.types.Scores` (``total`` (B,); NaN marks a sample it could not
+        score). ``finished`` (B,): the response ended with EOS (judges inside the reward, e.g. the summed-PPO
+        baseline's ``eos``, read it)."""
         return self.submit_scores(prompts, responses, finished).result()
 
     def submit_scores(self, prompts, responses: list[str], finished: torch.Tensor):
@@ -157,9 +169,15 @@ class RLTrainer:
         samples = make_samples(prompts, responses, finished)
         if hasattr(self.reward, "submit"):
             return self.reward.submit(samples)
-        return Later(lambda: self.reward.score(samples))
+        return Later(lambda: score_batch(self.reward, samples))
 
-    def shape_scores(self, raw: torch.Tensor, has_eos: torch.Tensor,
+    def continuation_scores(self, prompts, responses: list[str], finished: torch.Tensor):
+        """``(shaped (N,), scored (N,) bool)`` of responses that are not the batch's samples (VinePPO's
+        continuations): normalised with the running statistics as they are, counting nothing."""
+        raw = self.score(prompts, responses, finished).total
+        return self.shape_scores(raw, finished, update=False)[0], torch.isfinite(raw)
+
+    def shape_scores(self, raw: torch.Tensor, finished: torch.Tensor,
                      update: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Missing-EOS penalty, running normalisation and clipping (§11, PPO-max eq. 18). NaN scores → skipped.
         ``update=False`` (scores that are not the batch's samples, e.g. VinePPO's continuations) normalises with
@@ -174,7 +192,7 @@ class RLTrainer:
             self.counters["skipped_samples"] += int((~valid).sum())
         scores = torch.where(valid, raw, raw[valid].mean())  # (B,) skipped rows get a neutral score
         if s.missing_eos_penalty is not None:
-            scores = apply_missing_eos_penalty(scores, has_eos, s.missing_eos_penalty)
+            scores = apply_missing_eos_penalty(scores, finished, s.missing_eos_penalty)
         if s.normalize != "none":
             normed = self.moments.normalize(scores[valid], None, s.normalize, update=update)
             scores = scores.clone()
@@ -188,7 +206,7 @@ class RLTrainer:
         """``fn(micro-batch) -> (b, T')`` without grad over length-sorted, trimmed micro-batches of
         ``train.forward_batch_size`` rows (:func:`~blendrl.training.experience.forward_rows`). → (B, T)."""
         with torch.no_grad():
-            return forward_rows(fn, exp, self.cfg.train.forward_rows)
+            return forward_rows(fn, exp, self.cfg.train.forward_batch_size)
 
     def critic_values(self, exp: Experience) -> torch.Tensor:
         """V of the critic before the update, (B, T). When the first critic step will run one forward over the
@@ -299,13 +317,13 @@ class RLTrainer:
                 sums[k] = sums.get(k, 0.0) + v
         return math.isfinite(grad_norm)
 
-    def rollout_metrics(self, exp, raw, valid, has_eos, seq_kl, timer) -> dict:
-        """The iteration's metrics over the whole batch: ``raw``, ``valid``, ``has_eos``, ``seq_kl`` are every rank's
-        rows (:func:`blendrl.core.dist.gather_rows`); ``exp`` is this rank's."""
+    def rollout_metrics(self, exp, scored, raw, valid, finished, seq_kl, timer) -> dict:
+        """The iteration's metrics over the whole batch: ``raw``, ``valid``, ``finished``, ``seq_kl`` are every rank's
+        rows (:func:`blendrl.core.dist.gather_rows`); ``exp`` and ``scored`` (the reward's Scores) are this rank's."""
         mask = exp.response_mask
         lengths = dist.gather_rows(mask.sum(1).cpu())[0]
         scores = dist.gather_rows(exp.scores.cpu())[0]
-        components = {k: dist.gather_rows(v)[0] for k, v in getattr(self.reward, "last_components", {}).items()}
+        components = {k: dist.gather_rows(v)[0] for k, v in {**scored.components, **scored.stats}.items()}
         token_kl = dist.all_sum(masked_sum(exp.behaviour_logp - exp.ref_logp, mask)) \
             / dist.all_sum(mask.sum()).clamp_min(1)
         gen_s = timer["rollout"] - timer["start"]
@@ -318,7 +336,7 @@ class RLTrainer:
             "kl/token_k1": token_kl.item(),
             "kl/coef": self.kl_ctl.value,
             "response/length": lengths[valid].mean().item(),
-            "response/eos_rate": has_eos.float().mean().item(),
+            "response/eos_rate": finished.float().mean().item(),
             "skipped/samples_total": self.counters["skipped_samples"],
             "skipped/updates_total": sum(e.skipped for e in self.engines.values()),
             "time/rollout_s": gen_s,
@@ -334,25 +352,14 @@ class RLTrainer:
     def evaluate(self, n_prompts: int) -> StepOutput:
         """Reward, length and KL to the reference on the first ``n_prompts`` held-out prompts (fixed sampling seed)."""
         prompts = self.eval_prompts[:n_prompts]
-        gen = torch.Generator().manual_seed(self.cfg.train.seed + 12345)
-        rollout = self.generator.sample([p.input_ids for p in prompts], self.params, gen)
-        exp = Experience.from_rollout(rollout)
-        responses = self.decode(exp)
-        raw = self.score(prompts, responses, rollout.has_eos)
-        ref_logp = self.m.reference.logprobs(exp, self.params.temperature, self.cfg.train.forward_rows)
-        seq_kl = masked_sum(exp.behaviour_logp - ref_logp, exp.response_mask, dim=1)
-        valid = torch.isfinite(raw)
-        metrics = {
-            "eval/reward/mean": raw[valid].mean().item(),
-            "eval/kl/seq_k1": seq_kl.mean().item(),
-            "eval/response/length": exp.response_mask.sum(1).mean().item(),
-            "eval/response/eos_rate": rollout.has_eos.float().mean().item(),
-            **{f"eval/{k}": v for k, v in hack_signals(responses, rollout.has_eos.tolist(),
-                                                       [p.user_text for p in prompts]).items()},
-        }
+        rollout = self.generator.sample([p.input_ids for p in prompts], self.params,
+                                        stream(self.cfg.train.seed, "evaluation"))
+        h = held_out_pass(rollout, self.m.tokenizer, self.m.reference, self.params.temperature,
+                          self.cfg.train.forward_batch_size)
+        raw = self.score(prompts, h.responses, h.exp.finished).total
         samples = [{"prompt": p.user_text, "response": r, "reward": float(s), "finished": bool(f)}
-                   for p, r, s, f in zip(prompts, responses, raw, rollout.has_eos.tolist())]
-        return StepOutput(metrics, samples)
+                   for p, r, s, f in zip(prompts, h.responses, raw, h.exp.finished.tolist())]
+        return StepOutput(held_out_metrics("eval/", h, raw, prompts), samples)
 
     # ------------------------------------------------------------------ state for exact resume
     def state_dict(self) -> tuple[dict, dict]:

@@ -22,12 +22,14 @@ def newline_ids(tokenizer) -> tuple[int, ...]:
     return tuple(i for tok, i in tokenizer.get_vocab().items() if "\n" in tokenizer.convert_tokens_to_string([tok]))
 
 
-def mc_values(trainer, exp: Experience, prompts) -> tuple[torch.Tensor, torch.Tensor, dict]:
+def mc_values(exp: Experience, prompts, v, tokenizer, generator, params: SamplingParams, gen: torch.Generator,
+              score) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """``(values (B, T), steps (B, T), metrics)``: each token's step index and the Monte-Carlo value of its step's
-    start state. ``prompts``: the B prompt examples of ``exp``'s rows."""
-    v = trainer.cfg.algorithm.vine
+    start state. ``prompts``: the B prompt examples of ``exp``'s rows; ``v``: ``algorithm.vine``; ``generator``,
+    ``params``, ``gen``: the rollout's sampler, its settings and random stream; ``score(prompts, texts, finished)
+    -> (shaped (N,), scored (N,) bool)``: the shaped scores of continuations (the trainer's, counting nothing)."""
     mask = exp.response_mask  # (B, T)
-    split = newline_ids(trainer.m.tokenizer) if v.split_on_newline else ()
+    split = newline_ids(tokenizer) if v.split_on_newline else ()
     steps = step_ids(exp.response_ids, mask, v.step_tokens, split)  # (B, T)
     responses = exp.response_ids.tolist()
     jobs = []  # (row, step, start token of the step)
@@ -37,28 +39,23 @@ def mc_values(trainer, exp: Experience, prompts) -> tuple[torch.Tensor, torch.Te
         for t in live:
             starts.setdefault(int(steps[b, t]), t)
         jobs += [(b, j, t) for j, t in sorted(starts.items())]
-    components = getattr(trainer.reward, "last_components", None)  # the batch's, logged after this
     by_budget = defaultdict(list)  # generation budget → jobs (one generate call per budget)
     for job in jobs:
-        by_budget[trainer.params.max_new_tokens - job[2]].append(job)
+        by_budget[params.max_new_tokens - job[2]].append(job)
     step_value = {}
     for budget, group in sorted(by_budget.items()):
         flat = [job for job in group for _ in range(v.samples)]
-        params = SamplingParams(budget, trainer.params.temperature, trainer.params.top_p)
-        out = trainer.generator.sample([prompts[b].input_ids + responses[b][:t] for b, _, t in flat], params,
-                                       trainer.sampling_gen)
+        out = generator.sample([prompts[b].input_ids + responses[b][:t] for b, _, t in flat],
+                               SamplingParams(budget, params.temperature, params.top_p), gen)
         lengths = (out.response_mask > 0).sum(1).tolist()
-        texts = trainer.m.tokenizer.batch_decode(
+        texts = tokenizer.batch_decode(
             [responses[b][:t] + ids[:n] for (b, _, t), ids, n in zip(flat, out.response_ids.tolist(), lengths)],
             skip_special_tokens=True)
-        raw = trainer.score([prompts[b] for b, _, _ in flat], texts, out.has_eos)
-        shaped = trainer.shape_scores(raw, out.has_eos, update=False)[0].view(-1, v.samples)  # (jobs, K)
-        ok = torch.isfinite(raw).view(-1, v.samples)
+        shaped, ok = score([prompts[b] for b, _, _ in flat], texts, out.finished)
+        shaped, ok = shaped.view(-1, v.samples), ok.view(-1, v.samples)  # (jobs, K)
         means = (shaped * ok).sum(1) / ok.sum(1).clamp_min(1)  # (jobs,) an unscorable job counts 0
         for (b, j, _), m in zip(group, means.tolist()):
             step_value[(b, j)] = m
-    if components is not None:
-        trainer.reward.last_components = components
     values = torch.zeros_like(mask)
     for b in range(len(exp)):
         for t in (mask[b] > 0).nonzero().flatten().tolist():

@@ -33,7 +33,7 @@ def judge_pairs(cfg: CGPORunConfig, iterations: int, output: str | Path) -> dict
         for task, prompts, rollout in zip(trainer.tasks, batches, rollouts):
             k = task.cfg.samples_per_prompt
             responses = decode_responses(trainer.m.tokenizer, Experience.from_rollout(rollout))
-            scored = task.score(prompts, responses, rollout.has_eos)
+            scored = task.score(prompts, responses, rollout.finished)
             passed = scored.passed & scored.valid
             chosen, rejected = codpo_pairs(torch.where(scored.valid, scored.reward, torch.zeros_like(scored.reward)),
                                            passed, k)

@@ -10,11 +10,12 @@ from ...config.cgpo_schema import CGPORunConfig
 from ...rollout import GENERATORS, decode_responses
 from ...config import ConfigError
 from ...core import dist
+from ...core.seeds import seed_of, stream
 from .tasks import TaskRuntime, build_task, use_generated_baselines
 from .trainer import CGPOTrainer
 from ..checkpoint import load_trainer_state
 from ..experience import Experience
-from ...core.types import eos_ids
+from ...core.types import ModelPlacement, eos_ids
 from ..names import check_names
 from ..run import RunReport, build_policy_stack, drive, effective_perf, resume_weights, set_up_torch
 from ..trainer import Models
@@ -27,34 +28,39 @@ def reference_sampler(cfg: CGPORunConfig, tokenizer, policy, reference):
                                               **cfg.generation.options)
 
 
-def baseline_generator(sampler, reference, tokenizer, task, seed: int, batch_size: int):
-    """``generate(prompts, n_done) -> [text]``: ā sampled from the *reference* policy (CGPO eq. 5, option 2: ā ~ π_ref)
-    when a prompt is first used, seeded by ``n_done`` so that a resumed run draws the same ā."""
+def baseline_generator(sampler, reference, tokenizer, task, seed: int, batch_size: int, held):
+    """``generate(prompts) -> (texts, finished)``: ā sampled from the *reference* policy (CGPO eq. 5, option 2:
+    ā ~ π_ref) when a prompt is first used; ``finished``: each ā ended with EOS. Seeded like the trainer's batched
+    draws (the ``baselines`` stream at ``held()``, the number of ā the run holds), so a resumed run draws the same."""
 
     @torch.no_grad()
-    def generate(prompts, n_done: int) -> list[str]:
-        gen = torch.Generator().manual_seed(seed + 7919 * (n_done + 1))
-        texts = []
+    def generate(prompts) -> tuple[list[str], list[bool]]:
+        gen = stream(seed, "baselines", held())
+        texts, finished = [], []
         for i in range(0, len(prompts), batch_size):
             with reference.context():
                 rollout = sampler.sample([p.input_ids for p in prompts[i: i + batch_size]], task.params, gen)
             texts += decode_responses(tokenizer, Experience.from_rollout(rollout))
-        return texts
+            finished += rollout.finished.tolist()
+        return texts, finished
 
     return generate
 
 
-def build_tasks(cfg: CGPORunConfig, tokenizer, reference, sampler) -> list[TaskRuntime]:
-    """The config's tasks at run time; ``calibration: generate`` tasks sample ā from ``reference`` (with
-    ``sampler``, see :func:`reference_sampler`) on first use and cache it under ``logging.output_dir/baselines/``."""
-    tasks = [build_task(t, tokenizer, cfg.data, cfg.generation.max_new_tokens, cfg.generation, cfg.train.seed + i,
-                        cfg.model.offload_rewards) for i, t in enumerate(cfg.tasks)]
+def build_tasks(cfg: CGPORunConfig, tokenizer, reference, sampler, placement: ModelPlacement) -> list[TaskRuntime]:
+    """The config's tasks at run time, their reward sources built with the run's ``placement``; ``calibration:
+    generate`` tasks sample ā from ``reference`` (with ``sampler``, see :func:`reference_sampler`) on first use and
+    cache it under ``logging.output_dir/baselines/``."""
+    tasks = [build_task(t, tokenizer, cfg.data, cfg.generation.max_new_tokens, cfg.generation,
+                        seed_of(cfg.train.seed, "prompts", i),
+                        placement) for i, t in enumerate(cfg.tasks)]
     out = Path(cfg.logging.output_dir)
+    held = lambda: sum(len(t.baselines) for t in tasks)  # noqa: E731 - the ā of every task, the draws' step
     for task in tasks:
         if task.cfg.calibration.baseline == "generate":
             use_generated_baselines(task, out / "baselines" / f"{task.name}.json",
                                     baseline_generator(sampler, reference, tokenizer, task, cfg.train.seed,
-                                                       cfg.train.micro_batch_size))
+                                                       cfg.train.forward_batch_size, held))
     return tasks
 
 
@@ -72,7 +78,7 @@ def build_cgpo_trainer(cfg: CGPORunConfig, resume: str | None = None) -> CGPOTra
     set_up_torch(cfg.train.threads, cfg.train.seed, perf)
     stack = build_policy_stack(cfg.model, cfg.reference, cfg.generation, perf, device)
     sampler = reference_sampler(cfg, stack.tokenizer, stack.policy, stack.reference)
-    tasks = build_tasks(cfg, stack.tokenizer, stack.reference, sampler)
+    tasks = build_tasks(cfg, stack.tokenizer, stack.reference, sampler, cfg.model.placement(device))
     trainer = CGPOTrainer(cfg, Models(stack.policy, stack.tokenizer, None, stack.reference), stack.generator, tasks,
                           sampler)
     if resume:

@@ -14,21 +14,17 @@ reward, ā and sampling seed), so the two runs' tables compare line by line.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import fields, replace
-from pathlib import Path
 
 import torch
 
 from ...config import ConfigError, PPORunConfig, to_dict
 from ...config.cgpo_schema import CGPORunConfig
 from ...config.loader import apply_overrides, from_dict
-from ...config.schema import LoopSettings
-from ...core.fsutil import atomic_write_text
+from ...config.schema import AlgorithmConfig, DataConfig, LoopSettings, TrainConfig
 from ...core.types import Sample
-from ...data.prompts import read_prompt_rows
-from ...judges import build_judges
-from ...rewards import RewardError, WeightedSum, build_reward
+from ...data.prompts import PromptExample
+from ...rewards import RewardError, Scores, WeightedSum, score_batch
 from .run import build_tasks, eval_table, reference_sampler
 from .trainer import evaluate_tasks
 from ..run import build_trainer, drive, ppo_report
@@ -44,9 +40,9 @@ class TaskSumReward:
 
     def __init__(self, tasks: dict, judge_bonus: float = 1.0, name: str = "cgpo_tasks") -> None:
         self.tasks, self.judge_bonus, self.name = tasks, judge_bonus, name
-        self.last_stats: dict[str, torch.Tensor] = {}
 
-    def score(self, samples: list[Sample]) -> torch.Tensor:
+    def score(self, samples: list[Sample]) -> Scores:
+        """The summed reward, with ``stats["passed"]``: 1 where the sample's task judges passed."""
         by_task: dict[str, list[int]] = {}
         for i, s in enumerate(samples):
             task = s.metadata.get(TASK_FIELD)
@@ -58,18 +54,17 @@ class TaskSumReward:
         for task, rows in by_task.items():
             reward, judges = self.tasks[task]
             sub = [samples[i] for i in rows]
-            ok, _, _ = judges.evaluate(sub)
-            passed[rows] = ok.float()
-            total[rows] = reward.score(sub).float() + self.judge_bonus * ok.float()
-        self.last_stats = {"passed": passed}
-        return total
+            ok = judges.evaluate(sub).passed.float()
+            passed[rows] = ok
+            total[rows] = score_batch(reward, sub).total + self.judge_bonus * ok
+        return Scores(total, stats={"passed": passed})
 
 
-def task_sum_reward(cfg: CGPORunConfig, judge_bonus: float = 1.0) -> WeightedSum:
-    """The summed reward of ``cfg``'s tasks, from their own reward sources and judges (one weighted source, so its
-    metrics are ``reward/cgpo_tasks`` and ``reward/cgpo_tasks/passed`` like any configured reward)."""
-    tasks = {t.name: (build_reward(t.rewards), build_judges(t.judges)) for t in cfg.tasks}
-    return WeightedSum([TaskSumReward(tasks, judge_bonus)], [1.0])
+def task_sum_reward(tasks, judge_bonus: float = 1.0) -> WeightedSum:
+    """The summed reward of the CGPO ``tasks`` (built once, :func:`~blendrl.training.cgpo.run.build_tasks`), from
+    their own reward sources and judges (one weighted source, so its metrics are ``reward/cgpo_tasks`` and
+    ``reward/cgpo_tasks/passed`` like any configured reward)."""
+    return WeightedSum([TaskSumReward({t.name: (t.reward, t.judges) for t in tasks}, judge_bonus)], [1.0])
 
 
 class SummedPPOTrainer(RLTrainer):
@@ -79,7 +74,7 @@ class SummedPPOTrainer(RLTrainer):
 
     def evaluate(self, n_prompts: int) -> StepOutput:
         return evaluate_tasks(self.tasks, self.generator, self.m, self.params.temperature,
-                              self.cfg.train.forward_rows, self.cfg.train.seed, n_prompts)
+                              self.cfg.train.forward_batch_size, self.cfg.train.seed, n_prompts)
 
 
 def task_shares(cfg: CGPORunConfig) -> dict[str, float]:
@@ -88,68 +83,68 @@ def task_shares(cfg: CGPORunConfig) -> dict[str, float]:
     return {name: n / sum(sizes.values()) for name, n in sizes.items()}
 
 
-def pool_rows(cfg: CGPORunConfig) -> list[dict]:
-    """Every task's training prompts as jsonl rows (messages with the task's system prompt, metadata with the task
-    name), each task's rows repeated ``r_l`` times so that uniform sampling from the pool gives task l about its
-    CGPO share of every batch."""
+def task_pool(cfg: CGPORunConfig, tasks) -> list[PromptExample]:
+    """Every task's training prompts (as the task loaded them: its system prompt, its file and row) tagged with
+    ``metadata.cgpo_task``, each task's prompts repeated ``r_l`` times so that uniform sampling from the pool gives
+    task l about its CGPO share of every batch."""
     shares = task_shares(cfg)
-    per_task = {}
-    for t in cfg.tasks:
-        rows = []
-        for messages, metadata, _, _ in read_prompt_rows(t.prompts, cfg.data.on_empty):
-            if t.system_prompt and messages[0]["role"] != "system":
-                messages = [{"role": "system", "content": t.system_prompt}, *messages]
-            rows.append({"messages": messages, "metadata": {**metadata, TASK_FIELD: t.name}})
-        per_task[t.name] = rows
-    scale = max(len(rows) / shares[name] for name, rows in per_task.items())
+    scale = max(len(t.prompts) / shares[t.name] for t in tasks)
     pool = []
-    for name, rows in per_task.items():
-        pool += rows * max(1, round(shares[name] * scale / len(rows)))
+    for t in tasks:
+        tagged = [replace(p, metadata={**p.metadata, TASK_FIELD: t.name}) for p in t.prompts]
+        pool += tagged * max(1, round(shares[t.name] * scale / len(tagged)))
     return pool
+
+
+POOL = "cgpo:tasks"  # data.prompts of the derived config: the pool comes from the CGPO config's tasks
 
 
 def summed_ppo_config(cfg: CGPORunConfig, ppo_overrides: list[str] | None = None) -> PPORunConfig:
     """The PPO config with the same model, reference, generation, optimizer settings and budget as the CGPO config
-    (its ``rewards`` empty: the reward is :func:`task_sum_reward`, built from the CGPO config); ``ppo_overrides``
-    (``key=value``) then change any PPO setting (``algorithm.epochs``, ``kl.coef``, ...)."""
+    (its ``rewards`` empty and its prompts the tasks' pool: both are built from the CGPO config's tasks), built from
+    the CGPO config's sections; ``ppo_overrides`` (``key=value``) then change any PPO setting (``algorithm.epochs``,
+    ``kl.coef``, ...) and the result is validated like a loaded config."""
     lengths = {t.max_new_tokens or cfg.generation.max_new_tokens for t in cfg.tasks}
     if len(lengths) > 1:
         raise ConfigError(f"tasks: summed-reward PPO samples every task with one max_new_tokens; got {sorted(lengths)}")
-    out = Path(cfg.logging.output_dir + "_ppo")
-    t = cfg.train
-    data = {
-        "model": to_dict(cfg.model), "reference": to_dict(cfg.reference),
-        "generation": {**to_dict(cfg.generation), "max_new_tokens": lengths.pop()},
-        "rewards": [],
-        "data": {"prompts": str(out / "prompts.jsonl"), "eval_prompts": None,
-                 "max_prompt_tokens": cfg.data.max_prompt_tokens, "chat_template": cfg.data.chat_template,
-                 "too_long": cfg.data.too_long},
-        "algorithm": {"name": "ppo", "epochs": 1},
+    t, d = cfg.train, cfg.data
+    built = PPORunConfig(
+        model=cfg.model, reference=cfg.reference, generation=replace(cfg.generation, max_new_tokens=lengths.pop()),
+        rewards=[],
+        data=DataConfig(prompts=POOL, eval_prompts=None, max_prompt_tokens=d.max_prompt_tokens,
+                        chat_template=d.chat_template, too_long=d.too_long, on_empty=d.on_empty),
+        algorithm=AlgorithmConfig(name="ppo", epochs=1),
         # every optimizer and loop setting CGPO has (one type, LoopSettings), then PPO's own batch shape
-        "train": {**{f.name: getattr(t, f.name) for f in fields(LoopSettings)},
-                  "prompts_per_iteration": sum(x.prompts_per_iteration * x.samples_per_prompt for x in cfg.tasks),
-                  "samples_per_prompt": 1},
-        "logging": {**to_dict(cfg.logging), "output_dir": str(out)},
-        "perf": to_dict(cfg.perf), "plugins": list(cfg.plugins),
-    }
-    return from_dict(PPORunConfig, apply_overrides(data, list(ppo_overrides or [])))
+        train=TrainConfig(**{f.name: getattr(t, f.name) for f in fields(LoopSettings)},
+                          prompts_per_iteration=sum(x.prompts_per_iteration * x.samples_per_prompt for x in cfg.tasks),
+                          samples_per_prompt=1),
+        logging=replace(cfg.logging, output_dir=cfg.logging.output_dir + "_ppo"), perf=cfg.perf,
+        plugins=list(cfg.plugins))
+    return from_dict(PPORunConfig, apply_overrides(to_dict(built), list(ppo_overrides or [])))
+
+
+def build_summed_ppo(cfg: CGPORunConfig, judge_bonus: float = 1.0, ppo_overrides: list[str] | None = None,
+                     resume: str | None = None) -> SummedPPOTrainer:
+    """The summed-reward PPO trainer: the CGPO config's tasks are built once, on the loaded models, and give the
+    reward (:func:`task_sum_reward`), the prompt pool (:func:`task_pool`) and the per-task evaluation."""
+    ppo_cfg = summed_ppo_config(cfg, ppo_overrides)
+    eval_cfg = replace(cfg, logging=replace(cfg.logging, output_dir=ppo_cfg.logging.output_dir))  # ā cached here
+    tasks: list = []
+
+    def parts(m, placement):
+        sampler = reference_sampler(cfg, m.tokenizer, m.policy, m.reference)
+        tasks.extend(build_tasks(eval_cfg, m.tokenizer, m.reference, sampler, placement))
+        return task_sum_reward(tasks, judge_bonus), task_pool(cfg, tasks)
+
+    trainer = build_trainer(ppo_cfg, resume, trainer_cls=SummedPPOTrainer, parts=parts)
+    trainer.tasks = tasks
+    return trainer
 
 
 def run_summed_ppo(cfg: CGPORunConfig, judge_bonus: float = 1.0, ppo_overrides: list[str] | None = None,
                    resume: str | None = None, stop_after: int | None = None) -> dict:
-    ppo_cfg = summed_ppo_config(cfg, ppo_overrides)
-    out = Path(ppo_cfg.logging.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    pool = Path(ppo_cfg.data.prompts)
-    if not pool.is_file() or resume is None:
-        atomic_write_text(pool, "".join(json.dumps(r) + "\n" for r in pool_rows(cfg)))
-    trainer = build_trainer(ppo_cfg, resume, trainer_cls=SummedPPOTrainer,
-                            reward=task_sum_reward(cfg, judge_bonus))
-    eval_cfg = replace(cfg, logging=replace(cfg.logging, output_dir=str(out)))  # ā cached in this run's folder
-    m = trainer.m
-    trainer.tasks = build_tasks(eval_cfg, m.tokenizer, m.reference, reference_sampler(cfg, m.tokenizer, m.policy,
-                                                                                      m.reference))
+    trainer = build_summed_ppo(cfg, judge_bonus, ppo_overrides, resume)
     has_eval = any(task.eval_prompts for task in trainer.tasks)
     report = ppo_report(has_eval, lambda label, m: f"[eval {label}]\n" + eval_table(m, trainer.tasks))
     report.desc = "cgpo-ppo"
-    return drive(trainer, ppo_cfg, report, stop_after)
+    return drive(trainer, trainer.cfg, report, stop_after)

@@ -11,14 +11,16 @@ import time
 
 import torch
 
-from ...functional import masked_sum
+from ...functional import sequence_kl
 from ...judges.signals import hack_signals
 from ...models.checkpointing import checkpointed
 from ...rollout import Rollout, decode_responses
 from .tasks import TaskRuntime
 from ..experience import Experience, forward_rows, response_logprobs, teacher_forced_experience
 from ...core import dist
+from ...core.seeds import stream
 from ..engine import make_engine
+from ..held_out import held_out_metrics, held_out_pass
 from ..trainer import Models, StepOutput
 
 
@@ -27,7 +29,7 @@ class CGPOTrainer:
         self.cfg, self.m, self.generator, self.tasks = cfg, models, generator, tasks
         self.baseline_sampler = baseline_sampler  # samples ā from π_ref (inside reference.context())
         t = cfg.train
-        self.sampling_gen = torch.Generator().manual_seed(t.seed)
+        self.sampling_gen = stream(t.seed, "sampling")
         self.engine = make_engine(models.policy, t.lr, t, t.iterations)  # one optimizer step per iteration
         self.temperature = cfg.generation.temperature
         self.iteration = 0
@@ -87,12 +89,13 @@ class CGPOTrainer:
                    for task, b in zip(self.tasks, batches)]
         if not any(missing):
             return
-        gen = torch.Generator().manual_seed(self.cfg.train.seed + 7919 * (self.iteration + 1))
+        gen = stream(self.cfg.train.seed, "baselines", sum(len(t.baselines) for t in self.tasks))
         with self.m.reference.context():
             rollouts = sample_tasks(self.baseline_sampler, self.tasks, missing, gen)
         for task, prompts, rollout in zip(self.tasks, missing, rollouts):
             if prompts:
-                task.add_baselines(prompts, decode_responses(self.m.tokenizer, Experience.from_rollout(rollout)))
+                task.add_baselines(prompts, decode_responses(self.m.tokenizer, Experience.from_rollout(rollout)),
+                                   rollout.finished)
 
     def task_step(self, task: TaskRuntime, prompts: list, rollout: Rollout) -> tuple[dict, list[dict], bool]:
         """Algorithm 1 for one task on its sampled ``rollout`` (K consecutive rows per prompt): its gradient, scaled
@@ -100,15 +103,15 @@ class CGPOTrainer:
         t1 = time.perf_counter()
         k = task.cfg.samples_per_prompt
         exp = Experience.from_rollout(rollout)
-        if not getattr(self.generator, "exact_logprobs", True):  # the KL factor from the training forward
+        if not self.generator.exact_logprobs:  # the KL factor from the training forward
             exp.behaviour_logp = forward_rows(lambda mb: response_logprobs(self.m.policy, mb, self.temperature), exp,
-                                              self.cfg.train.forward_rows)
+                                              self.cfg.train.forward_batch_size)
         responses = decode_responses(self.m.tokenizer, exp)
-        scored = task.score(prompts, responses, rollout.has_eos)
+        scored = task.score(prompts, responses, exp.finished)
         self.counters["skipped_samples"] += int(dist.all_sum((~scored.valid).sum()))
         exp.response_mask[~scored.valid] = 0.0
-        exp.ref_logp = self.m.reference.logprobs(exp, self.temperature, self.cfg.train.forward_rows)
-        seq_kl = masked_sum(exp.behaviour_logp - exp.ref_logp, exp.response_mask, dim=1)  # (N,) generation time
+        exp.ref_logp = self.m.reference.logprobs(exp, self.temperature, self.cfg.train.forward_batch_size)
+        seq_kl = sequence_kl(exp.behaviour_logp, exp.ref_logp, exp.response_mask)  # (N,) generation time
         t2 = time.perf_counter()
         selection, metrics = task.optimizer.select(exp, scored.reward, scored.passed, seq_kl, k,
                                                    per_judge=scored.per_judge)
@@ -121,7 +124,7 @@ class CGPOTrainer:
         loss, finite = self.accumulate(task, parts, selection.group)
         g = lambda x: dist.gather_rows(x)[0]  # noqa: E731 - the whole batch's rows (this rank's in one process)
         valid, raw, reward, kl, passed = g(scored.valid), g(scored.raw), g(scored.reward), g(seq_kl), g(scored.passed)
-        lengths, has_eos = g(exp.response_mask.sum(1)), g(rollout.has_eos)
+        lengths, finished = g(exp.response_mask.sum(1)), g(exp.finished)
         judge_stats = dist.gather_objects([scored.judge_stats])
         metrics.update({
             "loss": dist.all_sum(torch.tensor(loss, dtype=torch.float64)).item(),  # NaN if a rank's was
@@ -132,7 +135,7 @@ class CGPOTrainer:
             **{f"judge/{name}": g(v).float().mean().item() for name, v in scored.per_judge.items()},
             "kl/seq_k1": kl[valid].mean().item() if valid.any() else math.nan,
             "response/length": lengths[valid].mean().item() if valid.any() else math.nan,
-            "response/eos_rate": has_eos.float().mean().item(),
+            "response/eos_rate": finished.float().mean().item(),
             "time/score_ref_s": t2 - t1, "time/update_s": time.perf_counter() - t2,
             **hack_signals(dist.gather_objects(responses), dist.gather_objects(list(scored.finished)),
                            dist.gather_objects([p.user_text for p in prompts])),
@@ -167,20 +170,21 @@ class CGPOTrainer:
 
     @torch.no_grad()
     def baseline_rows(self, task: TaskRuntime, prompts) -> Experience | None:
-        """CRRAFT's fallback (eq. 18): ā as a training row with weight σ(0) = 0.5 for each prompt whose ā passes
-        every judge and stays within KL_max of the reference; None when no prompt qualifies."""
-        keep = [p for p in prompts if task.baseline_passes(p)]
+        """CRRAFT's fallback (eq. 18): ā as a training row with weight σ(0) = 0.5 for each prompt whose ā ended with
+        EOS, passes every judge and stays within KL_max of the reference; None when no prompt qualifies."""
+        keep = [p for p in prompts if task.baseline_passes(p)]  # finished ā only: its EOS is trained on
         if not keep:
             return None
         tok = self.m.tokenizer
         eos = tok.eos_token_id
-        responses = [tok(task.baseline_of(p), add_special_tokens=False)["input_ids"][: task.params.max_new_tokens - 1]
-                     + ([eos] if eos is not None else []) for p in keep]
-        exp = teacher_forced_experience([p.input_ids for p in keep], responses, tok.pad_token_id)
-        exp.ref_logp = self.m.reference.logprobs(exp, self.temperature, self.cfg.train.forward_rows)
+        responses = [tok(task.baseline_of(p)[0], add_special_tokens=False)["input_ids"]
+                     [: task.params.max_new_tokens - 1] + ([eos] if eos is not None else []) for p in keep]
+        exp = teacher_forced_experience([p.input_ids for p in keep], responses, tok.pad_token_id,
+                                        [task.baseline_of(p)[1] for p in keep])
+        exp.ref_logp = self.m.reference.logprobs(exp, self.temperature, self.cfg.train.forward_batch_size)
         exp.behaviour_logp = forward_rows(lambda mb: response_logprobs(self.m.policy, mb, self.temperature), exp,
-                                          self.cfg.train.forward_rows)
-        seq_kl = masked_sum(exp.behaviour_logp - exp.ref_logp, exp.response_mask, dim=1)  # (F,)
+                                          self.cfg.train.forward_batch_size)
+        seq_kl = sequence_kl(exp.behaviour_logp, exp.ref_logp, exp.response_mask)  # (F,)
         ok = seq_kl <= task.cfg.optimizer.kl_max
         if not ok.any():
             return None
@@ -190,7 +194,7 @@ class CGPOTrainer:
 
     # ------------------------------------------------------------------ held-out evaluation per task
     def evaluate(self, n_prompts: int) -> StepOutput:
-        return evaluate_tasks(self.tasks, self.generator, self.m, self.temperature, self.cfg.train.forward_rows,
+        return evaluate_tasks(self.tasks, self.generator, self.m, self.temperature, self.cfg.train.forward_batch_size,
                               self.cfg.train.seed, n_prompts)
 
     # ------------------------------------------------------------------ state for exact resume
@@ -231,14 +235,13 @@ def sample_tasks(generator, tasks: list[TaskRuntime], batches: list[list], gen: 
     out: list = [None] * len(tasks)
     for members in groups.values():
         ids = [p.input_ids for i in members for p in batches[i]]
-        shard = {}
+        shard = None
         if shards is not None:
             offsets = [0]
             for i in members:
                 offsets.append(offsets[-1] + shards[i][1])
-            rows = torch.cat([shards[i][0] + off for i, off in zip(members, offsets)])
-            shard = {"shard": dist.Shard(rows, offsets[-1])}
-        rollout = generator.sample(ids, tasks[members[0]].params, gen, **shard)
+            shard = dist.Shard(torch.cat([shards[i][0] + off for i, off in zip(members, offsets)]), offsets[-1])
+        rollout = generator.sample(ids, tasks[members[0]].params, gen, shard=shard)
         start = 0
         for i in members:
             out[i] = rollout.select(slice(start, start + len(batches[i]))).compact()
@@ -247,35 +250,29 @@ def sample_tasks(generator, tasks: list[TaskRuntime], batches: list[list], gen: 
 
 
 @torch.no_grad()
-def evaluate_tasks(tasks: list[TaskRuntime], generator, models: Models, temperature: float, batch_size: int,
-                   seed: int, n_prompts: int) -> StepOutput:
-    """Per task on its first ``n_prompts`` held-out prompts (one sample each, fixed seed): reward, calibrated
-    reward, pass rate of every judge and of all, sequence KL to the reference, length. Any policy can be measured
-    this way (the summed-reward PPO baseline is)."""
+def evaluate_tasks(tasks: list[TaskRuntime], generator, models: Models, temperature: float,
+                   forward_batch_size: int, seed: int, n_prompts: int) -> StepOutput:
+    """Per task on its first ``n_prompts`` held-out prompts (one sample each, the ``evaluation`` stream): the
+    metrics of every evaluation (:func:`~blendrl.training.held_out.held_out_metrics`) plus the calibrated reward and
+    the pass rate of every judge and of all. Any policy can be measured this way (the summed-reward PPO baseline
+    is)."""
     metrics, samples = {}, []
     batches = [task.eval_prompts[:n_prompts] for task in tasks]
-    rollouts = sample_tasks(generator, tasks, batches, torch.Generator().manual_seed(seed + 12345))
+    rollouts = sample_tasks(generator, tasks, batches, stream(seed, "evaluation"))
     for task, prompts, rollout in zip(tasks, batches, rollouts):
         if not prompts:
             continue
-        exp = Experience.from_rollout(rollout)
-        responses = decode_responses(models.tokenizer, exp)
-        scored = task.score(prompts, responses, rollout.has_eos)
-        ref_logp = models.reference.logprobs(exp, temperature, batch_size)
-        seq_kl = masked_sum(exp.behaviour_logp - ref_logp, exp.response_mask, dim=1)
-        v = scored.valid
+        h = held_out_pass(rollout, models.tokenizer, models.reference, temperature, forward_batch_size)
+        scored = task.score(prompts, h.responses, h.exp.finished)
+        v, p = scored.valid, f"eval/{task.name}/"
         metrics.update({
-            f"eval/{task.name}/reward/mean": scored.raw[v].mean().item() if v.any() else math.nan,
-            f"eval/{task.name}/reward/calibrated": scored.reward[v].mean().item() if v.any() else math.nan,
-            f"eval/{task.name}/pass_rate": scored.passed.float().mean().item(),
-            **{f"eval/{task.name}/judge/{n}": p.float().mean().item() for n, p in scored.per_judge.items()},
-            f"eval/{task.name}/kl/seq_k1": seq_kl.mean().item(),
-            f"eval/{task.name}/response/length": exp.response_mask.sum(1).mean().item(),
-            **{f"eval/{task.name}/{k}": v for k, v in hack_signals(responses, scored.finished,
-                                                                   [p.user_text for p in prompts]).items()},
-            **{f"eval/{task.name}/judge/{k}": v for k, v in scored.judge_stats.items()},
+            **held_out_metrics(p, h, scored.raw, prompts),
+            f"{p}reward/calibrated": scored.reward[v].mean().item() if v.any() else math.nan,
+            f"{p}pass_rate": scored.passed.float().mean().item(),
+            **{f"{p}judge/{n}": ok.float().mean().item() for n, ok in scored.per_judge.items()},
+            **{f"{p}judge/{k}": x for k, x in scored.judge_stats.items()},
         })
-        samples += sample_rows(task.name, prompts, responses, scored)
+        samples += sample_rows(task.name, prompts, h.responses, scored)
     return StepOutput(metrics, samples)
 
 

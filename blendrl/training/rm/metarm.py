@@ -83,7 +83,7 @@ class MetaRMTrainer(RMTrainer):
     def gradient(self, idx: list[int]) -> dict:
         m = self.cfg.metarm
         params = [p for p in self.model.parameters() if p.requires_grad]
-        groups = self.meta_batch(self.step)
+        groups = self.meta_batch(self.iteration)
         scores, _ = self.scorer([s for g in groups for s in g])
         meta_loss = metarm_difference_loss(scores.view(len(groups), m.k))  # J_θ, eq. 11
         grads = torch.autograd.grad(meta_loss, params, allow_unused=True)

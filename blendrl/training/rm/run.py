@@ -1,8 +1,8 @@
 """``blendrl rm train|strength|eval``: build everything from an :class:`RMRunConfig` and run it.
 
-Layout of ``logging.output_dir``::
+``rm train`` runs through the one run loop (:mod:`blendrl.training.driver`). Layout of ``logging.output_dir``::
 
-    metrics.jsonl, tensorboard/      per-step training metrics
+    metrics.jsonl, tensorboard/      per-step training metrics (and held-out ones every ``logging.eval_every``)
     checkpoints/step-000040/         model/ (save_pretrained or LoRA adapter), optim.pt, trainer_state.pt, config.yaml
     final/                           the reward model: save_pretrained + tokenizer (plain transformers loads it;
                                      use it as ``{kind: hf_rm, path: …/final}`` in ``blendrl ppo``)
@@ -11,13 +11,14 @@ Layout of ``logging.output_dir``::
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 import json
 import logging
 from pathlib import Path
 
 import torch
 
-from ...config import ConfigError, to_dict
+from ...config import ConfigError
 from ...config.rm_schema import C2RMConfig, RMLossConfig, RMRunConfig
 from ...data.pair_encoding import EncodedPairs, encode_pairs
 from ...data.preferences import load_preferences, write_preferences
@@ -27,10 +28,11 @@ from ...functional.c2rm import C2RM_RECIPES
 from ...functional.rm_losses import fit_temperature, preference_strength
 from ...models.lora import add_lora
 from ...models.reward_model import load_reward_model, save_reward_model
-from ..checkpoint import find_checkpoint, load_trainer_state, load_weights, write_checkpoint
-from ..logging import RunLogger
 from ...core import dist
+from ...core.seeds import stream
+from ..driver import RunPlan, checkpoint_saver, load_checkpoint, metrics_report, run_loop
 from ..names import check_names
+from ..trainer import StepOutput
 from .recipes import RECIPES
 from .trainer import ModelScorer, RMTrainer
 
@@ -56,10 +58,11 @@ def build_model(cfg: RMRunConfig):
 
 
 def build_rm_trainer(cfg: RMRunConfig, resume: str | None = None) -> RMTrainer:
+    from ..run import set_up_torch
+
     check_names(cfg, RM_NAMES)
     dist.require_single_process("blendrl rm")
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
+    set_up_torch(cfg.train.threads, cfg.train.seed, cfg.perf)
     model, tokenizer = build_model(cfg)
     train = load_pairs(cfg.data.train, tokenizer, cfg)
     if cfg.metarm.enabled:
@@ -73,71 +76,65 @@ def build_rm_trainer(cfg: RMRunConfig, resume: str | None = None) -> RMTrainer:
     else:
         trainer = RMTrainer(cfg, model, tokenizer, train)
     if resume:
-        ckpt = find_checkpoint(resume)
-        load_weights(model, ckpt / "model")
-        trainer.load_state_dict(*load_trainer_state(ckpt))
+        load_checkpoint(trainer, resume, "model", model)
     return trainer
 
 
-def save_rm_checkpoint(trainer: RMTrainer, root: Path, keep: int) -> Path:
-    """``checkpoints/step-XXXXXX`` with ``model/`` (save_pretrained or LoRA adapter) + tokenizer."""
-    state, optim = trainer.state_dict()
-
-    def fill(tmp: Path) -> None:
-        trainer.model.save_pretrained(tmp / "model")
-        trainer.tokenizer.save_pretrained(tmp / "model")
-
-    return write_checkpoint(root, f"step-{trainer.step:06d}", fill, to_dict(trainer.cfg), state, optim, keep)
-
-
 def train_rm(cfg: RMRunConfig, resume: str | None = None, stop_after: int | None = None) -> dict:
-    """Train a reward model; write checkpoints, ``final/`` and (with data.eval) ``eval.json``. Returns a summary."""
+    """Train a reward model; write checkpoints, ``final/`` and (with data.eval) ``eval.json``. Returns ``final``,
+    ``eval``, ``temperature`` and ``segments`` where they apply, ``trainer`` and the run loop's entries."""
     trainer = build_rm_trainer(cfg, resume)
-    out = Path(cfg.logging.output_dir)
-    lg = cfg.logging
-    logger = RunLogger(out, lg.tensorboard, lg.progress, trainer.total_steps, trainer.step, desc="rm")
     p = trainer.pairs
     log.info("%d training pairs (%d truncated, %d skipped), %d steps of %d pairs, recipe %s%s", len(p), p.truncated,
              p.skipped, trainer.total_steps, cfg.train.batch_size, cfg.loss.recipe,
              f", flipped {int(trainer.flipped.sum())}" if trainer.flipped.any() else "")
-    result: dict = {"steps_run": 0}
-    try:
-        while not trainer.done:
-            metrics = trainer.train_step()
-            if trainer.step % lg.log_every == 0 or trainer.done:
-                logger.log(trainer.step, metrics)
-            logger.progress({"loss": metrics["loss/total"], "acc": metrics["train/accuracy"]})
-            if lg.save_every and trainer.step % lg.save_every == 0:
-                save_rm_checkpoint(trainer, out / "checkpoints", lg.keep_checkpoints)
-            result["steps_run"] += 1
-            if stop_after is not None and result["steps_run"] >= stop_after:
-                result["trainer"] = trainer
-                return result
-        save_rm_checkpoint(trainer, out / "checkpoints", lg.keep_checkpoints)
-        temperature = calibrate(trainer, cfg) if cfg.data.calibration else None
-        result["final"] = save_reward_model(trainer.model, trainer.tokenizer, out / "final", cfg.model.name)
-        if cfg.segments.enabled:
-            from .segments import save_segment_settings
+    held = load_pairs(cfg.data.eval, trainer.tokenizer, cfg) if cfg.data.eval and cfg.logging.eval_every else None
+    report = metrics_report("rm", held is not None, {"loss": "loss/total", "acc": "train/accuracy"},
+                            ["loss/total", "train/accuracy", "train/margin", "grad_norm"],
+                            ["eval/accuracy", "eval/margin_mean", "eval/ece"])
+    plan = RunPlan(
+        total=trainer.total_steps, save=checkpoint_saver(trainer, cfg, "model", trainer.model, trainer.tokenizer),
+        export=lambda out, logger: export_rm(trainer, cfg, out, logger),
+        evaluate=(lambda: StepOutput(held_out_metrics(trainer, held, cfg))) if held is not None else None,
+        eval_every=cfg.logging.eval_every, eval_after=False)  # the final evaluation is export_rm's (calibrated)
+    return run_loop(trainer, cfg, report, plan, stop_after)
 
-            result["segments"] = save_segment_settings(trainer.scorer, trainer.pairs, result["final"])
-        if temperature is not None:
-            result["temperature"] = temperature
-            atomic_write_text(result["final"] / "calibration.json", json.dumps(
-                {"temperature": temperature, "data": cfg.data.calibration}, indent=2))
-        if cfg.data.eval:
-            ev = load_pairs(cfg.data.eval, trainer.tokenizer, cfg)
-            chosen, rejected = trainer.score_pairs(ev)
-            metrics = pair_metrics(chosen, rejected, _mu(ev), cfg.eval.bins)
-            if temperature is not None:  # the same scores before the head was divided by T
-                before = pair_metrics(chosen * temperature, rejected * temperature, None, cfg.eval.bins)
-                metrics.update(temperature=temperature, ece_before_calibration=before["ece"],
-                               reward_std_before_calibration=before["reward_std"])
-            result["eval"] = write_eval(metrics, out)
-            logger.log(trainer.step, {f"eval/{k}": v for k, v in result["eval"].items() if isinstance(v, float)})
-            logger.write(format_report(result["eval"]))
-    finally:
-        logger.close()
-    result["trainer"] = trainer
+
+def held_out_metrics(trainer: RMTrainer, enc: EncodedPairs, cfg: RMRunConfig) -> dict:
+    """``eval/...`` accuracy, margin, ECE and reward statistics of the current model on held-out pairs."""
+    return eval_scalars(pair_metrics(*trainer.score_pairs(enc), _mu(enc), cfg.eval.bins))
+
+
+def eval_scalars(metrics: dict) -> dict:
+    """The numbers of :func:`~blendrl.eval.rm_eval.pair_metrics` as ``eval/…`` metrics (its tables left out)."""
+    return {f"eval/{k}": v for k, v in metrics.items() if isinstance(v, float)}
+
+
+def export_rm(trainer: RMTrainer, cfg: RMRunConfig, out: Path, logger) -> dict:
+    """After the last checkpoint: fold the calibration temperature into the head (``data.calibration``), write
+    ``final/`` (and the segment settings), then evaluate on ``data.eval`` into ``eval.json`` and calibration.png."""
+    result: dict = {}
+    temperature = calibrate(trainer, cfg) if cfg.data.calibration else None
+    result["final"] = save_reward_model(trainer.model, trainer.tokenizer, out / "final", cfg.model.name)
+    if cfg.segments.enabled:
+        from .segments import save_segment_settings
+
+        result["segments"] = save_segment_settings(trainer.scorer, trainer.pairs, result["final"])
+    if temperature is not None:
+        result["temperature"] = temperature
+        atomic_write_text(result["final"] / "calibration.json", json.dumps(
+            {"temperature": temperature, "data": cfg.data.calibration}, indent=2))
+    if cfg.data.eval:
+        ev = load_pairs(cfg.data.eval, trainer.tokenizer, cfg)
+        chosen, rejected = trainer.score_pairs(ev)
+        metrics = pair_metrics(chosen, rejected, _mu(ev), cfg.eval.bins)
+        if temperature is not None:  # the same scores before the head was divided by T
+            before = pair_metrics(chosen * temperature, rejected * temperature, None, cfg.eval.bins)
+            metrics.update(temperature=temperature, ece_before_calibration=before["ece"],
+                           reward_std_before_calibration=before["reward_std"])
+        result["eval"] = write_eval(metrics, out)
+        logger.log(trainer.iteration, eval_scalars(result["eval"]))
+        logger.write(format_report(result["eval"]))
     return result
 
 
@@ -197,14 +194,16 @@ def strength(cfg: RMRunConfig) -> dict:
     the M/K models that held it out (cross-fitting: a model cannot vouch for a label it memorised).
     With ``model.trainable: head`` the backbone features are computed once and shared by all heads."""
     s = cfg.strength
-    cfg = copy.deepcopy(cfg)
-    cfg.model.trainable = s.trainable or cfg.model.trainable
-    cfg.train.lr, cfg.train.epochs = s.lr or cfg.train.lr, s.epochs or cfg.train.epochs
+    cfg = replace(cfg, model=replace(cfg.model, trainable=s.trainable or cfg.model.trainable),  # derived, not mutated
+                  train=replace(cfg.train, lr=s.lr or cfg.train.lr, epochs=s.epochs or cfg.train.epochs))
     if cfg.model.trainable == "lora" and cfg.model.lora is None:
         raise ConfigError("model.lora: required when strength.trainable is lora")
     if RECIPES[cfg.loss.recipe].needs_mu:
         raise ConfigError(f"loss.recipe: strength trains plain reward models; '{cfg.loss.recipe}' needs μ̂ already "
                           "(use bt or label_smoothing)")
+    from ..run import set_up_torch
+
+    set_up_torch(cfg.train.threads, cfg.train.seed, cfg.perf)
     base, tokenizer = build_model(cfg)
     enc = load_pairs(cfg.data.train, tokenizer, cfg)
     folds = pair_folds(len(enc), s.folds, cfg.train.seed)  # (N,) fold of each pair, or None
@@ -245,7 +244,7 @@ def pair_folds(n: int, folds: int, seed: int) -> torch.Tensor | None:
     """A seeded fold id in 0..folds−1 for each of ``n`` pairs (balanced), or None when ``folds`` is 0."""
     if not folds:
         return None
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed + 7919))
+    order = torch.randperm(n, generator=stream(seed, "folds"))
     out = torch.empty(n, dtype=torch.long)
     out[order] = torch.arange(n) % folds
     return out

@@ -1,8 +1,9 @@
 """The reward-model trainer: pairs → scores → recipe loss (+ contrastive term) → optimizer step.
 
-One step (:meth:`RMTrainer.train_step`) takes ``train.batch_size`` pairs in a fixed per-epoch order (seeded, so a
-resumed run sees exactly the same batches), accumulates the loss over micro-batches, clips and steps. MetaRM
-(:mod:`blendrl.training.metarm`) overrides :meth:`RMTrainer.gradient` around the same pieces.
+One step (:meth:`RMTrainer.train_step`; :meth:`RMTrainer.step` for the run loop) takes ``train.batch_size`` pairs
+in a fixed per-epoch order (seeded, so a resumed run sees exactly the same batches), accumulates the loss over
+micro-batches, clips and steps. MetaRM (:mod:`blendrl.training.rm.metarm`) overrides :meth:`RMTrainer.gradient`
+around the same pieces.
 
 Scorers turn token lists into ``(scores (B,), hidden (B, H))`` at the last real token:
 :class:`ModelScorer` runs the backbone (full / LoRA training); :class:`CachedFeatureScorer` (``model.trainable:
@@ -20,6 +21,7 @@ from ...data.prompts import epoch_batch
 from ...functional.rm_losses import simcse_loss, swav_loss
 from ...models.heads import last_token_hidden, score_head
 from ..engine import LocalEngine
+from ..trainer import StepOutput
 from .recipes import RECIPES, prepare_pairs
 
 
@@ -104,11 +106,11 @@ class RMTrainer:
             self.prototypes = torch.nn.Embedding(k, h, _weight=torch.randn(k, h, generator=g))
             trained = torch.nn.ModuleList([model, self.prototypes])
         self.engine = LocalEngine(trained, t.lr, t, self.total_steps)
-        self.step = 0
+        self.iteration = 0  # optimizer steps taken
 
     @property
     def done(self) -> bool:
-        return self.step >= self.total_steps
+        return self.iteration >= self.total_steps
 
     def batch_indices(self, step: int) -> list[int]:
         """Pairs of optimizer step ``step`` (:func:`~blendrl.data.prompts.epoch_batch`)."""
@@ -158,10 +160,14 @@ class RMTrainer:
         """One optimizer step on the next batch. Returns its metrics."""
         self.model.train(self.cfg.model.trainable != "head")
         lr = self.engine.lr
-        stats = self.gradient(self.batch_indices(self.step))
+        stats = self.gradient(self.batch_indices(self.iteration))
         stats["grad_norm"] = self.engine.step(all(math.isfinite(v) for k, v in stats.items() if k.startswith("loss/")))
-        self.step += 1
-        return {**stats, "lr": lr, "epoch": (self.step - 1) // self.steps_per_epoch}
+        self.iteration += 1
+        return {**stats, "lr": lr, "epoch": (self.iteration - 1) // self.steps_per_epoch}
+
+    def step(self) -> StepOutput:
+        """:meth:`train_step` as the run loop takes it (:mod:`blendrl.training.driver`)."""
+        return StepOutput(self.train_step())
 
     @torch.no_grad()
     def score_pairs(self, enc: EncodedPairs) -> tuple[torch.Tensor, torch.Tensor]:
@@ -171,13 +177,13 @@ class RMTrainer:
         return self.scorer.score(enc.chosen), self.scorer.score(enc.rejected)
 
     def state_dict(self) -> tuple[dict, dict]:
-        trainer = {"step": self.step, "seed": self.seed, "torch_rng": torch.get_rng_state()}
+        trainer = {"step": self.iteration, "seed": self.seed, "torch_rng": torch.get_rng_state()}
         if self.prototypes is not None:
             trainer["prototypes"] = self.prototypes.weight.detach().clone()
         return trainer, {"engines": {"model": self.engine.state_dict()}}
 
     def load_state_dict(self, trainer: dict, optim: dict) -> None:
-        self.step = trainer["step"]
+        self.iteration = trainer["step"]
         torch.set_rng_state(trainer["torch_rng"])
         if self.prototypes is not None:
             with torch.no_grad():
