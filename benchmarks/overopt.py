@@ -42,8 +42,9 @@ def main() -> None:
     rows: dict[tuple[str, str], list[dict]] = {}
     humps: dict[str, list[bool]] = {}
     for seed in args.seeds:
-        cfg = load_config(OverOptLabConfig, ROOT / args.config, args.overrides + [f"seed={seed}"])
-        cfg.output_dir = f"{cfg.output_dir}/seed{seed}"
+        base = load_config(OverOptLabConfig, ROOT / args.config, args.overrides)
+        cfg = load_config(OverOptLabConfig, ROOT / args.config, args.overrides + [
+            f"train.seed={seed}", f"logging.output_dir={base.logging.output_dir}/seed{seed}"])
         result = run_lab(cfg)
         for r in summary_rows(result):
             rows.setdefault((r["method"], r["label"]), []).append(r)

@@ -170,3 +170,37 @@ def test_on_empty_skip_leaves_empty_prompts_out_and_counts_them(tmp_path, tok, c
         got = load_prompt_set(str(f), tok, DataConfig(on_empty="skip"), None)
     assert [(p.user_text, p.row) for p in got] == [("hello", 1), ("bye", 4)]
     assert "skipped 2 of 4 rows" in caplog.text and "rows 2, 3" in caplog.text
+
+
+def test_each_named_kind_checks_its_own_options_and_needs_with_the_key_path():
+    """A registered kind owns its checks (``Registry.register(name, check=, options=)``), run once by check_names
+    before any model loads, the error naming the key; a user's kind gets the same."""
+    from blendrl.config import ConfigError, PPORunConfig, from_dict
+    from blendrl.core.registries import REWARD_SOURCES
+    from blendrl.rewards import CallableReward
+    from blendrl.training.names import check_names
+
+    def check(**sections):
+        check_names(from_dict(PPORunConfig, sections))
+
+    with pytest.raises(ConfigError, match=r"^rewards\[0\]\.options\.batchsize: reward source kind 'hf_rm' has no such "
+                                          r"option; it takes \[.*'batch_size'"):
+        check(rewards=[{"kind": "hf_rm", "path": "rm", "options": {"batchsize": 4}}])
+    with pytest.raises(ConfigError, match=r"^rewards\[0\]\.name: required for a rule reward source"):
+        check(rewards=[{"kind": "rule"}])
+    with pytest.raises(ConfigError, match=r"^reference\.paths: a soup reference needs at least 2 models"):
+        check(reference={"kind": "soup", "paths": ["a"]})
+    with pytest.raises(ConfigError, match=r"^reference\.kind: ema needs full fine-tuning"):
+        check(reference={"kind": "ema"}, model={"lora": {"r": 4}})
+
+    def wants_scale(cfg, root=None):
+        if cfg.options.get("scale", 1.0) <= 0:
+            raise ValueError("options.scale: must be > 0")
+
+    @REWARD_SOURCES.register("test_scaled", check=wants_scale)
+    def _scaled(cfg):
+        return CallableReward(lambda p, r, m: cfg.options.get("scale", 1.0), cfg.name or "scaled")
+
+    with pytest.raises(ConfigError, match=r"^rewards\[1\]\.options\.scale: must be > 0"):
+        check(rewards=[{"kind": "rule", "name": "concise_mention"}, {"kind": "test_scaled", "options": {"scale": 0}}])
+    check(rewards=[{"kind": "test_scaled", "options": {"scale": 2.0}}])

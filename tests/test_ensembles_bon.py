@@ -90,7 +90,8 @@ def test_ensemble_of_trained_rms_drives_ppo_and_bon_reports_the_estimator(tiny_d
     assert math.isfinite(res["after"].metrics["eval/reward/mean"])
     out = tmp_path / "bon"
     argv = ["bon", "--set", f"model.name={tiny_dir}", "--set", "generation.max_new_tokens=6", "--set", "bon.pool=6",
-            "--set", "bon.prompts=3", "--set", f"output_dir={out}", "--set", "data.prompts=builtin:concise_eval",
+            "--set", "bon.prompts=3", "--set", f"logging.output_dir={out}",
+            "--set", "data.prompts=builtin:concise_eval",
             "--set", f"rewards=[{{kind: hf_rm, path: {folders[0]}}}]",
             "--set", "gold=[{kind: callable, name: 'tests.tiny:yes_share'}]"]
     assert main(argv) == 0

@@ -100,6 +100,7 @@ def test_lab_example_runs_on_the_tiny_model(path, tiny_dir, tmp_path):
     cfg = load_config(OverOptLabConfig, path, [
         f"model.name={tiny_dir}", "generation.max_new_tokens=6", "labels.prompts=6", "proxy.members=2",
         "bon.pool=4", "bon.prompts=2", "ppo.base.train.iterations=1", "ppo.base.train.prompts_per_iteration=2",
-        "ppo.base.train.samples_per_prompt=2", "ppo.eval_every=1", "ppo.eval_prompts=2", f"output_dir={tmp_path}"])
+        "ppo.base.train.samples_per_prompt=2", "ppo.eval_every=1", "ppo.eval_prompts=2",
+        f"logging.output_dir={tmp_path}"])
     result = run_lab(cfg)
     assert result["labels"]["pairs"]["pairs"] > 0

@@ -87,7 +87,7 @@ def test_lab_runs_end_to_end_on_tiny_models_and_reuses_its_stages(tiny_dir, tmp_
                 "base": {"train": {"iterations": 2, "prompts_per_iteration": 2, "samples_per_prompt": 2, "lr": 3e-3,
                                    "micro_batch_size": 4}, "algorithm": {"epochs": 1}, "critic": {"lr": 1e-3}},
                 "eval_every": 1, "eval_prompts": 4},
-        "output_dir": str(tmp_path / "lab"),
+        "logging": {"output_dir": str(tmp_path / "lab")},
     }
     cfg = from_dict(OverOptLabConfig, apply_overrides(data, []))
     result = run_lab(cfg)
@@ -156,3 +156,30 @@ def test_label_noise_flips_about_the_asked_share_and_only_those(tmp_path, flip):
     for r in rows:  # "answer N" has gold score N
         assert (int(r["chosen"].split()[1]) < int(r["rejected"].split()[1])) == r["flipped"]
     assert counts["pairs_eval"]["flipped"] == 0
+
+
+def test_a_bad_stage_setting_fails_before_any_stage_runs(tmp_path, monkeypatch):
+    """``proxy.rm``, ``salsa.train``, ``ppo.base`` and a run's ``set`` are other commands' sections: they are built
+    and checked when the lab starts (a typo there used to surface only when its stage ran, after the labels)."""
+    from blendrl.config import ConfigError, from_dict
+    from blendrl.config.lab_schema import OverOptLabConfig
+    from blendrl.lab import overopt
+
+    monkeypatch.setattr(overopt, "Policy", lambda cfg: pytest.fail("a model was loaded before the check"))
+
+    def lab(**sections):
+        base = {"logging": {"output_dir": str(tmp_path / "lab")}, "ppo": {"runs": [{"objective": "single"}]}}
+        return from_dict(OverOptLabConfig, {**base, **sections})
+
+    with pytest.raises(ConfigError, match=r"proxy\.rm\.loss\.recipe: unknown reward-model recipe 'btt'"):
+        overopt.run_lab(lab(proxy={"members": 2, "rm": {"loss": {"recipe": "btt"}}}))
+    with pytest.raises(ConfigError, match=r"salsa\.train\.lr: must be > 0"):
+        overopt.run_lab(lab(salsa={"sft_models": 1, "train": {"lr": 0.0}}))
+    with pytest.raises(ConfigError, match=r"unknown config key 'ppo\.runs\[0\]\.algorithm\.nmae'"):
+        overopt.run_lab(lab(proxy={"members": 2}, ppo={"runs": [{"objective": "single"}],
+                                                        "base": {"algorithm": {"nmae": "ppo"}}}))
+    with pytest.raises(ConfigError, match=r"ppo\.runs\[0\]\.regularizer\.kind: unknown regularizer 'chi3'"):
+        overopt.run_lab(lab(proxy={"members": 2}, ppo={"runs": [{"objective": "single",
+                                                                  "set": ["regularizer.kind=chi3"]}]}))
+    with pytest.raises(ConfigError, match=r"^unknown config key 'proxy\.rm\.loss\.recpie'"):
+        overopt.run_lab(lab(proxy={"members": 2, "rm": {"loss": {"recpie": "bt"}}}))

@@ -79,3 +79,16 @@ def test_an_explicit_option_wins_over_the_run_placement(tiny_dir):
                           ModelPlacement("meta", "bfloat16"))
     p = next(_modules(reward)[0].parameters())
     assert p.device.type == "cpu" and p.dtype == torch.float32
+
+
+def test_an_llm_judge_of_a_cgpo_task_runs_in_the_run_dtype(tiny_dir, tmp_path):
+    from blendrl.config.cgpo_schema import JudgeConfig
+    from blendrl.training.cgpo.run import build_cgpo_trainer
+
+    cfg = tiny_cgpo_config(tiny_dir, tmp_path, **{"model.dtype": "bfloat16"})
+    cfg.tasks = cfg.tasks[:1]
+    cfg.tasks[0].judges = [JudgeConfig(kind="llm", name="helpful", options={
+        "model": str(tiny_dir), "template": "is {response} good ?", "pass_token": "yes", "fail_token": "no",
+        "defense": "none"})]
+    judge = build_cgpo_trainer(cfg).tasks[0].judges.judges[0]
+    assert {p.dtype for p in judge.model.parameters()} == {torch.bfloat16}

@@ -68,3 +68,33 @@ def test_the_run_folder_is_logging_output_dir_and_the_old_key_says_so(tiny_dir, 
     assert [r["iteration"] for r in rows] == [1, 2] and all("loss/sft" in r for r in rows)
     assert (tmp_path / "run" / "checkpoints" / "step-000002" / "model" / "model.safetensors").is_file()
     assert any((tmp_path / "run" / "tensorboard").iterdir())
+
+
+def test_model_device_dtype_checkpointing_and_lora_reach_the_sft_model(tiny_dir, tmp_path, monkeypatch):
+    """``model.*`` means the same in ``blendrl sft`` as in the RL commands (the meta device stands in for a GPU);
+    with LoRA only the adapters train and ``final/`` is a merged plain model."""
+    from safetensors.torch import load_file
+
+    from blendrl.config import from_dict
+    from blendrl.config.sft_schema import SFTRunConfig
+    from blendrl.core import dist
+    from blendrl.training.sft import build_sft_trainer, run_sft
+
+    def cfg(**model):
+        return from_dict(SFTRunConfig, {
+            "model": {"name": str(tiny_dir), **model}, "data": str(_data(tmp_path / "d.jsonl", 8)),
+            "train": {"batch_size": 4, "micro_batch_size": 4, "lr": 1e-2},
+            "logging": {"output_dir": str(tmp_path / "run"), "progress": False, "tensorboard": False}})
+
+    with monkeypatch.context() as m:
+        asked = []
+        m.setattr(dist, "resolve_device", lambda name: asked.append(name) or torch.device("meta"))
+        trainer = build_sft_trainer(cfg(device="cuda:1", dtype="bfloat16", gradient_checkpointing=True))
+        assert asked == ["cuda:1"]
+        assert {(p.device.type, p.dtype) for p in trainer.model.parameters()} == {("meta", torch.bfloat16)}
+        assert any(getattr(mod, "gradient_checkpointing", False) for mod in trainer.model.modules())
+    res = run_sft(cfg(lora={"r": 4, "alpha": 8}))
+    trained = [n for n, p in res["trainer"].model.named_parameters() if p.requires_grad]
+    assert trained and all("lora_" in n for n in trained)
+    final = load_file(res["final"] / "model.safetensors")
+    assert not any("lora" in k for k in final)

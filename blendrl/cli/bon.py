@@ -20,5 +20,5 @@ def main(args: argparse.Namespace) -> int:
     cfg = load_checked(BoNRunConfig, args.config, args.overrides)
     result = run_bon(cfg)
     print(format_bon(result["table"]))
-    print(f"wrote {cfg.output_dir}/bon.json and picks.jsonl")
+    print(f"wrote {cfg.logging.output_dir}/bon.json and picks.jsonl")
     return 0

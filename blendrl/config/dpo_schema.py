@@ -5,7 +5,7 @@ Sections: model, data, loss, train, logging, perf. Each default has one home: it
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Literal
 
 from .rm_schema import RMDataConfig
 from .schema import ModelConfig, PerfConfig, _require
@@ -54,7 +54,5 @@ class DPORunConfig:
     logging: EvalLogSettings = field(default_factory=lambda: EvalLogSettings(output_dir="runs/dpo"))
     perf: PerfConfig = field(default_factory=PerfConfig)  # lean_layers applies to the policy, tied_grads_in_place not
     plugins: list[str] = field(default_factory=list)
-    eval_every: Optional[int] = None  # not read here: the key is logging.eval_every (setting it is an error)
 
-    def validate(self) -> None:
-        _require(self.eval_every is None, "eval_every: moved to logging.eval_every (set that instead)")
+    MOVED_KEYS = {"eval_every": "logging.eval_every"}  # the loader says where a moved key went

@@ -1,14 +1,16 @@
 """The typed configuration of ``blendrl lab overopt`` (the gold-vs-proxy protocol of Gao et al.; docs/algorithms.md §3).
 
 Sections: model (the policy), generation, data (prompts: pairs are sampled on ``prompts``, curves measured on
-``eval_prompts``), gold, labels, proxy, salsa, bon, ppo, output_dir, seed.
+``eval_prompts``), gold, labels, proxy, salsa, bon, ppo, train (``seed``, ``threads``), logging (``output_dir``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .schema import DataConfig, GenerationConfig, ModelConfig, PerfConfig, RewardSourceConfig, _require
+from .schema import (
+    DataConfig, GenerationConfig, ModelConfig, OutputSettings, PerfConfig, RewardSourceConfig, RunSettings, _require,
+)
 
 OBJECTIVES = ("single", "mean", "wco", "uwo")
 STARTS = ("base", "sft", "salsa")
@@ -125,11 +127,12 @@ class OverOptLabConfig:
     salsa: SalsaConfig = field(default_factory=SalsaConfig)
     bon: LabBoNConfig = field(default_factory=LabBoNConfig)
     ppo: LabPPOConfig = field(default_factory=LabPPOConfig)
-    output_dir: str = "runs/lab_overopt"
-    seed: int = 0
-    threads: Optional[int] = None
+    train: RunSettings = field(default_factory=RunSettings)  # train.seed: labels, proxies i (seed + i), runs, ...
+    logging: OutputSettings = field(default_factory=lambda: OutputSettings(output_dir="runs/lab_overopt"))
     perf: PerfConfig = field(default_factory=PerfConfig)
     plugins: list[str] = field(default_factory=list)  # modules or .py files imported first (their registrations)
+
+    MOVED_KEYS = {"seed": "train.seed", "threads": "train.threads", "output_dir": "logging.output_dir"}
 
     def validate(self) -> None:
         _require(bool(self.data.eval_prompts), "data.eval_prompts: the curves are measured on held-out prompts")

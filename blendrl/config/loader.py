@@ -103,6 +103,9 @@ def from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
     for name, value in data.items():
         key = f"{prefix}.{name}" if prefix else name
         if name not in fields:
+            moved = getattr(cls, "MOVED_KEYS", {})  # a key that now lives elsewhere: say where
+            if name in moved:
+                raise ConfigError(f"{key}: moved to {moved[name]} (set that instead)")
             close = difflib.get_close_matches(name, list(fields), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(fields)})"
             raise ConfigError(f"unknown config key '{key}'{hint}")

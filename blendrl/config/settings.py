@@ -29,19 +29,27 @@ class LoraConfig:
 
 
 @dataclass
-class OptimSettings:
-    """The optimizer of every trainer (PPO family, CGPO, reward models, SFT; one training engine,
-    :mod:`blendrl.training.engine`): AdamW ``lr`` and ``weight_decay``, the lr ``schedule`` (constant, linear or
-    cosine decay to 0) after ``warmup_steps`` optimizer steps of linear warm-up, gradient clipping at
-    ``max_grad_norm``, the ``seed`` and torch ``threads``."""
+class RunSettings:
+    """The ``seed`` of a command's random streams (:mod:`blendrl.core.seeds`) and its torch ``threads``: the
+    ``train:`` section of a command that trains nothing itself (``bon``, the lab) and the start of every trainer's
+    (:class:`OptimSettings`), so both are ``train.seed`` and ``train.threads`` everywhere."""
+
+    seed: int = 0
+    threads: Optional[int] = None
+
+
+@dataclass
+class OptimSettings(RunSettings):
+    """The optimizer of every trainer (PPO family, CGPO, reward models, DPO, SFT; one training engine,
+    :mod:`blendrl.training.engine`): the ``seed`` and torch ``threads`` (:class:`RunSettings`), AdamW ``lr`` and
+    ``weight_decay``, the lr ``schedule`` (constant, linear or cosine decay to 0) after ``warmup_steps`` optimizer
+    steps of linear warm-up, gradient clipping at ``max_grad_norm``."""
 
     lr: float = 1e-6
     weight_decay: float = 0.0
     warmup_steps: int = 0
     schedule: Literal["constant", "linear", "cosine"] = "constant"
     max_grad_norm: float = 1.0
-    seed: int = 0
-    threads: Optional[int] = None
 
     def validate(self) -> None:
         _require(self.lr > 0, "lr: must be > 0")
@@ -94,7 +102,15 @@ class PerfConfig:
 
 
 @dataclass
-class LogSettings:
+class OutputSettings:
+    """Where a command writes: ``output_dir``, the ``logging:`` section of a command without a step loop (``bon``,
+    the lab) and the start of every trainer's (:class:`LogSettings`), so it is ``logging.output_dir`` everywhere."""
+
+    output_dir: str = "runs/out"
+
+
+@dataclass
+class LogSettings(OutputSettings):
     """Where and how every trainer writes: ``output_dir`` (metrics.jsonl, TensorBoard events, checkpoints/, final/),
     metrics every ``log_every`` steps, a checkpoint every ``save_every`` steps (0 = only at the end; a step is an
     iteration of an RL loop, an optimizer step of the reward-model, DPO and SFT trainers), the last

@@ -5,7 +5,7 @@ Sections: model, data, train, logging, perf. Each default has one home: its fiel
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Literal
 
 from .schema import ModelConfig, PerfConfig, _require
 from .settings import LogSettings, OptimSettings
@@ -40,7 +40,5 @@ class SFTRunConfig:
     logging: LogSettings = field(default_factory=lambda: LogSettings(output_dir="runs/sft"))
     perf: PerfConfig = field(default_factory=PerfConfig)  # lean_layers applies to the trained model
     plugins: list[str] = field(default_factory=list)
-    output_dir: Optional[str] = None  # not read here: the key is logging.output_dir (setting it is an error)
 
-    def validate(self) -> None:
-        _require(self.output_dir is None, "output_dir: moved to logging.output_dir (set that instead)")
+    MOVED_KEYS = {"output_dir": "logging.output_dir"}  # the loader says where a moved key went

@@ -60,6 +60,11 @@ class Registry(Generic[F]):
 
         return deco
 
+    def option_names(self, name: str) -> frozenset[str] | None:
+        """The option names entry ``name`` takes (None: it does not say)."""
+        self._load_builtins()
+        return option_names(self._checks.get(name, (None, ()))[1])
+
     def validate(self, name: str, node, root=None) -> None:
         """The checks entry ``name`` owns on its config ``node`` (module doc); raises ValueError."""
         self._load_builtins()

@@ -10,6 +10,7 @@ import torch
 from ..config.schema import BoNRunConfig
 from ..data import load_prompt_set
 from ..core.fsutil import atomic_write_text
+from ..core.seeds import stream
 from ..models import load_causal_lm, load_tokenizer, resolve_model
 from ..rewards import Sample, build_reward, make_samples, score_batch
 from ..rollout import SamplingParams, decode_responses
@@ -28,7 +29,7 @@ def default_ns(pool: int) -> list[int]:
 def run_bon(cfg: BoNRunConfig) -> dict:
     from ..core.types import eos_ids
 
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.train.seed)
     path = resolve_model(cfg.model.name)
     tokenizer, policy = load_tokenizer(path), load_causal_lm(path, cfg.model.dtype)
     d = cfg.data
@@ -36,7 +37,7 @@ def run_bon(cfg: BoNRunConfig) -> dict:
     prompts = prompts[: cfg.bon.prompts]
     generator = HFGenerator(policy, tokenizer.pad_token_id, eos_ids(tokenizer, policy))
     g = cfg.generation
-    params, gen = SamplingParams(g.max_new_tokens, g.temperature, g.top_p), torch.Generator().manual_seed(cfg.seed)
+    params, gen = SamplingParams(g.max_new_tokens, g.temperature, g.top_p), stream(cfg.train.seed, "sampling")
     placement = cfg.model.placement(torch.device("cpu"))  # next to the policy, which samples on the CPU here
     proxy_rm = build_reward(cfg.rewards, placement)
     gold_rm = build_reward(cfg.gold, placement) if cfg.gold else None
@@ -62,7 +63,7 @@ def run_bon(cfg: BoNRunConfig) -> dict:
                       **({"gold": float(gold[best])} if gold is not None else {})})
     table = [{"n": n, "kl_bon": kl_bon(n), "proxy": sums[n][0] / len(prompts),
               **({"gold": sums[n][1] / len(prompts)} if gold_rm is not None else {})} for n in ns]
-    out_dir = Path(cfg.output_dir)
+    out_dir = Path(cfg.logging.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "bon.json", json.dumps({"pool": N, "prompts": len(prompts), "table": table},
                                                        indent=2))

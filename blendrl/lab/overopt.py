@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from ..config import PPORunConfig, to_dict
+from ..config import ConfigError, PPORunConfig, to_dict
 from ..config.lab_schema import OverOptLabConfig
 from ..config.loader import apply_overrides, from_dict
 from ..config.rm_schema import RMRunConfig
@@ -66,8 +66,8 @@ class Policy:
 # ---------------------------------------------------------------------- 1. labels
 def label_pairs(cfg: OverOptLabConfig, policy: Policy, gold, out: Path) -> dict:
     """Gold-labelled pairs with ``labels.flip`` of them flipped (train) and clean (eval). Returns counts."""
-    gen = torch.Generator().manual_seed(cfg.seed)
-    rng = random.Random(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.train.seed)
+    rng = random.Random(cfg.train.seed)
     counts = {}
     for split, prompts, flip in (("pairs", policy.prompts[: cfg.labels.prompts], cfg.labels.flip),
                                  ("pairs_eval", policy.eval_prompts, 0.0)):
@@ -92,20 +92,62 @@ def label_pairs(cfg: OverOptLabConfig, policy: Policy, gold, out: Path) -> dict:
 
 
 # ---------------------------------------------------------------------- 2. proxies
+def proxy_config(cfg: OverOptLabConfig, i: int, out: Path) -> RMRunConfig:
+    """Proxy ``i``'s ``blendrl rm`` config: ``proxy.rm``'s sections, seed ``seed + i``, the lab's pairs and folder
+    (errors name the lab's key: ``proxy.rm.loss.recipe``)."""
+    data = json.loads(json.dumps(cfg.proxy.rm))
+    data.setdefault("model", {}).setdefault("name", cfg.model.name)
+    data.setdefault("train", {})["seed"] = cfg.train.seed + i
+    data["data"] = {"train": str(out / "pairs.jsonl"), "eval": str(out / "pairs_eval.jsonl")}
+    data["logging"] = {"output_dir": str(out / "proxies" / f"m{i}"), "progress": False, "tensorboard": False}
+    return from_dict(RMRunConfig, data, prefix="proxy.rm")
+
+
+def sft_config(cfg: OverOptLabConfig, i: int, out: Path):
+    """SFT model ``i``'s ``blendrl sft`` config: ``salsa.train`` with seed ``seed + i`` on the lab's ``sft.jsonl``."""
+    from ..config.sft_schema import SFTRunConfig
+
+    return from_dict(SFTRunConfig, {"model": to_dict(cfg.model), "data": str(out / "sft.jsonl"),
+                                    "train": {**cfg.salsa.train, "seed": cfg.train.seed + i},
+                                    "logging": {"output_dir": str(out / "sft" / f"s{i}"), "progress": False,
+                                                "tensorboard": False}}, prefix="salsa")
+
+
+def stage_configs(cfg: OverOptLabConfig, out: Path) -> tuple[list[Path], dict]:
+    """Every config a stage will run, built and checked now (shapes, names, each kind's own checks), so a typo in
+    ``proxy.rm``, ``salsa.train``, ``ppo.base`` or a run's ``set`` fails before any model loads, not when its stage
+    starts. Returns the proxies' and SFT models' folders-to-be."""
+    from ..training.names import check_names
+    from ..training.rm.run import RM_NAMES
+
+    finals = [out / "proxies" / f"m{i}" / "final" for i in range(cfg.proxy.members)]
+    sft = {"sft": [out / "sft" / f"s{i}" / "final" for i in range(cfg.salsa.sft_models)],
+           "soup": out / "sft" / "soup" if cfg.salsa.sft_models >= 2 else None}
+    def checked(where: str, derived, more=None) -> None:  # ``derived`` built with ``where`` as its key prefix
+        try:
+            check_names(derived, more)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.{exc}") from None
+
+    for i in range(cfg.proxy.members):
+        checked("proxy.rm", proxy_config(cfg, i, out), RM_NAMES)
+    for i in range(cfg.salsa.sft_models):
+        checked("salsa", sft_config(cfg, i, out))
+    for k, run in enumerate(cfg.ppo.runs):
+        checked(f"ppo.runs[{k}]", ppo_config(cfg, run, finals, out, sft, prefix=f"ppo.runs[{k}]"))
+    return finals, sft
+
+
 def train_proxies(cfg: OverOptLabConfig, out: Path) -> list[Path]:
     """``proxy.members`` reward models on ``pairs.jsonl`` (seed i); already trained members are reused."""
     from ..training.rm.run import train_rm
 
     finals = []
     for i in range(cfg.proxy.members):
-        folder = out / "proxies" / f"m{i}"
+        rm_cfg = proxy_config(cfg, i, out)
+        folder = Path(rm_cfg.logging.output_dir)
         if not (folder / "final").is_dir():
-            data = json.loads(json.dumps(cfg.proxy.rm))
-            data.setdefault("model", {}).setdefault("name", cfg.model.name)
-            data.setdefault("train", {})["seed"] = cfg.seed + i
-            data["data"] = {"train": str(out / "pairs.jsonl"), "eval": str(out / "pairs_eval.jsonl")}
-            data["logging"] = {"output_dir": str(folder), "progress": False, "tensorboard": False}
-            train_rm(from_dict(RMRunConfig, data))
+            train_rm(rm_cfg)
         finals.append(folder / "final")
     return finals
 
@@ -115,7 +157,7 @@ def train_sft_models(cfg: OverOptLabConfig, out: Path) -> dict:
     """``salsa.sft_models`` SFT models (seed i) on the preferred responses of ``pairs.jsonl`` and, with two or more,
     their equal-weight soup. Returns {"sft": [final folders], "soup": folder | None}; finished folders are reused."""
     from ..models.soups import soup_models
-    from ..training.sft import SFTRunConfig, run_sft
+    from ..training.sft import run_sft
 
     n = cfg.salsa.sft_models
     data = out / "sft.jsonl"
@@ -125,12 +167,10 @@ def train_sft_models(cfg: OverOptLabConfig, out: Path) -> dict:
                                         for r in rows))
     finals = []
     for i in range(n):
-        folder = out / "sft" / f"s{i}"
+        sft_cfg = sft_config(cfg, i, out)
+        folder = Path(sft_cfg.logging.output_dir)
         if not (folder / "final").is_dir():
-            train = {**cfg.salsa.train, "seed": cfg.seed + i}
-            run_sft(from_dict(SFTRunConfig, {"model": to_dict(cfg.model), "data": str(data), "train": train,
-                                             "logging": {"output_dir": str(folder), "progress": False,
-                                                         "tensorboard": False}}))
+            run_sft(sft_cfg)
         finals.append(folder / "final")
     soup = out / "sft" / "soup"
     if n >= 2 and not soup.is_dir():
@@ -149,7 +189,7 @@ def aggregate(member_scores: torch.Tensor, objective: str, uwo_lam: float) -> to
 def bon_curves(cfg: OverOptLabConfig, policy: Policy, gold, proxies) -> list[dict]:
     """Rows {objective, n, kl, proxy, gold}: unbiased best-of-n means over ``bon.prompts`` held-out prompts."""
     b = cfg.bon
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    gen = torch.Generator().manual_seed(cfg.train.seed + 1)
     ns = default_ns(b.pool)
     sums = {(o, n): [0.0, 0.0] for o in b.objectives for n in ns}
     prompts = policy.eval_prompts[: b.prompts]
@@ -182,8 +222,10 @@ def objective_score(objective: str, proxies, uwo_lam: float):
     return lambda samples: aggregate(proxies.member_scores(samples), objective, uwo_lam)
 
 
-def ppo_config(cfg: OverOptLabConfig, run, proxies: list[Path], out: Path, sft: dict | None = None) -> PPORunConfig:
-    """The run's PPO config; ``start: sft`` / ``salsa`` put SFT model 0 / the soup in as policy and reference."""
+def ppo_config(cfg: OverOptLabConfig, run, proxies: list[Path], out: Path, sft: dict | None = None,
+               prefix: str = "") -> PPORunConfig:
+    """The run's PPO config (``ppo.base`` with the run's settings and ``set``; ``prefix``: the key its errors
+    name); ``start: sft`` / ``salsa`` put SFT model 0 / the soup in as policy and reference."""
     data = json.loads(json.dumps(cfg.ppo.base))
     data.update({"model": to_dict(cfg.model), "generation": to_dict(cfg.generation), "data": to_dict(cfg.data),
                  "rewards": [proxy_reward(run.objective, proxies, cfg.ppo.uwo_lam)], "perf": to_dict(cfg.perf)})
@@ -193,10 +235,10 @@ def ppo_config(cfg: OverOptLabConfig, run, proxies: list[Path], out: Path, sft: 
         data["model"]["name"] = str(sft["soup"])
         data["reference"] = {**data.get("reference", {}), "kind": "soup", "paths": [str(f) for f in sft["sft"]]}
     data.setdefault("kl", {})["coef"] = run.kl_coef
-    data.setdefault("train", {}).setdefault("seed", cfg.seed)
+    data.setdefault("train", {}).setdefault("seed", cfg.train.seed)
     data["logging"] = {**data.get("logging", {}), "output_dir": str(out / "ppo" / run.name),
                        "eval_every": cfg.ppo.eval_every, "eval_prompts": cfg.ppo.eval_prompts, "progress": False}
-    return from_dict(PPORunConfig, apply_overrides(data, list(run.set)))
+    return from_dict(PPORunConfig, apply_overrides(data, list(run.set)), prefix=prefix)
 
 
 def ppo_curve(run_dir: Path, policy: Policy, gold, proxy_score) -> list[dict]:
@@ -225,8 +267,9 @@ def run_lab(cfg: OverOptLabConfig) -> dict:
     from ..training.run import set_up_torch
     from .report import write_report
 
-    set_up_torch(cfg.threads, cfg.seed, cfg.perf)
-    out = Path(cfg.output_dir)
+    out = Path(cfg.logging.output_dir)
+    stage_configs(cfg, out)  # every stage's config, checked before anything runs
+    set_up_torch(cfg.train.threads, cfg.train.seed, cfg.perf)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.json", json.dumps(to_dict(cfg), indent=1))
     policy = Policy(cfg)

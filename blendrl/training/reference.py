@@ -90,12 +90,18 @@ class FrozenReference(Reference):
             super().offload()
 
 
-@REFERENCES.register("ema")
+def _ema_check(cfg: ReferenceConfig, root=None) -> None:
+    model = getattr(root, "model", None)
+    if getattr(model, "lora", None) is not None:
+        raise ValueError("kind: ema needs full fine-tuning (it averages all weights); drop model.lora")
+
+
+@REFERENCES.register("ema", check=_ema_check)
 class EMAReference(Reference):
     needs_saving = True
 
     def __init__(self, policy, cfg: ReferenceConfig, dtype: str) -> None:
-        if is_peft(policy):
+        if is_peft(policy):  # a library user's policy; a config's lora is refused by the kind's check
             raise ConfigError("reference.kind: ema needs full fine-tuning (it averages all weights); drop model.lora")
         self.eta = cfg.ema_eta
         self.model = copy.deepcopy(policy).eval().requires_grad_(False)
@@ -120,7 +126,19 @@ class EMAReference(Reference):
         self.model.load_state_dict(loaded.state_dict())  # copies onto the reference's device
 
 
-@REFERENCES.register("model")
+def _needs_path(cfg: ReferenceConfig, root=None) -> None:
+    if not cfg.path:
+        raise ValueError("path: required when kind is model")
+
+
+def _soup_check(cfg: ReferenceConfig, root=None) -> None:
+    if len(cfg.paths) < 2:
+        raise ValueError("paths: a soup reference needs at least 2 models")
+    if cfg.weights and len(cfg.weights) != len(cfg.paths):
+        raise ValueError("weights: one per path")
+
+
+@REFERENCES.register("model", check=_needs_path)
 class ModelReference(Reference):
     def __init__(self, policy, cfg: ReferenceConfig, dtype: str) -> None:
         self.model = load_causal_lm(resolve_model(cfg.path), dtype).requires_grad_(False).to(_device(policy))
@@ -129,7 +147,7 @@ class ModelReference(Reference):
         return self.model
 
 
-@REFERENCES.register("soup")
+@REFERENCES.register("soup", check=_soup_check)
 class SoupReference(ModelReference):
     """SALSA (Chegini et al.): the frozen weight average ``Σ_i w_i·θ_i`` of ``cfg.paths`` (equal weights by default)."""
 
@@ -150,9 +168,7 @@ def _device(model) -> torch.device:
 def build_reference(policy, cfg: ReferenceConfig, dtype: str, offload: bool | str = False) -> Reference:
     """The configured reference; ``offload``: its frozen model lives in a file between uses (True: required,
     an error where it cannot; ``"auto"``: where :attr:`Reference.offloadable`)."""
-    if cfg.kind not in REFERENCES:
-        raise ConfigError(f"reference.kind: unknown '{cfg.kind}'; choose one of {REFERENCES.names()}")
-    reference = REFERENCES[cfg.kind](policy, cfg, dtype)
+    reference = REFERENCES[cfg.kind](policy, cfg, dtype)  # the name and the kind's needs: checked by check_names
     if _device(policy).type != "cpu":  # offloading to files is a CPU-memory trick
         offload = False
     if offload is True or (offload == "auto" and reference.offloadable):

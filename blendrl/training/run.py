@@ -70,8 +70,6 @@ def build_policy_stack(model_cfg, reference_cfg, generation_cfg, perf: PerfConfi
     if model_cfg.lora is not None:
         policy = add_lora(policy, model_cfg.lora)
     reference = build_reference(policy, reference_cfg, model_cfg.dtype, model_cfg.offload_reference)
-    if generation_cfg.backend not in GENERATORS:
-        raise ConfigError(f"generation.backend: unknown '{generation_cfg.backend}'; choose {GENERATORS.names()}")
     stop_ids = eos_ids(tokenizer, policy) if generation_cfg.stop_at_eos else []
     generator = GENERATORS[generation_cfg.backend](policy, tokenizer.pad_token_id, stop_ids,
                                                    **generation_cfg.options)

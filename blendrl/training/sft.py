@@ -88,8 +88,10 @@ class SFTTrainer:
         n_tokens = sum(len(ids) - n for ids, n in batch)
         total = 0.0
         lr = self.engine.lr
+        device = next(self.model.parameters()).device
         for m in range(0, len(batch), t.micro_batch_size):
-            ids, mask, labels = _batch(batch[m: m + t.micro_batch_size], self.tokenizer.pad_token_id)
+            ids, mask, labels = (x.to(device) for x in _batch(batch[m: m + t.micro_batch_size],
+                                                                self.tokenizer.pad_token_id))
             logits = self.model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
             loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels[:, 1:], reduction="sum")
             self.engine.backward(loss / max(1, n_tokens))  # mean over the batch's response tokens
@@ -112,14 +114,22 @@ class SFTTrainer:
 
 
 def build_sft_trainer(cfg: SFTRunConfig, resume: str | None = None) -> SFTTrainer:
-    """The model and tokenizer of ``model.name``, the encoded conversations of ``data``, and the resumed state."""
-    from ..models import load_causal_lm, load_tokenizer, resolve_model
+    """The model and tokenizer of ``model.name`` on ``model.device`` in ``model.dtype`` (with
+    ``gradient_checkpointing`` and LoRA adapters when configured; ``final/`` is merged), the encoded conversations
+    of ``data``, and the resumed state."""
+    from ..models import add_lora, load_causal_lm, load_tokenizer, resolve_model
+    from ..models.checkpointing import enable_checkpointing
     from .run import set_up_torch
 
     dist.require_single_process("blendrl sft")
     set_up_torch(cfg.train.threads, cfg.train.seed, cfg.perf)
     path = resolve_model(cfg.model.name)
-    tokenizer, model = load_tokenizer(path), load_causal_lm(path, cfg.model.dtype, lean=cfg.perf.lean_layers)
+    tokenizer = load_tokenizer(path)
+    model = load_causal_lm(path, cfg.model.dtype, lean=cfg.perf.lean_layers).to(dist.resolve_device(cfg.model.device))
+    if cfg.model.gradient_checkpointing:
+        enable_checkpointing(model)
+    if cfg.model.lora is not None:
+        model = add_lora(model, cfg.model.lora)
     trainer = SFTTrainer(cfg, model, tokenizer, encode_sft(read_sft_rows(cfg.data), tokenizer, cfg.train.max_length))
     if resume:
         load_checkpoint(trainer, resume, "model", model)

@@ -128,13 +128,15 @@ class TaskRuntime:
 
 def build_task(cfg: TaskConfig, tokenizer, data_cfg, default_max_new_tokens: int, generation, seed: int,
                placement: ModelPlacement | None = None) -> TaskRuntime:
-    """One task at run time; its reward sources are built with the run's ``placement`` (device, dtype, offload)."""
+    """One task at run time; its reward sources (and model-loading judges) are built with the run's ``placement``
+    (device, dtype, offload)."""
     load = lambda src: load_prompt_set(src, tokenizer, data_cfg, cfg.system_prompt)  # noqa: E731
     prompts = load(cfg.prompts)
     eval_prompts = load(cfg.eval_prompts) if cfg.eval_prompts else []
     params = SamplingParams(cfg.max_new_tokens or default_max_new_tokens, generation.temperature, generation.top_p)
-    task = TaskRuntime(cfg, prompts, eval_prompts, build_reward(cfg.rewards, placement), build_judges(cfg.judges),
-                       CGPO_OPTIMIZERS[cfg.optimizer.name](cfg.optimizer), PromptSampler(len(prompts), seed), params)
+    task = TaskRuntime(cfg, prompts, eval_prompts, build_reward(cfg.rewards, placement),
+                       build_judges(cfg.judges, placement), CGPO_OPTIMIZERS[cfg.optimizer.name](cfg.optimizer),
+                       PromptSampler(len(prompts), seed), params)
     if cfg.calibration.baseline == "reference_response":
         for p in prompts + eval_prompts:
             text = p.metadata.get(cfg.calibration.field)
