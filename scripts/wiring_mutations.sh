@@ -48,4 +48,10 @@ try blendrl/functional/kl.py "    return 0.5 * ((logp - log_m) + torch.exp(ref_l
 try blendrl/training/cgpo/tasks.py "            if text is None or not finished:" "            if text is None:" "tests/test_cgpo.py -k truncated_baseline"
 try blendrl/training/cgpo/tasks.py "build_reward(cfg.rewards, placement)" "build_reward(cfg.rewards)" "tests/test_placement.py -k cgpo_task"
 try blendrl/rewards/base.py "            out.total = out.total + w * part.total" "            out.total = out.total + part.total" "tests/test_rewards.py -k weighted_sum"
+try blendrl/training/reference.py "            ref_p.lerp_(p.detach(), self.eta)" "            ref_p.lerp_(p.detach(), 1 - self.eta)" "tests/test_training.py -k ema_reference_moves"
+try blendrl/training/dpo.py "1.0 / (1.0 + math.exp(-p.mu)) if s.strength == \"weight\" else 1.0" "1.0" "tests/test_dpo.py -k strength_weights_each"
+try blendrl/algorithms/cgpo.py "        lam = F.dual_ascent(lam, violation, threshold, self.cfg.lambda_lr)
+        self.multipliers = dict(zip(judges, lam.tolist()))" "        self.multipliers = dict(zip(judges, F.dual_ascent(lam, violation, threshold, self.cfg.lambda_lr).tolist()))" "tests/test_lagrangian.py -k dual_step"
+try blendrl/rewards/factory.py "    agg_options = {\"lam\": options.pop(\"lam\")} if \"lam\" in options else {}" "    agg_options = {} if options.pop(\"lam\", None) or True else {}" "tests/test_shared_backbone.py -k uwo"
+try blendrl/algorithms/base.py "masked_mean(self.token_kl(logp, mb.ref_logp), mb.response_mask)" "masked_mean(self.token_kl(logp, mb.ref_logp), mb.response_mask).detach()" "tests/test_algorithms.py -k loss_side_kl"
 exit $survived

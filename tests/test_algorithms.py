@@ -171,3 +171,26 @@ def test_an_algorithm_without_a_critic_says_so():
 
     with pytest.raises(NotImplementedError, match="RLOO has no critic"):
         build_algorithm(AlgorithmConfig(name="rloo"), KLConfig(), 2).critic_loss(None, None)
+
+
+@pytest.mark.parametrize("kind", ["k1", "k3"])
+def test_the_loss_side_kl_term_back_propagates(kind):
+    """With ``kl.placement: loss`` the policy loss is pg + β·masked_mean(kl(logp, ref)); with zero advantages its
+    gradient is β·∂kl/∂logp / n_tokens on each token (k1: 1; k3: 1 − e^{ref − logp}). Mutation caught: the KL term
+    detached (the loss would report a KL and train nothing against it)."""
+    from blendrl.algorithms import ALGORITHMS
+    from blendrl.config.schema import AlgorithmConfig, KLConfig
+
+    algo = ALGORITHMS["reinforce"](AlgorithmConfig(name="reinforce"), KLConfig(placement="loss", kind=kind, coef=0.5),
+                                   2)
+    mb = cgpo_batch(2, 3)
+    mb.response_mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])  # 5 tokens
+    mb.ref_logp = torch.tensor([[-1.0, -2.0, -1.0], [-0.5, -1.5, -3.0]])
+    mb.old_logp = torch.tensor([[-1.2, -1.7, -1.0], [-0.4, -1.6, -2.5]])
+    mb.advantages = torch.zeros(2, 3)
+    logp = mb.old_logp.clone().requires_grad_(True)
+    loss, stats = algo.policy_loss(mb, logp, 0.5)
+    loss.backward()
+    d = 1.0 if kind == "k1" else 1.0 - torch.exp(mb.ref_logp - mb.old_logp)  # ∂kl/∂logp per token
+    assert torch.allclose(logp.grad, 0.5 * d * mb.response_mask / 5, atol=1e-6)
+    assert stats["loss/kl"] > 0 and logp.grad.abs().sum() > 0

@@ -162,3 +162,33 @@ def test_held_out_evaluation_every_logging_eval_every_steps_and_the_moved_key(rm
     assert json.loads((tmp_path / "eval.json").read_text()) == {"before": res["before"], "after": res["after"]}
     with pytest.raises(ConfigError, match=r"^eval_every: moved to logging.eval_every"):
         _cfg(rm_tiny_dir, tmp_path, "eval_every=4")
+
+
+def test_strength_weights_each_pair_by_sigmoid_mu_and_the_filter_drops_weak_pairs(rm_tiny_dir, tmp_path):
+    """``loss.strength: weight``: pair i's loss counts σ(μ̂_i) (a likely-mislabelled pair, μ̂ < 0, counts less);
+    ``filter`` drops pairs with μ̂ < ``min_strength``. Mutation caught: the weight replaced by 1."""
+    import json
+
+    from blendrl.data.preferences import load_preferences
+    from blendrl.training.dpo import build_dpo_trainer
+
+    pairs = load_preferences("builtin:synthetic", "error")[:8]
+    mus = [2.0, -1.5, 0.5, -0.25, 1.0, 0.0, -3.0, 0.75]
+    path = tmp_path / "strength.jsonl"
+    path.write_text("".join(json.dumps({"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected, "mu": m}) + "\n"
+                            for p, m in zip(pairs, mus)))
+    over = [f"data.train={path}", "data.eval=null", "train.batch_size=8", "train.micro_batch_size=4"]
+    trainer, _ = build_dpo_trainer(_cfg(rm_tiny_dir, tmp_path / "w", *over, "loss.strength=weight"))
+    sig = torch.sigmoid(torch.tensor(mus))
+    assert torch.allclose(trainer.pairs.weight, sig)
+    trainer.step()  # policy ≠ reference from here on, so the pairs' losses differ
+    idx = trainer.batch_indices(1)
+    with torch.no_grad():
+        losses, _ = trainer.pair_losses(trainer.pairs, idx, grad=False)  # (8,) before the second step
+    want = (losses * sig[idx]).sum() / sig[idx].sum()
+    assert trainer.step().metrics["loss/dpo"] == pytest.approx(want.item(), rel=1e-5)
+    assert not torch.isclose(want, losses.mean(), rtol=1e-4)  # the weights change the number
+    kept, _ = build_dpo_trainer(_cfg(rm_tiny_dir, tmp_path / "f", *over, "loss.strength=filter",
+                                     "loss.min_strength=0.5"))
+    assert [p.mu for p in kept.pairs.pairs] == [m for m in mus if m >= 0.5]
+    assert torch.equal(kept.pairs.weight, torch.ones(4))

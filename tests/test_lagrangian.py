@@ -72,3 +72,25 @@ def test_multipliers_resume_from_the_checkpoint(tiny_dir, tmp_path):
     assert resumed["trainer"].tasks[0].optimizer.multipliers == pytest.approx(straight.tasks[0].optimizer.multipliers)
     a, b = straight.m.policy.state_dict(), resumed["trainer"].m.policy.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_advantages_use_the_multiplier_after_this_batch_s_dual_step():
+    """Algorithm order: λ ← max(0, λ + lr·(violation − threshold)) on this batch, then r̃ with that λ. Mutation
+    caught: the advantages computed with λ from before its update."""
+    from blendrl.algorithms.cgpo import CGPO_OPTIMIZERS
+    from blendrl.config.cgpo_schema import OptimizerConfig
+    from blendrl.training.experience import teacher_forced_experience
+
+    opt = CGPO_OPTIMIZERS["lagrangian"](OptimizerConfig(name="lagrangian", threshold=0.1, lambda_init=1.0,
+                                                        lambda_lr=0.5, kl_max=10.0))
+    exp = teacher_forced_experience([[1, 2]] * 4, [[3, 4]] * 4, 0, [True] * 4)
+    reward = torch.tensor([0.8, 0.6, 0.4, 0.2])
+    ok = torch.tensor([False, True, False, True])  # violation rate 0.5
+    seq_kl = torch.zeros(4)
+    selection, metrics = opt.select(exp, reward, ok, seq_kl, 2, per_judge={"short": ok})
+    lam = 1.0 + 0.5 * (0.5 - 0.1)  # 1.2
+    want = lagrangian_advantages(reward, (~ok).float()[:, None], torch.tensor([lam]), seq_kl, 10.0)
+    assert metrics["lagrangian/lambda/short"] == pytest.approx(lam)
+    assert torch.allclose(selection.rows.seq_weights, want)
+    # by hand: r̃ = (0.8 − 1.2, 0.6, 0.4 − 1.2, 0.2) = (−0.4, 0.6, −0.8, 0.2), mean −0.1
+    assert selection.rows.seq_weights.tolist() == pytest.approx([-0.3, 0.7, -0.7, 0.3])

@@ -99,3 +99,17 @@ def test_ensemble_reward_source_uses_the_shared_backbone_and_aggregates(head_mem
     got = total.score(SAMPLES)
     assert torch.allclose(got.total, want, atol=1e-5)
     assert "ens/disagreement" in got.stats
+
+
+@pytest.mark.parametrize("lam", [0.1, 2.0])
+def test_a_uwo_ensemble_source_scores_with_its_configured_lambda(head_members, lam):
+    """``options.lam`` reaches UWO's penalty (mean − λ·variance) end to end. Mutation caught: the factory dropping
+    ``lam`` (UWO would score with its default λ)."""
+    cfg = from_dict(RewardSourceConfig, {"kind": "ensemble", "name": "ens", "options": {
+        "members": [str(f) for f in head_members], "aggregate": "uwo", "lam": lam}})
+    got = build_reward([cfg]).score(SAMPLES).total
+    members = _separate(head_members)  # (k, B)
+    assert torch.allclose(got, members.mean(0) - lam * members.var(0, unbiased=False), atol=1e-5)
+    from blendrl.functional.ensembles import ENSEMBLE_AGGREGATORS
+
+    assert torch.allclose(got, ENSEMBLE_AGGREGATORS["uwo"](members, lam=lam), atol=1e-5)

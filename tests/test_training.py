@@ -93,13 +93,17 @@ def test_lora_policy_uses_adapters_off_as_reference(tiny_dir, tmp_path):
 
 
 def test_ema_reference_moves_by_eta(tiny_dir, tmp_path):
-    cfg = tiny_config(tiny_dir, tmp_path, **{"reference.kind": "ema", "reference.ema_eta": 0.5,
-                                             "algorithm.name": "reinforce"})
+    """θ_ref ← η·θ_π + (1 − η)·θ_ref with η = 0.1 (at η = 0.5 a swapped η and 1 − η would look the same)."""
+    cfg = tiny_config(tiny_dir, tmp_path, **{"reference.kind": "ema", "reference.ema_eta": 0.1,
+                                             "algorithm.name": "reinforce", "train.lr": 1e-2})
     trainer = build_trainer(cfg)
     ref0 = [p.clone() for p in trainer.m.reference.model.parameters()]
     trainer.step()
+    moved = 0.0
     for r0, r1, p in zip(ref0, trainer.m.reference.model.parameters(), trainer.m.policy.parameters()):
-        assert torch.allclose(r1, 0.5 * r0 + 0.5 * p.detach(), atol=1e-6)
+        assert torch.allclose(r1, 0.9 * r0 + 0.1 * p.detach(), atol=1e-6)
+        moved = max(moved, (p.detach() - r0).abs().max().item())
+    assert moved > 1e-3  # the policy moved far enough for η to matter
 
 
 def test_kl_in_loss_and_adaptive_controller_run(tiny_dir, tmp_path):
