@@ -1,6 +1,7 @@
 """``kind: ray`` reward sources and judges on a local Ray (``ray.init(num_cpus=2)``, started here): the same scores
 and verdicts as in-process, nothing lost or doubled when a worker dies mid-batch, and a PPO iteration trains with a
-Ray-scored reward. Opt-in: runs when Ray is installed (``pip install 'blendrl[ray]'``)."""
+Ray-scored reward. Set-up installs Ray (requirements.txt), so this runs in the default suite; elsewhere it needs
+``pip install 'blendrl[ray]'``."""
 import pytest
 import torch
 
