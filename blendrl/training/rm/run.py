@@ -95,12 +95,12 @@ def train_rm(cfg: RMRunConfig, resume: str | None = None, stop_after: int | None
     plan = RunPlan(
         total=trainer.total_steps, save=checkpoint_saver(trainer, cfg, "model", trainer.model, trainer.tokenizer),
         export=lambda out, logger: export_rm(trainer, cfg, out, logger),
-        evaluate=(lambda: StepOutput(held_out_metrics(trainer, held, cfg))) if held is not None else None,
+        evaluate=(lambda: StepOutput(pair_eval_metrics(trainer, held, cfg))) if held is not None else None,
         eval_every=cfg.logging.eval_every, eval_after=False)  # the final evaluation is export_rm's (calibrated)
     return run_loop(trainer, cfg, report, plan, stop_after)
 
 
-def held_out_metrics(trainer: RMTrainer, enc: EncodedPairs, cfg: RMRunConfig) -> dict:
+def pair_eval_metrics(trainer: RMTrainer, enc: EncodedPairs, cfg: RMRunConfig) -> dict:
     """``eval/...`` accuracy, margin, ECE and reward statistics of the current model on held-out pairs."""
     return eval_scalars(pair_metrics(*trainer.score_pairs(enc), _mu(enc), cfg.eval.bins))
 
