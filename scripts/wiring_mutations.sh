@@ -53,5 +53,7 @@ try blendrl/training/dpo.py "1.0 / (1.0 + math.exp(-p.mu)) if s.strength == \"we
 try blendrl/algorithms/cgpo.py "        lam = F.dual_ascent(lam, violation, threshold, self.cfg.lambda_lr)
         self.multipliers = dict(zip(judges, lam.tolist()))" "        self.multipliers = dict(zip(judges, F.dual_ascent(lam, violation, threshold, self.cfg.lambda_lr).tolist()))" "tests/test_lagrangian.py -k dual_step"
 try blendrl/rewards/factory.py "    agg_options = {\"lam\": options.pop(\"lam\")} if \"lam\" in options else {}" "    agg_options = {} if options.pop(\"lam\", None) or True else {}" "tests/test_shared_backbone.py -k uwo"
-try blendrl/algorithms/base.py "masked_mean(self.token_kl(logp, mb.ref_logp), mb.response_mask)" "masked_mean(self.token_kl(logp, mb.ref_logp), mb.response_mask).detach()" "tests/test_algorithms.py -k loss_side_kl"
+try blendrl/algorithms/base.py "aggregate(self.token_kl(logp, mb.ref_logp), mb.response_mask" "aggregate(self.token_kl(logp, mb.ref_logp).detach(), mb.response_mask" "tests/test_algorithms.py -k loss_side_kl"
+try blendrl/training/trainer.py "weight = units(sub.response_mask) / mb_units" "weight = sub.response_mask.sum() / mb_units" "tests/test_micro_batches.py -k every_loss_aggregation"
+try blendrl/functional/losses.py "_sequence_mean((x * m).sum(1) / m.sum(1).clamp_min(1), m)" "masked_mean(x, m)" "tests/test_functional.py -k aggregation"
 exit $survived

@@ -109,7 +109,9 @@ BASE = {"train.iterations": 2, "logging.eval_before": False, "data.eval_prompts"
     {"algorithm.name": "reinforce", "algorithm.epochs": 1, "algorithm.whiten_advantages": True},
     {"algorithm.name": "ppo", "algorithm.epochs": 1, "train.minibatches": 2, "algorithm.whiten_rewards": True,
      "shaping.normalize": "normalize", "kl.coef": 0.05, "kl.adaptive": True},
-], ids=["ppo", "rloo", "reinforce-whitened", "ppo-minibatches-shaping"])
+    {"algorithm.name": "grpo", "algorithm.epochs": 1, "train.samples_per_prompt": 2,
+     "algorithm.loss_agg": "seq-mean-token-mean", "kl.placement": "loss", "kl.coef": 0.1},
+], ids=["ppo", "rloo", "reinforce-whitened", "ppo-minibatches-shaping", "grpo-seq-mean-kl-loss"])
 def test_two_ranks_train_to_the_weights_of_one(tiny_dir, tmp_path, algo):
     over = {**BASE, **algo}
     one = _run(1, tiny_dir, tmp_path / "one", over, tmp_path)

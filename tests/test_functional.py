@@ -161,3 +161,20 @@ def test_running_moments_fold_single_scores_and_scale_or_normalise_with_both_cli
     close(F.RunningMoments().normalize(t([1.0, 1.5]), clip=0.5), [-0.5, 0.5])
     close(F.RunningMoments().normalize(t([1.0, 1.5]), mode="scale"), [4.0, 6.0])  # x / σ, no mean shift
     close(F.RunningMoments().normalize(t([1.0, 1.5]), clip=None, mode="scale"), [4.0, 6.0])
+
+
+def test_loss_aggregations_on_hand_numbers():
+    """Two sequences: losses [1, 2, 3] and [4, 0, 0] with masks [1, 1, 1] and [1, 0, 0]; a third is all masked."""
+    from blendrl.functional.losses import LOSS_AGGREGATIONS, aggregate
+
+    x = t([[1.0, 2.0, 3.0], [4.0, 0.0, 0.0], [9.0, 9.0, 9.0]])
+    m = t([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    assert aggregate(x, m, "token-mean").item() == pytest.approx((1 + 2 + 3 + 4) / 4)  # 2.5
+    assert aggregate(x, m, "seq-mean-token-mean").item() == pytest.approx((2.0 + 4.0) / 2)  # 3
+    assert aggregate(x, m, "seq-mean-token-sum").item() == pytest.approx((6.0 + 4.0) / 2)  # 5
+    assert aggregate(x, m, "seq-mean-token-sum-norm", horizon=8).item() == pytest.approx((6 / 8 + 4 / 8) / 2)
+    assert LOSS_AGGREGATIONS["token-mean"].units(m).item() == 4
+    assert LOSS_AGGREGATIONS["seq-mean-token-mean"].units(m).item() == 2  # the all-masked row is no unit
+    # the policy loss with A = 1 and ratio 1 is −1 on each token: the aggregate of −1s
+    logp = torch.zeros(3, 3)
+    assert F.policy_loss(logp, logp, torch.ones(3, 3), m, 0.2, "seq-mean-token-sum").item() == pytest.approx(-2.0)

@@ -1,6 +1,7 @@
 """Length-sorted, trimmed micro-batches: the same per-token numbers as the padded batch, with less padding."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from blendrl.training.experience import teacher_forced_experience
@@ -92,3 +93,35 @@ def test_critic_values_of_trimmed_rows_match_the_padded_batch(tiny_dir):
         rows = forward_rows(lambda mb: response_values(critic, mb), exp, 4) * exp.response_mask
     assert padded.abs().sum() > 0
     torch.testing.assert_close(rows, padded, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("agg", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"])
+def test_every_loss_aggregation_gives_one_gradient_whatever_the_micro_batches(tiny_dir, tmp_path, agg):
+    """A micro-batch's loss is weighted by its share of the minibatch's units (tokens, or sequences for the
+    seq-mean forms), so micro-batches of 1 row and one pass over all rows give the same gradient; and the
+    aggregations give different gradients (each changes what the update weighs)."""
+    from blendrl.training.run import build_trainer
+    from tests.tiny import tiny_config
+
+    def first_gradient(micro: int, mode: str) -> dict:
+        cfg = tiny_config(tiny_dir, tmp_path / f"{mode}{micro}", **{
+            "algorithm.name": "grpo", "algorithm.epochs": 1, "algorithm.loss_agg": mode, "train.micro_batch_size":
+            micro, "train.forward_batch_size": 16, "kl.placement": "loss", "kl.coef": 0.1})
+        trainer = build_trainer(cfg)
+        engine, seen = trainer.engines["policy"], {}
+        real_step = engine.step
+
+        def step(finite):
+            seen.update({n: p.grad.clone() for n, p in trainer.m.policy.named_parameters() if p.grad is not None})
+            return real_step(finite)
+
+        engine.step = step
+        trainer.step()
+        return seen
+
+    whole, rows = first_gradient(16, agg), first_gradient(1, agg)
+    assert whole.keys() == rows.keys() and whole
+    assert max((whole[k] - rows[k]).abs().max().item() for k in whole) < 1e-6
+    if agg != "token-mean":
+        base = first_gradient(16, "token-mean")
+        assert max((whole[k] - base[k]).abs().max().item() for k in whole) > 1e-4

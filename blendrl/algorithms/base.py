@@ -17,7 +17,8 @@ from __future__ import annotations
 import torch
 
 from ..config import AlgorithmConfig, KLConfig
-from ..functional import clip_fraction, kl_penalty, masked_mean, policy_loss
+from ..functional import clip_fraction, kl_penalty, policy_loss
+from ..functional.losses import LOSS_AGGREGATIONS, aggregate
 from ..core import dist
 from ..core.registry import Registry
 from ..functional.regularizers import REGULARIZERS
@@ -57,11 +58,19 @@ class Algorithm:
             return torch.zeros_like(exp.behaviour_logp)
         return self.token_kl(exp.behaviour_logp, exp.ref_logp) * exp.response_mask
 
+    horizon = None  # the generation budget (max_new_tokens): the constant L of seq-mean-token-sum-norm
+
+    def loss_units(self, mask: torch.Tensor) -> torch.Tensor:
+        """The units the policy loss is an aggregate over (``algorithm.loss_agg``: tokens or sequences) in
+        ``mask`` (B, T): what a micro-batch's share of the minibatch is counted in. → scalar."""
+        return LOSS_AGGREGATIONS[self.cfg.loss_agg].units(mask)
+
     def kl_loss(self, mb: Experience, logp: torch.Tensor, kl_coef: float) -> torch.Tensor:
-        """``β·masked_mean(kl(logp, ref_logp))`` when ``kl.placement == loss``, else 0."""
+        """``β·agg(kl(logp, ref_logp))`` (the policy loss's aggregation) when ``kl.placement == loss``, else 0."""
         if self.kl.placement != "loss":
             return logp.new_zeros(())
-        return kl_coef * masked_mean(self.token_kl(logp, mb.ref_logp), mb.response_mask)
+        return kl_coef * aggregate(self.token_kl(logp, mb.ref_logp), mb.response_mask, self.cfg.loss_agg,
+                                   self.horizon)
 
     regularizer = None  # a RegularizerConfig set by build_algorithm; kind none adds nothing
 
@@ -78,7 +87,8 @@ class Algorithm:
 
     def policy_loss(self, mb: Experience, logp: torch.Tensor, kl_coef: float):
         """Clipped surrogate on ``mb.advantages`` (ratio to ``mb.old_logp``) plus the loss-side KL term."""
-        pg = policy_loss(logp, mb.old_logp, mb.advantages, mb.response_mask, self.cfg.clip_eps)
+        pg = policy_loss(logp, mb.old_logp, mb.advantages, mb.response_mask, self.cfg.clip_eps, self.cfg.loss_agg,
+                         self.horizon)
         kl = self.kl_loss(mb, logp, kl_coef)
         reg, reg_stats = self.regularizer_loss(mb, logp)
         stats = {

@@ -51,8 +51,9 @@ class GRPO(SequenceAdvantagePG):
     estimator = "grpo"
 
 
-def build_algorithm(cfg, kl, samples_per_prompt: int, regularizer=None):
+def build_algorithm(cfg, kl, samples_per_prompt: int, regularizer=None, horizon: int | None = None):
+    """The configured algorithm; ``horizon``: the generation budget (``seq-mean-token-sum-norm``'s constant)."""
     cls = ALGORITHMS[cfg.name]
     algo = cls(cfg, kl, samples_per_prompt) if issubclass(cls, SequenceAdvantagePG) else cls(cfg, kl)
-    algo.regularizer = regularizer
+    algo.regularizer, algo.horizon = regularizer, horizon
     return algo

@@ -198,6 +198,10 @@ class AlgorithmConfig:
     # baselines already centre the advantage); True or False: every algorithm obeys it
     whiten_advantages: Optional[bool] = None
     whiten_rewards: bool = False  # PPO: whiten per-token rewards (no mean shift) before GAE, as TRL/AlpacaFarm
+    # how the per-token policy loss becomes one number: token-mean (default), seq-mean-token-mean,
+    # seq-mean-token-sum, seq-mean-token-sum-norm (Dr. GRPO; L = generation.max_new_tokens), or any name in
+    # blendrl.functional.losses.LOSS_AGGREGATIONS
+    loss_agg: str = "token-mean"
     vine: VineConfig = field(default_factory=VineConfig)
 
     def validate(self) -> None:

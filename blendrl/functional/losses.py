@@ -1,22 +1,82 @@
-"""Clipped PPO policy and value losses (docs/algorithms.md §11 "Losses", §2 PPO-max value clipping)."""
+"""Clipped PPO policy and value losses (docs/algorithms.md §11 "Losses", §2 PPO-max value clipping) and how a
+per-token loss becomes one number (``LOSS_AGGREGATIONS``, ``algorithm.loss_agg``).
+
+An aggregation reduces a (B, T) per-token loss with its mask to a scalar, and names the unit a batch is counted in
+(``per``: ``token`` or ``sequence``); a trainer that accumulates micro-batches weights each one by its share of the
+whole minibatch's units (every rank's), so the gradient is that of one aggregation over the minibatch:
+
+- ``token-mean``: Σ_{b,t} m·ℓ / Σ m (every token counts alike; the default, PPO's and TRL's);
+- ``seq-mean-token-mean``: mean over sequences of each sequence's token mean (GRPO's paper form: a long response
+  counts as much as a short one);
+- ``seq-mean-token-sum``: mean over sequences of each sequence's token sum;
+- ``seq-mean-token-sum-norm``: Σ_t m·ℓ / L per sequence, L a constant (the generation budget), then the mean over
+  sequences: Dr. GRPO's constant normaliser (no length bias from dividing by a sequence's own length).
+A sequence whose mask is all zero (a skipped sample) is no unit and contributes nothing.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
+from ..core.registry import Registry
 from .masked import masked_mean
+
+LOSS_AGGREGATIONS: Registry = Registry("loss aggregation")
+
+
+@dataclass(frozen=True)
+class Aggregation:
+    reduce: Callable[..., torch.Tensor]  # (x (B, T), mask (B, T), horizon: float) → scalar
+    per: str  # "token" or "sequence": the unit a micro-batch's share is counted in
+
+    def units(self, mask: torch.Tensor) -> torch.Tensor:
+        """How many units ``mask`` (B, T) holds: its tokens, or its sequences with at least one token. → scalar."""
+        return mask.sum() if self.per == "token" else (mask.sum(1) > 0).sum().to(mask.dtype)
+
+
+def _sequence_mean(per_seq: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of (B,) per-sequence values over the sequences with a token. → scalar."""
+    live = (mask.sum(1) > 0).to(per_seq.dtype)  # (B,)
+    return (per_seq * live).sum() / live.sum().clamp_min(1)
+
+
+LOSS_AGGREGATIONS.register("token-mean")(Aggregation(lambda x, m, horizon=None: masked_mean(x, m), "token"))
+LOSS_AGGREGATIONS.register("seq-mean-token-mean")(Aggregation(
+    lambda x, m, horizon=None: _sequence_mean((x * m).sum(1) / m.sum(1).clamp_min(1), m), "sequence"))
+LOSS_AGGREGATIONS.register("seq-mean-token-sum")(Aggregation(
+    lambda x, m, horizon=None: _sequence_mean((x * m).sum(1), m), "sequence"))
+def _sum_norm(x: torch.Tensor, mask: torch.Tensor, horizon: float | None) -> torch.Tensor:
+    """Dr. GRPO: each sequence's token sum over the constant ``horizon`` L, then the mean over sequences."""
+    if not horizon or horizon <= 0:
+        raise ValueError("loss_agg seq-mean-token-sum-norm needs a positive horizon L (generation.max_new_tokens)")
+    return _sequence_mean((x * mask).sum(1) / horizon, mask)
+
+
+LOSS_AGGREGATIONS.register("seq-mean-token-sum-norm")(Aggregation(_sum_norm, "sequence"))
+
+
+def aggregate(x: torch.Tensor, mask: torch.Tensor, mode: str = "token-mean", horizon: float | None = None
+              ) -> torch.Tensor:
+    """``x`` (B, T) per-token values reduced by aggregation ``mode`` (``horizon``: the constant L of
+    ``seq-mean-token-sum-norm``). → scalar."""
+    return LOSS_AGGREGATIONS[mode].reduce(x, mask, horizon)
 
 
 def policy_loss(
-    logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, clip_eps: float
+    logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, clip_eps: float,
+    agg: str = "token-mean", horizon: float | None = None,
 ) -> torch.Tensor:
-    """Clipped surrogate: masked mean of ``max(−A·ratio, −A·clip(ratio, 1−ε, 1+ε))``, ``ratio = exp(logp − old_logp)``.
+    """Clipped surrogate ``max(−A·ratio, −A·clip(ratio, 1−ε, 1+ε))``, ``ratio = exp(logp − old_logp)``, reduced by
+    the aggregation ``agg`` (default: the masked mean over tokens).
 
     Shapes: all (B, T) → scalar.
     """
     ratio = torch.exp(logp - old_logp)  # (B, T)
     unclipped = -advantages * ratio  # (B, T)
     clipped = -advantages * torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps)  # (B, T)
-    return masked_mean(torch.maximum(unclipped, clipped), mask)
+    return aggregate(torch.maximum(unclipped, clipped), mask, agg, horizon)
 
 
 def clip_fraction(logp: torch.Tensor, old_logp: torch.Tensor, mask: torch.Tensor, clip_eps: float) -> torch.Tensor:

@@ -22,6 +22,7 @@ from ..judges.registry import JUDGES
 from ..core.registry import load_plugins
 from ..functional import KL_ESTIMATORS
 from ..functional.filters import ROLLOUT_FILTERS
+from ..functional.losses import LOSS_AGGREGATIONS
 from ..functional.regularizers import REGULARIZERS
 from ..rollout import GENERATORS
 from .reference import REFERENCES
@@ -37,6 +38,7 @@ NAMED_FIELDS = {
     (RegularizerConfig, "kind"): (REGULARIZERS, ("none",)),
     (OptimizerConfig, "name"): (CGPO_OPTIMIZERS, ()),
     (FilterConfig, "kind"): (ROLLOUT_FILTERS, ("none",)),
+    (AlgorithmConfig, "loss_agg"): (LOSS_AGGREGATIONS, ()),
 }
 
 

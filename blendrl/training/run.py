@@ -106,7 +106,8 @@ def build_trainer(cfg: PPORunConfig, resume: str | None = None, trainer_cls: typ
     set_up_torch(cfg.train.threads, cfg.train.seed, perf)
     stack = build_policy_stack(cfg.model, cfg.reference, cfg.generation, perf, device)
     policy, tokenizer, reference = stack.policy, stack.tokenizer, stack.reference
-    algorithm = build_algorithm(cfg.algorithm, cfg.kl, cfg.train.samples_per_prompt, cfg.regularizer)
+    algorithm = build_algorithm(cfg.algorithm, cfg.kl, cfg.train.samples_per_prompt, cfg.regularizer,
+                                cfg.generation.max_new_tokens)
     critic = None
     if algorithm.needs_critic:
         critic = load_critic(resolve_model(cfg.critic.path or cfg.model.name), cfg.model.dtype,

@@ -286,12 +286,15 @@ class RLTrainer:
 
     def optimize(self, name: str, exp: Experience, mb_idx: torch.Tensor, loss_fn, sums: dict) -> bool:
         """One optimizer step of model ``name`` on a minibatch, accumulated over micro-batches. Each micro-batch's
-        loss (a masked mean over its tokens) is weighted by its share of the minibatch's tokens, so the gradient
-        equals that of one masked mean over the whole minibatch. A NaN/inf loss or gradient skips the step; the
+        loss (an aggregate over its units: tokens, or sequences under a ``seq-mean-*`` ``algorithm.loss_agg``) is
+        weighted by its share of the minibatch's units, so the gradient equals that of one aggregate over the whole
+        minibatch (every rank's rows). A NaN/inf loss or gradient skips the step; the
         remaining micro-batches are still evaluated (without backward) so that ``loss_fn`` sees every sample — the
         first policy pass records π_old for the later epochs."""
         engine = self.engines[name]
-        mb_tokens = dist.all_sum(exp.response_mask[mb_idx].sum())  # the whole minibatch's tokens, every rank's
+        # the policy loss's units (algorithm.loss_agg: tokens or sequences); the critic's are tokens
+        units = self.algorithm.loss_units if name == "policy" else (lambda mask: mask.sum())
+        mb_units = dist.all_sum(units(exp.response_mask[mb_idx]))  # the whole minibatch's, every rank's
         stats_sum: dict[str, float] = {}
         finite = True
         with checkpointed(getattr(self.m, name)):
@@ -302,7 +305,7 @@ class RLTrainer:
                 finite = finite and bool(torch.isfinite(loss))
                 if not finite:
                     continue
-                weight = sub.response_mask.sum() / mb_tokens
+                weight = units(sub.response_mask) / mb_units
                 engine.backward(loss * weight)
                 for k, v in stats.items():
                     stats_sum[k] = stats_sum.get(k, 0.0) + v * weight.item()
