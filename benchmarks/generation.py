@@ -4,11 +4,14 @@ Same prompts, same batch, same number of new tokens (EOS does not stop either si
 prints the memory roofline (weight bytes / measured read bandwidth per decode step) and checks that blendrl's
 behaviour log-probs equal a training forward's (the exactness the trainer relies on).
 
-    python benchmarks/generation.py [--batch 16] [--tokens 48] [--kernels]
+    python benchmarks/generation.py [--batch 16] [--tokens 48] [--kernels] [--no-vllm]
 
 Rows: HF generate; blendrl with the decode-step linears through ``F.linear`` (oneDNN-packed LM head), i.e.
 ``BLENDRL_CPU_KERNELS=0``; blendrl with its CPU kernel (:mod:`blendrl.rollout.cpu_gemm`). The two blendrl rows are
 timed alternately, best of ``--reps``. ``--kernels`` adds the read bandwidth of each SmolLM2 projection shape.
+With vLLM set up (``.venv-vllm``), a ``generation.backend: vllm`` row (fp32 engine, ``--vllm-threads`` threads) and
+its start-up, weight-sync time, sync share of a rollout plus its sync, and the time of a training forward beside
+the idle engine against the same forward once the engine is gone (what colocation costs the trainer).
 """
 from __future__ import annotations
 
@@ -34,6 +37,8 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--kernels", action="store_true", help="also time each projection shape alone")
+    ap.add_argument("--no-vllm", action="store_true", help="no vLLM rows")
+    ap.add_argument("--vllm-threads", type=int, default=torch.get_num_threads())
     args = ap.parse_args()
     path = resolve_model("smollm2-135m-instruct")
     tok, model = load_tokenizer(path), load_causal_lm(path)
@@ -62,6 +67,10 @@ def main() -> None:
     if not cpu_gemm.available():
         candidates.pop()
         print("cpu_gemm is unavailable here: no kernel row")
+    engine = None if args.no_vllm else _vllm(model, tok, args.vllm_threads)
+    if engine is not None:
+        candidates.append(("vLLM engine (fp32)", lambda: rollout.__setitem__(
+            "vllm", engine.sample(ids, params, torch.Generator().manual_seed(0)))))
     for _, fn in candidates:
         fn()  # warm-up
     best = {name: float("inf") for name, _ in candidates}
@@ -76,7 +85,7 @@ def main() -> None:
     n_params = sum(p.numel() for p in model.parameters())
     roofline = args.batch / max(n_params * 4 / bw, 2 * args.batch * n_params / flops)
     gaps = []
-    for r in rollout.values():
+    for r in rollout.values():  # blendrl F.linear, blendrl cpu_gemm, vLLM (the rows' order)
         exp = Experience.from_rollout(r)
         with torch.no_grad():
             logp = response_logprobs(model, exp, args.temperature)
@@ -90,8 +99,42 @@ def main() -> None:
     print(f"| roofline ({bw / 1e9:.0f} GB/s, {flops / 1e9:.0f} GFLOP/s) | | {roofline:8.1f} |")
     print("\nspeed-up over HF generate: " + ", ".join(f"{n} {tps / rows[0][2]:.2f}x" for n, _, tps in rows[1:]))
     print("max |behaviour logp - training forward logp|: " + ", ".join(f"{g:.2e}" for g in gaps))
+    if engine is not None:
+        _vllm_costs(engine, model, rollout["vllm"], args.temperature, best["vLLM engine (fp32)"])
     if args.kernels:
         _kernel_table(model, args.batch)
+
+
+def _vllm(model, tok, threads: int):
+    """The vLLM generator on ``model``, or None (with why) when vLLM is not set up."""
+    from blendrl.rollout.on_vllm import VLLMGenerator, vllm_python
+
+    try:
+        vllm_python()
+    except RuntimeError as e:
+        print(f"no vLLM rows: {e}")
+        return None
+    t0 = time.perf_counter()
+    engine = VLLMGenerator(model, tok.pad_token_id, [], threads=threads, check_every=0)
+    engine.startup_s = time.perf_counter() - t0
+    return engine
+
+
+def _vllm_costs(engine, model, rollout, temperature: float, rollout_s: float) -> None:
+    sync = min(_timed(lambda: engine.sync_weights(model)) for _ in range(3))
+    exp = Experience.from_rollout(rollout)
+
+    def forward():
+        with torch.no_grad():
+            response_logprobs(model, exp, temperature)
+
+    beside = min(_timed(forward) for _ in range(3))
+    engine.close()
+    alone = min(_timed(forward) for _ in range(3))
+    print(f"\nvLLM {engine.info.get('vllm')}: start-up {engine.startup_s:.1f} s (engine {engine.info['startup_s']:.1f} "
+          f"s), weight sync {sync:.2f} s (engine load {engine.sync_seconds:.2f} s), sync share of rollout + sync "
+          f"{sync / (sync + rollout_s):.0%}; training forward of the batch {beside:.2f} s beside the idle engine, "
+          f"{alone:.2f} s without it")
 
 
 def _kernel_table(model, rows: int) -> None:

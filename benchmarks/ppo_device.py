@@ -4,7 +4,9 @@ model FLOP utilisation (MFU) next to seconds per iteration.
 The model is a random-initialised architecture built from its config (no download): ``--arch qwen2-0.5b`` (the
 Qwen2-0.5B shape: 24 layers, hidden 896, 14 heads / 2 key-value heads, vocabulary 151936), or ``tiny`` (for a
 CPU check of this script). Policy, critic and reward model are that architecture; 8 prompts of the built-in set,
-48 response tokens, ``train.mixed_precision`` (default bf16), every row in this process one after another.
+48 response tokens, ``train.mixed_precision`` (default bf16), every row in this process one after another. With
+vLLM set up, an RLOO row samples through ``generation.backend: vllm`` (a colocated engine, bfloat16 on a GPU,
+float32 on the CPU; its log-probs recomputed by the trainer), the engine's start-up not counted.
 
 Tokens/s counts the sampled tokens and every token of each training-side pass. MFU is the model FLOPs of one
 iteration over its seconds and the device's peak: 2·N FLOPs per token of a forward (sampling, reference, reward
@@ -22,8 +24,8 @@ ARCHS = {
     "qwen2-0.5b": dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
                        num_key_value_heads=2, vocab_size=151936, max_position_embeddings=4096,
                        tie_word_embeddings=True),
-    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                 num_key_value_heads=2, vocab_size=49152, max_position_embeddings=512, tie_word_embeddings=True),
+    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                 num_key_value_heads=1, vocab_size=49152, max_position_embeddings=512, tie_word_embeddings=True),
 }
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
 
@@ -43,6 +45,17 @@ def build_models(arch: str, tokenizer_dir: str, folder: Path) -> tuple[str, str]
     for f in (policy, rm):
         tok.save_pretrained(f)
     return str(policy), str(rm)
+
+
+def _has_vllm() -> bool:
+    from blendrl.rollout.on_vllm import vllm_python
+
+    try:
+        vllm_python()
+        return True
+    except RuntimeError as e:
+        print(f"no vLLM row: {e}")
+        return False
 
 
 def iteration_flops(n_params: int, batch: int, prompt: int, response: int, epochs: int, critic: bool) -> float:
@@ -66,12 +79,17 @@ def run(device: str, arch: str, iters: int, precision: str, peak_tflops: float |
     name = torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
     peak = peak_tflops or next((v for k, v in PEAK_TFLOPS.items() if k in name), None)
     rows = []
-    for label, algo, epochs, k in [("PPO, 1 epoch", "ppo", 1, 1), ("PPO, 4 epochs", "ppo", 4, 1),
-                                   ("RLOO (8×2)", "rloo", 1, 2)]:
+    cases = [("PPO, 1 epoch", "ppo", 1, 1, "hf"), ("PPO, 4 epochs", "ppo", 4, 1, "hf"),
+             ("RLOO (8×2)", "rloo", 1, 2, "hf")]
+    if _has_vllm():
+        cases.append(("RLOO (8×2), vLLM engine", "rloo", 1, 2, "vllm"))
+    vllm_options = {"dtype": "bfloat16" if device.startswith("cuda") else "float32", "check_every": 0}
+    for label, algo, epochs, k, backend in cases:
         data = {
             "model": {"name": policy, "device": device},
             "critic": {"init": "reward_model", "path": rm},
-            "generation": {"max_new_tokens": 48, "temperature": 0.7, "stop_at_eos": False},
+            "generation": {"max_new_tokens": 48, "temperature": 0.7, "stop_at_eos": False, "backend": backend,
+                           "options": vllm_options if backend == "vllm" else {}},
             "rewards": [{"kind": "hf_rm", "path": rm}],
             "algorithm": {"name": algo, "epochs": epochs},
             "data": {"prompts": prompts, "eval_prompts": None},
@@ -98,6 +116,8 @@ def run(device: str, arch: str, iters: int, precision: str, peak_tflops: float |
         tokens = batch * 48 + batch * (prompt + 48) * passes
         rows.append({"row": f"blendrl {label}", "s_per_iter": s, "tokens_per_s": tokens / s,
                      "mfu": None if peak is None else flops / s / (peak * 1e12), "params": n})
+        if backend == "vllm":
+            trainer.generator.close()
         del trainer
         if device.startswith("cuda"):
             torch.cuda.empty_cache()

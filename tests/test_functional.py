@@ -178,3 +178,19 @@ def test_loss_aggregations_on_hand_numbers():
     # the policy loss with A = 1 and ratio 1 is −1 on each token: the aggregate of −1s
     logp = torch.zeros(3, 3)
     assert F.policy_loss(logp, logp, torch.ones(3, 3), m, 0.2, "seq-mean-token-sum").item() == pytest.approx(-2.0)
+
+
+def test_truncated_importance_weights_on_hand_numbers():
+    """π_old = (0.5, 0.2), the engine's (0.25, 0.4): ratios 2 and 0.5, capped at 1.5 → (1.5, 0.5); with ratio 1 and
+    A = (1, −2) the surrogate per token is (−1, 2), weighted (−1.5, 1), mean −0.25; the weights carry no gradient."""
+    from blendrl.functional.losses import tis_weights
+
+    old, engine = torch.log(t([[0.5, 0.2]])), torch.log(t([[0.25, 0.4]]))
+    w = tis_weights(old, engine.requires_grad_(), 1.5)
+    close(w, [[1.5, 0.5]])
+    assert not w.requires_grad
+    logp = old.clone().requires_grad_()
+    loss = F.policy_loss(logp, old, t([[1.0, -2.0]]), torch.ones(1, 2), 0.2, weights=w)
+    assert loss.item() == pytest.approx(-0.25)
+    loss.backward()  # d/dlogp of −A·w·ratio at ratio 1, over 2 tokens: (−1·1.5/2, 2·0.5/2)
+    close(logp.grad, [[-0.75, 0.5]])

@@ -3,11 +3,6 @@ with SIGKILL after a checkpoint, resumed with --resume and ends with the weights
 each logs metrics (held-out ones every `logging.eval_every` steps) and writes `checkpoints/step-NNNNNN`;
 `train.threads` and `train.seed` apply."""
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +10,8 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.tiny import finish, kill_once_checkpointed, launch
+
 
 # a plugin that makes every optimizer step take 0.25 s, so that a run can be killed between two checkpoints
 SLOW_STEPS = '''
@@ -65,29 +61,6 @@ COMMANDS = {"sft": (["sft"], _sft_config, "model", 12), "dpo": (["dpo"], _dpo_co
             "rm": (["rm", "train"], _rm_config, "model", 16)}
 
 
-def _launch(command: list[str], config: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "blendrl.cli.main", *command, "--config", str(config), *extra],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def _kill_once_checkpointed(proc: subprocess.Popen, run_dir: Path, name: str) -> None:
-    """SIGKILL ``proc`` as soon as ``run_dir`` holds checkpoint ``name`` or a later one, before it finishes."""
-    latest = run_dir / "checkpoints" / "latest"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (latest.is_file() and latest.read_text().strip() >= name):
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL
-    assert not (run_dir / "final").exists(), "the run finished before it was killed"
-
-
-def _finish(proc: subprocess.Popen) -> str:
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, out[-4000:]
-    return out
-
-
 @pytest.mark.parametrize("name", list(COMMANDS))
 def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_weights(name, tiny_dir, rm_tiny_dir, tmp_path):
     command, make_config, folder, steps = COMMANDS[name]
@@ -99,10 +72,10 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_weights(name, tiny_
         data["logging"] = {**data.get("logging", {}), "output_dir": str(tmp_path / run), "save_every": 1,
                            "keep_checkpoints": 3, "tensorboard": False, "progress": False}
         (tmp_path / f"{run}.yaml").write_text(yaml.safe_dump(data))
-    straight = _launch(command, tmp_path / "straight.yaml")
-    _kill_once_checkpointed(_launch(command, tmp_path / "killed.yaml"), tmp_path / "killed", "step-000002")
-    _finish(_launch(command, tmp_path / "killed.yaml", "--resume", str(tmp_path / "killed")))
-    out = _finish(straight)
+    straight = launch(command, tmp_path / "straight.yaml")
+    kill_once_checkpointed(launch(command, tmp_path / "killed.yaml"), tmp_path / "killed", "step-000002")
+    finish(launch(command, tmp_path / "killed.yaml", "--resume", str(tmp_path / "killed")))
+    out = finish(straight)
     assert f"{name}: {steps} steps, evaluations and checkpoints in" in out  # the run loop's last line
     a, b = (load_file(tmp_path / run / "final" / "model.safetensors") for run in ("straight", "killed"))
     assert a.keys() == b.keys()

@@ -1,12 +1,6 @@
 """The RL loop on tiny random models: it learns, it resumes exactly after SIGKILL, it fails loudly on bad input."""
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,9 +9,8 @@ from safetensors.torch import load_file
 
 from blendrl.config import to_dict
 from blendrl.training.run import build_trainer, run
-from tests.tiny import learn_yes, tiny_config
+from tests.tiny import finish, kill_once_checkpointed, launch, learn_yes, tiny_config
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("algo", ["ppo", "rloo", "grpo", "reinforce"])
@@ -41,33 +34,16 @@ def test_final_policy_and_checkpoints_load_with_plain_transformers(tiny_dir, tmp
     assert critic.config.num_labels == 1
 
 
-def _launch(cfg_path: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "blendrl.cli.main", "ppo", "--config", str(cfg_path), *extra]
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
 def test_resume_after_sigkill_ends_with_the_same_weights(tiny_dir, tmp_path):
     common = {"train.iterations": 6, "logging.save_every": 1, "logging.keep_checkpoints": 3,
               "rewards": "[{kind: callable, name: 'tests.tiny:slow_yes_share'}]", "data.eval_prompts": "null"}
     for name in ("straight", "killed"):
         cfg = tiny_config(tiny_dir, tmp_path / name, **common)
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(to_dict(cfg)))
-    straight = _launch(tmp_path / "straight.yaml")
-    killed = _launch(tmp_path / "killed.yaml")
-    latest = tmp_path / "killed" / "checkpoints" / "latest"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (latest.exists() and latest.read_text().strip() >= "iter-000002"):
-        time.sleep(0.01)
-    killed.send_signal(signal.SIGKILL)
-    killed.wait()
-    assert killed.returncode == -signal.SIGKILL
-    assert not (tmp_path / "killed" / "final").exists(), "the run finished before it was killed"
-    resumed = _launch(tmp_path / "killed.yaml", "--resume", str(tmp_path / "killed"))
-    out_resumed, _ = resumed.communicate(timeout=300)
-    out_straight, _ = straight.communicate(timeout=300)
-    assert resumed.returncode == 0, out_resumed
-    assert straight.returncode == 0, out_straight
+    straight = launch(["ppo"], tmp_path / "straight.yaml")
+    kill_once_checkpointed(launch(["ppo"], tmp_path / "killed.yaml"), tmp_path / "killed", "iter-000002")
+    finish(launch(["ppo"], tmp_path / "killed.yaml", "--resume", str(tmp_path / "killed")))
+    finish(straight)
     for part in ("model.safetensors",):
         a = load_file(tmp_path / "straight" / "final" / part)
         b = load_file(tmp_path / "killed" / "final" / part)

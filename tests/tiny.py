@@ -38,22 +38,24 @@ def build_tokenizer(words: list[str] | None = None):
     )
 
 
-def build_model(tokenizer, seed: int = 0, hidden: int = 32, layers: int = 2):
+def build_model(tokenizer, seed: int = 0, hidden: int = 32, layers: int = 2, heads: int = 4, kv_heads: int = 2):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
     cfg = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True,
+        num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=512, tie_word_embeddings=True,
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
     )
     return LlamaForCausalLM(cfg).eval()
 
 
-def save_tiny(folder: Path, seed: int = 0, words=None) -> Path:
+def save_tiny(folder: Path, seed: int = 0, words=None, **shape) -> Path:
+    """A tiny model and its tokenizer in ``folder``; ``shape``: :func:`build_model`'s hidden/layers/heads/kv_heads
+    (vLLM's CPU attention needs head_dim >= 32: ``hidden=64, heads=2, kv_heads=1``)."""
     tokenizer = build_tokenizer(words)
-    model = build_model(tokenizer, seed)
+    model = build_model(tokenizer, seed, **shape)
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -147,3 +149,36 @@ def die_once_share(prompt: str, response: str, metadata: dict) -> float:
 def word_share(prompt: str, response: str, metadata: dict) -> float:
     """Longer is better: the response's word count over 8 (a reward that pushes against a short-answer judge)."""
     return len(response.split()) / 8.0
+
+
+def launch(command: list[str], config: Path, *extra: str):
+    """``python -m blendrl.cli.main COMMAND --config CONFIG EXTRA...`` from the repository root, output captured."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.Popen([sys.executable, "-m", "blendrl.cli.main", *command, "--config", str(config), *extra],
+                            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def kill_once_checkpointed(proc, run_dir: Path, name: str, timeout: float = 120) -> None:
+    """SIGKILL ``proc`` as soon as ``run_dir`` holds checkpoint ``name`` or a later one, before it finishes."""
+    import signal
+    import time
+
+    latest = run_dir / "checkpoints" / "latest"
+    deadline = time.time() + timeout
+    while time.time() < deadline and not (latest.is_file() and latest.read_text().strip() >= name):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    assert not (run_dir / "final").exists(), "the run finished before it was killed"
+
+
+def finish(proc, timeout: float = 300) -> str:
+    """Wait for a :func:`launch` ed run; its output (asserting it succeeded)."""
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out[-4000:]
+    return out

@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 
 from ..config import AlgorithmConfig, KLConfig
-from ..functional import clip_fraction, kl_penalty, policy_loss
-from ..functional.losses import LOSS_AGGREGATIONS, aggregate
+from ..functional import clip_fraction, kl_penalty, masked_mean, policy_loss
+from ..functional.losses import LOSS_AGGREGATIONS, aggregate, tis_weights
 from ..core import dist
 from ..core.registry import Registry
 from ..functional.regularizers import REGULARIZERS
@@ -85,17 +85,28 @@ class Algorithm:
     def prepare(self, exp: Experience, kl_coef: float) -> dict:
         raise NotImplementedError
 
+    def tis(self, mb: Experience) -> tuple[torch.Tensor | None, dict]:
+        """Truncated importance weights against an inexact generator's log-probs (``algorithm.tis_cap``; none when
+        it is unset or the generator's log-probs were the trainer's) and their statistics."""
+        if self.cfg.tis_cap is None or mb.engine_logp is None:
+            return None, {}
+        raw = torch.exp(mb.behaviour_logp - mb.engine_logp)  # (B, T) π_old / π_engine
+        w = tis_weights(mb.behaviour_logp, mb.engine_logp, self.cfg.tis_cap)
+        return w, {"tis/mean_weight": masked_mean(w, mb.response_mask).item(),
+                   "tis/capped_fraction": masked_mean((raw > self.cfg.tis_cap).float(), mb.response_mask).item()}
+
     def policy_loss(self, mb: Experience, logp: torch.Tensor, kl_coef: float):
         """Clipped surrogate on ``mb.advantages`` (ratio to ``mb.old_logp``) plus the loss-side KL term."""
+        weights, tis_stats = self.tis(mb)
         pg = policy_loss(logp, mb.old_logp, mb.advantages, mb.response_mask, self.cfg.clip_eps, self.cfg.loss_agg,
-                         self.horizon)
+                         self.horizon, weights)
         kl = self.kl_loss(mb, logp, kl_coef)
         reg, reg_stats = self.regularizer_loss(mb, logp)
         stats = {
             "loss/policy": pg.item(),
             "loss/kl": kl.item(),
             "loss/clipfrac": clip_fraction(logp.detach(), mb.old_logp, mb.response_mask, self.cfg.clip_eps).item(),
-            **reg_stats,
+            **reg_stats, **tis_stats,
         }
         return pg + kl + reg, stats
 

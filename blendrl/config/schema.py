@@ -202,6 +202,9 @@ class AlgorithmConfig:
     # seq-mean-token-sum, seq-mean-token-sum-norm (Dr. GRPO; L = generation.max_new_tokens), or any name in
     # blendrl.functional.losses.LOSS_AGGREGATIONS
     loss_agg: str = "token-mean"
+    # truncated importance sampling against an inexact generator's log-probs (vLLM in bfloat16): each token's loss
+    # times min(π_old / π_engine, tis_cap); None: off. Ignored where the generator's log-probs are the trainer's
+    tis_cap: Optional[float] = None
     vine: VineConfig = field(default_factory=VineConfig)
 
     def validate(self) -> None:
@@ -209,6 +212,7 @@ class AlgorithmConfig:
         _require(not self.whiten_rewards or self.name == "ppo", "whiten_rewards: only ppo whitens per-token rewards "
                  "(before GAE); the critic-free estimators use sequence rewards")
         _require(self.clip_eps > 0, "clip_eps: must be > 0")
+        _require(self.tis_cap is None or self.tis_cap > 0, "tis_cap: must be > 0 (or null: off)")
 
 
 @dataclass

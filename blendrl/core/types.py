@@ -141,6 +141,7 @@ class Experience:
     step_ids: Optional[torch.Tensor] = None  # (B, T) long: VinePPO's step index of each response token
     token_scores: Optional[torch.Tensor] = None  # (B, T) dense rewards of a segment reward model, per token
     finished: Optional[torch.Tensor] = None  # (B,) bool: the response ended with EOS (the generator's flag)
+    engine_logp: Optional[torch.Tensor] = None  # (B, T) an inexact generator's own log-probs (TIS weights)
 
     @property
     def prompt_len(self) -> int:

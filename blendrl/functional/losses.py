@@ -66,17 +66,30 @@ def aggregate(x: torch.Tensor, mask: torch.Tensor, mode: str = "token-mean", hor
 
 def policy_loss(
     logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, clip_eps: float,
-    agg: str = "token-mean", horizon: float | None = None,
+    agg: str = "token-mean", horizon: float | None = None, weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Clipped surrogate ``max(−A·ratio, −A·clip(ratio, 1−ε, 1+ε))``, ``ratio = exp(logp − old_logp)``, reduced by
-    the aggregation ``agg`` (default: the masked mean over tokens).
+    """Clipped surrogate ``max(−A·ratio, −A·clip(ratio, 1−ε, 1+ε))``, ``ratio = exp(logp − old_logp)``, times the
+    per-token ``weights`` when given (constants: TIS), reduced by the aggregation ``agg`` (default: the masked mean
+    over tokens).
 
     Shapes: all (B, T) → scalar.
     """
     ratio = torch.exp(logp - old_logp)  # (B, T)
     unclipped = -advantages * ratio  # (B, T)
     clipped = -advantages * torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps)  # (B, T)
-    return aggregate(torch.maximum(unclipped, clipped), mask, agg, horizon)
+    per_token = torch.maximum(unclipped, clipped)  # (B, T)
+    if weights is not None:
+        per_token = per_token * weights.detach()
+    return aggregate(per_token, mask, agg, horizon)
+
+
+def tis_weights(old_logp: torch.Tensor, engine_logp: torch.Tensor, cap: float) -> torch.Tensor:
+    """Truncated importance weights ``min(π_old / π_engine, C)`` of the sampled tokens (Yao et al. 2025): the
+    trainer's π_old over the inexact engine's probability, capped at ``cap``. Constants (no gradient).
+
+    Shapes: (B, T) → (B, T).
+    """
+    return torch.exp(old_logp - engine_logp).clamp(max=cap).detach()
 
 
 def clip_fraction(logp: torch.Tensor, old_logp: torch.Tensor, mask: torch.Tensor, clip_eps: float) -> torch.Tensor:

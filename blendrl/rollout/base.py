@@ -9,10 +9,13 @@ actor, :mod:`.on_ray`). A backend is built as ``cls(policy, pad_id, eos_ids, **g
   one process would sample them (:class:`blendrl.core.dist.Shard`); a backend that cannot do that raises.
 - ``exact_logprobs``: whether those log-probs equal the training forward's (to float rounding); when they do not
   (another dtype or engine), the trainer recomputes them with a no-grad policy forward and takes the KL from those.
+- ``check_every``, ``tolerance``: a generator that claims exactness but computes with other code (an inference
+  engine) is checked every ``check_every`` batches (0: never): the trainer recomputes the log-probs and stops the
+  run when the largest gap exceeds ``tolerance``.
 - ``sync_weights(policy)`` is called after every update and after resume: a backend that holds its own copy of the
   weights refreshes it there.
-A vLLM backend plugs in the same way (its sampler's log-probs are not the training forward's: ``exact_logprobs =
-False``; ``sync_weights`` loads the new state dict into the engine).
+Backends: ``hf`` (:mod:`.hf`), ``ray`` (:mod:`.on_ray`), ``vllm`` (:mod:`.on_vllm`: a vLLM engine in a worker
+process, weight versions stamped on every rollout).
 """
 from __future__ import annotations
 
@@ -24,11 +27,14 @@ from ..core.registry import Registry
 from ..core.dist import Shard
 from ..core.types import Rollout, SamplingParams
 
-GENERATORS: Registry = Registry("generation backend", builtins=("blendrl.rollout.hf", "blendrl.rollout.on_ray"))
+GENERATORS: Registry = Registry("generation backend", builtins=("blendrl.rollout.hf", "blendrl.rollout.on_ray",
+                                                                   "blendrl.rollout.on_vllm"))
 
 
 class Generator(Protocol):
     exact_logprobs: bool
+    check_every: int
+    tolerance: float
 
     def sample(self, prompts: list[list[int]], params: SamplingParams, generator: torch.Generator,
                shard: Shard | None = None) -> Rollout: ...

@@ -9,6 +9,8 @@ Speed: ``benchmarks/generation.py`` (docs/performance.md).
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..models.layout import is_llama_layout, is_sharded
@@ -23,6 +25,7 @@ class HFGenerator:
     """Sampling from ``model`` (a transformers or peft causal LM). ``eos_ids`` end a response."""
 
     exact_logprobs = True  # it samples from the trained module itself
+    check_every, tolerance = 0, math.inf  # nothing to check: its log-probs are the training forward's
 
     def __init__(self, model, pad_id: int, eos_ids: list[int]) -> None:
         self.model, self.pad_id = model, pad_id

@@ -36,6 +36,32 @@ def forward_rows(fn, exp: Experience, forward_batch_size: int) -> torch.Tensor:
     return out if out is not None else exp.response_mask.new_zeros(exp.response_mask.shape)
 
 
+def behaviour_logprobs(generator, exp: Experience, recompute, batch: int) -> float | None:
+    """π_old of ``exp`` from the training forward where the generator's log-probs cannot be taken as they are.
+
+    A generator whose log-probs are not the training forward's (``exact_logprobs`` false: another dtype or engine)
+    gets them recomputed every batch; one that claims exactness is checked every ``check_every`` batches
+    (``batch`` counts from 0) and a gap above its ``tolerance`` stops the run, since its rollouts would then be
+    trained on as on-policy when they are not. ``recompute(exp) -> (B, T)``: the policy forward (run without
+    grad). Returns the largest gap over response tokens (None when nothing was recomputed); ``exp.behaviour_logp``
+    becomes the recomputed values and, for an inexact generator, ``exp.engine_logp`` keeps its own."""
+    due = generator.check_every and batch % generator.check_every == 0
+    if generator.exact_logprobs and not due:
+        return None
+    with torch.no_grad():
+        own = recompute(exp)
+    sampled = exp.behaviour_logp
+    gap = ((sampled - own).abs() * exp.response_mask).max().item() if exp.response_mask.numel() else 0.0
+    if generator.exact_logprobs and not gap <= generator.tolerance:
+        raise RuntimeError(f"generation: the generator's log-probs differ from the training forward's by {gap:.3g} "
+                           f"(tolerance {generator.tolerance:g}) at batch {batch}: its weights or numerics are not "
+                           "the policy's (a stale engine?); the run stops rather than train on them as on-policy")
+    if not generator.exact_logprobs:
+        exp.engine_logp = sampled  # what the tokens were drawn with: the TIS weights' denominator
+    exp.behaviour_logp = own
+    return gap
+
+
 def response_logprobs(model, exp: Experience, temperature: float) -> torch.Tensor:
     """Log-probs of the response tokens under ``softmax(logits / temperature)``. → (B, T), 0 on padding.
 

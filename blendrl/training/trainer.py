@@ -35,7 +35,8 @@ from ..models.checkpointing import checkpointed
 from ..rewards import Scores, make_samples, score_batch
 from ..rewards.base import Later
 from ..rollout import SamplingParams, decode_responses
-from .experience import Experience, forward_rows, micro_batches, pad_response, response_logprobs, response_values
+from .experience import (Experience, behaviour_logprobs, forward_rows, micro_batches, pad_response, response_logprobs,
+                         response_values)
 from ..core import dist
 from ..core.seeds import seed_of, stream
 from .engine import make_engine
@@ -144,15 +145,11 @@ class RLTrainer:
 
     # ------------------------------------------------------------------ pieces of the step
     def exact_behaviour_logprobs(self, exp: Experience) -> float | None:
-        """When the generator's log-probs are not the training forward's (``exact_logprobs`` false: another dtype
-        or engine), replace them with a no-grad policy forward's, so that the KL and π_old come from the training
-        numerics; returns their largest gap (None when the generator's are exact)."""
-        if self.generator.exact_logprobs:
-            return None
-        sampled = exp.behaviour_logp
-        exp.behaviour_logp = self.forward_no_grad(
-            lambda mb: response_logprobs(self.m.policy, mb, self.params.temperature), exp)
-        return ((sampled - exp.behaviour_logp).abs() * exp.response_mask).max().item()
+        """π_old from the training forward when the generator's log-probs are not exact, or checked against it
+        every ``check_every`` batches when they claim to be (:func:`~blendrl.training.experience.behaviour_logprobs`);
+        returns the largest gap, or None."""
+        return behaviour_logprobs(self.generator, exp, lambda e: self.forward_no_grad(
+            lambda mb: response_logprobs(self.m.policy, mb, self.params.temperature), e), self.iteration)
 
     def decode(self, exp: Experience) -> list[str]:
         return decode_responses(self.m.tokenizer, exp)

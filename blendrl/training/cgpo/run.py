@@ -17,6 +17,7 @@ from ..checkpoint import load_trainer_state
 from ..experience import Experience
 from ...core.types import ModelPlacement, eos_ids
 from ..names import check_names
+from ..reference import Reference
 from ..run import RunReport, build_policy_stack, drive, effective_perf, resume_weights, set_up_torch
 from ..trainer import Models
 
@@ -24,8 +25,15 @@ from ..trainer import Models
 def reference_sampler(cfg: CGPORunConfig, tokenizer, policy, reference):
     """A sampler over the reference policy's weights (use it inside ``reference.context()``): where ā comes from."""
     stop_ids = eos_ids(tokenizer, policy) if cfg.generation.stop_at_eos else []
-    return GENERATORS[cfg.generation.backend](reference.model_for_forward(), tokenizer.pad_token_id, stop_ids,
-                                              **cfg.generation.options)
+    model, backend, options = reference.model_for_forward(), cfg.generation.backend, cfg.generation.options
+    if backend != "hf" and (model is policy or type(reference).after_update is not Reference.after_update):
+        # a backend's copy of the weights would not follow LoRA adapters switched off in context() or an EMA
+        # reference's moves: ā is sampled from the module itself
+        backend, options = "hf", {}
+    if backend == "hf":
+        return GENERATORS[backend](model, tokenizer.pad_token_id, stop_ids, **options)
+    with reference.context():  # an offloaded reference holds its weights only here: the copy is taken now
+        return GENERATORS[backend](reference.model_for_forward(), tokenizer.pad_token_id, stop_ids, **options)
 
 
 def baseline_generator(sampler, reference, tokenizer, task, seed: int, batch_size: int, held):

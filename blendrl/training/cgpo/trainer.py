@@ -16,7 +16,7 @@ from ...judges.signals import hack_signals
 from ...models.checkpointing import checkpointed
 from ...rollout import Rollout, decode_responses
 from .tasks import TaskRuntime
-from ..experience import Experience, forward_rows, response_logprobs, teacher_forced_experience
+from ..experience import Experience, behaviour_logprobs, forward_rows, response_logprobs, teacher_forced_experience
 from ...core import dist
 from ...core.seeds import stream
 from ..engine import make_engine
@@ -103,9 +103,10 @@ class CGPOTrainer:
         t1 = time.perf_counter()
         k = task.cfg.samples_per_prompt
         exp = Experience.from_rollout(rollout)
-        if not self.generator.exact_logprobs:  # the KL factor from the training forward
-            exp.behaviour_logp = forward_rows(lambda mb: response_logprobs(self.m.policy, mb, self.temperature), exp,
-                                              self.cfg.train.forward_batch_size)
+        # the KL factor from the training forward where the generator's log-probs are not exact (or checked)
+        behaviour_logprobs(self.generator, exp, lambda e: forward_rows(
+            lambda mb: response_logprobs(self.m.policy, mb, self.temperature), e, self.cfg.train.forward_batch_size),
+            self.iteration)
         responses = decode_responses(self.m.tokenizer, exp)
         scored = task.score(prompts, responses, exp.finished)
         self.counters["skipped_samples"] += int(dist.all_sum((~scored.valid).sum()))
