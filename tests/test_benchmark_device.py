@@ -18,6 +18,7 @@ def test_iteration_flops_by_hand():
 
 def test_device_mode_runs_on_the_cpu(tiny_dir, capsys):
     rows = run("cpu", "tiny", 1, "bf16", 1.0, str(tiny_dir), "builtin:concise")
-    assert [r["row"] for r in rows] == ["blendrl PPO, 1 epoch", "blendrl PPO, 4 epochs", "blendrl RLOO (8×2)"]
+    assert [r["row"] for r in rows] == ["blendrl PPO, 1 epoch", "blendrl PPO, 4 epochs", "blendrl RLOO (8×2)",
+                                        "blendrl RLOO (8×2), vLLM engine"]  # set-up makes .venv-vllm
     assert all(r["s_per_iter"] > 0 and r["tokens_per_s"] > 0 and 0 < r["mfu"] for r in rows)
     assert "| blendrl PPO, 1 epoch |" in capsys.readouterr().out

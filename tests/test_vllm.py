@@ -119,6 +119,12 @@ def test_a_response_depends_on_its_prompt_and_seed_not_on_the_batch(engine):
     assert gen.request("generate", prompts=PROMPTS[:1], seeds=[12], **kw)["tokens"][0] != a[0]
 
 
+def test_the_k_samples_of_a_prompt_get_their_own_seeds(engine):
+    _, gen = engine
+    rollout = gen.sample([PROMPTS[0]] * 4, SamplingParams(8, 1.0, 1.0), torch.Generator().manual_seed(3))
+    assert len({tuple(r) for r in rollout.response_ids.tolist()}) == 4  # RLOO/GRPO's group is not one sample 4 times
+
+
 def test_a_killed_or_hung_engine_is_restarted_and_the_batch_sampled_again_with_the_same_seeds(engine, monkeypatch):
     model, gen = engine
     params = SamplingParams(8, 1.0, 1.0)
