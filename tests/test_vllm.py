@@ -166,23 +166,44 @@ def test_a_bfloat16_engine_is_inexact_and_the_trainer_recomputes_pi_old_every_ba
         gen.close()
 
 
-def test_lora_adapters_sync_merged_and_the_trainer_module_is_untouched(vdir):
+@pytest.mark.parametrize("lora_sync", ["adapters", "merged"])
+def test_lora_syncs_follow_the_adapters_and_leave_the_trainer_module_untouched(vdir, lora_sync):
+    """``adapters``: the engine holds the base and loads each version's peft folder in place (re-used under the same
+    id without ``load_inplace`` it would keep the old one: caught); ``merged``: W + ΔW as full weights."""
     from blendrl.config import LoraConfig
     from blendrl.models.lora import add_lora
 
     policy = add_lora(load(vdir), LoraConfig(r=4, alpha=8))
+    g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for name, p in policy.named_parameters():
             if "lora_B" in name:
-                p.normal_(0, 0.5)
+                p.normal_(0, 0.5, generator=g)
     before = {k: v.clone() for k, v in policy.state_dict().items()}
-    gen = VLLMGenerator(policy, 0, [3])
+    gen = VLLMGenerator(policy, 0, [3], lora_sync=lora_sync)
+    params = SamplingParams(8, 0.7, 1.0)
     try:
-        rollout = gen.sample(PROMPTS, SamplingParams(8, 0.7, 1.0), torch.Generator().manual_seed(0))
+        assert gen.adapters == (lora_sync == "adapters")
+        rollout = gen.sample(PROMPTS, params, torch.Generator().manual_seed(0))
         assert gap(policy, rollout) < 1e-4
         assert all(torch.equal(v, policy.state_dict()[k]) for k, v in before.items())
-        plain = gap(load(vdir), rollout)
-        assert plain > 1e-2  # the adapters matter: without them the log-probs are another policy's
+        assert gap(load(vdir), rollout) > 1e-2  # the adapters matter: without them it is another policy
+        with torch.no_grad():
+            for name, p in policy.named_parameters():
+                if "lora_" in name:
+                    p.add_(torch.randn(p.shape, generator=g) * 0.3)
+        gen.sync_weights(policy)
+        assert gap(policy, gen.sample(PROMPTS, params, torch.Generator().manual_seed(1))) < 1e-4
+        if lora_sync == "adapters":
+            with torch.no_grad():
+                for name, p in policy.named_parameters():
+                    if "lora_B" in name:
+                        p.add_(torch.randn(p.shape, generator=g) * 0.3)
+            policy.save_pretrained(gen.folder / "adapter-99")
+            gen.version = 99
+            gen.request("load", path=str(gen.folder / "adapter-99"), version=99, adapter=True,
+                        skip=("load_inplace",))
+            assert gap(policy, gen.sample(PROMPTS, params, torch.Generator().manual_seed(1))) > 1e-2
     finally:
         gen.close()
 
@@ -219,6 +240,24 @@ def test_a_bfloat16_engine_trains_with_truncated_importance_weights(vdir, tmp_pa
         trainer.generator.close()
     assert metrics["check/generator_logp_gap"] > 1e-4  # bfloat16: recomputed every batch
     assert 0 < metrics["tis/mean_weight"] <= 1.0 and metrics["tis/capped_fraction"] > 0  # ratios above 1 capped
+
+
+def test_a_lora_run_samples_every_iteration_from_the_adapters_it_just_trained(vdir, tmp_path):
+    """Three RLOO iterations with LoRA, adapters synced after each update, the engine's log-probs checked against the
+    trainer's every batch (a stale adapter would stop the run)."""
+    from blendrl.training.run import build_trainer
+
+    cfg = tiny_config(vdir, tmp_path, **{"train.iterations": 3, "generation.backend": "vllm", "algorithm.name": "rloo",
+                                         "model.lora": "{r: 4, alpha: 8}", "train.lr": 5e-2,
+                                         "generation.options": "{check_every: 1, tolerance: 1.0e-4}",
+                                         "data.eval_prompts": "null"})
+    trainer = build_trainer(cfg)
+    try:
+        assert trainer.generator.adapters
+        gaps = [trainer.step().metrics["check/generator_logp_gap"] for _ in range(3)]
+    finally:
+        trainer.generator.close()
+    assert max(gaps) < 1e-4 and trainer.generator.version == 4  # the start, then one sync per update
 
 
 def test_one_cgpo_iteration_ends_at_the_own_generators_weights(vdir, tmp_path):
@@ -279,3 +318,15 @@ def test_server_mode_samples_like_the_colocated_engine_and_a_foreign_weight_upda
         assert server.request("ping") == {}
     finally:
         server.close()
+
+
+def test_two_ranks_each_with_an_engine_train_to_the_weights_of_one(vdir, tmp_path):
+    """Data parallel (gloo): each rank samples its rows of the global batch on its own engine with the seeds one
+    process draws for them; the weights agree to the data-parallel tests' tolerance."""
+    from tests.test_distributed import BASE, _assert_same, _run
+
+    over = {**BASE, "generation.backend": "vllm", "algorithm.name": "rloo", "algorithm.epochs": 1,
+            "train.samples_per_prompt": 2}
+    one = _run(1, vdir, tmp_path / "one", over, tmp_path)
+    two = _run(2, vdir, tmp_path / "two", over, tmp_path)
+    _assert_same(one, two)

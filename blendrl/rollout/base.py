@@ -14,6 +14,8 @@ actor, :mod:`.on_ray`). A backend is built as ``cls(policy, pad_id, eos_ids, **g
   run when the largest gap exceeds ``tolerance``.
 - ``sync_weights(policy)`` is called after every update and after resume: a backend that holds its own copy of the
   weights refreshes it there.
+- ``release()`` at the end of a run: a backend with a process of its own (an engine) stops it; sampling again
+  starts it afresh.
 Backends: ``hf`` (:mod:`.hf`), ``ray`` (:mod:`.on_ray`), ``vllm`` (:mod:`.on_vllm`: a vLLM engine in a worker
 process, weight versions stamped on every rollout).
 """
@@ -40,6 +42,8 @@ class Generator(Protocol):
                shard: Shard | None = None) -> Rollout: ...
 
     def sync_weights(self, policy) -> None: ...
+
+    def release(self) -> None: ...
 
 
 def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

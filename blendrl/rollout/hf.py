@@ -34,6 +34,9 @@ class HFGenerator:
     def sync_weights(self, policy) -> None:
         """Nothing to do: the generator holds the policy module, not a copy."""
 
+    def release(self) -> None:
+        """Nothing to release: no process of its own."""
+
     @torch.no_grad()
     def sample(self, prompts: list[list[int]], params: SamplingParams, generator: torch.Generator,
                shard: Shard | None = None) -> Rollout:

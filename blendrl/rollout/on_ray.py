@@ -74,6 +74,9 @@ class RayGenerator:
         state = {k: v.detach().to("cpu", copy=True) for k, v in policy.state_dict().items()}
         ray.get(self.actor.load.remote(ray.put(state), self.version))
 
+    def release(self) -> None:
+        """The actor stays: it belongs to the Ray cluster's lifetime, and a later sample reuses it."""
+
     def sample(self, prompts: list[list[int]], params: SamplingParams, generator: torch.Generator,
                shard=None) -> Rollout:
         if shard is not None:

@@ -26,7 +26,8 @@ What makes it safe to train on:
 - **Cores.** The engine runs ``threads`` OpenMP threads (default 1) pinned by vLLM, ``OMP_WAIT_POLICY=PASSIVE`` so
   an idle engine does not spin on the cores the trainer needs; ``kv_cache_gb`` bounds its KV cache (vLLM's CPU
   default would ask for most of the RAM).
-Not with data-parallel training (one engine per run).
+Data-parallel training: each rank has its own engine and samples its rows of the global batch with the seeds one
+process would give them (not with ``train.fsdp``: an engine needs whole weights).
 """
 from __future__ import annotations
 
@@ -42,12 +43,13 @@ from typing import Optional
 
 import torch
 
-from ..core import dist
+from ..models.layout import is_sharded
 from ..core.types import Rollout, SamplingParams
 from .base import GENERATORS, left_pad
 from .vllm_engines import ColocatedEngine, EngineFailure, ServerEngine
 
 DTYPES = ("float32", "bfloat16", "float16")
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's max_lora_rank choices
 __all__ = ["VLLMGenerator", "VLLMOptions", "EngineFailure", "merged_state_dict", "vllm_python"]
 
 
@@ -66,12 +68,13 @@ def vllm_python(python: str | None = None) -> str:
                        ".venv-vllm), or set generation.options.python / $BLENDRL_VLLM_PYTHON to one that has vllm")
 
 
-def merged_state_dict(policy) -> dict[str, torch.Tensor]:
+def merged_state_dict(policy, merge: bool = True) -> dict[str, torch.Tensor]:
     """The policy's weights under the plain model's names, LoRA adapters merged in (``W + ΔW``, computed aside:
-    the trainer's module is not touched), one tensor per storage (a tied LM head is the embedding). CPU, float32."""
+    the trainer's module is not touched; ``merge=False``: the base weights alone), one tensor per storage (a tied
+    LM head is the embedding). CPU, float32."""
     base = policy.get_base_model() if hasattr(policy, "peft_config") else policy
     deltas = {}
-    if base is not policy:
+    if base is not policy and merge:
         from peft.tuners.lora import LoraLayer
 
         for name, module in base.named_modules():
@@ -114,6 +117,7 @@ class VLLMOptions:
     tolerance: float = 1e-3  # exact mode: the largest gap allowed
     gpu_memory_utilization: float = 0.3  # GPU engines: the share of the card's memory vLLM may take
     enforce_eager: bool = True  # no CUDA graphs / torch.compile (start-up in seconds)
+    lora_sync: str = "adapters"  # a LoRA policy: sync its adapters only (colocated), or "merged" full weights
     server: bool = False  # run the engine as a vLLM OpenAI server (started and stopped by blendrl)
     url: Optional[str] = None  # a vLLM server already running there (docs/generation.md: how to start it)
 
@@ -127,6 +131,8 @@ class VLLMOptions:
             raise ValueError("options.check_every and options.max_restarts: must be integers >= 0")
         if not (self.tolerance > 0 and self.timeout_s > 0 and self.startup_timeout_s > 0):
             raise ValueError("options.tolerance, timeout_s and startup_timeout_s: must be > 0")
+        if self.lora_sync not in ("adapters", "merged"):
+            raise ValueError(f"options.lora_sync: expected adapters or merged, got {self.lora_sync!r}")
         if self.url is not None and not str(self.url).startswith(("http://", "https://")):
             raise ValueError(f"options.url: expected http(s)://host:port, got {self.url!r}")
         if self.python is not None and not os.access(self.python, os.X_OK):
@@ -142,8 +148,8 @@ class VLLMGenerator:
     """A vLLM engine (colocated or a server) with its own copy of the policy (module doc)."""
 
     def __init__(self, model, pad_id: int, eos_ids: list[int], **options) -> None:
-        if dist.active():
-            raise ValueError("generation.backend vllm: not with data-parallel training (use backend hf there)")
+        if is_sharded(model):
+            raise ValueError("generation.backend vllm: not with train.fsdp (each rank's engine needs whole weights)")
         o = VLLMOptions(**options)
         o.validate()
         self.policy, self.pad_id, self.eos_ids = model, pad_id, sorted(set(eos_ids))
@@ -154,8 +160,13 @@ class VLLMGenerator:
         self.device = next(model.parameters()).device
         base = model.get_base_model() if hasattr(model, "peft_config") else model
         max_model_len = o.max_model_len or min(2048, getattr(base.config, "max_position_embeddings", None) or 2048)
-        self.engine_args = {"max_model_len": max_model_len, "kv_cache_gb": o.kv_cache_gb, "threads": o.threads,
-                            "gpu_memory_utilization": o.gpu_memory_utilization, "enforce_eager": o.enforce_eager}
+        # LoRA: the engine holds the frozen base and loads each version's adapter (a server gets merged weights)
+        self.adapters = hasattr(model, "peft_config") and o.lora_sync == "adapters" and not (o.server or o.url)
+        rank = max(c.r for c in model.peft_config.values()) if self.adapters else 0
+        lora_rank = next((r for r in LORA_RANKS if r >= rank), rank) if rank else 0  # the ranks vLLM takes
+        self.engine_args = {"lora_rank": lora_rank, "max_model_len": max_model_len, "kv_cache_gb": o.kv_cache_gb,
+                            "threads": o.threads, "gpu_memory_utilization": o.gpu_memory_utilization,
+                            "enforce_eager": o.enforce_eager}
         shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
         remove_orphans(shm or tempfile.gettempdir())
         self.folder = Path(tempfile.mkdtemp(prefix=f"blendrl-vllm-{os.getpid()}-", dir=shm))
@@ -182,6 +193,10 @@ class VLLMGenerator:
     def stop(self) -> None:
         """Kill the engine (whatever state it is in); the next request starts a fresh one."""
         self.engine.stop()
+
+    def release(self) -> None:
+        """End of a run: the engine goes; the weights folder stays (a later sample restarts the engine on it)."""
+        self.stop()
 
     def close(self) -> None:
         self.stop()
@@ -214,19 +229,31 @@ class VLLMGenerator:
 
     # ------------------------------------------------------------------ the Generator protocol
     def _load(self, version: int) -> None:
-        done = self.request("load", path=str(self.weights), version=version)
+        path = self.folder / f"adapter-{version}" if self.adapters else self.weights
+        done = self.request("load", path=str(path), version=version, adapter=self.adapters)
         if done["version"] != version:
             raise RuntimeError(f"vLLM engine loaded version {done['version']}, expected {version}")
         self.sync_seconds = done["seconds"]
+        for old in self.folder.glob("adapter-*"):
+            if old != path:
+                shutil.rmtree(old, ignore_errors=True)
 
     def sync_weights(self, policy) -> None:
         """Write the policy's weights (atomically) where the engine reads them and have it load them as the next
-        version (module doc). Returns once the engine serves them."""
+        version (module doc): a LoRA policy's adapters alone (a peft folder per version) when ``lora_sync`` is
+        ``adapters``, else every weight. Returns once the engine serves them."""
         from safetensors.torch import save_file
 
-        tmp = self.weights.with_suffix(".tmp")
-        save_file(merged_state_dict(policy), str(tmp))
-        os.replace(tmp, self.weights)
+        if self.adapters:
+            if not self.weights.exists():  # the engine's base: the frozen weights, once
+                save_file(merged_state_dict(policy, merge=False), str(self.weights))
+            tmp = self.folder / f"adapter-{self.version + 1}.tmp"
+            policy.save_pretrained(tmp)
+            os.replace(tmp, self.folder / f"adapter-{self.version + 1}")
+        else:
+            tmp = self.weights.with_suffix(".tmp")
+            save_file(merged_state_dict(policy), str(tmp))
+            os.replace(tmp, self.weights)
         self.version += 1
         if not self.engine.running:
             self.start()  # loads the folder's weights as self.version
@@ -235,9 +262,11 @@ class VLLMGenerator:
 
     def sample(self, prompts: list[list[int]], params: SamplingParams, generator: torch.Generator,
                shard=None) -> Rollout:
+        # one seed per row of the whole batch (every rank draws them all and keeps its rows: one process's draws)
+        n = len(prompts) if shard is None else shard.total
+        seeds = torch.randint(0, 2**31 - 1, (n,), generator=generator, device=generator.device)
         if shard is not None:
-            raise ValueError("generation.backend vllm: no data-parallel sampling (use backend hf there)")
-        seeds = torch.randint(0, 2**31 - 1, (len(prompts),), generator=generator, device=generator.device)
+            seeds = seeds[shard.rows.to(seeds.device)]
         out = self.with_restarts("generate", prompts=[list(p) for p in prompts], seeds=seeds.tolist(),
                                  temperature=params.temperature, top_p=params.top_p,
                                  max_tokens=params.max_new_tokens, stop_token_ids=self.eos_ids)

@@ -94,7 +94,8 @@ class ColocatedEngine(_Process):
         listener = Listener(address, family="AF_UNIX", authkey=key)
         cmd = [self.python, str(ENGINE_SCRIPT), "--address", address, "--model", str(self.model_dir),
                "--dtype", self.dtype, "--max-model-len", str(a["max_model_len"]),
-               "--gpu-memory-utilization", str(a["gpu_memory_utilization"])] + (["--eager"] * a["enforce_eager"])
+               "--gpu-memory-utilization", str(a["gpu_memory_utilization"]), "--lora-rank", str(a["lora_rank"])
+               ] + (["--eager"] * a["enforce_eager"])
         self.launch(cmd, engine_env(a, BLENDRL_VLLM_AUTHKEY=key.hex(), VLLM_ENABLE_V1_MULTIPROCESSING="0"))
         accepted: list = []
         thread = threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True)

@@ -189,7 +189,10 @@ def drive(trainer, cfg, report: RunReport, stop_after: int | None = None) -> dic
         export=lambda out, _: {"final": export_final(trainer, out)},
         evaluate=(lambda: trainer.evaluate(lg.eval_prompts)) if report.has_eval else None,
         eval_every=lg.eval_every, eval_before=lg.eval_before, collective_eval=is_sharded(trainer.m.policy))
-    return run_loop(trainer, cfg, report, plan, stop_after)
+    try:
+        return run_loop(trainer, cfg, report, plan, stop_after)
+    finally:
+        trainer.generator.release()  # an engine process goes now (it restarts if the trainer samples again)
 
 
 def ppo_report(has_eval: bool, eval_text: Callable[[str, dict], str] | None = None) -> RunReport:

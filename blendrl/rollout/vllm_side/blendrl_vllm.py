@@ -13,6 +13,9 @@ requests ``(op, kwargs)`` one at a time, answering ``("ok", result)`` or ``("err
   CPU build's packed copies of embedding-shaped matrices are re-packed (a tied LM head is not reloaded as a layer
   of its own and would keep the old matrix), and the prefix cache is reset (else a prompt seen before reuses KV
   computed by the old weights). ``skip`` leaves either out: only tests use it, to show the staleness is caught.
+  With ``adapter`` (an engine started with ``--lora-rank``), ``path`` is a peft adapter folder instead: it is loaded
+  in place under one adapter id (``load_inplace``; without it vLLM keeps an adapter it already holds under that id)
+  and every later request samples through it; the prefix cache is reset the same way.
 The engine runs in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``), so killing it leaves no engine behind; it
 also exits when the trainer's connection closes or the trainer dies (``PR_SET_PDEATHSIG``, set by the parent).
 """
@@ -27,13 +30,14 @@ import traceback
 
 class Engine:
     def __init__(self, model: str, dtype: str, max_model_len: int, seed: int, gpu_memory_utilization: float,
-                 enforce_eager: bool) -> None:
+                 enforce_eager: bool, lora_rank: int = 0) -> None:
         from vllm import LLM
 
+        lora = {"enable_lora": True, "max_lora_rank": lora_rank, "max_loras": 1} if lora_rank else {}
         self.llm = LLM(model=model, dtype=dtype, max_model_len=max_model_len, seed=seed, skip_tokenizer_init=True,
                        logprobs_mode="processed_logprobs", enable_prefix_caching=True, enforce_eager=enforce_eager,
-                       gpu_memory_utilization=gpu_memory_utilization)
-        self.version = 0
+                       gpu_memory_utilization=gpu_memory_utilization, **lora)
+        self.version, self.adapter = 0, None
 
     def generate(self, prompts: list[list[int]], seeds: list[int], temperature: float, top_p: float,
                  max_tokens: int, stop_token_ids: list[int]) -> dict:
@@ -42,7 +46,8 @@ class Engine:
 
         params = [SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=s, logprobs=0,
                                  stop_token_ids=stop_token_ids, ignore_eos=True, detokenize=False) for s in seeds]
-        outs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False)
+        outs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=False,
+                                 lora_request=self.adapter)
         tokens, logps = [], []
         for out in outs:
             c = out.outputs[0]
@@ -51,9 +56,15 @@ class Engine:
             logps.append([step[t].logprob for step, t in zip(c.logprobs, ids)])
         return {"version": self.version, "tokens": tokens, "logprobs": logps}
 
-    def load(self, path: str, version: int, skip: tuple = ()) -> dict:
+    def load(self, path: str, version: int, skip: tuple = (), adapter: bool = False) -> dict:
         start = time.perf_counter()
-        self.llm.collective_rpc(_reload, args=(path, "repack" not in skip))
+        if adapter:
+            from vllm.lora.request import LoRARequest
+
+            self.adapter = LoRARequest("policy", 1, path, load_inplace="load_inplace" not in skip)
+            self.llm.llm_engine.add_lora(self.adapter)  # loaded now, not at the next request
+        else:
+            self.llm.collective_rpc(_reload, args=(path, "repack" not in skip))
         if "reset_prefix_cache" not in skip:
             self.llm.reset_prefix_cache()
         self.version = version
@@ -99,6 +110,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--gpu-memory-utilization", type=float, default=0.3)
     ap.add_argument("--eager", action="store_true")
+    ap.add_argument("--lora-rank", type=int, default=0, help="serve a LoRA adapter of at most this rank")
     args = ap.parse_args()
     from multiprocessing.connection import Client
 
@@ -106,7 +118,7 @@ def main() -> None:
     start = time.perf_counter()
     try:
         engine = Engine(args.model, args.dtype, args.max_model_len, args.seed, args.gpu_memory_utilization,
-                        args.eager)
+                        args.eager, args.lora_rank)
         import vllm
     except BaseException:
         conn.send(("error", traceback.format_exc()))
