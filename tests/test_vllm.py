@@ -330,3 +330,18 @@ def test_two_ranks_each_with_an_engine_train_to_the_weights_of_one(vdir, tmp_pat
     one = _run(1, vdir, tmp_path / "one", over, tmp_path)
     two = _run(2, vdir, tmp_path / "two", over, tmp_path)
     _assert_same(one, two)
+
+
+def test_best_of_n_samples_on_the_configured_backend(vdir, tmp_path):
+    from blendrl.cli.main import main
+
+    out = {}
+    for backend in ("hf", "vllm"):
+        argv = ["bon", "--set", f"model.name={vdir}", "--set", "generation.max_new_tokens=6", "--set", "bon.pool=4",
+                "--set", "bon.prompts=2", "--set", f"logging.output_dir={tmp_path / backend}",
+                "--set", "generation.temperature=0.001", "--set", f"generation.backend={backend}",
+                "--set", "data.prompts=builtin:concise_eval",
+                "--set", "rewards=[{kind: callable, name: 'tests.tiny:yes_share'}]"]
+        assert main(argv) == 0
+        out[backend] = (tmp_path / backend / "picks.jsonl").read_text()
+    assert out["hf"] == out["vllm"]  # near-greedy: the same responses, picked the same

@@ -14,7 +14,7 @@ from ..core.seeds import stream
 from ..models import load_causal_lm, load_tokenizer, resolve_model
 from ..rewards import Sample, build_reward, make_samples, score_batch
 from ..rollout import SamplingParams, decode_responses
-from ..rollout.hf import HFGenerator
+from ..rollout import GENERATORS
 from .best_of_n import best_of_n, kl_bon
 
 
@@ -35,8 +35,9 @@ def run_bon(cfg: BoNRunConfig) -> dict:
     d = cfg.data
     prompts = load_prompt_set(d.prompts, tokenizer, d, d.system_prompt)
     prompts = prompts[: cfg.bon.prompts]
-    generator = HFGenerator(policy, tokenizer.pad_token_id, eos_ids(tokenizer, policy))
     g = cfg.generation
+    generator = GENERATORS[g.backend](policy, tokenizer.pad_token_id, eos_ids(tokenizer, policy) if g.stop_at_eos
+                                      else [], **g.options)
     params, gen = SamplingParams(g.max_new_tokens, g.temperature, g.top_p), stream(cfg.train.seed, "sampling")
     placement = cfg.model.placement(torch.device("cpu"))  # next to the policy, which samples on the CPU here
     proxy_rm = build_reward(cfg.rewards, placement)
@@ -61,6 +62,7 @@ def run_bon(cfg: BoNRunConfig) -> dict:
         best = int(torch.argmax(proxy))
         picks.append({"prompt": p.user_text, "response": texts[best], "proxy": float(proxy[best]),
                       **({"gold": float(gold[best])} if gold is not None else {})})
+    generator.release()  # an engine process (generation.backend vllm) goes now
     table = [{"n": n, "kl_bon": kl_bon(n), "proxy": sums[n][0] / len(prompts),
               **({"gold": sums[n][1] / len(prompts)} if gold_rm is not None else {})} for n in ns]
     out_dir = Path(cfg.logging.output_dir)

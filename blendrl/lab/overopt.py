@@ -34,7 +34,7 @@ from ..models import load_causal_lm, load_tokenizer, resolve_model
 from ..rewards import Sample, build_reward, make_samples, score_batch
 from ..rewards.shared_backbone import load_members
 from ..rollout import SamplingParams, decode_responses
-from ..rollout.hf import HFGenerator
+from ..rollout import GENERATORS
 
 log = logging.getLogger("blendrl")
 
@@ -47,8 +47,9 @@ class Policy:
 
         path = resolve_model(cfg.model.name)
         self.tokenizer, self.model = load_tokenizer(path), load_causal_lm(path, cfg.model.dtype)
-        self.generator = HFGenerator(self.model, self.tokenizer.pad_token_id, eos_ids(self.tokenizer, self.model))
         g, d = cfg.generation, cfg.data
+        stop = eos_ids(self.tokenizer, self.model) if g.stop_at_eos else []
+        self.generator = GENERATORS[g.backend](self.model, self.tokenizer.pad_token_id, stop, **g.options)
         self.params = SamplingParams(g.max_new_tokens, g.temperature, g.top_p)
         load = lambda src: load_prompt_set(src, self.tokenizer, d, d.system_prompt)  # noqa: E731
         self.prompts, self.eval_prompts = load(d.prompts), load(d.eval_prompts)
