@@ -65,4 +65,8 @@ try blendrl/rollout/on_vllm.py "deltas.get(key, tensor)" "tensor" "tests/test_vl
 try blendrl/training/experience.py "    if generator.exact_logprobs and not gap <= generator.tolerance:" "    if False:" "tests/test_vllm.py -k each_sync"
 try blendrl/training/experience.py "        exp.engine_logp = sampled" "        pass" "tests/test_vllm.py -k truncated_importance"
 try blendrl/functional/losses.py "        per_token = per_token * weights.detach()" "        pass" "tests/test_functional.py -k truncated"
+try blendrl/functional/surrogates.py "    bounded = torch.clamp(ratio, 1.0 - clip.low, 1.0 + clip.high)" "    bounded = torch.clamp(ratio, 1.0 - clip.low, 1.0 + clip.low)" "tests/test_functional.py -k ratio_variants"
+try blendrl/functional/surrogates.py "        dual = (advantages < 0) & (loss > capped)" "        dual = (advantages > 0) & (loss > capped)" "tests/test_functional.py -k ratio_variants"
+try blendrl/functional/surrogates.py "    ratio = torch.exp(logp - old_logp).detach()" "    ratio = torch.exp(logp - old_logp)" "tests/test_functional.py -k ratio_variants"
+try blendrl/algorithms/base.py "        return Clip(low, c.clip_eps if c.clip_high is None else c.clip_high, c.dual_clip)" "        return Clip(low, low, c.dual_clip)" "tests/test_algorithms.py -k configured_clip"
 exit $survived

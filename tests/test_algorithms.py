@@ -194,3 +194,25 @@ def test_the_loss_side_kl_term_back_propagates(kind):
     d = 1.0 if kind == "k1" else 1.0 - torch.exp(mb.ref_logp - mb.old_logp)  # ∂kl/∂logp per token
     assert torch.allclose(logp.grad, 0.5 * d * mb.response_mask / 5, atol=1e-6)
     assert stats["loss/kl"] > 0 and logp.grad.abs().sum() > 0
+
+
+def test_the_configured_clip_bounds_and_surrogate_reach_the_policy_loss():
+    """clip_low/clip_high/dual_clip and policy_loss from the config are the ones the loss uses: one token with
+    r = e^0.3 and A = 1 is capped at 1 + clip_high = 1.28 (1.2 under clip_eps alone); CISPO's gradient is the capped
+    weight times A."""
+    from blendrl.algorithms import ALGORITHMS
+    from blendrl.config.schema import AlgorithmConfig, KLConfig
+
+    mb = cgpo_batch(1, 1)
+    mb.response_mask, mb.old_logp, mb.advantages = torch.ones(1, 1), torch.zeros(1, 1), torch.ones(1, 1)
+    logp = torch.full((1, 1), 0.3)
+    for cfg, want in ((AlgorithmConfig(name="reinforce"), -1.2),
+                      (AlgorithmConfig(name="reinforce", clip_high=0.28), -1.28),
+                      (AlgorithmConfig(name="reinforce", clip_low=0.28), -1.2)):
+        loss, stats = ALGORITHMS["reinforce"](cfg, KLConfig(coef=0.0), 2).policy_loss(mb, logp, 0.0)
+        assert loss.item() == pytest.approx(want) and stats["loss/clipfrac"] == 1.0
+    cispo = ALGORITHMS["reinforce"](AlgorithmConfig(name="reinforce", policy_loss="cispo", clip_high=0.28),
+                                    KLConfig(coef=0.0), 2)
+    lp = logp.clone().requires_grad_(True)
+    cispo.policy_loss(mb, lp, 0.0)[0].backward()
+    assert lp.grad.item() == pytest.approx(-1.28)

@@ -111,7 +111,10 @@ BASE = {"train.iterations": 2, "logging.eval_before": False, "data.eval_prompts"
      "shaping.normalize": "normalize", "kl.coef": 0.05, "kl.adaptive": True},
     {"algorithm.name": "grpo", "algorithm.epochs": 1, "train.samples_per_prompt": 2,
      "algorithm.loss_agg": "seq-mean-token-mean", "kl.placement": "loss", "kl.coef": 0.1},
-], ids=["ppo", "rloo", "reinforce-whitened", "ppo-minibatches-shaping", "grpo-seq-mean-kl-loss"])
+    {"algorithm.name": "rloo", "algorithm.epochs": 2, "train.samples_per_prompt": 2, "algorithm.policy_loss": "gspo",
+     "algorithm.clip_high": 0.28, "algorithm.dual_clip": 3.0},
+], ids=["ppo", "rloo", "reinforce-whitened", "ppo-minibatches-shaping", "grpo-seq-mean-kl-loss",
+        "rloo-gspo-clip-higher"])
 def test_two_ranks_train_to_the_weights_of_one(tiny_dir, tmp_path, algo):
     over = {**BASE, **algo}
     one = _run(1, tiny_dir, tmp_path / "one", over, tmp_path)

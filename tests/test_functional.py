@@ -194,3 +194,34 @@ def test_truncated_importance_weights_on_hand_numbers():
     assert loss.item() == pytest.approx(-0.25)
     loss.backward()  # d/dlogp of −A·w·ratio at ratio 1, over 2 tokens: (−1·1.5/2, 2·0.5/2)
     close(logp.grad, [[-0.75, 0.5]])
+
+
+def test_clipping_and_ratio_variants_on_hand_numbers():
+    """r = e^0.3 = 1.3499 with A = 1: symmetric ε 0.2 caps it at 1.2, clip-higher (0.2, 0.28) at 1.28. Dual clip
+    c = 3, A = −1, r = 5: PPO's max(5, 0.8·… ) = 5 is capped at 3. GSPO: token log-ratios 0.1 and 0.3 share
+    s = e^0.2 = 1.2214 (inside 1.28). CISPO: −clip(r)·A·logp with the weight stopped: ∂/∂logp = −1.28·A."""
+    import math
+
+    from blendrl.functional.surrogates import Clip
+
+    one = torch.ones(1, 1)
+    logp, old = t([[0.3]]), t([[0.0]])
+    close(F.policy_loss(logp, old, one, one, 0.2), [-1.2])
+    close(F.policy_loss(logp, old, one, one, Clip(0.2, 0.28)), [-1.28])
+    assert F.clip_fraction(logp, old, one, Clip(0.2, 0.4)).item() == 0.0  # 1.35 < 1.4: not clipped
+    big = t([[math.log(5.0)]])
+    close(F.policy_loss(big, old, -one, one, 0.2), [5.0])
+    close(F.policy_loss(big, old, -one, one, Clip(0.2, 0.2, 3.0)), [3.0])
+    two = torch.ones(1, 2)
+    lp2 = t([[0.1, 0.3]]).requires_grad_()
+    loss = F.policy_loss(lp2, torch.zeros(1, 2), two, two, Clip(0.2, 0.28), kind="gspo")
+    close(loss, [-math.exp(0.2)])
+    loss.backward()  # −d/dlogp_t of s = e^{mean}: −s/2 for each token
+    close(lp2.grad, [[-math.exp(0.2) / 2, -math.exp(0.2) / 2]])
+    assert F.clip_fraction(lp2.detach(), torch.zeros(1, 2), two, Clip(0.2, 0.28), "gspo").item() == 0.0
+    lp = t([[0.3]]).requires_grad_()
+    loss = F.policy_loss(lp, old, 2 * one, one, Clip(0.2, 0.28), kind="cispo")
+    close(loss, [-1.28 * 2 * 0.3])
+    loss.backward()
+    close(lp.grad, [[-1.28 * 2]])
+    assert F.clip_fraction(lp.detach(), old, one, Clip(0.2, 0.28), "cispo").item() == 1.0

@@ -261,3 +261,14 @@ def test_the_adaptive_kl_coefficient_moves_by_ziegler_s_rule_in_the_loop(tiny_di
         beta *= 1 + min(max(m["kl/seq_k1"] / 0.5 - 1, -0.2), 0.2) * 8 / 10
         assert m["kl/coef"] == pytest.approx(beta, rel=1e-9)
     assert m["kl/coef"] != 0.1
+
+
+@pytest.mark.parametrize("options", [
+    {"algorithm.name": "grpo", "algorithm.policy_loss": "gspo", "algorithm.loss_agg": "seq-mean-token-mean",
+     "algorithm.clip_eps": 0.05, "train.samples_per_prompt": 4},
+    {"algorithm.name": "rloo", "algorithm.policy_loss": "cispo", "algorithm.clip_high": 0.28},
+    {"algorithm.name": "ppo", "algorithm.clip_low": 0.2, "algorithm.clip_high": 0.28, "algorithm.dual_clip": 3.0},
+], ids=["gspo", "cispo-clip-higher", "ppo-clip-higher-dual"])
+def test_each_policy_loss_option_learns_in_the_loop(tiny_dir, tmp_path, options):
+    before, after = learn_yes(tiny_dir, tmp_path, **options)
+    assert before < 0.1 and after > 0.5, (before, after)

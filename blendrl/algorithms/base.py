@@ -19,6 +19,7 @@ import torch
 from ..config import AlgorithmConfig, KLConfig
 from ..functional import clip_fraction, kl_penalty, masked_mean, policy_loss
 from ..functional.losses import LOSS_AGGREGATIONS, aggregate, tis_weights
+from ..functional.surrogates import Clip
 from ..core import dist
 from ..core.registry import Registry
 from ..functional.regularizers import REGULARIZERS
@@ -85,6 +86,13 @@ class Algorithm:
     def prepare(self, exp: Experience, kl_coef: float) -> dict:
         raise NotImplementedError
 
+    @property
+    def clip(self) -> Clip:
+        """The ratio's clip: ``clip_low``/``clip_high`` where set, else ``clip_eps``; ``dual_clip``."""
+        c = self.cfg
+        low = c.clip_eps if c.clip_low is None else c.clip_low
+        return Clip(low, c.clip_eps if c.clip_high is None else c.clip_high, c.dual_clip)
+
     def tis(self, mb: Experience) -> tuple[torch.Tensor | None, dict]:
         """Truncated importance weights against an inexact generator's log-probs (``algorithm.tis_cap``; none when
         it is unset or the generator's log-probs were the trainer's) and their statistics."""
@@ -98,14 +106,16 @@ class Algorithm:
     def policy_loss(self, mb: Experience, logp: torch.Tensor, kl_coef: float):
         """Clipped surrogate on ``mb.advantages`` (ratio to ``mb.old_logp``) plus the loss-side KL term."""
         weights, tis_stats = self.tis(mb)
-        pg = policy_loss(logp, mb.old_logp, mb.advantages, mb.response_mask, self.cfg.clip_eps, self.cfg.loss_agg,
-                         self.horizon, weights)
+        c = self.cfg
+        pg = policy_loss(logp, mb.old_logp, mb.advantages, mb.response_mask, self.clip, c.loss_agg, self.horizon,
+                         weights, c.policy_loss)
         kl = self.kl_loss(mb, logp, kl_coef)
         reg, reg_stats = self.regularizer_loss(mb, logp)
         stats = {
             "loss/policy": pg.item(),
             "loss/kl": kl.item(),
-            "loss/clipfrac": clip_fraction(logp.detach(), mb.old_logp, mb.response_mask, self.cfg.clip_eps).item(),
+            "loss/clipfrac": clip_fraction(logp.detach(), mb.old_logp, mb.response_mask, self.clip,
+                                           c.policy_loss).item(),
             **reg_stats, **tis_stats,
         }
         return pg + kl + reg, stats

@@ -202,6 +202,12 @@ class AlgorithmConfig:
     # seq-mean-token-sum, seq-mean-token-sum-norm (Dr. GRPO; L = generation.max_new_tokens), or any name in
     # blendrl.functional.losses.LOSS_AGGREGATIONS
     loss_agg: str = "token-mean"
+    # the per-token surrogate: ppo (clipped ratio), gspo (the sequence's length-normalised ratio), cispo (clipped,
+    # stopped importance weight × REINFORCE), or any name in blendrl.functional.surrogates.POLICY_LOSSES
+    policy_loss: str = "ppo"
+    clip_low: Optional[float] = None  # ε_low (ratio floor 1 − ε_low); None: clip_eps
+    clip_high: Optional[float] = None  # ε_high (ceiling 1 + ε_high; DAPO's clip-higher: 0.28); None: clip_eps
+    dual_clip: Optional[float] = None  # c > 1: a negative-advantage token's loss is at most −c·A (dual-clip PPO)
     # truncated importance sampling against an inexact generator's log-probs (vLLM in bfloat16): each token's loss
     # times min(π_old / π_engine, tis_cap); None: off. Ignored where the generator's log-probs are the trainer's
     tis_cap: Optional[float] = None
@@ -213,6 +219,9 @@ class AlgorithmConfig:
                  "(before GAE); the critic-free estimators use sequence rewards")
         _require(self.clip_eps > 0, "clip_eps: must be > 0")
         _require(self.tis_cap is None or self.tis_cap > 0, "tis_cap: must be > 0 (or null: off)")
+        for name in ("clip_low", "clip_high"):
+            _require(getattr(self, name) is None or getattr(self, name) > 0, f"{name}: must be > 0 (or null)")
+        _require(self.dual_clip is None or self.dual_clip > 1, "dual_clip: must be > 1 (or null: off)")
 
 
 @dataclass

@@ -22,6 +22,7 @@ import torch
 
 from ..core.registry import Registry
 from .masked import masked_mean
+from .surrogates import POLICY_LOSSES, Clip
 
 LOSS_AGGREGATIONS: Registry = Registry("loss aggregation")
 
@@ -65,19 +66,18 @@ def aggregate(x: torch.Tensor, mask: torch.Tensor, mode: str = "token-mean", hor
 
 
 def policy_loss(
-    logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, clip_eps: float,
+    logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, clip,
     agg: str = "token-mean", horizon: float | None = None, weights: torch.Tensor | None = None,
+    kind: str = "ppo",
 ) -> torch.Tensor:
-    """Clipped surrogate ``max(−A·ratio, −A·clip(ratio, 1−ε, 1+ε))``, ``ratio = exp(logp − old_logp)``, times the
-    per-token ``weights`` when given (constants: TIS), reduced by the aggregation ``agg`` (default: the masked mean
-    over tokens).
+    """The surrogate ``kind`` (``POLICY_LOSSES``: default PPO's ``max(−A·ratio, −A·clip(ratio, 1−ε, 1+ε))``,
+    ``ratio = exp(logp − old_logp)``) per token, times the per-token ``weights`` when given (constants: TIS), reduced
+    by the aggregation ``agg`` (default: the masked mean over tokens). ``clip``: ε, or a
+    :class:`~blendrl.functional.surrogates.Clip` (ε_low, ε_high, dual clip).
 
     Shapes: all (B, T) → scalar.
     """
-    ratio = torch.exp(logp - old_logp)  # (B, T)
-    unclipped = -advantages * ratio  # (B, T)
-    clipped = -advantages * torch.clamp(ratio, 1.0 - clip_eps, 1.0 + clip_eps)  # (B, T)
-    per_token = torch.maximum(unclipped, clipped)  # (B, T)
+    per_token, _ = POLICY_LOSSES[kind](logp, old_logp, advantages, mask, Clip.of(clip))  # (B, T)
     if weights is not None:
         per_token = per_token * weights.detach()
     return aggregate(per_token, mask, agg, horizon)
@@ -92,10 +92,14 @@ def tis_weights(old_logp: torch.Tensor, engine_logp: torch.Tensor, cap: float) -
     return torch.exp(old_logp - engine_logp).clamp(max=cap).detach()
 
 
-def clip_fraction(logp: torch.Tensor, old_logp: torch.Tensor, mask: torch.Tensor, clip_eps: float) -> torch.Tensor:
-    """Share of valid tokens whose ratio lies outside ``[1−ε, 1+ε]`` (a diagnostic). Shapes: (B, T) → scalar."""
-    ratio = torch.exp(logp - old_logp)
-    return masked_mean(((ratio - 1.0).abs() > clip_eps).float(), mask)
+def clip_fraction(logp: torch.Tensor, old_logp: torch.Tensor, mask: torch.Tensor, clip, kind: str = "ppo"
+                  ) -> torch.Tensor:
+    """Share of valid tokens the surrogate ``kind`` clipped (``clip``: ε or a ``Clip``; a diagnostic).
+    Shapes: (B, T) → scalar."""
+    ones = torch.ones_like(logp)  # the clipped set does not depend on the advantage's size, only on its sign
+    _, clipped_pos = POLICY_LOSSES[kind](logp, old_logp, ones, mask, Clip.of(clip))
+    _, clipped_neg = POLICY_LOSSES[kind](logp, old_logp, -ones, mask, Clip.of(clip))
+    return masked_mean((clipped_pos | clipped_neg).float(), mask)
 
 
 def value_loss(

@@ -23,6 +23,7 @@ from ..core.registry import load_plugins
 from ..functional import KL_ESTIMATORS
 from ..functional.filters import ROLLOUT_FILTERS
 from ..functional.losses import LOSS_AGGREGATIONS
+from ..functional.surrogates import POLICY_LOSSES
 from ..functional.regularizers import REGULARIZERS
 from ..rollout import GENERATORS
 from .reference import REFERENCES
@@ -39,6 +40,7 @@ NAMED_FIELDS = {
     (OptimizerConfig, "name"): (CGPO_OPTIMIZERS, ()),
     (FilterConfig, "kind"): (ROLLOUT_FILTERS, ("none",)),
     (AlgorithmConfig, "loss_agg"): (LOSS_AGGREGATIONS, ()),
+    (AlgorithmConfig, "policy_loss"): (POLICY_LOSSES, ()),
 }
 
 
