@@ -69,4 +69,6 @@ try blendrl/functional/surrogates.py "    bounded = torch.clamp(ratio, 1.0 - cli
 try blendrl/functional/surrogates.py "        dual = (advantages < 0) & (loss > capped)" "        dual = (advantages > 0) & (loss > capped)" "tests/test_functional.py -k ratio_variants"
 try blendrl/functional/surrogates.py "    ratio = torch.exp(logp - old_logp).detach()" "    ratio = torch.exp(logp - old_logp)" "tests/test_functional.py -k ratio_variants"
 try blendrl/algorithms/base.py "        return Clip(low, c.clip_eps if c.clip_high is None else c.clip_high, c.dual_clip)" "        return Clip(low, low, c.dual_clip)" "tests/test_algorithms.py -k configured_clip"
+try blendrl/models/logprob_head.py "                g = g.mul_(-(g_out[:, None] + g_ent[:, None] * centred))" "                g = g.mul_(-g_out[:, None])" "tests/test_logprobs.py -k entropy"
+try blendrl/algorithms/base.py "        return pg + kl + reg - bonus, stats" "        return pg + kl + reg, stats" "tests/test_algorithms.py -k entropy"
 exit $survived

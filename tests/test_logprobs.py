@@ -69,3 +69,23 @@ def test_training_forward_plain_head_path_equals_full_logits_path(monkeypatch):
     assert fast_grads.keys() == full_grads.keys()
     for name in full_grads:
         assert torch.allclose(fast_grads[name], full_grads[name], atol=1e-5), name
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_chunked_entropy_and_its_gradient_equal_the_plain_expression(temperature):
+    """H = −Σ p log p of softmax(hidden @ wᵀ / T), accumulated chunk by chunk (37 entries in chunks of 10), and the
+    gradient of a·log p_t + b·H in hidden and weight, against autograd through the full logits."""
+    from blendrl.models.logprob_head import token_logprobs
+
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(5, 8, generator=g).requires_grad_()
+    w = torch.randn(37, 8, generator=g).requires_grad_()
+    targets = torch.randint(0, 37, (5,), generator=g)
+    a, b = torch.randn(5, generator=g), torch.randn(5, generator=g)
+    logp, ent = token_logprobs(h, w, targets, temperature, chunk=10, entropy=True)
+    ours = torch.autograd.grad((a * logp + b * ent).sum(), (h, w))
+    full = torch.log_softmax(h @ w.t() / temperature, -1)
+    want_logp, want_ent = full.gather(1, targets[:, None])[:, 0], -(full.exp() * full).sum(-1)
+    assert torch.allclose(logp, want_logp, atol=1e-5) and torch.allclose(ent, want_ent, atol=1e-5)
+    want = torch.autograd.grad((a * want_logp + b * want_ent).sum(), (h, w))
+    assert all(torch.allclose(x, y, atol=1e-4) for x, y in zip(ours, want))

@@ -103,8 +103,10 @@ class Algorithm:
         return w, {"tis/mean_weight": masked_mean(w, mb.response_mask).item(),
                    "tis/capped_fraction": masked_mean((raw > self.cfg.tis_cap).float(), mb.response_mask).item()}
 
-    def policy_loss(self, mb: Experience, logp: torch.Tensor, kl_coef: float):
-        """Clipped surrogate on ``mb.advantages`` (ratio to ``mb.old_logp``) plus the loss-side KL term."""
+    def policy_loss(self, mb: Experience, logp: torch.Tensor, kl_coef: float, entropy: torch.Tensor | None = None):
+        """Clipped surrogate on ``mb.advantages`` (ratio to ``mb.old_logp``) plus the loss-side KL term; with the
+        policy's per-token ``entropy`` (B, T) (from the same forward) its token mean is logged
+        (``policy/entropy``) and ``algorithm.entropy_coef`` > 0 subtracts ``coef·agg(entropy)`` (a bonus)."""
         weights, tis_stats = self.tis(mb)
         c = self.cfg
         pg = policy_loss(logp, mb.old_logp, mb.advantages, mb.response_mask, self.clip, c.loss_agg, self.horizon,
@@ -118,7 +120,13 @@ class Algorithm:
                                            c.policy_loss).item(),
             **reg_stats, **tis_stats,
         }
-        return pg + kl + reg, stats
+        bonus = logp.new_zeros(())
+        if entropy is not None:
+            stats["policy/entropy"] = masked_mean(entropy.detach(), mb.response_mask).item()
+            if c.entropy_coef:
+                bonus = c.entropy_coef * aggregate(entropy, mb.response_mask, c.loss_agg, self.horizon)
+                stats["loss/entropy_bonus"] = bonus.item()
+        return pg + kl + reg - bonus, stats
 
     def critic_loss(self, mb: Experience, values: torch.Tensor):
         raise NotImplementedError(f"{type(self).__name__} has no critic")

@@ -208,6 +208,7 @@ class AlgorithmConfig:
     clip_low: Optional[float] = None  # ε_low (ratio floor 1 − ε_low); None: clip_eps
     clip_high: Optional[float] = None  # ε_high (ceiling 1 + ε_high; DAPO's clip-higher: 0.28); None: clip_eps
     dual_clip: Optional[float] = None  # c > 1: a negative-advantage token's loss is at most −c·A (dual-clip PPO)
+    entropy_coef: float = 0.0  # > 0: loss − coef·agg(policy entropy), a bonus (policy/entropy is always logged)
     # truncated importance sampling against an inexact generator's log-probs (vLLM in bfloat16): each token's loss
     # times min(π_old / π_engine, tis_cap); None: off. Ignored where the generator's log-probs are the trainer's
     tis_cap: Optional[float] = None
@@ -222,6 +223,7 @@ class AlgorithmConfig:
         for name in ("clip_low", "clip_high"):
             _require(getattr(self, name) is None or getattr(self, name) > 0, f"{name}: must be > 0 (or null)")
         _require(self.dual_clip is None or self.dual_clip > 1, "dual_clip: must be > 1 (or null: off)")
+        _require(self.entropy_coef >= 0, "entropy_coef: must be >= 0")
 
 
 @dataclass

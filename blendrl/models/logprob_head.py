@@ -32,12 +32,13 @@ class _TokenLogprobs(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, hidden, weight, targets, temperature: float, chunk: int, accumulate_grad: bool = False):
-        # hidden (N, H), weight (V, H), targets (N,) long → (N,)
+        # hidden (N, H), weight (V, H), targets (N,) long → log p (N,), entropy (N,)
         N, V = hidden.shape[0], weight.shape[0]
         ctx.hidden_dtype = hidden.dtype
         hidden = hidden.to(weight.dtype)  # under autocast the decoder hands over bf16/fp16: the head runs in fp32
         run_max = torch.full((N,), -torch.inf, dtype=torch.float32, device=hidden.device)
         run_sum = torch.zeros_like(run_max)
+        run_ez = torch.zeros_like(run_max)  # Σ_j e^{z_j − max} (z_j − max): the entropy's running numerator
         picked = torch.zeros_like(run_max)
         work = _Workspace(hidden, chunk)
         for v0 in range(0, V, chunk):
@@ -45,17 +46,23 @@ class _TokenLogprobs(torch.autograd.Function):
             rows = ((targets >= v0) & (targets < v0 + chunk)).nonzero()[:, 0]  # rows whose target is here
             picked[rows] = z[rows, targets[rows] - v0]
             new_max = torch.maximum(run_max, z.amax(-1))  # (N,)
-            run_sum = run_sum * (run_max - new_max).exp() + z.sub_(new_max[:, None]).exp_().sum(-1)
+            scale = (run_max - new_max).exp()  # (N,) the old terms at the new max
+            shift = torch.where(torch.isfinite(run_max), run_max - new_max, torch.zeros_like(run_max))
+            e = z.sub_(new_max[:, None]).exp_()  # (N, c) e^{z − new_max}, in place
+            # Σ e·(z − new_max) = Σ xlogy(e, e); the old Σ e'·(z − old_max) moves by (old_max − new_max)·Σ e'
+            run_ez = (run_ez + shift * run_sum) * scale + torch.special.xlogy(e, e).sum(-1)
+            run_sum = run_sum * scale + e.sum(-1)
             run_max = new_max
         lse = run_max + run_sum.log()  # (N,)
-        ctx.save_for_backward(hidden, weight, targets, lse)
+        z_mean = run_max + run_ez / run_sum  # (N,) Σ_j p_j z_j
+        ctx.save_for_backward(hidden, weight, targets, lse, z_mean)
         ctx.temperature, ctx.chunk = temperature, chunk
         ctx.param = weight if accumulate_grad else None  # the leaf whose .grad backward adds into
-        return picked - lse
+        return picked - lse, lse - z_mean
 
     @staticmethod
-    def backward(ctx, grad_out):
-        hidden, weight, targets, lse = ctx.saved_tensors
+    def backward(ctx, grad_out, grad_entropy):
+        hidden, weight, targets, lse, z_mean = ctx.saved_tensors
         need_h, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad_h = torch.zeros_like(hidden) if need_h else None
         grad_w, in_place = None, need_w and ctx.param is not None
@@ -65,12 +72,18 @@ class _TokenLogprobs(torch.autograd.Function):
             into = ctx.param.grad  # (V, H)
         elif need_w:
             grad_w = torch.empty_like(weight)
-        g_out = grad_out.float()  # (N,)
+        g_out = grad_out.float() if grad_out is not None else torch.zeros_like(lse)  # (N,)
+        g_ent = None if grad_entropy is None or not grad_entropy.any() else grad_entropy.float()  # (N,)
         work = _Workspace(hidden, ctx.chunk)
         for v0 in range(0, weight.shape[0], ctx.chunk):
             w = weight[v0 : v0 + ctx.chunk]  # (c, H)
             z = work.logits(hidden, w, ctx.temperature)  # (N, c)
-            g = z.sub_(lse[:, None]).exp_().mul_(-g_out[:, None])  # (N, c): −p_j · g
+            if g_ent is not None:  # ∂H/∂z_j = −p_j (z_j − Σ_k p_k z_k)
+                centred = z - z_mean[:, None]  # (N, c)
+                g = z.sub_(lse[:, None]).exp_()  # (N, c) p
+                g = g.mul_(-(g_out[:, None] + g_ent[:, None] * centred))
+            else:
+                g = z.sub_(lse[:, None]).exp_().mul_(-g_out[:, None])  # (N, c): −p_j · g
             rows = ((targets >= v0) & (targets < v0 + ctx.chunk)).nonzero()[:, 0]
             g[rows, targets[rows] - v0] += g_out[rows]  # + 1[j = t] · g
             g = g.div_(ctx.temperature).to(weight.dtype)  # ∂/∂logits of this chunk
@@ -99,13 +112,16 @@ class _Workspace:
 
 
 def token_logprobs(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0,
-                   chunk: int | None = None, accumulate_grad: bool = False) -> torch.Tensor:
+                   chunk: int | None = None, accumulate_grad: bool = False, entropy: bool = False):
     """``log_softmax(hidden @ weightᵀ / temperature, -1)`` at ``targets``, chunked over the vocabulary (see module
     doc). hidden (N, H), weight (V, H) (the LM head, no bias), targets (N,) long → (N,) float32; differentiable in
     ``hidden`` and ``weight``. ``chunk``: vocabulary entries per chunk, default :func:`default_vocab_chunk`;
-    ``accumulate_grad``: ∂weight goes into ``weight.grad`` in place (module doc), default False."""
+    ``accumulate_grad``: ∂weight goes into ``weight.grad`` in place (module doc), default False. ``entropy``: also
+    return each row's entropy of that softmax, ``H = lse − Σ_j p_j z_j`` (N,), accumulated in the same pass and
+    differentiable too (``∂H/∂z_j = −p_j (z_j − Σ_k p_k z_k)``)."""
     if accumulate_grad and not weight.is_leaf:
         raise ValueError("token_logprobs(accumulate_grad=True) needs a leaf weight (a parameter)")
     size = chunk or default_vocab_chunk(hidden.shape[0])
     with torch.autocast(hidden.device.type, enabled=False):  # the head and its log-softmax in the weight's dtype
-        return _TokenLogprobs.apply(hidden, weight, targets, float(temperature), size, bool(accumulate_grad))
+        logp, ent = _TokenLogprobs.apply(hidden, weight, targets, float(temperature), size, bool(accumulate_grad))
+    return (logp, ent) if entropy else logp

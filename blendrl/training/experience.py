@@ -62,8 +62,9 @@ def behaviour_logprobs(generator, exp: Experience, recompute, batch: int) -> flo
     return gap
 
 
-def response_logprobs(model, exp: Experience, temperature: float) -> torch.Tensor:
-    """Log-probs of the response tokens under ``softmax(logits / temperature)``. → (B, T), 0 on padding.
+def response_logprobs(model, exp: Experience, temperature: float, entropy: bool = False):
+    """Log-probs of the response tokens under ``softmax(logits / temperature)``. → (B, T), 0 on padding; with
+    ``entropy`` also that softmax's entropy at each response position (B, T), from the same pass (differentiable).
 
     Every sampled token gets its log-prob (padding is what the attention mask leaves out, past EOS), including the
     rows of skipped samples whose ``response_mask`` was zeroed after scoring. For plain-head models
@@ -83,13 +84,21 @@ def response_logprobs(model, exp: Experience, temperature: float) -> torch.Tenso
             logits_to_keep=T + 1, use_cache=False,
         ).logits[:, :-1].float() / temperature  # (B, T, V)
         picked = logits.gather(-1, exp.response_ids[..., None])[..., 0]  # (B, T)
-        return (picked - torch.logsumexp(logits, dim=-1)) * keep  # (B, T)
+        lse = torch.logsumexp(logits, dim=-1)  # (B, T)
+        logp = (picked - lse) * keep  # (B, T)
+        if not entropy:
+            return logp
+        return logp, (lse - (torch.softmax(logits, -1) * logits).sum(-1)) * keep  # (B, T) each
     decoder, head = parts
     hidden = suffix_hidden(decoder, exp.input_ids, exp.attention_mask, exp.position_ids, exp.prompt_len)  # (B, T+1, H)
     states = hidden[:, :T][keep]  # (n, H): the state before each kept response token
-    logp = token_logprobs(states, head.weight, exp.response_ids[keep], temperature,
-                          accumulate_grad=grads_in_place(head.weight))  # (n,)
-    return torch.zeros(keep.shape, dtype=logp.dtype, device=logp.device).masked_scatter(keep, logp)  # (B, T)
+    logp, ent = token_logprobs(states, head.weight, exp.response_ids[keep], temperature,
+                               accumulate_grad=grads_in_place(head.weight), entropy=True)  # (n,) each
+
+    def spread(x):  # (n,) → (B, T), 0 on padding
+        return torch.zeros(keep.shape, dtype=x.dtype, device=x.device).masked_scatter(keep, x)
+
+    return (spread(logp), spread(ent)) if entropy else spread(logp)
 
 
 def response_values(critic, exp: Experience) -> torch.Tensor:

@@ -237,13 +237,13 @@ class RLTrainer:
 
             def policy_loss(sub: Experience, micro: torch.Tensor):
                 nonlocal logp_gap
-                logp = response_logprobs(self.m.policy, sub, temp)  # (b, T)
+                logp, entropy = response_logprobs(self.m.policy, sub, temp, entropy=True)  # (b, T) each
                 if first_pass:  # no optimizer step yet: these log-probs are π_old
                     sub.old_logp = logp.detach()
                     exp.old_logp[micro] = pad_response(sub.old_logp, exp.old_logp.shape[1])
                     gap = ((logp.detach() - sub.behaviour_logp).abs() * sub.response_mask).max().item()
                     logp_gap = max(logp_gap, gap)
-                return self.algorithm.policy_loss(sub, logp, self.kl_ctl.value)
+                return self.algorithm.policy_loss(sub, logp, self.kl_ctl.value, entropy)
 
             def critic_loss(sub: Experience, micro: torch.Tensor):
                 values, self.pending_values = self.pending_values, None  # the early forward: whole batch, epoch 0
