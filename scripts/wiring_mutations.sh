@@ -71,4 +71,8 @@ try blendrl/functional/surrogates.py "    ratio = torch.exp(logp - old_logp).det
 try blendrl/algorithms/base.py "        return Clip(low, c.clip_eps if c.clip_high is None else c.clip_high, c.dual_clip)" "        return Clip(low, low, c.dual_clip)" "tests/test_algorithms.py -k configured_clip"
 try blendrl/models/logprob_head.py "                g = g.mul_(-(g_out[:, None] + g_ent[:, None] * centred))" "                g = g.mul_(-g_out[:, None])" "tests/test_logprobs.py -k entropy"
 try blendrl/algorithms/base.py "        return pg + kl + reg - bonus, stats" "        return pg + kl + reg, stats" "tests/test_algorithms.py -k entropy"
+try blendrl/training/dynamic.py "    return (finite.sum(1) >= 2) & (hi > lo)" "    return finite.sum(1) >= 2" "tests/test_training.py -k dynamic"
+try blendrl/training/dynamic.py "    parts = kept + spare" "    parts = spare + kept" "tests/test_training.py -k dynamic"
+try blendrl/functional/rewards.py "    return -penalty * excess.clamp_max(buffer) / buffer" "    return -penalty * excess.clamp_max(buffer)" "tests/test_training.py -k overlong"
+try blendrl/training/trainer.py "        all_scores, all_valid = self.shape_scores(all_raw, all_finished, lengths=all_lengths)" "        all_scores, all_valid = self.shape_scores(all_raw, all_finished)" "tests/test_training.py -k overlong_in_the_loop"
 exit $survived

@@ -113,8 +113,10 @@ BASE = {"train.iterations": 2, "logging.eval_before": False, "data.eval_prompts"
      "algorithm.loss_agg": "seq-mean-token-mean", "kl.placement": "loss", "kl.coef": 0.1},
     {"algorithm.name": "rloo", "algorithm.epochs": 2, "train.samples_per_prompt": 2, "algorithm.policy_loss": "gspo",
      "algorithm.clip_high": 0.28, "algorithm.dual_clip": 3.0},
+    {"algorithm.name": "rloo", "algorithm.epochs": 1, "train.samples_per_prompt": 2, "algorithm.loss_agg": "token-mean",
+     "algorithm.clip_high": 0.28, "dynamic_sampling.enabled": True},
 ], ids=["ppo", "rloo", "reinforce-whitened", "ppo-minibatches-shaping", "grpo-seq-mean-kl-loss",
-        "rloo-gspo-clip-higher"])
+        "rloo-gspo-clip-higher", "rloo-clip-higher-dynamic-sampling"])
 def test_two_ranks_train_to_the_weights_of_one(tiny_dir, tmp_path, algo):
     over = {**BASE, **algo}
     one = _run(1, tiny_dir, tmp_path / "one", over, tmp_path)

@@ -286,3 +286,56 @@ def test_the_policy_entropy_is_logged_every_iteration_and_the_bonus_raises_it(ti
         assert len(ents[coef]) == 8 and all(math.isfinite(e) and e > 0 for e in ents[coef])
         assert res["trainer"].iteration == 8
     assert ents[0.5][-1] > ents[0.0][-1]
+
+
+def test_the_overlong_penalty_ramps_over_the_buffer_in_shape_scores(tiny_dir, tmp_path):
+    """max_new_tokens 8, buffer 4, penalty 0.5: lengths 3, 4, 6, 8 lose 0, 0, 0.25, 0.5 (hand numbers)."""
+    from blendrl.functional import overlong_penalty
+
+    assert overlong_penalty(torch.tensor([3, 4, 6, 8]), 8, 4, 0.5).tolist() == [0.0, 0.0, -0.25, -0.5]
+    cfg = tiny_config(tiny_dir, tmp_path, **{"shaping.overlong_buffer": 4, "shaping.overlong_penalty": 0.5})
+    trainer = build_trainer(cfg)
+    shaped, _ = trainer.shape_scores(torch.ones(4), torch.ones(4, dtype=torch.bool), lengths=torch.tensor([3, 4, 6, 8]))
+    assert shaped.tolist() == [1.0, 1.0, 0.75, 0.5]
+
+
+def test_dynamic_sampling_drops_groups_without_a_signal_and_fills_the_batch(tiny_dir, tmp_path):
+    """Groups whose k rewards are all equal are dropped and more rounds sampled (hand-built rounds: the first
+    varied groups in order are kept); in the loop, every kept group's rewards differ."""
+    from blendrl.core.types import Rollout, Scores
+    from blendrl.training.dynamic import dynamic_batch, varied_groups
+
+    assert varied_groups(torch.tensor([1.0, 1.0, 0.0, 2.0, float("nan"), 3.0]), 2).tolist() == [False, True, False]
+    rounds = iter([[1.0, 1.0, 0.0, 1.0], [0.0, 2.0, 5.0, 5.0], [3.0, 4.0, 1.0, 2.0]])
+
+    def draw():
+        ids = torch.arange(4)[:, None]
+        return [f"p{i}" for i in range(4)], Rollout(ids, torch.ones(4, 1, dtype=torch.long), ids, torch.ones(4, 1),
+                                                    torch.zeros(4, 1), torch.ones(4, dtype=torch.bool))
+
+    prompts, rollout, scores, m = dynamic_batch(draw, lambda p, r: Scores(torch.tensor(next(rounds))), 2, 2, 2, 0)
+    assert scores.total.tolist() == [0.0, 1.0, 0.0, 2.0] and len(prompts) == 4 and len(rollout.response_ids) == 4
+    assert m == {"sampling/rounds": 2, "sampling/dropped_groups": 2, "sampling/kept_groups": 2}
+    cfg = tiny_config(tiny_dir, tmp_path, **{"train.iterations": 3, "algorithm.name": "rloo",
+                                             "dynamic_sampling.enabled": True, "train.samples_per_prompt": 2,
+                                             "data.eval_prompts": "null", "logging.log_samples": 64})
+    run(cfg)
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    steps = [m for m in lines if "sampling/rounds" in m]
+    assert len(steps) == 3 and sum(m["sampling/dropped_groups"] for m in steps) > 0  # the random model says no yes
+    rows = [json.loads(x) for x in (tmp_path / "samples.jsonl").read_text().splitlines()]
+    for m, it in zip(steps, (1, 2, 3)):
+        rewards = [r["reward"] for r in rows if r["iteration"] == it and r["tag"] == "train"]
+        assert len(rewards) == 2 * 4  # the batch keeps its size (topped up with dropped groups)
+        kept = 2 * m["sampling/kept_groups"]
+        assert all(a != b for a, b in zip(rewards[:kept:2], rewards[1:kept:2]))  # each kept group has a signal
+        assert all(a == b for a, b in zip(rewards[kept::2], rewards[kept + 1::2]))  # the top-ups have none
+
+
+def test_the_overlong_penalty_in_the_loop(tiny_dir, tmp_path):
+    """With the buffer the whole budget (8 tokens, penalty 1) every response of L tokens loses L/8: the shaped mean
+    is the raw mean minus the mean length over 8 (no EOS stops the tiny model early, so each row has 8 tokens)."""
+    run(tiny_config(tiny_dir, tmp_path, **{"train.iterations": 1, "shaping.overlong_buffer": 8,
+                                           "data.eval_prompts": "null", "generation.stop_at_eos": False}))
+    m = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines() if "reward/mean" in x][-1]
+    assert m["reward/shaped_mean"] == pytest.approx(m["reward/mean"] - 1.0, abs=1e-6)

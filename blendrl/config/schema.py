@@ -135,6 +135,27 @@ class ShapingConfig:
     normalize: Literal["none", "normalize", "scale"] = "none"
     clip: Optional[float] = None
     missing_eos_penalty: Optional[float] = None
+    # DAPO's overlong soft penalty: a response longer than max_new_tokens − overlong_buffer tokens loses
+    # overlong_penalty × (its excess / overlong_buffer), the whole penalty at max_new_tokens; None: off
+    overlong_buffer: Optional[int] = None
+    overlong_penalty: float = 1.0
+
+    def validate(self) -> None:
+        _require(self.overlong_buffer is None or self.overlong_buffer >= 1, "overlong_buffer: must be >= 1 (or null)")
+        _require(self.overlong_penalty >= 0, "overlong_penalty: must be >= 0")
+
+
+@dataclass
+class DynamicSamplingConfig:
+    """DAPO's dynamic sampling: a prompt group whose k rewards are all equal (no learning signal for a group
+    baseline) is dropped and more prompts are sampled until the batch holds ``train.prompts_per_iteration`` groups,
+    at most ``max_extra_rounds`` more rounds (then the batch is what was kept). Needs samples_per_prompt >= 2."""
+
+    enabled: bool = False
+    max_extra_rounds: int = 2
+
+    def validate(self) -> None:
+        _require(self.max_extra_rounds >= 0, "max_extra_rounds: must be >= 0")
 
 
 @dataclass
@@ -304,11 +325,20 @@ class PPORunConfig:
     regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
+    dynamic_sampling: DynamicSamplingConfig = field(default_factory=DynamicSamplingConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     perf: PerfConfig = field(default_factory=PerfConfig)
     plugins: list[str] = field(default_factory=list)  # modules or .py files imported first (their registrations)
+
+    def validate(self) -> None:
+        _require(not self.dynamic_sampling.enabled or self.train.samples_per_prompt >= 2,
+                 "dynamic_sampling.enabled: needs train.samples_per_prompt >= 2 (a group to compare)")
+        _require(self.shaping.overlong_buffer is None or self.algorithm.name != "vineppo",
+                 "shaping.overlong_buffer: not with vineppo (its continuations' scores would not carry it)")
+        _require(self.shaping.overlong_buffer is None or self.shaping.overlong_buffer <= self.generation.max_new_tokens,
+                 "shaping.overlong_buffer: must be <= generation.max_new_tokens")
 
     # what a named kind needs of the rest of the config (rloo's samples, a filter's algorithm, a dense reward's
     # shaping) is that kind's own check, run with its key path before any model loads (blendrl.training.names)

@@ -64,6 +64,13 @@ class Scores:
             raise ValueError(f"reward '{name}' returned {bad or 'dense rows'} for {n} samples; want ({n},) each")
         return out
 
+    def select(self, idx: torch.Tensor) -> "Scores":
+        """The rows ``idx`` (long) of every field."""
+        rows = idx.tolist()
+        return Scores(self.total[idx], {k: v[idx] for k, v in self.components.items()},
+                      {k: v[idx] for k, v in self.stats.items()},
+                      None if self.dense is None else [self.dense[i] for i in rows])
+
     @classmethod
     def cat(cls, parts: list["Scores"]) -> "Scores":
         """The rows of ``parts`` one after another (the shares of a batch scored by several workers)."""
@@ -112,6 +119,28 @@ class Rollout:
 
     def select(self, idx: torch.Tensor | slice) -> "Rollout":
         return Rollout(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
+
+    def to(self, device) -> "Rollout":
+        return Rollout(*(getattr(self, f).to(device) for f in self.__dataclass_fields__))
+
+    @classmethod
+    def cat(cls, parts: list["Rollout"], pad_id: int) -> "Rollout":
+        """The rows of ``parts`` one after another, prompts left-padded and responses right-padded to the widest."""
+        P = max(r.prompt_ids.shape[1] for r in parts)
+        T = max(r.response_ids.shape[1] for r in parts)
+        F = torch.nn.functional
+
+        def left(x, value):  # (b, p) → (b, P)
+            return F.pad(x, (P - x.shape[1], 0), value=value)
+
+        def right(x, value):  # (b, t) → (b, T)
+            return F.pad(x, (0, T - x.shape[1]), value=value)
+
+        return cls(torch.cat([left(r.prompt_ids, pad_id) for r in parts]), torch.cat([left(r.prompt_mask, 0)
+                                                                                   for r in parts]),
+                   torch.cat([right(r.response_ids, pad_id) for r in parts]),
+                   torch.cat([right(r.response_mask, 0.0) for r in parts]),
+                   torch.cat([right(r.logp, 0.0) for r in parts]), torch.cat([r.finished for r in parts]))
 
     def compact(self) -> "Rollout":
         """The same rows without prompt columns that are padding in every row and response columns past the longest

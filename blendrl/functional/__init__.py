@@ -6,7 +6,7 @@ from .advantages import SEQUENCE_ADVANTAGES, gae, grpo_advantages, reinforce_adv
 from .kl import KL_ESTIMATORS, AdaptiveKLController, FixedKLController, kl_penalty, sequence_kl
 from .losses import clip_fraction, policy_loss, value_loss
 from .masked import masked_mean, masked_sum, masked_var, whiten
-from .rewards import RunningMoments, apply_missing_eos_penalty, last_token_index, token_rewards
+from .rewards import RunningMoments, apply_missing_eos_penalty, last_token_index, overlong_penalty, token_rewards
 from .rm_losses import (
     adaptive_margin_loss, bradley_terry_loss, flip_lowest, label_smoothing_loss, metarm_difference_loss,
     preference_strength, simcse_loss, soft_label_margin_loss,
@@ -17,6 +17,7 @@ __all__ = [
     "metarm_difference_loss", "preference_strength", "simcse_loss", "soft_label_margin_loss",
     "SEQUENCE_ADVANTAGES", "KL_ESTIMATORS", "AdaptiveKLController", "FixedKLController", "RunningMoments",
     "apply_missing_eos_penalty", "clip_fraction", "gae", "grpo_advantages", "kl_penalty", "last_token_index",
-    "masked_mean", "masked_sum", "masked_var", "policy_loss", "reinforce_advantages", "rloo_advantages",
+    "masked_mean", "masked_sum", "masked_var", "overlong_penalty", "policy_loss", "reinforce_advantages",
+    "rloo_advantages",
     "sequence_kl", "token_rewards", "value_loss", "whiten",
 ]

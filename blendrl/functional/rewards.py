@@ -62,6 +62,13 @@ def apply_missing_eos_penalty(scores: torch.Tensor, finished: torch.Tensor, pena
     return scores - penalty * (~finished).to(scores.dtype)
 
 
+def overlong_penalty(lengths: torch.Tensor, max_len: int, buffer: int, penalty: float = 1.0) -> torch.Tensor:
+    """DAPO's soft overlong punishment (Yu et al. 2025): 0 up to ``max_len − buffer`` tokens, then falling linearly
+    to ``−penalty`` at ``max_len``: ``−penalty · max(0, L − (max_len − buffer)) / buffer``. Shapes: (N,) → (N,)."""
+    excess = (lengths.float() - (max_len - buffer)).clamp_min(0)
+    return -penalty * excess.clamp_max(buffer) / buffer
+
+
 def last_token_index(mask: torch.Tensor) -> torch.Tensor:
     """Index of the last valid token of each row (the EOS, or the last sampled token). (B, T) → long (B,)."""
     return (mask.sum(dim=1).long() - 1).clamp_min(0)

@@ -22,14 +22,8 @@ from dataclasses import dataclass, field
 import torch
 
 from ..config import PPORunConfig
-from ..functional import (
-    AdaptiveKLController,
-    FixedKLController,
-    RunningMoments,
-    apply_missing_eos_penalty,
-    masked_sum,
-    sequence_kl,
-)
+from ..functional import (AdaptiveKLController, FixedKLController, RunningMoments, apply_missing_eos_penalty,
+                          masked_sum, overlong_penalty, sequence_kl)
 from ..judges.signals import hack_signals
 from ..models.checkpointing import checkpointed
 from ..rewards import Scores, make_samples, score_batch
@@ -40,6 +34,7 @@ from .experience import (Experience, behaviour_logprobs, forward_rows, micro_bat
 from ..core import dist
 from ..core.seeds import seed_of, stream
 from .engine import make_engine
+from .dynamic import dynamic_batch
 from .extras import after_scores
 from .held_out import held_out_metrics, held_out_pass
 from .vine import mc_values
@@ -87,19 +82,14 @@ class RLTrainer:
     def step(self) -> StepOutput:
         t = self.cfg.train
         timer = {"start": time.perf_counter()}
-        # 1. rollout
-        batch = [self.train_prompts[i] for i in self.sampler.next_indices(t.prompts_per_iteration)]
-        k = t.samples_per_prompt
-        start, stop = dist.shard_range(len(batch))  # data-parallel: this rank's prompts (all of them in one process)
-        prompts = [p for p in batch[start:stop] for _ in range(k)]
-        shard = dist.Shard(torch.arange(start * k, stop * k), len(batch) * k) if dist.active() else None
-        rollout = self.generator.sample([p.input_ids for p in prompts], self.params, self.sampling_gen, shard=shard)
+        # 1. rollout (with dynamic sampling: rounds until the batch holds enough groups with a signal, scored)
+        prompts, rollout, scored, sampling = self.rollout_batch()
         exp = Experience.from_rollout(rollout)
         generator_gap = self.exact_behaviour_logprobs(exp)
         timer["rollout"] = time.perf_counter()
         # 2. score: sources that run elsewhere (kind: ray) start now and score while 3. runs here
         responses = self.decode(exp)
-        pending = self.submit_scores(prompts, responses, exp.finished)
+        pending = self.submit_scores(prompts, responses, exp.finished) if scored is None else Later(lambda: scored)
         # 3. reference and critic (they read the sampled tokens, not the scores or the response mask)
         exp.ref_logp = self.m.reference.logprobs(exp, self.params.temperature, t.forward_batch_size)
         if self.algorithm.needs_critic:
@@ -109,7 +99,8 @@ class RLTrainer:
         scored = pending.result()
         raw = scored.total
         (all_raw, first), (all_finished, _) = dist.gather_rows(raw), dist.gather_rows(exp.finished.cpu())
-        all_scores, all_valid = self.shape_scores(all_raw, all_finished)
+        all_lengths = dist.gather_rows((exp.attention_mask[:, exp.prompt_len:] > 0).sum(1).cpu())[0]
+        all_scores, all_valid = self.shape_scores(all_raw, all_finished, lengths=all_lengths)
         mine = slice(first, first + len(raw))
         exp.scores, valid = all_scores[mine].to(exp.response_mask.device), all_valid[mine]
         exp.response_mask[~valid.to(exp.response_mask.device)] = 0.0
@@ -122,7 +113,7 @@ class RLTrainer:
             extra.update(vine)
         timer["score"] = time.perf_counter()
         # 4. advantages
-        metrics = {**self.algorithm.prepare(exp, self.kl_ctl.value), **extra}
+        metrics = {**self.algorithm.prepare(exp, self.kl_ctl.value), **extra, **sampling}
         # 5. update
         metrics.update(self.update(exp))
         self.m.reference.after_update(self.m.policy)
@@ -144,14 +135,30 @@ class RLTrainer:
         return StepOutput(metrics, samples)
 
     # ------------------------------------------------------------------ pieces of the step
+    def rollout_batch(self):
+        """This rank's prompts (k rows each), their rollout, and (``dynamic_sampling``) Scores and metrics."""
+        t, k, ds = self.cfg.train, self.cfg.train.samples_per_prompt, self.cfg.dynamic_sampling
+
+        def draw():
+            batch = [self.train_prompts[i] for i in self.sampler.next_indices(t.prompts_per_iteration)]
+            start, stop = dist.shard_range(len(batch))  # data-parallel: this rank's prompts (all in one process)
+            prompts = [p for p in batch[start:stop] for _ in range(k)]
+            shard = dist.Shard(torch.arange(start * k, stop * k), len(batch) * k) if dist.active() else None
+            return prompts, self.generator.sample([p.input_ids for p in prompts], self.params, self.sampling_gen,
+                                                  shard=shard)
+
+        if not ds.enabled:
+            return (*draw(), None, {})
+        return dynamic_batch(draw, lambda p, r: self.score(p, self.decode(r), r.finished), k, t.prompts_per_iteration,
+                             ds.max_extra_rounds, self.m.tokenizer.pad_token_id)
+
     def exact_behaviour_logprobs(self, exp: Experience) -> float | None:
-        """π_old from the training forward when the generator's log-probs are not exact, or checked against it
-        every ``check_every`` batches when they claim to be (:func:`~blendrl.training.experience.behaviour_logprobs`);
-        returns the largest gap, or None."""
+        """π_old from the training forward where the generator's log-probs are inexact or due for their check
+        (:func:`~blendrl.training.experience.behaviour_logprobs`); the largest gap, or None."""
         return behaviour_logprobs(self.generator, exp, lambda e: self.forward_no_grad(
             lambda mb: response_logprobs(self.m.policy, mb, self.params.temperature), e), self.iteration)
 
-    def decode(self, exp: Experience) -> list[str]:
+    def decode(self, exp) -> list[str]:  # an Experience or a Rollout
         return decode_responses(self.m.tokenizer, exp)
 
     def score(self, prompts, responses: list[str], finished: torch.Tensor) -> Scores:
@@ -174,11 +181,11 @@ class RLTrainer:
         raw = self.score(prompts, responses, finished).total
         return self.shape_scores(raw, finished, update=False)[0], torch.isfinite(raw)
 
-    def shape_scores(self, raw: torch.Tensor, finished: torch.Tensor,
-                     update: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """Missing-EOS penalty, running normalisation and clipping (§11, PPO-max eq. 18). NaN scores → skipped.
-        ``update=False`` (scores that are not the batch's samples, e.g. VinePPO's continuations) normalises with
-        the running statistics as they are and counts nothing."""
+    def shape_scores(self, raw: torch.Tensor, finished: torch.Tensor, update: bool = True,
+                     lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Missing-EOS and overlong penalties (``lengths`` (B,): response tokens), running normalisation, clipping
+        (§11, PPO-max eq. 18). NaN scores → skipped. ``update=False`` (not the batch's samples: VinePPO's
+        continuations) normalises with the running statistics as they are and counts nothing."""
         s = self.cfg.shaping
         valid = torch.isfinite(raw)  # (B,)
         if not valid.any():
@@ -190,6 +197,9 @@ class RLTrainer:
         scores = torch.where(valid, raw, raw[valid].mean())  # (B,) skipped rows get a neutral score
         if s.missing_eos_penalty is not None:
             scores = apply_missing_eos_penalty(scores, finished, s.missing_eos_penalty)
+        if s.overlong_buffer is not None and lengths is not None:
+            scores = scores + overlong_penalty(lengths, self.params.max_new_tokens, s.overlong_buffer,
+                                               s.overlong_penalty)
         if s.normalize != "none":
             normed = self.moments.normalize(scores[valid], None, s.normalize, update=update)
             scores = scores.clone()
