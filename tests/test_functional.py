@@ -225,3 +225,6 @@ def test_clipping_and_ratio_variants_on_hand_numbers():
     loss.backward()
     close(lp.grad, [[-1.28 * 2]])
     assert F.clip_fraction(lp.detach(), old, one, Clip(0.2, 0.28), "cispo").item() == 1.0
+    inside = t([[0.1]]).requires_grad_()  # r = e^0.1 inside the clip: the stopped weight keeps r out of the grad
+    F.policy_loss(inside, old, one, one, Clip(0.2, 0.28), kind="cispo").backward()
+    close(inside.grad, [[-math.exp(0.1)]])
