@@ -38,12 +38,24 @@ class ModelConfig:
     gradient_checkpointing: bool = False
     offload_frozen: Union[bool, Literal["reference", "rewards", "auto"]] = "auto"
     device: str = "auto"  # auto (cuda:LOCAL_RANK when CUDA is there, else cpu) | cpu | cuda | cuda:N
+    revision: Optional[str] = None  # a hub model's branch, tag or commit (the policy's and its tokenizer's)
+    # run the model repository's own Python (a model class transformers does not ship): off unless you trust it;
+    # a run that turns it on says so in its log
+    trust_remote_code: bool = False
+    attn_implementation: Optional[str] = None  # eager | sdpa | flash_attention_2 | ... (transformers' choice)
 
     def validate(self) -> None:
         import re
 
         _require(re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None,
                  f"device: expected auto, cpu, cuda or cuda:N, got {self.device!r}")
+
+    @property
+    def hub(self) -> dict:
+        """What ``from_pretrained`` is handed for the policy and its tokenizer beyond the path (the options set)."""
+        opts = {"revision": self.revision, "attn_implementation": self.attn_implementation}
+        return {**{k: v for k, v in opts.items() if v is not None},
+                **({"trust_remote_code": True} if self.trust_remote_code else {})}
 
     @property
     def offload_reference(self) -> Union[bool, Literal["auto"]]:

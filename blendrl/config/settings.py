@@ -5,7 +5,7 @@ Each default has one home: its field here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 from .loader import ConfigError
 
@@ -22,10 +22,13 @@ class LoraConfig:
     r: int = 16
     alpha: int = 32
     dropout: float = 0.0
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    # module names, or "all-linear" (peft: every linear layer but the output head)
+    target_modules: Union[list[str], str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
 
     def validate(self) -> None:
         _require(self.r > 0, "r: must be > 0")
+        _require(not isinstance(self.target_modules, str) or self.target_modules == "all-linear",
+                 f"target_modules: a list of module names or 'all-linear', got {self.target_modules!r}")
 
 
 @dataclass

@@ -31,7 +31,7 @@ def run_bon(cfg: BoNRunConfig) -> dict:
 
     torch.manual_seed(cfg.train.seed)
     path = resolve_model(cfg.model.name)
-    tokenizer, policy = load_tokenizer(path), load_causal_lm(path, cfg.model.dtype)
+    tokenizer, policy = load_tokenizer(path, cfg.model.hub), load_causal_lm(path, cfg.model.dtype, hub=cfg.model.hub)
     d = cfg.data
     prompts = load_prompt_set(d.prompts, tokenizer, d, d.system_prompt)
     prompts = prompts[: cfg.bon.prompts]

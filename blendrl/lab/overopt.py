@@ -46,7 +46,8 @@ class Policy:
         from ..core.types import eos_ids
 
         path = resolve_model(cfg.model.name)
-        self.tokenizer, self.model = load_tokenizer(path), load_causal_lm(path, cfg.model.dtype)
+        self.tokenizer = load_tokenizer(path, cfg.model.hub)
+        self.model = load_causal_lm(path, cfg.model.dtype, hub=cfg.model.hub)
         g, d = cfg.generation, cfg.data
         stop = eos_ids(self.tokenizer, self.model) if g.stop_at_eos else []
         self.generator = GENERATORS[g.backend](self.model, self.tokenizer.pad_token_id, stop, **g.options)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import os
 from pathlib import Path
 
@@ -98,25 +99,31 @@ def resolve_model(name: str) -> str:
     )
 
 
-def load_tokenizer(path: str):
-    """The tokenizer of ``path`` with a pad token (EOS when the model has none) and left padding for prompts."""
+def load_tokenizer(path: str, hub: dict | None = None):
+    """The tokenizer of ``path`` with a pad token (EOS when the model has none) and left padding for prompts.
+    ``hub``: ``from_pretrained`` options (``model.revision``, ``model.trust_remote_code``: ``ModelConfig.hub``)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    hub = {k: v for k, v in (hub or {}).items() if k != "attn_implementation"}
+    tokenizer = AutoTokenizer.from_pretrained(path, **hub)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     return tokenizer
 
 
-def load_causal_lm(path: str, dtype: str = "float32", lean: bool = False):
+def load_causal_lm(path: str, dtype: str = "float32", lean: bool = False, hub: dict | None = None):
     """A causal LM in eval mode (``train()`` is called by the trainer), dropout-free forward for exact log-probs.
     ``lean``: its MLPs, norms and attention keep fewer activations for backward (:mod:`blendrl.models.lean`;
-    ``perf.lean_layers`` of a run)."""
+    ``perf.lean_layers`` of a run). ``hub``: ``from_pretrained`` options (``ModelConfig.hub``: revision,
+    attn_implementation, trust_remote_code, the last logged as a warning since it runs the repository's code)."""
     from transformers import AutoModelForCausalLM
 
+    hub = dict(hub or {})
+    if hub.get("trust_remote_code"):
+        logging.getLogger("blendrl").warning("model.trust_remote_code is on: %s runs its own Python code", path)
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(dtype))
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(dtype), **hub)
     except OSError as exc:
         raise ModelNotFoundError(f"cannot load model '{path}': {exc}") from None
     if lean:

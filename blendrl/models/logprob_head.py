@@ -31,7 +31,8 @@ class _TokenLogprobs(torch.autograd.Function):
     once (one large matmul per chunk); the log-normaliser is accumulated online (running max and sum)."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, targets, temperature: float, chunk: int, accumulate_grad: bool = False):
+    def forward(ctx, hidden, weight, targets, temperature: float, chunk: int, accumulate_grad: bool = False,
+                want_entropy: bool = False):
         # hidden (N, H), weight (V, H), targets (N,) long → log p (N,), entropy (N,)
         N, V = hidden.shape[0], weight.shape[0]
         ctx.hidden_dtype = hidden.dtype
@@ -48,13 +49,17 @@ class _TokenLogprobs(torch.autograd.Function):
             new_max = torch.maximum(run_max, z.amax(-1))  # (N,)
             scale = (run_max - new_max).exp()  # (N,) the old terms at the new max
             shift = torch.where(torch.isfinite(run_max), run_max - new_max, torch.zeros_like(run_max))
-            e = z.sub_(new_max[:, None]).exp_()  # (N, c) e^{z − new_max}, in place
-            # Σ e·(z − new_max) = Σ xlogy(e, e); the old Σ e'·(z − old_max) moves by (old_max − new_max)·Σ e'
-            run_ez = (run_ez + shift * run_sum) * scale + torch.special.xlogy(e, e).sum(-1)
+            if want_entropy:
+                d = z.sub_(new_max[:, None])  # (N, c) z − new_max, in place
+                e = torch.exp(d, out=work.second(d))  # (N, c) e^{z − new_max}
+                # Σ e·(z − new_max), a batched dot; the old Σ e'·(z − old_max) moves by (old_max − new_max)·Σ e'
+                run_ez = (run_ez + shift * run_sum) * scale + torch.bmm(e.unsqueeze(1), d.unsqueeze(2)).view(-1)
+            else:
+                e = z.sub_(new_max[:, None]).exp_()  # (N, c) e^{z − new_max}, in place
             run_sum = run_sum * scale + e.sum(-1)
             run_max = new_max
         lse = run_max + run_sum.log()  # (N,)
-        z_mean = run_max + run_ez / run_sum  # (N,) Σ_j p_j z_j
+        z_mean = run_max + run_ez / run_sum if want_entropy else torch.full_like(lse, torch.nan)  # (N,) Σ_j p_j z_j
         ctx.save_for_backward(hidden, weight, targets, lse, z_mean)
         ctx.temperature, ctx.chunk = temperature, chunk
         ctx.param = weight if accumulate_grad else None  # the leaf whose .grad backward adds into
@@ -95,7 +100,7 @@ class _TokenLogprobs(torch.autograd.Function):
                 torch.mm(g.t(), hidden, out=grad_w[v0 : v0 + ctx.chunk])
         if grad_h is not None:
             grad_h = grad_h.to(ctx.hidden_dtype)
-        return grad_h, grad_w, None, None, None, None
+        return grad_h, grad_w, None, None, None, None, None
 
 
 class _Workspace:
@@ -104,6 +109,12 @@ class _Workspace:
 
     def __init__(self, hidden: torch.Tensor, chunk: int) -> None:
         self.flat = torch.empty(hidden.shape[0] * chunk, dtype=hidden.dtype, device=hidden.device)
+
+    def second(self, like: torch.Tensor) -> torch.Tensor:
+        """A second buffer of ``like``'s shape (float32), made once per pass."""
+        if getattr(self, "_second", None) is None or self._second.numel() < like.numel():
+            self._second = torch.empty(like.numel(), dtype=torch.float32, device=like.device)
+        return self._second[: like.numel()].view(like.shape)
 
     def logits(self, hidden: torch.Tensor, w: torch.Tensor, temperature: float) -> torch.Tensor:
         """``hidden @ wᵀ / temperature`` as float32, written into the buffer. → (N, c)"""
@@ -123,5 +134,6 @@ def token_logprobs(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Te
         raise ValueError("token_logprobs(accumulate_grad=True) needs a leaf weight (a parameter)")
     size = chunk or default_vocab_chunk(hidden.shape[0])
     with torch.autocast(hidden.device.type, enabled=False):  # the head and its log-softmax in the weight's dtype
-        logp, ent = _TokenLogprobs.apply(hidden, weight, targets, float(temperature), size, bool(accumulate_grad))
-    return (logp, ent) if entropy else logp
+        logp, ent = _TokenLogprobs.apply(hidden, weight, targets, float(temperature), size, bool(accumulate_grad),
+                                         bool(entropy))
+    return (logp, ent) if entropy else logp  # without ``entropy`` none of it is computed

@@ -10,7 +10,8 @@ def add_lora(model, cfg: LoraConfig, task_type: str = "CAUSAL_LM"):
     from peft import get_peft_model
 
     peft_cfg = PeftLoraConfig(
-        r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=list(cfg.target_modules),
+        r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
+        target_modules=cfg.target_modules if isinstance(cfg.target_modules, str) else list(cfg.target_modules),
         task_type=task_type,
     )
     return get_peft_model(model, peft_cfg)

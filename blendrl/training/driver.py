@@ -23,7 +23,7 @@ from typing import Callable, Protocol
 
 from ..config import to_dict
 from ..core import dist
-from ..core.fsutil import atomic_dir
+from ..core.fsutil import atomic_dir, atomic_write_text
 from ..models import is_peft
 from .checkpoint import find_checkpoint, load_trainer_state, load_weights, write_checkpoint
 from .logging import NullLogger, RunLogger
@@ -147,6 +147,9 @@ def run_loop(trainer: Trainer, cfg, report: RunReport, plan: RunPlan, stop_after
         exported = plan.export(out, logger)
         if main:
             result.update(exported)
+            for folder in exported.values():  # each exported model folder gets its model card
+                if isinstance(folder, Path) and (folder / "config.json").is_file():
+                    write_model_card(folder, cfg, report.desc, result)
         logger.write(f"{report.desc}: {result['steps_run']} {report.unit}s, evaluations and checkpoints in "
                      f"{(time.perf_counter() - started) / 60:.1f} min")
     finally:
@@ -190,3 +193,34 @@ def export_pretrained(model, tokenizer, folder: Path, state_dict: dict | None = 
         model.save_pretrained(tmp, state_dict=state_dict)
         tokenizer.save_pretrained(tmp)
     return folder
+
+
+def write_model_card(folder: Path, cfg, command: str, result: dict) -> Path:
+    """``folder/README.md``: what trained this model (command, base model, data, steps, the last held-out metrics and
+    the whole config), with the hub's metadata header, so that the folder is ready to publish. Written atomically."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import yaml
+
+    try:
+        __version__ = version("blendrl")
+    except PackageNotFoundError:  # a source tree on sys.path, not installed
+        __version__ = "(source tree)"
+    config = to_dict(cfg)
+    model = config.get("model", {}).get("name", "?")
+    data = config.get("data")
+    if isinstance(data, dict):  # prompts (RL), train (preferences), or each CGPO task's prompts
+        data = data.get("prompts") or data.get("train")
+    prompts = data or [t.get("prompts") for t in config.get("tasks", []) if isinstance(t, dict)]
+    after = result.get("after")
+    metrics = {} if after is None else {k: v for k, v in after.metrics.items() if isinstance(v, (int, float))}
+    lines = ["---", "library_name: transformers", f"base_model: {model}", f"tags: [blendrl, rlhf, {command}]", "---",
+             "", f"# {folder.parent.name}", "",
+             f"Trained with blendrl {__version__} (`blendrl {command}`) from `{model}` for {result.get('steps_run', 0)}"
+             " steps of this run.", "", f"Training data: `{prompts}`.", ""]
+    if metrics:
+        lines += ["## Held-out metrics after training", "", "| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {v:.4g} |" for k, v in sorted(metrics.items())] + [""]
+    lines += ["## Config", "", "```yaml", yaml.safe_dump(config, sort_keys=False).rstrip(), "```", ""]
+    atomic_write_text(folder / "README.md", "\n".join(lines))
+    return folder / "README.md"

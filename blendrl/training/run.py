@@ -61,8 +61,8 @@ def build_policy_stack(model_cfg, reference_cfg, generation_cfg, perf: PerfConfi
     reference strategy and the generator."""
     device = device or torch.device("cpu")
     policy_path = resolve_model(model_cfg.name)
-    tokenizer = load_tokenizer(policy_path)
-    policy = load_causal_lm(policy_path, model_cfg.dtype, lean=perf.lean_layers).to(device)
+    tokenizer = load_tokenizer(policy_path, model_cfg.hub)
+    policy = load_causal_lm(policy_path, model_cfg.dtype, lean=perf.lean_layers, hub=model_cfg.hub).to(device)
     if perf.tied_grads_in_place:
         accumulate_tied_grads_in_place(policy)  # a tied embedding/head: one (V, H) gradient buffer, not three
     if model_cfg.gradient_checkpointing:

@@ -124,8 +124,9 @@ def build_sft_trainer(cfg: SFTRunConfig, resume: str | None = None) -> SFTTraine
     dist.require_single_process("blendrl sft")
     set_up_torch(cfg.train.threads, cfg.train.seed, cfg.perf)
     path = resolve_model(cfg.model.name)
-    tokenizer = load_tokenizer(path)
-    model = load_causal_lm(path, cfg.model.dtype, lean=cfg.perf.lean_layers).to(dist.resolve_device(cfg.model.device))
+    tokenizer = load_tokenizer(path, cfg.model.hub)
+    model = load_causal_lm(path, cfg.model.dtype, lean=cfg.perf.lean_layers, hub=cfg.model.hub).to(
+        dist.resolve_device(cfg.model.device))
     if cfg.model.gradient_checkpointing:
         enable_checkpointing(model)
     if cfg.model.lora is not None:
