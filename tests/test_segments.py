@@ -116,9 +116,9 @@ def test_ppo_trains_on_the_dense_segment_rewards(segment_rm, tiny_dir, tmp_path,
     monkeypatch.setattr(trainer.algorithm, "prepare", lambda exp, kl: seen.setdefault("exp", exp) and real(exp, kl))
     real_shape = trainer.shape_scores
 
-    def shape(raw, finished, update=True):
+    def shape(raw, finished, update=True, lengths=None):
         seen.setdefault("raw", raw)
-        return real_shape(raw, finished, update)
+        return real_shape(raw, finished, update, lengths)
 
     monkeypatch.setattr(trainer, "shape_scores", shape)
     metrics = trainer.step().metrics
