@@ -209,3 +209,30 @@ def test_each_named_kind_checks_its_own_options_and_needs_with_the_key_path():
     with pytest.raises(ConfigError, match=r"^rewards\[1\]\.options\.scale: must be > 0"):
         check(rewards=[{"kind": "rule", "name": "concise_mention"}, {"kind": "test_scaled", "options": {"scale": 0}}])
     check(rewards=[{"kind": "test_scaled", "options": {"scale": 2.0}}])
+
+
+def test_prompts_from_parquet_and_a_datasets_folder_train_and_a_bad_row_is_named(tiny_dir, tmp_path):
+    """verl's parquet and a ``save_to_disk`` folder load like a .jsonl (TRL's conversational ``prompt`` column too)
+    and train one iteration each; a bad row is named by file, row and field before any model loads."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from datasets import Dataset
+
+    from blendrl.data.prompts import DataError, read_prompt_rows
+    from blendrl.training.run import run
+    from tests.tiny import tiny_config
+
+    rows = [{"prompt": [{"role": "user", "content": f"what is a {w} ?"}], "metadata": {"w": w}}
+            for w in ("volcano", "planet", "ocean", "river")]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "p.parquet")
+    Dataset.from_list(rows).save_to_disk(str(tmp_path / "ds"))
+    for source in (str(tmp_path / "p.parquet"), str(tmp_path / "ds")):
+        got = read_prompt_rows(source)
+        assert [m[-1]["content"] for m, *_ in got] == [r["prompt"][0]["content"] for r in rows]
+        assert got[0][1]["w"] == "volcano" and got[2][3] == 3  # metadata kept, 1-based rows
+        res = run(tiny_config(tiny_dir, tmp_path / ("run-" + source.rsplit("/", 1)[-1]), **{
+            "train.iterations": 1, "data.prompts": source, "data.eval_prompts": "null"}))
+        assert res["trainer"].iteration == 1
+    pq.write_table(pa.Table.from_pylist([{"prompt": "fine"}, {"prompt": None}]), tmp_path / "bad.parquet")
+    with pytest.raises(DataError, match=r"bad\.parquet, row 2.*prompt"):
+        read_prompt_rows(str(tmp_path / "bad.parquet"))

@@ -2,7 +2,8 @@
 
 Sources: a ``.jsonl`` / ``.json`` / ``.parquet`` file, a folder written by ``datasets.Dataset.save_to_disk``, a
 ``builtin:NAME`` synthetic set (:mod:`blendrl.data.synthetic`), or any name ``datasets.load_dataset`` resolves
-(a hub id in the local cache; ``name:split`` picks a split, default ``train``).
+(a hub id in the local cache; ``name:split`` picks a split, default ``train``): the same reader as the prompts'
+(:func:`blendrl.data.prompts.read_table_rows`).
 
 Row shapes (each column may also hold extra fields, which are kept and written back):
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .prompts import DataError, EmptyFieldError, read_json_rows, skip_empty
+from .prompts import DataError, EmptyFieldError, read_table_rows, skip_empty
 
 _HH_TURN = re.compile(r"\n\n(Human|Assistant): ")
 _HH_ROLES = {"Human": "user", "Assistant": "assistant"}
@@ -119,38 +120,7 @@ def _read_rows(source: str) -> list[tuple[int, Any]]:
         if name not in BUILTIN_PREFERENCES:
             raise DataError(f"unknown built-in preference set '{name}'; choose one of {sorted(BUILTIN_PREFERENCES)}")
         return list(enumerate(BUILTIN_PREFERENCES[name](), 1))
-    path = Path(source)
-    if path.is_file() and path.suffix in (".jsonl", ".json"):
-        return read_json_rows(path)
-    if path.is_file() and path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return list(enumerate(pq.read_table(path).to_pylist(), 1))
-    if path.is_file():
-        raise DataError(f"{path}: unsupported preference file type '{path.suffix}' (use .jsonl, .json or .parquet)")
-    if path.is_dir():
-        from datasets import load_from_disk
-
-        try:
-            ds = load_from_disk(str(path))
-        except FileNotFoundError as exc:
-            raise DataError(f"{path}: not a datasets folder ({exc})") from None
-        if hasattr(ds, "keys"):  # a DatasetDict: take train
-            ds = ds["train"]
-        return list(enumerate(ds.to_list(), 1))
-    return _read_hub(source)
-
-
-def _read_hub(source: str) -> list[tuple[int, Any]]:
-    from datasets import load_dataset
-
-    name, _, split = source.partition(":")
-    try:
-        ds = load_dataset(name, split=split or "train")
-    except Exception as exc:  # datasets raises many types for a missing dataset
-        raise DataError(f"preference data '{source}' is not a file, a folder, builtin:NAME, or a dataset "
-                        f"that datasets can load offline ({type(exc).__name__}: {exc})") from None
-    return list(enumerate(ds.to_list(), 1))
+    return read_table_rows(source, "preference")
 
 
 def load_preferences(source: str, on_empty: str = "error") -> list[PreferencePair]:

@@ -5,7 +5,9 @@ Accepted sources:
 - ``.jsonl`` — one JSON object per line; ``.json`` — a list of objects. Each object has ``prompt`` (a string or a
   chat message list ``[{"role": ..., "content": ...}]``) or ``messages``; ``metadata`` (an object) is optional and
   any other field is kept in the metadata too;
-- ``.txt`` — one prompt per non-empty line.
+- ``.txt`` — one prompt per non-empty line;
+- ``.parquet`` (verl's format), a ``datasets`` ``save_to_disk`` folder, or a dataset cached from the hub (offline;
+  ``name:split``), with the same columns as a ``.jsonl`` row (:func:`read_table_rows`, shared with preferences).
 A bad row raises :class:`DataError` naming the file, row (1-based line for jsonl) and field.
 """
 from __future__ import annotations
@@ -128,6 +130,46 @@ def read_json_rows(path: Path) -> list[tuple[int, Any]]:
     return rows
 
 
+def read_table_rows(source: str, what: str) -> list[tuple[int, Any]]:
+    """``(row, object)`` pairs (1-based rows) of a table: a ``.jsonl`` / ``.json`` / ``.parquet`` file, a folder
+    written by ``datasets`` ``save_to_disk`` (a DatasetDict: its ``train`` split), or any name
+    ``datasets.load_dataset`` resolves offline (a hub id in the local cache; ``name:split``, default ``train``).
+    ``what`` (``prompt``, ``preference``) names the data in errors (:class:`DataError`)."""
+    path = Path(source)
+    if path.is_file() and path.suffix in (".jsonl", ".json"):
+        return read_json_rows(path)
+    if path.is_file() and path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return list(enumerate(pq.read_table(path).to_pylist(), 1))
+        except Exception as exc:  # pyarrow's errors for a file that is not parquet
+            raise DataError(f"{path}: not a readable parquet file ({type(exc).__name__}: {exc})") from None
+    if path.is_file():
+        raise DataError(f"{path}: unsupported {what} file type '{path.suffix}' (use .jsonl, .json or .parquet)")
+    if path.is_dir():
+        from datasets import load_from_disk
+
+        try:
+            ds = load_from_disk(str(path))
+        except FileNotFoundError as exc:
+            raise DataError(f"{path}: not a datasets folder ({exc})") from None
+        if hasattr(ds, "keys"):  # a DatasetDict: take train
+            ds = ds["train"]
+        return list(enumerate(ds.to_list(), 1))
+    if source.startswith((".", "/", "~")) or path.suffix in (".jsonl", ".json", ".parquet", ".txt"):
+        raise DataError(f"{what} file {path} does not exist")  # a path, not a dataset name
+    from datasets import load_dataset
+
+    name, _, split = source.partition(":")
+    try:
+        ds = load_dataset(name, split=split or "train")
+    except Exception as exc:  # datasets raises many types for a missing dataset
+        raise DataError(f"{what} data '{source}' is not a file, a folder, builtin:NAME, or a dataset that datasets can "
+                        f"load offline ({type(exc).__name__}: {exc})") from None
+    return list(enumerate(ds.to_list(), 1))
+
+
 def message_rows(path: str, what: str):
     """``(file, "file, row N", messages, other fields)`` for every row of a .jsonl/.json file of conversations
     (:func:`row_to_messages`); a missing file is a :class:`DataError` naming ``what`` (the config key)."""
@@ -147,17 +189,11 @@ def read_prompt_rows(source: str, on_empty: str = "error") -> list[tuple[list[di
         if name not in BUILTIN_PROMPTS:
             raise DataError(f"unknown built-in prompt set '{name}'; choose one of {sorted(BUILTIN_PROMPTS)}")
         objs = [(i + 1, o) for i, o in enumerate(BUILTIN_PROMPTS[name]())]
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise DataError(f"prompt file {path} does not exist")
-        if path.suffix in (".jsonl", ".json"):
-            objs = read_json_rows(path)
-        elif path.suffix == ".txt":
-            lines = read_text(path).splitlines()
-            objs = [(i, {"prompt": line}) for i, line in enumerate(lines, 1) if line.strip()]
-        else:
-            raise DataError(f"{path}: unsupported prompt file type '{path.suffix}' (use .jsonl, .json or .txt)")
+    elif Path(source).is_file() and Path(source).suffix == ".txt":
+        lines = read_text(Path(source)).splitlines()
+        objs = [(i, {"prompt": line}) for i, line in enumerate(lines, 1) if line.strip()]
+    else:  # .jsonl / .json / .parquet, a datasets folder, a cached hub dataset
+        objs = read_table_rows(source, "prompt")
     rows = [(*parsed, source, row) for row, parsed in skip_empty(objs, row_to_messages, on_empty, source)]
     if not rows:
         raise DataError(f"{source}: no prompts found (the file is empty)")
