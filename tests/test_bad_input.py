@@ -236,3 +236,21 @@ def test_prompts_from_parquet_and_a_datasets_folder_train_and_a_bad_row_is_named
     pq.write_table(pa.Table.from_pylist([{"prompt": "fine"}, {"prompt": None}]), tmp_path / "bad.parquet")
     with pytest.raises(DataError, match=r"bad\.parquet, row 2.*prompt"):
         read_prompt_rows(str(tmp_path / "bad.parquet"))
+
+
+def test_a_bad_prompt_row_fails_before_any_model_loads(tiny_dir, tmp_path, monkeypatch):
+    """The prompts (train and eval) are read and checked before the policy, reference or critic is built."""
+    import blendrl.training.run as run_module
+    from blendrl.data.prompts import DataError
+    from tests.tiny import tiny_config
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was loaded before the prompts were checked")
+
+    monkeypatch.setattr(run_module, "load_causal_lm", no_model)
+    monkeypatch.setattr(run_module, "load_critic", no_model)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "fine"}\n{"promt": "typo"}\n')
+    for key in ("data.prompts", "data.eval_prompts"):
+        with pytest.raises(DataError, match=r"bad\.jsonl, row 2"):
+            run_module.build_trainer(tiny_config(tiny_dir, tmp_path / key, **{key: str(bad)}))

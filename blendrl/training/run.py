@@ -104,6 +104,10 @@ def build_trainer(cfg: PPORunConfig, resume: str | None = None, trainer_cls: typ
         fsdp.check_supported(cfg)
     perf = effective_perf(cfg.perf, device, cfg.train.mixed_precision, sharded)
     set_up_torch(cfg.train.threads, cfg.train.seed, perf)
+    d = cfg.data  # the prompts are read and checked (rows, fields, lengths) before any model loads
+    early_tok = load_tokenizer(resolve_model(cfg.model.name), cfg.model.hub)
+    train_prompts = load_prompt_set(d.prompts, early_tok, d, d.system_prompt) if parts is None else None
+    eval_prompts = load_prompt_set(d.eval_prompts, early_tok, d, d.system_prompt) if d.eval_prompts else []
     stack = build_policy_stack(cfg.model, cfg.reference, cfg.generation, perf, device)
     policy, tokenizer, reference = stack.policy, stack.tokenizer, stack.reference
     algorithm = build_algorithm(cfg.algorithm, cfg.kl, cfg.train.samples_per_prompt, cfg.regularizer,
@@ -116,14 +120,11 @@ def build_trainer(cfg: PPORunConfig, resume: str | None = None, trainer_cls: typ
             enable_checkpointing(critic)
         if cfg.critic.lora is not None:
             critic = add_lora(critic, cfg.critic.lora, task_type="TOKEN_CLS")
-    d = cfg.data
     models = Models(policy, tokenizer, critic, reference)
     if parts is None:
-        train_prompts = load_prompt_set(d.prompts, tokenizer, d, d.system_prompt)
         reward = build_reward(cfg.rewards, cfg.model.placement(device))
     else:
         reward, train_prompts = parts(models, cfg.model.placement(device))
-    eval_prompts = load_prompt_set(d.eval_prompts, tokenizer, d, d.system_prompt) if d.eval_prompts else []
     ckpt = resume_weights(resume, policy, reference, critic) if resume else None  # before sharding: whole weights
     if sharded:  # the reference is already an unsharded copy (or a model of its own)
         fsdp.shard(policy)
