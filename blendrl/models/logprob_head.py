@@ -48,8 +48,8 @@ class _TokenLogprobs(torch.autograd.Function):
             picked[rows] = z[rows, targets[rows] - v0]
             new_max = torch.maximum(run_max, z.amax(-1))  # (N,)
             scale = (run_max - new_max).exp()  # (N,) the old terms at the new max
-            shift = torch.where(torch.isfinite(run_max), run_max - new_max, torch.zeros_like(run_max))
             if want_entropy:
+                shift = torch.where(torch.isfinite(run_max), run_max - new_max, torch.zeros_like(run_max))
                 d = z.sub_(new_max[:, None])  # (N, c) z − new_max, in place
                 e = torch.exp(d, out=work.second(d))  # (N, c) e^{z − new_max}
                 # Σ e·(z − new_max), a batched dot; the old Σ e'·(z − old_max) moves by (old_max − new_max)·Σ e'

@@ -92,13 +92,13 @@ def response_logprobs(model, exp: Experience, temperature: float, entropy: bool 
     decoder, head = parts
     hidden = suffix_hidden(decoder, exp.input_ids, exp.attention_mask, exp.position_ids, exp.prompt_len)  # (B, T+1, H)
     states = hidden[:, :T][keep]  # (n, H): the state before each kept response token
-    logp, ent = token_logprobs(states, head.weight, exp.response_ids[keep], temperature,
-                               accumulate_grad=grads_in_place(head.weight), entropy=True)  # (n,) each
+    out = token_logprobs(states, head.weight, exp.response_ids[keep], temperature,
+                         accumulate_grad=grads_in_place(head.weight), entropy=entropy)  # (n,), or two
 
     def spread(x):  # (n,) → (B, T), 0 on padding
         return torch.zeros(keep.shape, dtype=x.dtype, device=x.device).masked_scatter(keep, x)
 
-    return (spread(logp), spread(ent)) if entropy else spread(logp)
+    return (spread(out[0]), spread(out[1])) if entropy else spread(out)
 
 
 def response_values(critic, exp: Experience) -> torch.Tensor:
