@@ -14,6 +14,8 @@ All math comes from :mod:`blendrl.functional`.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..config import AlgorithmConfig, KLConfig
@@ -98,10 +100,10 @@ class Algorithm:
         it is unset or the generator's log-probs were the trainer's) and their statistics."""
         if self.cfg.tis_cap is None or mb.engine_logp is None:
             return None, {}
-        raw = torch.exp(mb.behaviour_logp - mb.engine_logp)  # (B, T) π_old / π_engine
-        w = tis_weights(mb.behaviour_logp, mb.engine_logp, self.cfg.tis_cap)
+        w = tis_weights(mb.behaviour_logp, mb.engine_logp, self.cfg.tis_cap)  # (B, T)
+        capped = (mb.behaviour_logp - mb.engine_logp) > math.log(self.cfg.tis_cap)  # π_old / π_engine above the cap
         return w, {"tis/mean_weight": masked_mean(w, mb.response_mask).item(),
-                   "tis/capped_fraction": masked_mean((raw > self.cfg.tis_cap).float(), mb.response_mask).item()}
+                   "tis/capped_fraction": masked_mean(capped.float(), mb.response_mask).item()}
 
     def policy_loss(self, mb: Experience, logp: torch.Tensor, kl_coef: float, entropy: torch.Tensor | None = None):
         """Clipped surrogate on ``mb.advantages`` (ratio to ``mb.old_logp``) plus the loss-side KL term; with the

@@ -46,8 +46,6 @@ def _sequence_mean(per_seq: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 LOSS_AGGREGATIONS.register("token-mean")(Aggregation(lambda x, m, horizon=None: masked_mean(x, m), "token"))
 LOSS_AGGREGATIONS.register("seq-mean-token-mean")(Aggregation(
     lambda x, m, horizon=None: _sequence_mean((x * m).sum(1) / m.sum(1).clamp_min(1), m), "sequence"))
-LOSS_AGGREGATIONS.register("seq-mean-token-sum")(Aggregation(
-    lambda x, m, horizon=None: _sequence_mean((x * m).sum(1), m), "sequence"))
 def _sum_norm(x: torch.Tensor, mask: torch.Tensor, horizon: float | None) -> torch.Tensor:
     """Dr. GRPO: each sequence's token sum over the constant ``horizon`` L, then the mean over sequences."""
     if not horizon or horizon <= 0:
@@ -55,6 +53,8 @@ def _sum_norm(x: torch.Tensor, mask: torch.Tensor, horizon: float | None) -> tor
     return _sequence_mean((x * mask).sum(1) / horizon, mask)
 
 
+LOSS_AGGREGATIONS.register("seq-mean-token-sum")(Aggregation(
+    lambda x, m, horizon=None: _sequence_mean((x * m).sum(1), m), "sequence"))
 LOSS_AGGREGATIONS.register("seq-mean-token-sum-norm")(Aggregation(_sum_norm, "sequence"))
 
 

@@ -86,4 +86,4 @@ class RayGenerator:
             raise RuntimeError(f"ray generator: the actor sampled with weights {version}, the trainer is at "
                                f"{self.version}")
         generator.set_state(state)
-        return Rollout(*(getattr(rollout, f).to(self.device) for f in rollout.__dataclass_fields__))
+        return rollout.to(self.device)

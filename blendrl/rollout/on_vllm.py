@@ -44,6 +44,7 @@ from typing import Optional
 import torch
 
 from ..models.layout import is_sharded
+from ..models.lora import is_peft
 from ..core.types import Rollout, SamplingParams
 from .base import GENERATORS, left_pad
 from .vllm_engines import ColocatedEngine, EngineFailure, ServerEngine
@@ -72,7 +73,7 @@ def merged_state_dict(policy, merge: bool = True) -> dict[str, torch.Tensor]:
     """The policy's weights under the plain model's names, LoRA adapters merged in (``W + ΔW``, computed aside:
     the trainer's module is not touched; ``merge=False``: the base weights alone), one tensor per storage (a tied
     LM head is the embedding). CPU, float32."""
-    base = policy.get_base_model() if hasattr(policy, "peft_config") else policy
+    base = policy.get_base_model() if is_peft(policy) else policy
     deltas = {}
     if base is not policy and merge:
         from peft.tuners.lora import LoraLayer
@@ -158,10 +159,10 @@ class VLLMGenerator:
         self.check_every, self.tolerance = o.check_every, float(o.tolerance)
         self.timeout_s, self.startup_timeout_s, self.max_restarts = o.timeout_s, o.startup_timeout_s, o.max_restarts
         self.device = next(model.parameters()).device
-        base = model.get_base_model() if hasattr(model, "peft_config") else model
+        base = model.get_base_model() if is_peft(model) else model
         max_model_len = o.max_model_len or min(2048, getattr(base.config, "max_position_embeddings", None) or 2048)
         # LoRA: the engine holds the frozen base and loads each version's adapter (a server gets merged weights)
-        self.adapters = hasattr(model, "peft_config") and o.lora_sync == "adapters" and not (o.server or o.url)
+        self.adapters = is_peft(model) and o.lora_sync == "adapters" and not (o.server or o.url)
         rank = max(c.r for c in model.peft_config.values()) if self.adapters else 0
         lora_rank = next((r for r in LORA_RANKS if r >= rank), rank) if rank else 0  # the ranks vLLM takes
         self.engine_args = {"lora_rank": lora_rank, "max_model_len": max_model_len, "kv_cache_gb": o.kv_cache_gb,

@@ -55,13 +55,13 @@ def effective_perf(perf: PerfConfig, device: torch.device, mixed_precision: str 
 
 
 def build_policy_stack(model_cfg, reference_cfg, generation_cfg, perf: PerfConfig,
-                       device: torch.device | None = None) -> PolicyStack:
+                       device: torch.device | None = None, tokenizer=None) -> PolicyStack:
     """The policy on ``device`` (with LoRA when configured; with ``perf.tied_grads_in_place`` a tied
-    embedding/head accumulating its gradient in place, :mod:`blendrl.models.tied_grads`), its tokenizer, the
-    reference strategy and the generator."""
+    embedding/head accumulating its gradient in place, :mod:`blendrl.models.tied_grads`), its tokenizer (loaded
+    here unless the caller already holds it), the reference strategy and the generator."""
     device = device or torch.device("cpu")
     policy_path = resolve_model(model_cfg.name)
-    tokenizer = load_tokenizer(policy_path, model_cfg.hub)
+    tokenizer = tokenizer or load_tokenizer(policy_path, model_cfg.hub)
     policy = load_causal_lm(policy_path, model_cfg.dtype, lean=perf.lean_layers, hub=model_cfg.hub).to(device)
     if perf.tied_grads_in_place:
         accumulate_tied_grads_in_place(policy)  # a tied embedding/head: one (V, H) gradient buffer, not three
@@ -105,10 +105,10 @@ def build_trainer(cfg: PPORunConfig, resume: str | None = None, trainer_cls: typ
     perf = effective_perf(cfg.perf, device, cfg.train.mixed_precision, sharded)
     set_up_torch(cfg.train.threads, cfg.train.seed, perf)
     d = cfg.data  # the prompts are read and checked (rows, fields, lengths) before any model loads
-    early_tok = load_tokenizer(resolve_model(cfg.model.name), cfg.model.hub)
-    train_prompts = load_prompt_set(d.prompts, early_tok, d, d.system_prompt) if parts is None else None
-    eval_prompts = load_prompt_set(d.eval_prompts, early_tok, d, d.system_prompt) if d.eval_prompts else []
-    stack = build_policy_stack(cfg.model, cfg.reference, cfg.generation, perf, device)
+    tokenizer = load_tokenizer(resolve_model(cfg.model.name), cfg.model.hub)
+    train_prompts = load_prompt_set(d.prompts, tokenizer, d, d.system_prompt) if parts is None else None
+    eval_prompts = load_prompt_set(d.eval_prompts, tokenizer, d, d.system_prompt) if d.eval_prompts else []
+    stack = build_policy_stack(cfg.model, cfg.reference, cfg.generation, perf, device, tokenizer)
     policy, tokenizer, reference = stack.policy, stack.tokenizer, stack.reference
     algorithm = build_algorithm(cfg.algorithm, cfg.kl, cfg.train.samples_per_prompt, cfg.regularizer,
                                 cfg.generation.max_new_tokens)
