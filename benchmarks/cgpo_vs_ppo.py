@@ -2,8 +2,9 @@
 
 Same prompts, judges, rewards, generation settings, lr, iterations and responses per iteration for every row:
 - ``ppo-sum``: ``blendrl cgpo-ppo`` (PPO with critic; reward = task reward + 1 if the task's judges pass);
-- ``crpg`` / ``codpo`` / ``crraft`` / ``lagrangian``: ``blendrl cgpo`` with every task's optimizer set to that
-  one (``lagrangian``: REINFORCE with Lagrange multipliers, each judge a constraint with a dual-ascent multiplier);
+- ``crpg`` / ``codpo`` / ``crraft`` / ``lagrangian-reinforce``: ``blendrl cgpo`` with every task's optimizer set to
+  that one (``lagrangian-reinforce``: REINFORCE with Lagrange multipliers, each judge a constraint with a dual-ascent
+  multiplier);
 - ``mixed``: the config as written (its per-task optimizers);
 - ``dpo``: offline DPO on pairs from the *initial* policy's samples of the same prompts with the same budget
   (``iterations`` CGPO batches; judge-passing over judge-failing, CODPO's pair rule:
@@ -52,7 +53,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default="examples/cgpo_multitask.yaml")
     ap.add_argument("--rows", nargs="+", default=["ppo-sum", "crpg", "codpo", "crraft", "mixed"],
-                    help="any of ppo-sum, crpg, codpo, crraft, lagrangian, mixed, dpo")
+                    help="any of ppo-sum, crpg, codpo, crraft, lagrangian-reinforce, mixed, dpo")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     ap.add_argument("--iterations", type=int, default=12)
     ap.add_argument("--out", default="runs/bench_cgpo_vs_ppo")
@@ -78,7 +79,7 @@ def main() -> None:
     for seed in args.seeds:
         for row in args.rows:
             cfg = json.loads(json.dumps(base))
-            if row in ("crpg", "codpo", "crraft", "lagrangian"):
+            if row in ("crpg", "codpo", "crraft", "lagrangian-reinforce"):
                 for task in cfg["tasks"]:
                     task["optimizer"]["name"] = row
                     if row == "codpo":

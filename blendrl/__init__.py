@@ -23,7 +23,8 @@ __version__ = "0.1.0"
 
 # the modules that hold the built-in reward source kinds: declared here, at the top, so no lower layer names a
 # module above it (they load at the registry's first lookup)
-_REWARD_SOURCES.add_builtins("blendrl.rewards.factory", "blendrl.rewards.on_ray", "blendrl.judges.llm")
+_REWARD_SOURCES.add_builtins("blendrl.rewards.factory", "blendrl.rewards.on_ray", "blendrl.judges.llm",
+                             "blendrl.judges.factory")
 
 _API = {
     # configs

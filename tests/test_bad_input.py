@@ -254,3 +254,56 @@ def test_a_bad_prompt_row_fails_before_any_model_loads(tiny_dir, tmp_path, monke
     for key in ("data.prompts", "data.eval_prompts"):
         with pytest.raises(DataError, match=r"bad\.jsonl, row 2"):
             run_module.build_trainer(tiny_config(tiny_dir, tmp_path / key, **{key: str(bad)}))
+
+
+VERL_ROWS = [{"data_source": "gsm8k", "question": f"what is {a} + {b} ?", "ability": "math",
+              "reward_model": {"style": "rule", "ground_truth": str(a + b)}, "extra_info": {"index": i}}
+             for i, (a, b) in enumerate([(2, 3), (4, 4), (1, 6), (7, 2)])]
+VERL_COLUMNS = "{prompt: question, metadata: {answer: reward_model.ground_truth, source: data_source}}"
+
+
+def answer_said(prompt: str, response: str, metadata: dict) -> float:
+    """1 when the response contains ``metadata['answer']`` (the mapped column), else 0."""
+    return float(metadata["answer"] in response)
+
+
+def test_data_columns_maps_a_verl_style_row_and_a_missing_column_is_named(tiny_dir, tmp_path):
+    """``data.columns`` takes the prompt and metadata fields from the columns a verl parquet uses (a nested one by
+    dots); the mapped rows train a PPO iteration whose reward reads the mapped answer, and a CGPO task's own columns
+    override ``data.columns``; a row without a mapped column is named by file, row and column."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from blendrl.config import ConfigError
+    from blendrl.config.settings import ColumnsConfig
+    from blendrl.data.prompts import DataError, read_prompt_rows
+    from blendrl.training.run import run
+    from tests.tiny import tiny_cgpo_config, tiny_config
+
+    pq.write_table(pa.Table.from_pylist(VERL_ROWS), tmp_path / "verl.parquet")
+    src = str(tmp_path / "verl.parquet")
+    got = read_prompt_rows(src, columns=ColumnsConfig("question", {"answer": "reward_model.ground_truth",
+                                                                   "source": "data_source"}))
+    assert [m for m, *_ in got][1] == [{"role": "user", "content": "what is 4 + 4 ?"}]
+    meta = got[1][1]
+    assert meta["answer"] == "8" and meta["source"] == "gsm8k" and meta["extra_info"] == {"index": 1}
+    assert "question" not in meta  # the prompt column moved to the prompt
+    res = run(tiny_config(tiny_dir, tmp_path / "ppo", **{
+        "data.prompts": src, "data.eval_prompts": src, "data.columns": VERL_COLUMNS, "train.iterations": 1,
+        "rewards": "[{kind: callable, name: 'tests.test_bad_input:answer_said'}]", "logging.eval_prompts": 4}))
+    assert res["trainer"].train_prompts[3].metadata["answer"] == "9" and "eval/reward/mean" in res["after"].metrics
+    cgpo = tiny_cgpo_config(tiny_dir, tmp_path / "cgpo")
+    cgpo.tasks[0].prompts, cgpo.tasks[0].eval_prompts = src, None
+    cgpo.tasks[0].columns = ColumnsConfig("question", {"answer": "reward_model.ground_truth"})
+    from blendrl.training.cgpo.run import build_cgpo_trainer
+
+    task = build_cgpo_trainer(cgpo).tasks[0]
+    assert task.prompts[0].metadata["answer"] == "5" and task.prompts[0].user_text == "what is 2 + 3 ?"
+    rows = [*VERL_ROWS[:2], {k: v for k, v in VERL_ROWS[2].items() if k != "reward_model"}]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "bad.parquet")
+    with pytest.raises(DataError, match=r"bad\.parquet, row 3, field 'reward_model\.ground_truth': missing "
+                                        r"\(data\.columns\.metadata\.answer names it\)"):
+        read_prompt_rows(str(tmp_path / "bad.parquet"), columns=ColumnsConfig("question", {"answer":
+                                                                                         "reward_model.ground_truth"}))
+    with pytest.raises(ConfigError, match=r"data\.columns\.metadata\.answer: expected a column name"):
+        tiny_config(tiny_dir, tmp_path, **{"data.columns": "{metadata: {answer: 3}}"})

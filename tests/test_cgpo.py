@@ -155,12 +155,12 @@ def test_cgpo_config_errors_are_one_line(tmp_path, capsys):
     with pytest.raises(ConfigError, match=r"tasks\[0\]\.optimizer\.beta: the crpg optimizer does not read it"):
         check(optimizer={"name": "crpg", "beta": 0.5})
     with pytest.raises(ConfigError, match=r"tasks\[0\]\.optimizer\.thresholds\.endz: no judge of task 'a'"):
-        check(optimizer={"name": "lagrangian", "thresholds": {"endz": 0.1}})
+        check(optimizer={"name": "lagrangian-reinforce", "thresholds": {"endz": 0.1}})
     with pytest.raises(ConfigError, match=r"tasks\[0\]\.judges\[0\]\.options\.max_word: judge kind 'format' has no"):
         check(judges=[{"kind": "format", "options": {"max_word": 3}}])
     with pytest.raises(ConfigError, match=r"tasks\[0\]\.rewards\[0\]\.path: required for a hf_rm reward source"):
         check(rewards=[{"kind": "hf_rm"}])
-    check(optimizer={"name": "lagrangian", "thresholds": {"ends": 0.1}})  # a judge of the task: fine
+    check(optimizer={"name": "lagrangian-reinforce", "thresholds": {"ends": 0.1}})  # a judge of the task: fine
 
 
 # ---------------------------------------------------------------------- summed-reward PPO baseline (cgpo-ppo)

@@ -115,8 +115,10 @@ BASE = {"train.iterations": 2, "logging.eval_before": False, "data.eval_prompts"
      "algorithm.clip_high": 0.28, "algorithm.dual_clip": 3.0},
     {"algorithm.name": "rloo", "algorithm.epochs": 1, "train.samples_per_prompt": 2, "algorithm.loss_agg": "token-mean",
      "algorithm.clip_high": 0.28, "dynamic_sampling.enabled": True},
+    {"algorithm.name": "ppo-lagrangian", "algorithm.epochs": 1, "kl.coef": 0.05, "algorithm.lagrangian.lambda_lr": 0.5,
+     "costs": "[{kind: judge_violations, options: {judges: [{kind: format, options: {forbid: ['no']}}]}}]"},
 ], ids=["ppo", "rloo", "reinforce-whitened", "ppo-minibatches-shaping", "grpo-seq-mean-kl-loss",
-        "rloo-gspo-clip-higher", "rloo-clip-higher-dynamic-sampling"])
+        "rloo-gspo-clip-higher", "rloo-clip-higher-dynamic-sampling", "ppo-lagrangian"])
 def test_two_ranks_train_to_the_weights_of_one(tiny_dir, tmp_path, algo):
     over = {**BASE, **algo}
     one = _run(1, tiny_dir, tmp_path / "one", over, tmp_path)
@@ -124,7 +126,8 @@ def test_two_ranks_train_to_the_weights_of_one(tiny_dir, tmp_path, algo):
     _assert_same(one, two)
     _assert_same_metrics(_last_metrics(tmp_path / "one"), _last_metrics(tmp_path / "two"),
                          ["reward/mean", "kl/seq_k1", "kl/token_k1", "response/length", "grad_norm/policy",
-                          "loss/policy", "hack/words"])
+                          "loss/policy", "hack/words", *(["cost/mean", "lagrangian/lambda", "loss/cost_value"]
+                                                         if "costs" in algo else [])])
     from blendrl.models import load_causal_lm
 
     before = load_causal_lm(str(tiny_dir)).state_dict()

@@ -41,7 +41,7 @@ def _cfg(tiny_dir, out, **over):
 
     task.rewards = [RewardSourceConfig(kind="callable", name="tests.tiny:word_share")]
     task.judges = [JudgeConfig(kind="format", name="few_words", options={"max_words": 3, "max_repetition": None})]
-    task.optimizer.name, task.optimizer.threshold, task.optimizer.lambda_init = "lagrangian", 0.2, 0.0
+    task.optimizer.name, task.optimizer.threshold, task.optimizer.lambda_init = "lagrangian-reinforce", 0.2, 0.0
     task.optimizer.lambda_lr = 2.0
     task.samples_per_prompt, task.prompts_per_iteration = 4, 4
     return cfg
@@ -81,8 +81,8 @@ def test_the_advantages_use_the_multiplier_after_this_batch_s_dual_step():
     from blendrl.config.cgpo_schema import OptimizerConfig
     from blendrl.training.experience import teacher_forced_experience
 
-    opt = CGPO_OPTIMIZERS["lagrangian"](OptimizerConfig(name="lagrangian", threshold=0.1, lambda_init=1.0,
-                                                        lambda_lr=0.5, kl_max=10.0))
+    name = "lagrangian-reinforce"
+    opt = CGPO_OPTIMIZERS[name](OptimizerConfig(name=name, threshold=0.1, lambda_init=1.0, lambda_lr=0.5, kl_max=10.0))
     exp = teacher_forced_experience([[1, 2]] * 4, [[3, 4]] * 4, 0, [True] * 4)
     reward = torch.tensor([0.8, 0.6, 0.4, 0.2])
     ok = torch.tensor([False, True, False, True])  # violation rate 0.5

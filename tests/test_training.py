@@ -169,7 +169,7 @@ def test_the_first_critic_step_reuses_the_value_pass_and_changes_nothing(tiny_di
         trainer.m.critic.score.register_forward_hook(lambda m, i, o: seen.__setitem__("rows", seen["rows"] + len(o)))
         trainer.step()
         trainer.step()
-        assert trainer.pending_values is None
+        assert trainer.pending_values == {}
         rows.append(seen["rows"])
         weights.append({k: v.clone() for k, v in trainer.m.critic.state_dict().items()})
     assert rows == [2 * 2 * 8, 2 * (8 + 2 * 8)]  # per iteration: 2 epochs × 8 rows, plus 8 without the fold

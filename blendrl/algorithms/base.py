@@ -46,6 +46,7 @@ ALGORITHMS: Registry = Registry("algorithm", builtins=("blendrl.algorithms.ppo",
 class Algorithm:
     needs_critic = False  # the trainer trains a critic and hands its values to prepare()
     needs_mc_values = False  # the trainer fills exp.values with Monte-Carlo values (VinePPO)
+    needs_cost_critic = False  # the trainer scores costs and trains a cost critic (PPO-Lagrangian)
 
     def __init__(self, cfg: AlgorithmConfig, kl: KLConfig) -> None:
         self.cfg, self.kl = cfg, kl
@@ -87,6 +88,13 @@ class Algorithm:
 
     def prepare(self, exp: Experience, kl_coef: float) -> dict:
         raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        """What the algorithm carries from one iteration to the next (PPO-Lagrangian's λ), for exact resume."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`."""
 
     @property
     def clip(self) -> Clip:
@@ -130,5 +138,5 @@ class Algorithm:
                 stats["loss/entropy_bonus"] = bonus.item()
         return pg + kl + reg - bonus, stats
 
-    def critic_loss(self, mb: Experience, values: torch.Tensor):
+    def critic_loss(self, mb: Experience, values: torch.Tensor, critic: str = "critic"):
         raise NotImplementedError(f"{type(self).__name__} has no critic")

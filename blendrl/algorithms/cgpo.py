@@ -144,16 +144,16 @@ class CRRAFT(ConstrainedOptimizer):
         return F.crraft_loss(logp, mb.response_mask, mb.seq_weights)
 
 
-@CGPO_OPTIMIZERS.register("lagrangian", check=reads("threshold", "thresholds", "lambda_init", "lambda_lr",
-                                                    check=_lagrangian_check))
-class Lagrangian(ConstrainedOptimizer):
+@CGPO_OPTIMIZERS.register("lagrangian-reinforce", check=reads("threshold", "thresholds", "lambda_init",
+                                                              "lambda_lr", check=_lagrangian_check))
+class LagrangianReinforce(ConstrainedOptimizer):
     """REINFORCE with Lagrange multipliers in CGPO's task loop (safe-rlhf's treatment of a cost as a constraint,
-    without its critics: not safe-rlhf's PPO-Lagrangian): each judge of the task is a constraint "violation rate
-    ≤ ``threshold``" (``thresholds`` per judge name) with a multiplier λ_h (``lambda_init``) updated by dual ascent
-    (``lambda_lr``) on the batch's violation rate, then REINFORCE with a batch-mean baseline on ``R_calib`` times
-    CGPO's KL factor minus ``Σ_h λ_h·1[violated]``. Unlike CRPG, violating samples are trained on, at a price that
-    rises until the constraint holds. The multipliers are logged (``lagrangian/lambda/<judge>``) and
-    checkpointed."""
+    without its critics; safe-rlhf's PPO-Lagrangian is ``blendrl ppo``'s ``ppo-lagrangian``): each judge of the task
+    is a constraint "violation rate ≤ ``threshold``" (``thresholds`` per judge name) with a multiplier λ_h
+    (``lambda_init``) updated by dual ascent (``lambda_lr``) on the batch's violation rate, then REINFORCE with a
+    batch-mean baseline on ``R_calib`` times CGPO's KL factor minus ``Σ_h λ_h·1[violated]``. Unlike CRPG, violating
+    samples are trained on, at a price that rises until the constraint holds. The multipliers are logged
+    (``lagrangian/lambda/<judge>``) and checkpointed."""
 
     def __init__(self, cfg) -> None:
         super().__init__(cfg)

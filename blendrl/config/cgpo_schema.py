@@ -9,15 +9,16 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from .schema import (
-    GenerationConfig, LoggingConfig, LoopSettings, ModelConfig, PerfConfig, ReferenceConfig, RewardSourceConfig,
-    _require,
+    ColumnsConfig, GenerationConfig, LoggingConfig, LoopSettings, ModelConfig, PerfConfig, ReferenceConfig,
+    RewardSourceConfig, _require,
 )
 
 
 @dataclass
 class JudgeConfig:
     """One judge (``blendrl.judges.JUDGES``): ``kind`` math | instructions | code | format | eos | refusal | llm |
-    openai; ``name`` (default: the kind) is what metrics call it; ``options`` go to the judge's builder."""
+    openai | http | hf_classifier | ray; ``name`` (default: the kind) is what metrics call it; ``options`` go to the
+    judge's builder."""
 
     kind: str = "format"
     name: Optional[str] = None
@@ -27,10 +28,10 @@ class JudgeConfig:
 @dataclass
 class OptimizerConfig:
     """The task's constrained optimizer (CGPO §1): ``crpg`` (eq. 12), ``codpo`` (eq. 15, ``beta``, ``lam``),
-    ``crraft`` (eq. 18), or ``lagrangian`` (REINFORCE with Lagrange multipliers: each judge a constraint "violation
-    rate ≤ ``threshold``", per judge name in ``thresholds``, with a multiplier from ``lambda_init`` moved by dual
-    ascent at ``lambda_lr``). Each optimizer checks its own options (an option another optimizer reads, set here,
-    is an error).
+    ``crraft`` (eq. 18), or ``lagrangian-reinforce`` (REINFORCE with Lagrange multipliers: each judge a constraint
+    "violation rate ≤ ``threshold``", per judge name in ``thresholds``, with a multiplier from ``lambda_init`` moved
+    by dual ascent at ``lambda_lr``). Each optimizer checks its own options (an option another optimizer reads, set
+    here, is an error).
     ``kl_max`` is the sequence-level KL budget (CRPG's eq. 11 factor, CRRAFT's filter); the paper gives no numbers
     (lenient for verifiable tasks, strict for chat), so 10 nats is our default."""
 
@@ -74,6 +75,7 @@ class TaskConfig:
     weight: float = 1.0  # ρ_l
     max_new_tokens: Optional[int] = None  # default: generation.max_new_tokens
     system_prompt: Optional[str] = None
+    columns: Optional[ColumnsConfig] = None  # this task's table columns; None: data.columns
 
     def validate(self) -> None:
         _require(bool(self.prompts), "prompts: required (a file or builtin:NAME)")
@@ -93,6 +95,7 @@ class CGPODataConfig:
     chat_template: bool = True
     too_long: Literal["error", "skip"] = "error"
     on_empty: Literal["error", "skip"] = "error"
+    columns: ColumnsConfig = field(default_factory=ColumnsConfig)  # every task's; a task's own columns override
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """The typed configuration of ``blendrl ppo``. Each default has one home: its field here.
 
-Sections: model, critic, reference, generation, rewards, shaping, kl, regularizer, algorithm, data, train, logging.
+Sections: model, critic, reference, generation, rewards, costs, shaping, kl, regularizer, algorithm, data, train,
+logging.
 """
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from typing import TYPE_CHECKING, Literal, Optional, Union
 
 from .loader import ConfigError  # noqa: F401  (re-exported)
 from .settings import (  # noqa: F401  (re-exported)
-    EvalLogSettings, LogSettings, LoopSettings, LoraConfig, OptimSettings, OutputSettings, PerfConfig, RunSettings,
-    _require,
+    ColumnsConfig, EvalLogSettings, LogSettings, LoopSettings, LoraConfig, OptimSettings, OutputSettings, PerfConfig,
+    RunSettings, _require,
 )
+
+from .algorithm_schema import AlgorithmConfig, LagrangianConfig, VineConfig  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     from ..core.types import ModelPlacement
@@ -76,11 +79,14 @@ class ModelConfig:
 
 @dataclass
 class CriticConfig:
-    """The value model: a token-classification head (1 label) on a backbone from the policy or a reward model."""
+    """The value model: a token-classification head (1 label) on a backbone from the policy or a reward model.
+    ppo-lagrangian adds a cost critic on ``cost_path`` (safe-rlhf starts it from the cost model); the two share
+    ``lr`` and ``lora``."""
 
     init: Literal["policy", "reward_model"] = "policy"
     path: Optional[str] = None  # reward-model folder when init=reward_model; defaults to the policy otherwise
     lr: float = 1e-5
+    cost_path: Optional[str] = None  # ppo-lagrangian's cost critic's backbone (e.g. the cost model); None: path's
     lora: Optional[LoraConfig] = None
 
     def validate(self) -> None:
@@ -202,64 +208,6 @@ class RegularizerConfig:
 
 
 @dataclass
-class VineConfig:
-    """VinePPO's Monte-Carlo values (docs/algorithms.md §15): ``samples`` continuations of the current policy from
-    the start of every step; a step ends after a newline token (``split_on_newline``) or after ``step_tokens``."""
-
-    samples: int = 4
-    step_tokens: int = 16
-    split_on_newline: bool = True
-
-    def validate(self) -> None:
-        _require(self.samples >= 1 and self.step_tokens >= 1, "samples and step_tokens: must be >= 1")
-
-
-@dataclass
-class AlgorithmConfig:
-    """The optimiser over the loop. ``name``: ppo (critic + GAE), vineppo (PPO with Monte-Carlo step values from
-    ``vine`` in place of the critic) or a critic-free estimator: reinforce, rloo, grpo.
-    Defaults follow TRL's PPO (ε 0.2, ε_v 0.2, c_v 0.1, γ 1, λ 0.95, 4 epochs)."""
-
-    name: str = "ppo"
-    epochs: int = 4
-    clip_eps: float = 0.2
-    value_clip_eps: float = 0.2
-    vf_coef: float = 0.1
-    gamma: float = 1.0
-    lam: float = 0.95
-    # None: the algorithm's own default (PPO and VinePPO whiten; reinforce, rloo and grpo do not, their
-    # baselines already centre the advantage); True or False: every algorithm obeys it
-    whiten_advantages: Optional[bool] = None
-    whiten_rewards: bool = False  # PPO: whiten per-token rewards (no mean shift) before GAE, as TRL/AlpacaFarm
-    # how the per-token policy loss becomes one number: token-mean (default), seq-mean-token-mean,
-    # seq-mean-token-sum, seq-mean-token-sum-norm (Dr. GRPO; L = generation.max_new_tokens), or any name in
-    # blendrl.functional.losses.LOSS_AGGREGATIONS
-    loss_agg: str = "token-mean"
-    # the per-token surrogate: ppo (clipped ratio), gspo (the sequence's length-normalised ratio), cispo (clipped,
-    # stopped importance weight × REINFORCE), or any name in blendrl.functional.surrogates.POLICY_LOSSES
-    policy_loss: str = "ppo"
-    clip_low: Optional[float] = None  # ε_low (ratio floor 1 − ε_low); None: clip_eps
-    clip_high: Optional[float] = None  # ε_high (ceiling 1 + ε_high; DAPO's clip-higher: 0.28); None: clip_eps
-    dual_clip: Optional[float] = None  # c > 1: a negative-advantage token's loss is at most −c·A (dual-clip PPO)
-    entropy_coef: float = 0.0  # > 0: loss − coef·agg(policy entropy), a bonus (policy/entropy is always logged)
-    # truncated importance sampling against an inexact generator's log-probs (vLLM in bfloat16): each token's loss
-    # times min(π_old / π_engine, tis_cap); None: off. Ignored where the generator's log-probs are the trainer's
-    tis_cap: Optional[float] = None
-    vine: VineConfig = field(default_factory=VineConfig)
-
-    def validate(self) -> None:
-        _require(self.epochs >= 1, "epochs: must be >= 1")
-        _require(not self.whiten_rewards or self.name == "ppo", "whiten_rewards: only ppo whitens per-token rewards "
-                 "(before GAE); the critic-free estimators use sequence rewards")
-        _require(self.clip_eps > 0, "clip_eps: must be > 0")
-        _require(self.tis_cap is None or self.tis_cap > 0, "tis_cap: must be > 0 (or null: off)")
-        for name in ("clip_low", "clip_high"):
-            _require(getattr(self, name) is None or getattr(self, name) > 0, f"{name}: must be > 0 (or null)")
-        _require(self.dual_clip is None or self.dual_clip > 1, "dual_clip: must be > 1 (or null: off)")
-        _require(self.entropy_coef >= 0, "entropy_coef: must be >= 0")
-
-
-@dataclass
 class DataConfig:
     """Prompts: ``builtin:NAME`` or a file (``blendrl.data.prompts``); ``too_long``/``on_empty`` ones: error or skip."""
 
@@ -270,6 +218,7 @@ class DataConfig:
     system_prompt: Optional[str] = None
     too_long: Literal["error", "skip"] = "error"
     on_empty: Literal["error", "skip"] = "error"
+    columns: ColumnsConfig = field(default_factory=ColumnsConfig)  # a table's column names (verl, hub datasets)
 
 
 @dataclass
@@ -323,7 +272,10 @@ class FilterConfig:
 
 @dataclass
 class PPORunConfig:
-    """Everything ``blendrl ppo`` reads."""
+    """Everything ``blendrl ppo`` reads. ``costs`` (ppo-lagrangian only): the episode cost is the weighted sum of
+    these sources, of the same kinds as ``rewards`` but higher is worse and never shaped: a cost model (``hf_rm``),
+    a rule or callable, or ``judge_violations`` (``options: {judges: [...]}``: the number of judges a response
+    fails)."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     critic: CriticConfig = field(default_factory=CriticConfig)
@@ -332,6 +284,7 @@ class PPORunConfig:
     rewards: list[RewardSourceConfig] = field(
         default_factory=lambda: [RewardSourceConfig(kind="rule", name="concise_mention")]
     )
+    costs: list[RewardSourceConfig] = field(default_factory=list)  # ppo-lagrangian's cost sources (see above)
     shaping: ShapingConfig = field(default_factory=ShapingConfig)
     kl: KLConfig = field(default_factory=KLConfig)
     regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
@@ -345,6 +298,9 @@ class PPORunConfig:
     plugins: list[str] = field(default_factory=list)  # modules or .py files imported first (their registrations)
 
     def validate(self) -> None:
+        lagrangian = self.algorithm.name == "ppo-lagrangian"
+        _require(not lagrangian or self.costs, "costs: ppo-lagrangian needs at least one cost source")
+        _require(lagrangian or not self.costs, "costs: only algorithm.name ppo-lagrangian reads them")
         _require(not self.dynamic_sampling.enabled or self.train.samples_per_prompt >= 2,
                  "dynamic_sampling.enabled: needs train.samples_per_prompt >= 2 (a group to compare)")
         _require(self.shaping.overlong_buffer is None or self.algorithm.name != "vineppo",

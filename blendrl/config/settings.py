@@ -32,6 +32,25 @@ class LoraConfig:
 
 
 @dataclass
+class ColumnsConfig:
+    """Which columns of a prompt table hold what (``data.columns``), for tables written for other tools (verl's
+    parquet, a hub dataset). ``prompt``: the column with the prompt, a string or a list of chat messages (TRL's
+    conversational format); None: ``prompt``, else ``messages``. ``metadata``: metadata field → column, with dots
+    into nested objects (verl: ``{answer: reward_model.ground_truth}``). Every other column stays in the metadata
+    under its own name."""
+
+    prompt: Optional[str] = None
+    metadata: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        _require(self.prompt is None or (isinstance(self.prompt, str) and self.prompt.strip()),
+                 "prompt: a column name (or null: prompt, else messages)")
+        for key, column in self.metadata.items():
+            _require(isinstance(column, str) and column.strip(), f"metadata.{key}: expected a column name, got "
+                     f"{column!r}")
+
+
+@dataclass
 class RunSettings:
     """The ``seed`` of a command's random streams (:mod:`blendrl.core.seeds`) and its torch ``threads``: the
     ``train:`` section of a command that trains nothing itself (``bon``, the lab) and the start of every trainer's

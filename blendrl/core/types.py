@@ -171,6 +171,9 @@ class Experience:
     token_scores: Optional[torch.Tensor] = None  # (B, T) dense rewards of a segment reward model, per token
     finished: Optional[torch.Tensor] = None  # (B,) bool: the response ended with EOS (the generator's flag)
     engine_logp: Optional[torch.Tensor] = None  # (B, T) an inexact generator's own log-probs (TIS weights)
+    costs: Optional[torch.Tensor] = None  # (B,) episode costs (ppo-lagrangian's cost sources, not shaped)
+    cost_values: Optional[torch.Tensor] = None  # (B, T) the cost critic before the update
+    cost_returns: Optional[torch.Tensor] = None  # (B, T)
 
     @property
     def prompt_len(self) -> int:

@@ -96,6 +96,35 @@ def row_to_messages(obj: Any, where: str) -> tuple[list[dict], dict]:
     return messages, {**extra, **metadata}
 
 
+def _column(obj: dict, path: str, where: str, key: str):
+    """``obj``'s value at ``path`` (dots go into nested objects), or a :class:`DataError` naming the row, the column
+    and the ``data.columns`` key that asked for it."""
+    value = obj
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise DataError(f"{where}, field '{path}': missing (data.columns.{key} names it)")
+        value = value[part]
+    return value
+
+
+def map_columns(obj: Any, columns, where: str) -> Any:
+    """A table row in blendrl's shape under a ``data.columns`` mapping (:class:`~blendrl.config.settings.
+    ColumnsConfig`): the prompt column as ``prompt``, each mapped metadata field into ``metadata``, every other
+    column kept. With no mapping (None, or nothing set) the row as it is."""
+    if columns is None or (columns.prompt is None and not columns.metadata) or not isinstance(obj, dict):
+        return obj
+    out = dict(obj)
+    if columns.prompt is not None:
+        value = _column(obj, columns.prompt, where, "prompt")
+        out.pop(columns.prompt, None)  # a top-level column moves to prompt; a nested one stays where it is
+        out["prompt"] = value
+    meta = out.get("metadata", {})
+    if columns.metadata and isinstance(meta, dict):  # (a metadata that is not an object is row_to_messages' error)
+        out["metadata"] = {**meta, **{k: _column(obj, path, where, f"metadata.{k}")
+                                      for k, path in columns.metadata.items()}}
+    return out
+
+
 def read_text(path: Path) -> str:
     """The file as UTF-8 text; a file that is not UTF-8 is a :class:`DataError` naming the file, the row (line) and
     the byte offset of the first bad byte."""
@@ -181,9 +210,10 @@ def message_rows(path: str, what: str):
         yield (file, where, *row_to_messages(obj, where))
 
 
-def read_prompt_rows(source: str, on_empty: str = "error") -> list[tuple[list[dict], dict, str, int]]:
+def read_prompt_rows(source: str, on_empty: str = "error", columns=None) -> list[tuple[list[dict], dict, str, int]]:
     """Rows of ``(messages, metadata, source, row)`` from a built-in set or a file; raises :class:`DataError`.
-    A row with an empty prompt raises, or is skipped and counted under ``on_empty="skip"``."""
+    A row with an empty prompt raises, or is skipped and counted under ``on_empty="skip"``. ``columns``: a table's
+    ``data.columns`` mapping (:func:`map_columns`)."""
     if source.startswith("builtin:"):
         name = source.split(":", 1)[1]
         if name not in BUILTIN_PROMPTS:
@@ -193,7 +223,8 @@ def read_prompt_rows(source: str, on_empty: str = "error") -> list[tuple[list[di
         lines = read_text(Path(source)).splitlines()
         objs = [(i, {"prompt": line}) for i, line in enumerate(lines, 1) if line.strip()]
     else:  # .jsonl / .json / .parquet, a datasets folder, a cached hub dataset
-        objs = read_table_rows(source, "prompt")
+        objs = [(row, map_columns(obj, columns, f"{source}, row {row}"))
+                for row, obj in read_table_rows(source, "prompt")]
     rows = [(*parsed, source, row) for row, parsed in skip_empty(objs, row_to_messages, on_empty, source)]
     if not rows:
         raise DataError(f"{source}: no prompts found (the file is empty)")
@@ -208,14 +239,15 @@ def load_prompts(
     system_prompt: str | None = None,
     too_long: str = "error",
     on_empty: str = "error",
+    columns=None,
 ) -> tuple[list[PromptExample], int]:
     """Read, validate and tokenise prompts. Returns ``(examples, n_skipped_too_long)``.
 
     A prompt longer than ``max_prompt_tokens`` raises (``too_long="error"``) or is skipped and counted (``"skip"``);
-    an empty prompt raises or is skipped and counted (``on_empty``).
+    an empty prompt raises or is skipped and counted (``on_empty``); ``columns``: a table's ``data.columns``.
     """
     examples, skipped = [], 0
-    for messages, metadata, src, row in read_prompt_rows(source, on_empty):
+    for messages, metadata, src, row in read_prompt_rows(source, on_empty, columns):
         if system_prompt and messages[0]["role"] != "system":
             messages = [{"role": "system", "content": system_prompt}, *messages]
         if chat_template and tokenizer.chat_template:
@@ -239,9 +271,9 @@ def load_prompts(
 
 def load_prompt_set(source: str, tokenizer, data, system_prompt: str | None) -> list[PromptExample]:
     """:func:`load_prompts` with the options of a prompt-data config section ``data`` (``max_prompt_tokens``,
-    ``chat_template``, ``too_long``, ``on_empty``)."""
+    ``chat_template``, ``too_long``, ``on_empty``, ``columns``)."""
     return load_prompts(source, tokenizer, data.max_prompt_tokens, data.chat_template, system_prompt, data.too_long,
-                        data.on_empty)[0]
+                        data.on_empty, getattr(data, "columns", None))[0]
 
 
 def epoch_batch(n: int, batch_size: int, seed: int, step: int) -> list[int]:

@@ -2,7 +2,8 @@
 
 Every function states its shapes and the equation it implements; registries let configs pick by name.
 """
-from .advantages import SEQUENCE_ADVANTAGES, gae, grpo_advantages, reinforce_advantages, rloo_advantages
+from .advantages import (SEQUENCE_ADVANTAGES, constrained_advantages, gae, grpo_advantages, reinforce_advantages,
+                         rloo_advantages)
 from .kl import KL_ESTIMATORS, AdaptiveKLController, FixedKLController, kl_penalty, sequence_kl
 from .losses import clip_fraction, policy_loss, value_loss
 from .masked import masked_mean, masked_sum, masked_var, whiten
@@ -16,7 +17,8 @@ __all__ = [
     "adaptive_margin_loss", "bradley_terry_loss", "flip_lowest", "label_smoothing_loss",
     "metarm_difference_loss", "preference_strength", "simcse_loss", "soft_label_margin_loss",
     "SEQUENCE_ADVANTAGES", "KL_ESTIMATORS", "AdaptiveKLController", "FixedKLController", "RunningMoments",
-    "apply_missing_eos_penalty", "clip_fraction", "gae", "grpo_advantages", "kl_penalty", "last_token_index",
+    "apply_missing_eos_penalty", "clip_fraction", "constrained_advantages", "gae", "grpo_advantages", "kl_penalty",
+    "last_token_index",
     "masked_mean", "masked_sum", "masked_var", "overlong_penalty", "policy_loss", "reinforce_advantages",
     "rloo_advantages",
     "sequence_kl", "token_rewards", "value_loss", "whiten",

@@ -35,6 +35,13 @@ def gae(
     return adv, returns
 
 
+def constrained_advantages(reward_adv: torch.Tensor, cost_adv: torch.Tensor, lam: float) -> torch.Tensor:
+    """safe-rlhf's PPO-Lagrangian advantage ``(A_r − λ·A_c) / (1 + λ)`` (docs/algorithms.md §16): the reward
+    critic's GAE less λ times the cost critic's, divided by 1 + λ so its scale stays that of one advantage however
+    large λ grows. (B, T), (B, T), λ ≥ 0 → (B, T)."""
+    return (reward_adv - lam * cost_adv) / (1.0 + lam)
+
+
 def _grouped(scores: torch.Tensor, k: int) -> torch.Tensor:
     if scores.dim() != 1:
         raise ValueError(f"scores must be 1-D (N,), got shape {tuple(scores.shape)}")

@@ -19,11 +19,17 @@ from __future__ import annotations
 
 import ast
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 from ._sandbox_harness import decode, encode
 from .base import JudgeDataError
+
+# CPython 3.11's AST constructor keeps its recursion depth in shared state, so ast.parse in two threads at once can
+# fail with "AST constructor recursion depth mismatch" (python/cpython#106905); the code judge scores a batch in a
+# thread pool, so parses take turns
+_PARSE = threading.Lock()
 
 COMPARES = ("eq", "truthy", "falsy", "is", "poly_root")
 TOL_OPS = ("<", "<=")
@@ -123,7 +129,8 @@ def cases_from_asserts(text: str, where: str, judge: str, rename: dict[str, str]
     """Cases from ``assert`` statements (module level, or the body of ``def check(candidate)`` with ``rename``
     mapping ``candidate`` to the entry point). Imports, docstrings and module-level constants are ignored."""
     try:
-        tree = ast.parse(text)
+        with _PARSE:
+            tree = ast.parse(text)
     except SyntaxError as exc:
         raise JudgeDataError(f"judge '{judge}': prompt {where}: the tests do not parse ({exc.msg}, line "
                              f"{exc.lineno})") from exc

@@ -23,18 +23,14 @@ The response is attacker-controlled text inside the judge's prompt. Defenses (``
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import os
 import re
 import string
-import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
+from ..core.http import JsonClient, refuse_literal_key
 from ..core.registries import REWARD_SOURCES
 from .registry import JUDGES
 from ..core.types import Sample, Scores
@@ -248,43 +244,22 @@ class OpenAIJudge(_Defended):
                  api: str = "chat", top_logprobs: int = 20, timeout_s: float = 60.0,
                  api_key_env: str | None = None, defense: str = "counterfactual", concurrency: int = 8,
                  retries: int = 2, max_sentences: int = 8, **unknown) -> None:
-        if "api_key" in unknown:
-            raise ValueError(f"judge '{name}': put the API key in an environment variable and name it with "
-                             f"api_key_env (a key in the config would be written into every checkpoint)")
+        refuse_literal_key(unknown, f"judge '{name}'")
         if unknown:
             raise TypeError(f"judge '{name}': unknown options {sorted(unknown)}")
         if api not in ("chat", "completions"):
             raise ValueError(f"judge '{name}': api must be chat or completions, got {api!r}")
-        if api_key_env and api_key_env not in os.environ:
-            raise ValueError(f"judge '{name}': api_key_env names {api_key_env}, which is not set in the environment")
-        self.name, self.base_url, self.model = name, base_url.rstrip("/"), model
+        if concurrency < 1:
+            raise ValueError(f"judge '{name}': concurrency must be >= 1")
+        self.name, self.model, self.concurrency = name, model, concurrency
         self.template, self.defense = _template(template, defense, name), defense
         self.max_sentences = max_sentences
         self.pass_token, self.fail_token, self.api, self.top = pass_token, fail_token, api, top_logprobs
-        self.timeout_s, self.api_key_env = timeout_s, api_key_env
-        if concurrency < 1 or retries < 0:
-            raise ValueError(f"judge '{name}': concurrency must be >= 1 and retries >= 0")
-        self.concurrency, self.retries = concurrency, retries
+        # timeout_s per attempt, retries more attempts on a 5xx/429/timeout; a 4xx fails at once
+        self.client = JsonClient(base_url, timeout_s, retries, api_key_env, who=f"judge '{name}'")
 
     def _post(self, path: str, body: dict) -> dict:
-        """POST with ``timeout_s`` per attempt and up to ``retries`` more attempts (0.5 s, 1 s, ... apart) on a
-        connection error, a timeout or a 5xx/429 answer; a 4xx answer is the request's fault and raises at once."""
-        headers = {"Content-Type": "application/json"}
-        if self.api_key_env:
-            headers["Authorization"] = f"Bearer {os.environ[self.api_key_env]}"
-        req = urllib.request.Request(self.base_url + path, json.dumps(body).encode(), headers)
-        for attempt in range(self.retries + 1):
-            try:
-                with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                    return json.loads(resp.read())
-            except urllib.error.HTTPError as exc:
-                if exc.code < 500 and exc.code != 429 or attempt == self.retries:
-                    raise
-            except (urllib.error.URLError, TimeoutError, ConnectionError):
-                if attempt == self.retries:
-                    raise
-            time.sleep(0.5 * 2 ** attempt)
-        raise AssertionError("unreachable")
+        return self.client.post(body, path)
 
     def top_logprobs(self, text: str) -> dict[str, float]:
         """The server's top-k next-token log-probs after the judge prompt (greedy, one token)."""

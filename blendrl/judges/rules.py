@@ -65,12 +65,24 @@ def _check_rules(rules: dict, where: str) -> None:
             re.compile(rules["regex"])
         except re.error as exc:
             raise ValueError(f"{where}: regex {rules['regex']!r} does not compile ({exc})") from exc
+    forbid = rules.get("forbid") or []
+    if not isinstance(forbid, list) or not all(isinstance(f, str) and f.strip() for f in forbid):
+        raise ValueError(f"{where}: forbid must be a list of non-empty strings, got {forbid!r} (quote YAML's "
+                         f"yes/no/on/off, which YAML reads as booleans)")
     unknown = set(rules) - {"regex", "max_words", "min_words", "max_chars", "forbid", "max_repetition"}
     if unknown:
         raise ValueError(f"{where}: unknown format rules {sorted(unknown)}")
 
 
-@JUDGES.register("format")
+def _format_check(node, root=None) -> None:
+    """The format judge's options, checked before any model loads (the builder checks them again)."""
+    try:
+        _check_rules({"forbid": [], **node.options}, f"judge '{node.name or node.kind}'")
+    except ValueError as exc:
+        raise ValueError(f"options: {exc}") from None
+
+
+@JUDGES.register("format", check=_format_check)
 def format_judge(name: str = "format", regex: str | None = None, max_words: int | None = None,
                  min_words: int | None = None, max_chars: int | None = None, forbid: list[str] | None = None,
                  max_repetition: float | None = 0.5):

@@ -1,4 +1,5 @@
-"""Build reward sources from config (``rule``, ``callable``, ``hf_rm``, ``ensemble``) and combine them with weights."""
+"""Build reward sources from config (``rule``, ``callable``, ``hf_rm``, ``ensemble``, ``http``) and combine them
+with weights."""
 from __future__ import annotations
 
 import importlib
@@ -7,10 +8,12 @@ import inspect
 from pathlib import Path
 
 from ..config import RewardSourceConfig
+from ..core.http import check_service_options
 from ..core.types import ModelPlacement
 from .base import REWARD_SOURCES, CallableReward, WeightedSum
 from .ensemble import EnsembleReward
 from .hf_rm import HFRewardModel
+from .http import HTTPReward
 from .shared_backbone import SHARE_MODES, load_members
 from .rules import rule
 
@@ -119,6 +122,14 @@ def build_reward(configs: list[RewardSourceConfig], placement: ModelPlacement | 
     ``placement``: the run's device, dtype and reward-model offloading (:class:`~blendrl.core.types.ModelPlacement`;
     default: CPU, float32, in memory)."""
     return WeightedSum([build_source(c, placement) for c in configs], [c.weight for c in configs])
+
+
+@REWARD_SOURCES.register("http", check=lambda cfg, root=None: check_service_options(cfg.options, HTTPReward,
+                                                                                     "reward source kind 'http'"))
+def _http_source(cfg: RewardSourceConfig):
+    """A reward-model or verifier service the user runs (``options: {url, score_key, batch_size, concurrency,
+    timeout_s, retries, api_key_env}``, :class:`~blendrl.rewards.http.HTTPReward`)."""
+    return HTTPReward(name=cfg.name or "http", **cfg.options)
 
 
 @REWARD_SOURCES.register("gold")

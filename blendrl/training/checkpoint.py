@@ -4,6 +4,7 @@ Layout of ``<output_dir>/checkpoints/iter-000012/``::
 
     policy/            save_pretrained (safetensors) + tokenizer; LoRA runs hold the adapter folder
     critic/            save_pretrained of the value model (when the algorithm has one)
+    cost_critic/       save_pretrained of PPO-Lagrangian's cost value model
     reference/         EMA reference weights (only when the reference moves)
     optim.pt           optimizer and LR-scheduler states
     trainer_state.pt   iteration, KL controller, reward statistics, prompt sampler, every RNG state
@@ -73,19 +74,19 @@ def write_checkpoint(root: Path, name: str, fill, config: dict, trainer_state: d
 
 
 def save_checkpoint(
-    root: Path, iteration: int, *, policy, tokenizer, critic, reference, optim_state: dict, trainer_state: dict,
-    config: dict, keep: int = 2, state_dicts: dict | None = None,
+    root: Path, iteration: int, *, policy, tokenizer, critics: dict, reference, optim_state: dict,
+    trainer_state: dict, config: dict, keep: int = 2, state_dicts: dict | None = None,
 ) -> Path:
     """Write the RL checkpoint ``iter-{iteration:06d}`` under ``root`` (see :func:`write_checkpoint`).
-    ``state_dicts``: ``{"policy": ..., "critic": ...}`` whole weights to write instead of the models' own (a sharded
-    model's, gathered)."""
+    ``critics``: folder name (``critic``, ``cost_critic``) → value model. ``state_dicts``: ``{"policy": ...,
+    "critic": ...}`` whole weights to write instead of the models' own (a sharded model's, gathered)."""
     sd = state_dicts or {}
 
     def fill(tmp: Path) -> None:
         policy.save_pretrained(tmp / "policy", state_dict=sd.get("policy"))
         tokenizer.save_pretrained(tmp / "policy")
-        if critic is not None:
-            critic.save_pretrained(tmp / "critic", state_dict=sd.get("critic"))
+        for name, critic in critics.items():
+            critic.save_pretrained(tmp / name, state_dict=sd.get(name))
         if reference is not None and reference.needs_saving:
             reference.save(tmp / "reference")
 

@@ -112,37 +112,48 @@ def build_trainer(cfg: PPORunConfig, resume: str | None = None, trainer_cls: typ
     policy, tokenizer, reference = stack.policy, stack.tokenizer, stack.reference
     algorithm = build_algorithm(cfg.algorithm, cfg.kl, cfg.train.samples_per_prompt, cfg.regularizer,
                                 cfg.generation.max_new_tokens)
-    critic = None
-    if algorithm.needs_critic:
-        critic = load_critic(resolve_model(cfg.critic.path or cfg.model.name), cfg.model.dtype,
-                             lean=perf.lean_layers).to(device)
-        if cfg.model.gradient_checkpointing:
-            enable_checkpointing(critic)
-        if cfg.critic.lora is not None:
-            critic = add_lora(critic, cfg.critic.lora, task_type="TOKEN_CLS")
-    models = Models(policy, tokenizer, critic, reference)
+    backbone = cfg.critic.path or cfg.model.name
+    critic = build_critic(backbone, cfg, perf, device) if algorithm.needs_critic else None
+    cost_critic = build_critic(cfg.critic.cost_path or backbone, cfg, perf, device) \
+        if algorithm.needs_cost_critic else None
+    models = Models(policy, tokenizer, critic, reference, cost_critic)
     if parts is None:
         reward = build_reward(cfg.rewards, cfg.model.placement(device))
     else:
         reward, train_prompts = parts(models, cfg.model.placement(device))
-    ckpt = resume_weights(resume, policy, reference, critic) if resume else None  # before sharding: whole weights
+    costs = build_reward(cfg.costs, cfg.model.placement(device)) if cfg.costs else None
+    critics = {"critic": critic, "cost_critic": cost_critic}
+    ckpt = resume_weights(resume, policy, reference, critics) if resume else None  # before sharding: whole weights
     if sharded:  # the reference is already an unsharded copy (or a model of its own)
-        fsdp.shard(policy)
-        if critic is not None:
-            fsdp.shard(critic)
-    trainer = trainer_cls(cfg, models, reward, stack.generator, algorithm, train_prompts, eval_prompts)
+        for model in (policy, critic, cost_critic):
+            if model is not None:
+                fsdp.shard(model)
+    trainer = trainer_cls(cfg, models, reward, stack.generator, algorithm, train_prompts, eval_prompts, costs)
     if ckpt is not None:
         trainer.load_state_dict(*load_trainer_state(ckpt))
         stack.generator.sync_weights(policy)
     return trainer
 
 
-def resume_weights(resume: str, policy, reference, critic=None) -> Path:
-    """Load policy (and critic, and a moving reference) weights from the checkpoint ``--resume`` points to."""
+def build_critic(path: str, cfg: PPORunConfig, perf: PerfConfig, device: torch.device):
+    """A value model (a 1-label token-classification head) on the backbone at ``path``, with the run's dtype,
+    gradient checkpointing and ``critic.lora``."""
+    critic = load_critic(resolve_model(path), cfg.model.dtype, lean=perf.lean_layers).to(device)
+    if cfg.model.gradient_checkpointing:
+        enable_checkpointing(critic)
+    if cfg.critic.lora is not None:
+        critic = add_lora(critic, cfg.critic.lora, task_type="TOKEN_CLS")
+    return critic
+
+
+def resume_weights(resume: str, policy, reference, critics: dict | None = None) -> Path:
+    """Load policy (and critics: folder name → model or None, and a moving reference) weights from the checkpoint
+    ``--resume`` points to."""
     ckpt = find_checkpoint(resume)
     load_weights(policy, ckpt / "policy")
-    if critic is not None:
-        load_weights(critic, ckpt / "critic")
+    for name, critic in (critics or {}).items():
+        if critic is not None:
+            load_weights(critic, ckpt / name)
     if reference.needs_saving:
         reference.load(ckpt / "reference")
     return ckpt
@@ -157,14 +168,14 @@ def _weights(model) -> dict | None:
 def save(trainer: RLTrainer, out: Path) -> Path | None:
     """Every rank calls it (a sharded model's weights and optimizer state are gathered); rank 0 writes."""
     state, optim = trainer.state_dict()
-    policy_sd, critic_sd = _weights(trainer.m.policy), _weights(trainer.m.critic)
+    critics = {name: model for name in ("critic", "cost_critic") if (model := getattr(trainer.m, name)) is not None}
+    weights = {name: _weights(model) for name, model in {"policy": trainer.m.policy, **critics}.items()}
     if not dist.is_main():
         return None
     return save_checkpoint(
         out / "checkpoints", trainer.iteration, policy=trainer.m.policy, tokenizer=trainer.m.tokenizer,
-        critic=trainer.m.critic, reference=trainer.m.reference, optim_state=optim, trainer_state=state,
-        config=to_dict(trainer.cfg), keep=trainer.cfg.logging.keep_checkpoints,
-        state_dicts={"policy": policy_sd, "critic": critic_sd},
+        critics=critics, reference=trainer.m.reference, optim_state=optim, trainer_state=state,
+        config=to_dict(trainer.cfg), keep=trainer.cfg.logging.keep_checkpoints, state_dicts=weights,
     )
 
 

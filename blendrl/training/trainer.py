@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..config import PPORunConfig
-from ..functional import (AdaptiveKLController, FixedKLController, RunningMoments, apply_missing_eos_penalty,
-                          masked_sum, overlong_penalty, sequence_kl)
+from ..functional import AdaptiveKLController, FixedKLController, RunningMoments, masked_sum, sequence_kl
 from ..judges.signals import hack_signals
 from ..models.checkpointing import checkpointed
 from ..rewards import Scores, make_samples, score_batch
@@ -34,9 +33,11 @@ from .experience import (Experience, behaviour_logprobs, forward_rows, micro_bat
 from ..core import dist
 from ..core.seeds import seed_of, stream
 from .engine import make_engine
+from .costs import take_costs
 from .dynamic import dynamic_batch
 from .extras import after_scores
 from .held_out import held_out_metrics, held_out_pass
+from .shaping import shape_scores
 from .vine import mc_values
 
 
@@ -50,6 +51,7 @@ class Models:
     tokenizer: object
     critic: object | None = None
     reference: object | None = None
+    cost_critic: object | None = None  # PPO-Lagrangian's value model of the cost
 
 
 @dataclass
@@ -59,8 +61,10 @@ class StepOutput:
 
 
 class RLTrainer:
-    def __init__(self, cfg: PPORunConfig, models: Models, reward, generator, algorithm, train_prompts, eval_prompts):
+    def __init__(self, cfg: PPORunConfig, models: Models, reward, generator, algorithm, train_prompts, eval_prompts,
+                 costs=None):
         self.cfg, self.m, self.reward, self.generator, self.algorithm = cfg, models, reward, generator, algorithm
+        self.costs = costs  # the cost source of an algorithm that needs_cost_critic (PPO-Lagrangian), else None
         self.train_prompts, self.eval_prompts = train_prompts, eval_prompts
         from ..data import PromptSampler
 
@@ -72,10 +76,12 @@ class RLTrainer:
         self.moments = RunningMoments()
         self.params = SamplingParams(cfg.generation.max_new_tokens, cfg.generation.temperature, cfg.generation.top_p)
         total_steps = t.iterations * cfg.algorithm.epochs * t.minibatches
-        trained = [("policy", models.policy, t.lr), ("critic", models.critic, cfg.critic.lr)]
+        trained = [("policy", models.policy, t.lr), ("critic", models.critic, cfg.critic.lr),
+                   ("cost_critic", models.cost_critic, cfg.critic.lr)]
         self.engines = {name: make_engine(module, lr, t, total_steps) for name, module, lr in trained if module}
+        self.critics = [name for name in ("critic", "cost_critic") if name in self.engines]
         self.iteration = 0
-        self.pending_values = None  # (B, T) with its graph: the first critic step's forward, run early
+        self.pending_values = {}  # critic → (B, T) with its graph: the first critic step's forward, run early
         self.counters = {"skipped_samples": 0}
 
     # ------------------------------------------------------------------ one iteration
@@ -90,10 +96,13 @@ class RLTrainer:
         # 2. score: sources that run elsewhere (kind: ray) start now and score while 3. runs here
         responses = self.decode(exp)
         pending = self.submit_scores(prompts, responses, exp.finished) if scored is None else Later(lambda: scored)
-        # 3. reference and critic (they read the sampled tokens, not the scores or the response mask)
+        costs = self.submit_scores(prompts, responses, exp.finished, self.costs) if self.costs else None
+        # 3. reference and critics (they read the sampled tokens, not the scores or the response mask)
         exp.ref_logp = self.m.reference.logprobs(exp, self.params.temperature, t.forward_batch_size)
-        if self.algorithm.needs_critic:
+        if "critic" in self.critics:
             exp.values = self.critic_values(exp)
+        if "cost_critic" in self.critics:
+            exp.cost_values = self.critic_values(exp, "cost_critic")
         timer["ref_critic"] = time.perf_counter()
         # the scores; their shaping statistics are the whole batch's (every rank's rows, in order)
         scored = pending.result()
@@ -106,6 +115,8 @@ class RLTrainer:
         exp.response_mask[~valid.to(exp.response_mask.device)] = 0.0
         extra = after_scores(exp, valid, scored.dense, self.m.tokenizer, self.cfg.filter,
                              self.cfg.train.samples_per_prompt, self.sampling_gen)  # dense rewards, PF-PPO's filter
+        if costs is not None:  # the episode costs (a row whose cost is NaN is skipped like a NaN reward)
+            extra.update(take_costs(exp, costs.result(), self.counters))
         if self.algorithm.needs_mc_values:  # VinePPO's Monte-Carlo values in place of a critic's
             exp.values, exp.step_ids, vine = mc_values(exp, prompts, self.cfg.algorithm.vine, self.m.tokenizer,
                                                        self.generator, self.params, self.sampling_gen,
@@ -161,19 +172,19 @@ class RLTrainer:
     def decode(self, exp) -> list[str]:  # an Experience or a Rollout
         return decode_responses(self.m.tokenizer, exp)
 
-    def score(self, prompts, responses: list[str], finished: torch.Tensor) -> Scores:
-        """The reward source's :class:`~blendrl.core.types.Scores` (``total`` (B,); NaN marks a sample it could not
-        score). ``finished`` (B,): the response ended with EOS (judges inside the reward, e.g. the summed-PPO
-        baseline's ``eos``, read it)."""
-        return self.submit_scores(prompts, responses, finished).result()
+    def score(self, prompts, responses: list[str], finished: torch.Tensor, source=None) -> Scores:
+        """The reward source's (or ``source``'s: the costs) :class:`~blendrl.core.types.Scores` (``total`` (B,); NaN
+        marks a sample it could not score). ``finished`` (B,): the response ended with EOS (judges inside the
+        reward, e.g. the summed-PPO baseline's ``eos``, read it)."""
+        return self.submit_scores(prompts, responses, finished, source).result()
 
-    def submit_scores(self, prompts, responses: list[str], finished: torch.Tensor):
+    def submit_scores(self, prompts, responses: list[str], finished: torch.Tensor, source=None):
         """:meth:`score` in two halves: a handle now, ``.result()`` the scores (a source with ``submit`` works in the
-        meantime)."""
-        samples = make_samples(prompts, responses, finished)
-        if hasattr(self.reward, "submit"):
-            return self.reward.submit(samples)
-        return Later(lambda: score_batch(self.reward, samples))
+        meantime). ``source``: the reward (default) or the cost source."""
+        samples, source = make_samples(prompts, responses, finished), source or self.reward
+        if hasattr(source, "submit"):
+            return source.submit(samples)
+        return Later(lambda: score_batch(source, samples))
 
     def continuation_scores(self, prompts, responses: list[str], finished: torch.Tensor):
         """``(shaped (N,), scored (N,) bool)`` of responses that are not the batch's samples (VinePPO's
@@ -186,28 +197,9 @@ class RLTrainer:
         """Missing-EOS and overlong penalties (``lengths`` (B,): response tokens), running normalisation, clipping
         (§11, PPO-max eq. 18). NaN scores → skipped. ``update=False`` (not the batch's samples: VinePPO's
         continuations) normalises with the running statistics as they are and counts nothing."""
-        s = self.cfg.shaping
-        valid = torch.isfinite(raw)  # (B,)
-        if not valid.any():
-            if not update:
-                return torch.zeros_like(raw), valid
-            raise FloatingPointError("every reward in the batch was NaN/inf; check the reward sources")
         if update:
-            self.counters["skipped_samples"] += int((~valid).sum())
-        scores = torch.where(valid, raw, raw[valid].mean())  # (B,) skipped rows get a neutral score
-        if s.missing_eos_penalty is not None:
-            scores = apply_missing_eos_penalty(scores, finished, s.missing_eos_penalty)
-        if s.overlong_buffer is not None and lengths is not None:
-            scores = scores + overlong_penalty(lengths, self.params.max_new_tokens, s.overlong_buffer,
-                                               s.overlong_penalty)
-        if s.normalize != "none":
-            normed = self.moments.normalize(scores[valid], None, s.normalize, update=update)
-            scores = scores.clone()
-            scores[valid] = normed
-            scores[~valid] = 0.0 if s.normalize == "normalize" else scores[~valid] / max(self.moments.std, 1e-8)
-        if s.clip is not None:
-            scores = scores.clamp(-s.clip, s.clip)
-        return scores, valid
+            self.counters["skipped_samples"] += int((~torch.isfinite(raw)).sum())
+        return shape_scores(raw, finished, self.cfg.shaping, self.moments, self.params.max_new_tokens, update, lengths)
 
     def forward_no_grad(self, fn, exp: Experience) -> torch.Tensor:
         """``fn(micro-batch) -> (b, T')`` without grad over length-sorted, trimmed micro-batches of
@@ -215,16 +207,17 @@ class RLTrainer:
         with torch.no_grad():
             return forward_rows(fn, exp, self.cfg.train.forward_batch_size)
 
-    def critic_values(self, exp: Experience) -> torch.Tensor:
-        """V of the critic before the update, (B, T). When the first critic step will run one forward over the
-        whole batch (``train.minibatches == 1`` and ``micro_batch_size >= B``), that forward runs now, with grad:
+    def critic_values(self, exp: Experience, name: str = "critic") -> torch.Tensor:
+        """V of the critic ``name`` (``critic``, ``cost_critic``) before the update, (B, T). When the first critic
+        step will run one forward over the whole batch (``train.minibatches == 1`` and ``micro_batch_size >= B``),
+        that forward runs now, with grad:
         its values are exactly the pre-update values, and :meth:`update` back-propagates through it instead of
         running it again. Otherwise a no-grad pass in batches of ``train.forward_batch_size`` rows."""
         if self.cfg.train.minibatches == 1 and len(exp) <= self.cfg.train.micro_batch_size:
-            with checkpointed(self.m.critic), self.engines["critic"].autocast():
-                self.pending_values = response_values(self.m.critic, exp.trimmed())  # (B, T')
-            return pad_response(self.pending_values.detach(), exp.response_mask.shape[1])  # (B, T)
-        return self.forward_no_grad(lambda mb: response_values(self.m.critic, mb), exp)
+            with checkpointed(getattr(self.m, name)), self.engines[name].autocast():
+                self.pending_values[name] = response_values(getattr(self.m, name), exp.trimmed())  # (B, T')
+            return pad_response(self.pending_values[name].detach(), exp.response_mask.shape[1])  # (B, T)
+        return self.forward_no_grad(lambda mb: response_values(getattr(self.m, name), mb), exp)
 
     def update(self, exp: Experience) -> dict:
         """``algorithm.epochs`` passes of ``train.minibatches`` optimizer steps over the experience.
@@ -255,21 +248,21 @@ class RLTrainer:
                     logp_gap = max(logp_gap, gap)
                 return self.algorithm.policy_loss(sub, logp, self.kl_ctl.value, entropy)
 
-            def critic_loss(sub: Experience, micro: torch.Tensor):
-                values, self.pending_values = self.pending_values, None  # the early forward: whole batch, epoch 0
+            def critic_loss(sub: Experience, micro: torch.Tensor, name: str):
+                values = self.pending_values.pop(name, None)  # the early forward: whole batch, epoch 0
                 if values is None:
-                    values = response_values(self.m.critic, sub)
+                    values = response_values(getattr(self.m, name), sub)
                 else:  # the same rows, in row order: put them in the micro-batch's order
                     values = values[micro]
-                return self.algorithm.critic_loss(sub, values)
+                return self.algorithm.critic_loss(sub, values, name)
 
             for mb_idx in self.minibatch_rows(n):
                 if dist.all_sum(exp.response_mask[mb_idx].sum()) == 0:
                     continue
-                if self.algorithm.needs_critic:
-                    self.optimize("critic", exp, mb_idx, critic_loss, sums)
+                for name in self.critics:
+                    self.optimize(name, exp, mb_idx, lambda sub, micro, c=name: critic_loss(sub, micro, c), sums)
                 n_updates += self.optimize("policy", exp, mb_idx, policy_loss, sums)
-        self.pending_values = None  # not consumed when every response was masked out
+        self.pending_values = {}  # not consumed when every response was masked out
         if n_updates == 0:
             raise NonFiniteLossError(
                 f"iteration {self.iteration + 1}: every update had a NaN/inf loss or gradient; weights left unchanged"
@@ -369,7 +362,11 @@ class RLTrainer:
         raw = self.score(prompts, h.responses, h.exp.finished).total
         samples = [{"prompt": p.user_text, "response": r, "reward": float(s), "finished": bool(f)}
                    for p, r, s, f in zip(prompts, h.responses, raw, h.exp.finished.tolist())]
-        return StepOutput(held_out_metrics("eval/", h, raw, prompts), samples)
+        metrics = held_out_metrics("eval/", h, raw, prompts)
+        if self.costs is not None:  # a constrained run's held-out cost (the mean over the responses it could price)
+            costs = self.score(prompts, h.responses, h.exp.finished, self.costs).total
+            metrics["eval/cost/mean"] = costs.nanmean().item()
+        return StepOutput(metrics, samples)
 
     # ------------------------------------------------------------------ state for exact resume
     def state_dict(self) -> tuple[dict, dict]:
@@ -383,6 +380,7 @@ class RLTrainer:
             "counters": dict(self.counters),
             "rng": rng_state(self.sampling_gen),
             "shuffle_gen": self.shuffle_gen.get_state(),
+            "algorithm": self.algorithm.state_dict(),
         }
         return trainer, {"engines": {k: e.state_dict() for k, e in self.engines.items()}}
 
@@ -396,5 +394,6 @@ class RLTrainer:
         self.counters.update(trainer["counters"])
         set_rng_state(trainer["rng"], self.sampling_gen)
         self.shuffle_gen.set_state(trainer["shuffle_gen"])
+        self.algorithm.load_state_dict(trainer.get("algorithm", {}))
         for k, e in self.engines.items():
             e.load_state_dict(optim["engines"][k])

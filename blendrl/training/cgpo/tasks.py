@@ -6,7 +6,7 @@ training and evaluation both call it, so the two never disagree on what a task's
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -130,6 +130,8 @@ def build_task(cfg: TaskConfig, tokenizer, data_cfg, default_max_new_tokens: int
                placement: ModelPlacement | None = None) -> TaskRuntime:
     """One task at run time; its reward sources (and model-loading judges) are built with the run's ``placement``
     (device, dtype, offload)."""
+    if cfg.columns is not None:  # the task's own table columns
+        data_cfg = replace(data_cfg, columns=cfg.columns)
     load = lambda src: load_prompt_set(src, tokenizer, data_cfg, cfg.system_prompt)  # noqa: E731
     prompts = load(cfg.prompts)
     eval_prompts = load(cfg.eval_prompts) if cfg.eval_prompts else []
