@@ -15,12 +15,12 @@ NO_YES = "[{kind: judge_violations, options: {judges: [{kind: format, name: no_y
          "options: {forbid: ['yes'], max_repetition: null}}]}}]"  # the reward (yes_share) wants what this forbids
 
 
-def _algo(**lagrangian):
+def _algo(gae_lam: float = 1.0, **lagrangian):
     from blendrl.algorithms import ALGORITHMS
     from blendrl.config import AlgorithmConfig, KLConfig
     from blendrl.config.algorithm_schema import LagrangianConfig
 
-    cfg = AlgorithmConfig(name="ppo-lagrangian", gamma=1.0, lam=1.0, whiten_advantages=False,
+    cfg = AlgorithmConfig(name="ppo-lagrangian", gamma=1.0, lam=gae_lam, whiten_advantages=False,
                           lagrangian=LagrangianConfig(**lagrangian))
     return ALGORITHMS["ppo-lagrangian"](cfg, KLConfig(coef=0.0))
 
@@ -85,14 +85,19 @@ def test_the_kl_penalty_keeps_its_weight_whatever_lambda():
 
 
 def test_the_cost_critic_is_fit_to_the_cost_returns():
-    algo = _algo()
+    """GAE λ 0.5 on the cost side uses the cost critic's values (0), not the reward critic's (0.5): row 1's cost
+    2 on the last token gives A_c = (0.5·2, 2) and returns (1, 2); with the reward critic's values they would be
+    (1.25, 2). Mutation caught: the cost GAE on exp.values."""
+    algo = _algo(gae_lam=0.5)
     exp = _exp([1.0, 0.0], [0.0, 2.0])
+    exp.values = torch.full((2, 2), 0.5)
     algo.prepare(exp, 0.0)
-    exp.cost_values = torch.zeros(2, 2)
+    assert torch.equal(exp.cost_returns, torch.tensor([[0.0, 0.0], [1.0, 2.0]]))
     loss, stats = algo.critic_loss(exp, torch.zeros(2, 2), "cost_critic")
-    # value loss ½·mean((V − R_c)²) = ½·(0 + 0 + 4 + 4)/4 = 1, times vf_coef 0.1
-    assert stats == {"loss/cost_value": pytest.approx(1.0)} and loss.item() == pytest.approx(0.1)
-    assert algo.critic_loss(exp, torch.zeros(2, 2))[1] == {"loss/value": pytest.approx(0.25)}
+    # value loss ½·mean((V − R_c)²) = ½·(0 + 0 + 1 + 4)/4 = 0.625, times vf_coef 0.1 (old values 0: no clip)
+    assert stats == {"loss/cost_value": pytest.approx(0.625)} and loss.item() == pytest.approx(0.0625)
+    exp.returns = torch.ones(2, 2)
+    assert algo.critic_loss(exp, torch.zeros(2, 2))[1] == {"loss/value": pytest.approx(0.5)}
 
 
 def test_judge_violations_counts_the_failed_judges():

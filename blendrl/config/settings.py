@@ -132,6 +132,16 @@ class OutputSettings:
 
 
 @dataclass
+class TrackerConfig:
+    """An experiment tracker (``blendrl.training.trackers.TRACKERS``): ``wandb`` (offline unless ``options.mode``
+    says otherwise), ``mlflow`` (a file store in the run folder unless ``options.tracking_uri``), ``trackio``
+    (local), or a kind a plugin registers; ``options`` go to its builder."""
+
+    kind: str = "wandb"
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
 class LogSettings(OutputSettings):
     """Where and how every trainer writes: ``output_dir`` (metrics.jsonl, TensorBoard events, checkpoints/, final/),
     metrics every ``log_every`` steps, a checkpoint every ``save_every`` steps (0 = only at the end; a step is an
@@ -144,6 +154,7 @@ class LogSettings(OutputSettings):
     log_every: int = 1
     tensorboard: bool = True
     progress: bool = True
+    trackers: list[TrackerConfig] = field(default_factory=list)  # W&B, MLflow, trackio: metrics, config, samples
 
     def validate(self) -> None:
         _require(self.log_every >= 1, "log_every: must be >= 1")

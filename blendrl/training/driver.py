@@ -27,6 +27,7 @@ from ..core.fsutil import atomic_dir, atomic_write_text
 from ..models import is_peft
 from .checkpoint import find_checkpoint, load_trainer_state, load_weights, write_checkpoint
 from .logging import NullLogger, RunLogger
+from .trackers import build_trackers
 from .trainer import StepOutput
 
 
@@ -100,7 +101,8 @@ def run_loop(trainer: Trainer, cfg, report: RunReport, plan: RunPlan, stop_after
     out, lg, main = Path(cfg.logging.output_dir), cfg.logging, dist.is_main()
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        logger = RunLogger(out, lg.tensorboard, lg.progress, plan.total, trainer.iteration, desc=report.desc)
+        trackers = build_trackers(lg.trackers, out, to_dict(cfg), resumed=trainer.iteration > 0)
+        logger = RunLogger(out, lg.tensorboard, lg.progress, plan.total, trainer.iteration, report.desc, trackers)
     else:
         logger = NullLogger()
     result: dict = {"trainer": trainer, "steps_run": 0}

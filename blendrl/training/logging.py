@@ -1,4 +1,5 @@
-"""Run logging: metrics as JSONL and TensorBoard, sample generations as JSONL, a progress bar."""
+"""Run logging: metrics as JSONL and TensorBoard, sample generations as JSONL, a progress bar, and the configured
+experiment trackers (:mod:`blendrl.training.trackers`)."""
 from __future__ import annotations
 
 import json
@@ -14,10 +15,11 @@ def _clean(value):
 
 class RunLogger:
     """Appends to ``metrics.jsonl`` and ``samples.jsonl`` in ``folder`` (resume keeps appending) and mirrors scalars
-    to TensorBoard when enabled."""
+    to TensorBoard when enabled, and metrics and samples to every tracker in ``trackers``."""
 
     def __init__(self, folder: Path, tensorboard: bool = True, progress: bool = True, total: int = 0,
-                 start: int = 0, desc: str = "ppo") -> None:
+                 start: int = 0, desc: str = "ppo", trackers: list | None = None) -> None:
+        self.trackers = list(trackers or [])
         folder.mkdir(parents=True, exist_ok=True)
         self.metrics = open(folder / "metrics.jsonl", "a")
         self.samples = open(folder / "samples.jsonl", "a")
@@ -40,11 +42,16 @@ class RunLogger:
                 if isinstance(v, (int, float)) and math.isfinite(v):
                     self.tb.add_scalar(k, v, step)
             self.tb.flush()
+        for tracker in self.trackers:
+            tracker.log(step, metrics)
 
     def log_samples(self, step: int, tag: str, rows: list[dict]) -> None:
         for row in rows:
             self.samples.write(json.dumps({"iteration": step, "tag": tag, **row}) + "\n")
         self.samples.flush()
+        for tracker in self.trackers:
+            if rows:
+                tracker.log_samples(step, tag, rows)
 
     def progress(self, postfix: dict) -> None:
         if self.bar is not None:
@@ -62,6 +69,8 @@ class RunLogger:
             self.bar.close()
         if self.tb is not None:
             self.tb.close()
+        for tracker in self.trackers:
+            tracker.close()
         self.metrics.close()
         self.samples.close()
 

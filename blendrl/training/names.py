@@ -14,6 +14,7 @@ from ..algorithms import ALGORITHMS
 from ..algorithms.cgpo import CGPO_OPTIMIZERS
 from ..config import ConfigError
 from ..config.cgpo_schema import JudgeConfig, OptimizerConfig
+from ..config.settings import TrackerConfig
 from ..config.schema import (
     AlgorithmConfig, FilterConfig, GenerationConfig, KLConfig, ReferenceConfig, RegularizerConfig, RewardSourceConfig,
 )
@@ -27,6 +28,7 @@ from ..functional.surrogates import POLICY_LOSSES
 from ..functional.regularizers import REGULARIZERS
 from ..rollout import GENERATORS
 from .reference import REFERENCES
+from .trackers import TRACKERS
 
 # (config type, field) → (registry, names allowed besides the registry's)
 NAMED_FIELDS = {
@@ -41,6 +43,7 @@ NAMED_FIELDS = {
     (FilterConfig, "kind"): (ROLLOUT_FILTERS, ("none",)),
     (AlgorithmConfig, "loss_agg"): (LOSS_AGGREGATIONS, ()),
     (AlgorithmConfig, "policy_loss"): (POLICY_LOSSES, ()),
+    (TrackerConfig, "kind"): (TRACKERS, ()),
 }
 
 
