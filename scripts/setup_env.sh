@@ -16,6 +16,7 @@ command -v pkg-config >/dev/null 2>&1 || need="$need pkg-config"
 pkg-config --exists icu-uc 2>/dev/null || need="$need libicu-dev"
 [ -e /usr/lib/python3/dist-packages/seccomp.cpython-311-x86_64-linux-gnu.so ] || [ "$(uname -m)" != x86_64 ] \
   || need="$need python3-seccomp"
+command -v chromium >/dev/null 2>&1 || need="$need chromium"  # the run report's test renders it headless
 if [ -n "$need" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need) >/dev/null \

@@ -7,7 +7,7 @@ import os
 import sys
 
 from ..core import malloc
-from . import bon, cgpo, cgpo_ppo, dpo, evaluate, lab, ppo, redteam, rm, sft, soup
+from . import bon, cgpo, cgpo_ppo, dpo, evaluate, lab, ppo, redteam, report, rm, sft, soup
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     sft.add_parser(sub)
     lab.add_parser(sub)
     redteam.add_parser(sub)
+    report.add_parser(sub)
     return parser
 
 

@@ -39,16 +39,33 @@ def _norm(text: str) -> str:
     return " ".join(WORD.findall(text.lower()))
 
 
+def is_injection(response: str) -> bool:
+    return bool(INJECTION.search(response))
+
+
+def repeats_prompt(prompt: str, response: str) -> bool:
+    return bool(_norm(prompt)) and _norm(prompt) in _norm(response)
+
+
 def hack_signals(responses: list[str], finished: list[bool], prompts: list[str] | None = None) -> dict[str, float]:
     """The ``hack/*`` metrics of one batch (see the module doc)."""
     n = max(len(responses), 1)
     out = {
-        "hack/injection": sum(bool(INJECTION.search(r)) for r in responses) / n,
+        "hack/injection": sum(is_injection(r) for r in responses) / n,
         "hack/repetition": sum(repetition(r) for r in responses) / n,
         "hack/truncated": sum(not f for f in finished) / n,
         "hack/words": sum(len(WORD.findall(r)) for r in responses) / n,
     }
     if prompts is not None:
-        out["hack/repeats_prompt"] = sum(bool(_norm(p)) and _norm(p) in _norm(r)
-                                         for p, r in zip(prompts, responses)) / n
+        out["hack/repeats_prompt"] = sum(repeats_prompt(p, r) for p, r in zip(prompts, responses)) / n
     return out
+
+
+def sample_flags(response: str, finished: bool = True, prompt: str | None = None,
+                 max_repetition: float = 0.5) -> list[str]:
+    """The signals one response raises, by name: ``injection``, ``repetition`` (more than ``max_repetition`` of its
+    word trigrams repeated), ``repeats_prompt``, ``truncated`` (what the run report flags on a sample)."""
+    return [name for name, hit in (("injection", is_injection(response)),
+                                   ("repetition", repetition(response) > max_repetition),
+                                   ("repeats_prompt", prompt is not None and repeats_prompt(prompt, response)),
+                                   ("truncated", not finished)) if hit]
