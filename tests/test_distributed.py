@@ -79,6 +79,12 @@ def _run(world: int, tiny_dir, out_dir, overrides: dict, tmp_path, resume=None, 
     return torch.load(result)
 
 
+def _metric_lines(out_dir) -> list[dict]:
+    import json
+
+    return [json.loads(x) for x in (out_dir / "metrics.jsonl").read_text().splitlines()]
+
+
 def _last_metrics(out_dir) -> dict:
     import json
 
@@ -117,8 +123,12 @@ BASE = {"train.iterations": 2, "logging.eval_before": False, "data.eval_prompts"
      "algorithm.clip_high": 0.28, "dynamic_sampling.enabled": True},
     {"algorithm.name": "ppo-lagrangian", "algorithm.epochs": 1, "kl.coef": 0.05, "algorithm.lagrangian.lambda_lr": 0.5,
      "costs": "[{kind: judge_violations, options: {judges: [{kind: format, options: {forbid: ['no']}}]}}]"},
+    {"algorithm.name": "ppo", "algorithm.epochs": 1, "kl.coef": 0.05, "plugins": "[tests.tiny_env]",
+     "environment.kind": "tiny_probe", "environment.options": "{word: volcano}", "environment.max_turns": 3,
+     "environment.stop_words": "[volcano]", "train.prompts_per_iteration": 8,
+     "rewards": "[{kind: tiny_called}]", "generation.max_new_tokens": 6},
 ], ids=["ppo", "rloo", "reinforce-whitened", "ppo-minibatches-shaping", "grpo-seq-mean-kl-loss",
-        "rloo-gspo-clip-higher", "rloo-clip-higher-dynamic-sampling", "ppo-lagrangian"])
+        "rloo-gspo-clip-higher", "rloo-clip-higher-dynamic-sampling", "ppo-lagrangian", "ppo-multi-turn"])
 def test_two_ranks_train_to_the_weights_of_one(tiny_dir, tmp_path, algo):
     over = {**BASE, **algo}
     one = _run(1, tiny_dir, tmp_path / "one", over, tmp_path)
@@ -127,11 +137,15 @@ def test_two_ranks_train_to_the_weights_of_one(tiny_dir, tmp_path, algo):
     _assert_same_metrics(_last_metrics(tmp_path / "one"), _last_metrics(tmp_path / "two"),
                          ["reward/mean", "kl/seq_k1", "kl/token_k1", "response/length", "grad_norm/policy",
                           "loss/policy", "hack/words", *(["cost/mean", "lagrangian/lambda", "loss/cost_value"]
-                                                         if "costs" in algo else [])])
+                                                         if "costs" in algo else []),
+                          *(["env/turns", "env/tool_calls"] if "environment.kind" in algo else [])])
     from blendrl.models import load_causal_lm
 
     before = load_causal_lm(str(tiny_dir)).state_dict()
     assert max((one[k] - before[k]).abs().max().item() for k in one) > 1e-3  # it trained
+    if "environment.kind" in algo:  # episodes went past one turn, so the ranks took later turns apart
+        assert max(_last_metrics(tmp_path / "one")["env/turns"], 0) > 1 or any(
+            m.get("env/tool_calls", 0) > 0 for m in _metric_lines(tmp_path / "one")), "no episode called the tool"
 
 
 def test_a_rank_killed_mid_run_resumes_on_one_rank_to_the_uninterrupted_weights(tiny_dir, tmp_path):

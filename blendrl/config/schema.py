@@ -1,7 +1,7 @@
 """The typed configuration of ``blendrl ppo``. Each default has one home: its field here.
 
-Sections: model, critic, reference, generation, rewards, costs, shaping, kl, regularizer, algorithm, data, train,
-logging.
+Sections: model, critic, reference, generation, rewards, costs, shaping, kl, regularizer, algorithm, filter,
+dynamic_sampling, environment, data, train, logging.
 """
 from __future__ import annotations
 
@@ -164,6 +164,27 @@ class ShapingConfig:
 
 
 @dataclass
+class EnvironmentConfig:
+    """Multi-turn episodes (docs/environments.md): ``kind`` ``none`` (one response per prompt), ``calculator`` or
+    ``python`` (a tool, called as ``<tool_call>{json}</tool_call>``), ``guess`` (a game for tests), or any kind in
+    ``blendrl.envs.ENVIRONMENTS``; ``options`` go to its builder. At most ``max_turns`` policy turns of
+    ``max_tokens_per_turn`` tokens (default ``generation.max_new_tokens``) and ``max_total_tokens`` policy tokens
+    in all (default turns × per turn); an episode cut by a limit is not finished (the judges see it so)."""
+
+    kind: str = "none"
+    options: dict = field(default_factory=dict)
+    max_turns: int = 4
+    max_tokens_per_turn: Optional[int] = None
+    max_total_tokens: Optional[int] = None
+    stop_words: list[str] = field(default_factory=list)  # end a turn as EOS does; each one token of the tokenizer
+
+    def validate(self) -> None:
+        _require(self.max_turns >= 1, "max_turns: must be >= 1")
+        for name in ("max_tokens_per_turn", "max_total_tokens"):
+            _require(getattr(self, name) is None or getattr(self, name) >= 1, f"{name}: must be >= 1 (or null)")
+
+
+@dataclass
 class DynamicSamplingConfig:
     """DAPO's dynamic sampling: a prompt group whose k rewards are all equal (no learning signal for a group
     baseline) is dropped and more prompts are sampled until the batch holds ``train.prompts_per_iteration`` groups,
@@ -291,6 +312,7 @@ class PPORunConfig:
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
     filter: FilterConfig = field(default_factory=FilterConfig)
     dynamic_sampling: DynamicSamplingConfig = field(default_factory=DynamicSamplingConfig)
+    environment: EnvironmentConfig = field(default_factory=EnvironmentConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
@@ -301,6 +323,11 @@ class PPORunConfig:
         lagrangian = self.algorithm.name == "ppo-lagrangian"
         _require(not lagrangian or self.costs, "costs: ppo-lagrangian needs at least one cost source")
         _require(lagrangian or not self.costs, "costs: only algorithm.name ppo-lagrangian reads them")
+        episodes = self.environment.kind != "none"
+        _require(not episodes or self.algorithm.name != "vineppo", "environment: not with vineppo (its "
+                 "continuations restart one response, not an episode)")
+        _require(not episodes or all(r.kind != "segment_rm" for r in self.rewards), "environment: not with a "
+                 "segment_rm reward (its per-character rewards are over one response)")
         _require(not self.dynamic_sampling.enabled or self.train.samples_per_prompt >= 2,
                  "dynamic_sampling.enabled: needs train.samples_per_prompt >= 2 (a group to compare)")
         _require(self.shaping.overlong_buffer is None or self.algorithm.name != "vineppo",

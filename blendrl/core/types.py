@@ -11,27 +11,48 @@ import torch
 
 @dataclass
 class Sample:
-    """What a reward source sees. ``messages`` is the prompt conversation; ``response`` the generated text."""
+    """What a reward source sees. ``messages`` is the prompt conversation; ``response`` the generated text (in a
+    multi-turn episode, the policy's last turn). ``turns``: a multi-turn episode after the prompt, in order
+    (``{"role": "assistant", "content", "tool_calls": [...]}`` for the policy's turns, ``{"role": "tool" | "user",
+    "content"}`` for the environment's); None for one response."""
 
     messages: list[dict]
     response: str
     metadata: dict = field(default_factory=dict)
     where: str = ""  # "file, row N" of the prompt, for error messages
     finished: bool = True  # the response ended with EOS (False: cut at max_new_tokens)
+    turns: Optional[list[dict]] = None
 
     @property
     def prompt(self) -> str:
         return self.messages[-1]["content"]
 
 
+class Transcript(str):
+    """A multi-turn episode where a response's text is expected: the text of the policy's last turn, carrying the
+    whole episode (``turns``, as :class:`Sample`'s) and what the environment counted in it (``stats``)."""
+
+    turns: list[dict]
+    stats: dict
+
+    def __new__(cls, text: str, turns: list[dict], stats: dict | None = None) -> "Transcript":
+        out = super().__new__(cls, text)
+        out.turns, out.stats = turns, dict(stats or {})
+        return out
+
+    def __reduce__(self):  # pickled (gathered across ranks, sent to a worker) with its episode
+        return Transcript, (str(self), self.turns, self.stats)
+
+
 def make_samples(prompts, responses: list[str], finished) -> list[Sample]:
     """The one way a loop builds ``Sample`` objects: prompt records (``.messages``, ``.metadata``, ``.source``,
-    ``.row``), their decoded responses, and ``finished`` ((B,) bool tensor or list: the response ended with EOS).
-    ``finished`` is required, so no consumer can let a truncated response pass the ``eos`` judge."""
+    ``.row``), their decoded responses (a :class:`Transcript` brings its episode's turns), and ``finished`` ((B,)
+    bool tensor or list: the response ended with EOS). ``finished`` is required, so no consumer can let a truncated
+    response pass the ``eos`` judge."""
     finished = finished.tolist() if isinstance(finished, torch.Tensor) else list(finished)
     if not len(prompts) == len(responses) == len(finished):
         raise ValueError(f"make_samples: {len(prompts)} prompts, {len(responses)} responses, {len(finished)} flags")
-    return [Sample(p.messages, r, p.metadata, f"{p.source}, row {p.row}", bool(f))
+    return [Sample(p.messages, str(r), p.metadata, f"{p.source}, row {p.row}", bool(f), getattr(r, "turns", None))
             for p, r, f in zip(prompts, responses, finished)]
 
 
@@ -100,6 +121,7 @@ class SamplingParams:
     max_new_tokens: int = 48
     temperature: float = 0.7
     top_p: float = 1.0
+    stop_ids: tuple = ()  # token ids that also end a response (an episode's turn), besides the EOS ids
 
 
 @dataclass
@@ -112,16 +134,22 @@ class Rollout:
     response_mask: torch.Tensor  # (B, T) float, 1 up to and including EOS
     logp: torch.Tensor  # (B, T) float, behaviour log-probs of the sampled tokens
     finished: torch.Tensor  # (B,) bool: the response ended with EOS (False: cut at max_new_tokens)
+    # multi-turn episodes (blendrl.envs): the environment's tokens sit between the policy's turns in the response,
+    # attended to (attention (B, T) long, 1 on every token) but out of the loss (response_mask 0 on them); one
+    # Transcript per row. None: one response per row, attention = response_mask > 0
+    attention: Optional[torch.Tensor] = None
+    transcripts: Optional[list] = None
 
     @property
     def num_tokens(self) -> int:
         return int(self.response_mask.sum().item())
 
     def select(self, idx: torch.Tensor | slice) -> "Rollout":
-        return Rollout(*(getattr(self, f)[idx] for f in self.__dataclass_fields__))
+        return Rollout(*(_rows(getattr(self, f), idx) for f in self.__dataclass_fields__))
 
     def to(self, device) -> "Rollout":
-        return Rollout(*(getattr(self, f).to(device) for f in self.__dataclass_fields__))
+        return Rollout(*(v.to(device) if isinstance(v := getattr(self, f), torch.Tensor) else v
+                         for f in self.__dataclass_fields__))
 
     @classmethod
     def cat(cls, parts: list["Rollout"], pad_id: int) -> "Rollout":
@@ -136,19 +164,28 @@ class Rollout:
         def right(x, value):  # (b, t) → (b, T)
             return F.pad(x, (0, T - x.shape[1]), value=value)
 
+        multi = any(r.transcripts is not None for r in parts)
         return cls(torch.cat([left(r.prompt_ids, pad_id) for r in parts]), torch.cat([left(r.prompt_mask, 0)
                                                                                    for r in parts]),
                    torch.cat([right(r.response_ids, pad_id) for r in parts]),
                    torch.cat([right(r.response_mask, 0.0) for r in parts]),
-                   torch.cat([right(r.logp, 0.0) for r in parts]), torch.cat([r.finished for r in parts]))
+                   torch.cat([right(r.logp, 0.0) for r in parts]), torch.cat([r.finished for r in parts]),
+                   torch.cat([right(r.response_attention, 0) for r in parts]) if multi else None,
+                   [t for r in parts for t in r.transcripts] if multi else None)
+
+    @property
+    def response_attention(self) -> torch.Tensor:
+        """(B, T) long: 1 on every response token the model attends to (the policy's and the environment's)."""
+        return self.attention if self.attention is not None else (self.response_mask > 0).long()
 
     def compact(self) -> "Rollout":
         """The same rows without prompt columns that are padding in every row and response columns past the longest
         response (what remains after :meth:`select` of a few rows from a larger batch)."""
         start = int((self.prompt_mask.sum(0) > 0).nonzero().min()) if self.prompt_mask.any() else 0
-        width = int((self.response_mask > 0).sum(1).max()) if len(self.response_mask) else 0
+        width = int(self.response_attention.sum(1).max()) if len(self.response_mask) else 0
         return Rollout(self.prompt_ids[:, start:], self.prompt_mask[:, start:], self.response_ids[:, :width],
-                       self.response_mask[:, :width], self.logp[:, :width], self.finished)
+                       self.response_mask[:, :width], self.logp[:, :width], self.finished,
+                       None if self.attention is None else self.attention[:, :width], self.transcripts)
 
 
 @dataclass
@@ -174,6 +211,7 @@ class Experience:
     costs: Optional[torch.Tensor] = None  # (B,) episode costs (ppo-lagrangian's cost sources, not shaped)
     cost_values: Optional[torch.Tensor] = None  # (B, T) the cost critic before the update
     cost_returns: Optional[torch.Tensor] = None  # (B, T)
+    transcripts: Optional[list] = None  # multi-turn episodes: one Transcript per row (Rollout's)
 
     @property
     def prompt_len(self) -> int:
@@ -187,7 +225,7 @@ class Experience:
         return self.input_ids.shape[0]
 
     def select(self, idx: torch.Tensor) -> "Experience":
-        return Experience(**{f.name: (None if (v := getattr(self, f.name)) is None else v[idx]) for f in fields(self)})
+        return Experience(**{f.name: _rows(getattr(self, f.name), idx) for f in fields(self)})
 
     def trimmed(self) -> "Experience":
         """The same rows without the prompt columns that are padding in every row and the response columns past
@@ -199,7 +237,7 @@ class Experience:
         width = int((self.attention_mask[:, P:] > 0).sum(1).max()) if len(self) else 0
 
         def cut(name: str, v: torch.Tensor | None) -> torch.Tensor | None:
-            if v is None or v.dim() == 1:  # absent, or per sequence (B,)
+            if not isinstance(v, torch.Tensor) or v.dim() == 1:  # absent, per sequence (B,), or the transcripts
                 return v
             if name in ("input_ids", "attention_mask", "position_ids"):  # (B, L)
                 return v[:, start: P + width]
@@ -210,11 +248,22 @@ class Experience:
     @classmethod
     def from_rollout(cls, rollout: Rollout) -> "Experience":
         input_ids = torch.cat([rollout.prompt_ids, rollout.response_ids], dim=1)  # (B, L)
-        resp_attn = (rollout.response_mask > 0).long()  # (B, T)
+        resp_attn = rollout.response_attention.to(rollout.prompt_mask.dtype)  # (B, T)
         attention_mask = torch.cat([rollout.prompt_mask, resp_attn], dim=1)  # (B, L)
         position_ids = (attention_mask.cumsum(1) - 1).clamp_min(0)  # (B, L)
         return cls(input_ids, attention_mask, position_ids, rollout.response_mask.clone(), rollout.logp,
-                   finished=rollout.finished)
+                   finished=rollout.finished, transcripts=rollout.transcripts)
+
+
+def _rows(value, idx):
+    """Rows ``idx`` (a tensor of indices, a bool mask or a slice) of a per-row field: a tensor or a list."""
+    if value is None or isinstance(value, torch.Tensor):
+        return None if value is None else value[idx]
+    if isinstance(idx, slice):
+        return value[idx]
+    idx = torch.as_tensor(idx)
+    rows = idx.nonzero().flatten() if idx.dtype == torch.bool else idx.flatten()
+    return [value[i] for i in rows.tolist()]
 
 
 def pad_response(x: torch.Tensor, width: int) -> torch.Tensor:

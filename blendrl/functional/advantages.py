@@ -17,20 +17,26 @@ def gae(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalised advantage estimation (docs/algorithms.md §11, §2 "GAE in code").
 
-    ``δ_t = r_t + γ·V_{t+1} − V_t``, ``A_t = δ_t + γ·λ·A_{t+1}``, with V past the last valid token = 0.
-    Returns ``(advantages, returns)`` with ``returns = advantages + values`` (before any whitening); both are 0 on
-    padding. Shapes: ``rewards``, ``values``, ``mask`` (B, T) → two (B, T).
+    ``δ_t = r_t + γ·V_{t+1} − V_t``, ``A_t = δ_t + γ·λ·A_{t+1}``, over the tokens where ``mask`` is 1, with V past
+    the last one = 0. t + 1 is the next masked-in token: a multi-turn episode's environment tokens (mask 0 between
+    the policy's turns) are skipped, so the policy's turns chain as one sequence of actions (a single response's
+    mask has no holes, and this is the usual recursion). Returns ``(advantages, returns)`` with ``returns =
+    advantages + values`` (before any whitening); both are 0 where the mask is. Shapes: ``rewards``, ``values``,
+    ``mask`` (B, T) → two (B, T).
     """
     values = values * mask  # (B, T) V = 0 on and after padding
     rewards = rewards * mask  # (B, T)
     T = rewards.shape[1]
     adv = torch.zeros_like(rewards)  # (B, T)
-    next_adv = torch.zeros_like(rewards[:, 0])  # (B,)
+    next_adv = torch.zeros_like(rewards[:, 0])  # (B,) A of the next masked-in token
+    next_value = torch.zeros_like(values[:, 0])  # (B,) V of the next masked-in token
     for t in reversed(range(T)):
-        next_value = values[:, t + 1] if t + 1 < T else torch.zeros_like(values[:, t])  # (B,)
+        kept = mask[:, t] > 0  # (B,)
         delta = rewards[:, t] + gamma * next_value - values[:, t]  # (B,)
-        next_adv = (delta + gamma * lam * next_adv) * mask[:, t]
-        adv[:, t] = next_adv
+        here = (delta + gamma * lam * next_adv) * mask[:, t]
+        adv[:, t] = here
+        next_adv = torch.where(kept, here, next_adv)
+        next_value = torch.where(kept, values[:, t], next_value)
     returns = (adv + values) * mask  # (B, T)
     return adv, returns
 

@@ -70,7 +70,8 @@ def test_cases(s: Sample, judge: str) -> list[Case] | list[dict]:
 
 
 @functools.lru_cache(maxsize=1)
-def _harness_source() -> str:
+def harness_source() -> str:
+    """The sandbox harness's source (it runs the program and reports what it tried: docs/judges.md)."""
     return HARNESS.read_text(encoding="utf-8")
 
 
@@ -111,7 +112,7 @@ class CodeJudge:
     def _functions(self, code: str, cases: list[Case]) -> tuple[Verdict, str, dict]:
         order = call_order(code, len(cases))
         job = {"solution": "solution.py", "calls": [cases[i].call_json() for i in order]}
-        r = run_sandboxed({"solution.py": code, "harness.py": _harness_source(),
+        r = run_sandboxed({"solution.py": code, "harness.py": harness_source(),
                            "job.json": json.dumps(job)}, ["/sandbox/harness.py", "/sandbox/job.json"], self.limits,
                           unisolated=self.unisolated)
         if (stopped := self._stopped(r)) is not None:

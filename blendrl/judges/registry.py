@@ -9,5 +9,5 @@ from ..core.registry import Registry
 JUDGES: Registry = Registry("judge kind", options_from_entry=True, builtins=(
     "blendrl.judges.code", "blendrl.judges.instructions", "blendrl.judges.llm", "blendrl.judges.math",
     "blendrl.judges.on_ray", "blendrl.judges.refusal", "blendrl.judges.rules", "blendrl.judges.classifier",
-    "blendrl.judges.http",
+    "blendrl.judges.http", "blendrl.judges.trajectory",
 ))

@@ -58,7 +58,10 @@ def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
 
 
 def decode_responses(tokenizer, rollout) -> list[str]:
-    """Responses of a :class:`Rollout` (or an Experience) as text, up to EOS, special tokens dropped."""
+    """Responses of a :class:`Rollout` (or an Experience) as text, up to EOS, special tokens dropped; a multi-turn
+    rollout's are its :class:`~blendrl.core.types.Transcript` objects (the last turn's text, with the episode)."""
+    if getattr(rollout, "transcripts", None) is not None:
+        return list(rollout.transcripts)
     lengths = (rollout.response_mask > 0).sum(1).tolist()
     return tokenizer.batch_decode([ids[:n] for ids, n in zip(rollout.response_ids.tolist(), lengths)],
                                   skip_special_tokens=True)

@@ -37,6 +37,18 @@ class HFGenerator:
     def release(self) -> None:
         """Nothing to release: no process of its own."""
 
+    def _idle(self, params: SamplingParams, generator: torch.Generator, shard: Shard | None) -> Rollout:
+        """No rows: take part in the other ranks' decode steps (their draws and their all-done checks) and return
+        an empty rollout."""
+        for t in range(params.max_new_tokens):
+            if shard is None:
+                break
+            torch.rand((shard.total, 1), generator=generator, dtype=torch.float64)
+            if shard.all_done(True) or t == params.max_new_tokens - 1:
+                break
+        empty = torch.zeros((0, 0), dtype=torch.long)
+        return Rollout(empty, empty, empty, empty.float(), empty.float(), torch.zeros(0, dtype=torch.bool))
+
     @torch.no_grad()
     def sample(self, prompts: list[list[int]], params: SamplingParams, generator: torch.Generator,
                shard: Shard | None = None) -> Rollout:
@@ -45,6 +57,8 @@ class HFGenerator:
         rank is done, so the rows get the tokens one process sampling the whole batch would give them."""
         from transformers import DynamicCache
 
+        if not prompts:  # a rank with no rows this time (a multi-turn batch whose episodes here have all ended)
+            return self._idle(params, generator, shard)
         was_training = self.model.training
         self.model.eval()
         device = next(self.model.parameters()).device  # every tensor of the rollout lives on the model's device
@@ -54,7 +68,7 @@ class HFGenerator:
         logps = torch.zeros((B, N), device=device)  # (B, N)
         mask = torch.zeros((B, N), device=device)  # (B, N)
         done = torch.zeros(B, dtype=torch.bool, device=device)  # (B,)
-        eos_ids = self.eos_ids.to(device)
+        eos_ids = torch.cat([self.eos_ids, torch.tensor(params.stop_ids, dtype=torch.long)]).to(device)
         attn = prompt_mask.clone()  # (B, P + t)
         positions = (prompt_mask.cumsum(-1) - 1).clamp_min(0)  # (B, P)
         # Prefill each distinct prompt once (RLOO/GRPO sample k responses per prompt), then give every row its

@@ -16,7 +16,8 @@ from ..config import ConfigError
 from ..config.cgpo_schema import JudgeConfig, OptimizerConfig
 from ..config.settings import TrackerConfig
 from ..config.schema import (
-    AlgorithmConfig, FilterConfig, GenerationConfig, KLConfig, ReferenceConfig, RegularizerConfig, RewardSourceConfig,
+    AlgorithmConfig, EnvironmentConfig, FilterConfig, GenerationConfig, KLConfig, ReferenceConfig, RegularizerConfig,
+    RewardSourceConfig,
 )
 from ..core.registries import REWARD_SOURCES
 from ..judges.registry import JUDGES
@@ -29,6 +30,7 @@ from ..functional.regularizers import REGULARIZERS
 from ..rollout import GENERATORS
 from .reference import REFERENCES
 from .trackers import TRACKERS
+from ..envs import ENVIRONMENTS
 
 # (config type, field) → (registry, names allowed besides the registry's)
 NAMED_FIELDS = {
@@ -44,6 +46,7 @@ NAMED_FIELDS = {
     (AlgorithmConfig, "loss_agg"): (LOSS_AGGREGATIONS, ()),
     (AlgorithmConfig, "policy_loss"): (POLICY_LOSSES, ()),
     (TrackerConfig, "kind"): (TRACKERS, ()),
+    (EnvironmentConfig, "kind"): (ENVIRONMENTS, ("none",)),
 }
 
 

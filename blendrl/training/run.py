@@ -128,7 +128,8 @@ def build_trainer(cfg: PPORunConfig, resume: str | None = None, trainer_cls: typ
         for model in (policy, critic, cost_critic):
             if model is not None:
                 fsdp.shard(model)
-    trainer = trainer_cls(cfg, models, reward, stack.generator, algorithm, train_prompts, eval_prompts, costs)
+    trainer = trainer_cls(cfg, models, reward, stack.generator, algorithm, train_prompts, eval_prompts, costs,
+                          build_episodes(cfg, stack.generator, tokenizer))
     if ckpt is not None:
         trainer.load_state_dict(*load_trainer_state(ckpt))
         stack.generator.sync_weights(policy)
@@ -144,6 +145,24 @@ def build_critic(path: str, cfg: PPORunConfig, perf: PerfConfig, device: torch.d
     if cfg.critic.lora is not None:
         critic = add_lora(critic, cfg.critic.lora, task_type="TOKEN_CLS")
     return critic
+
+
+def build_episodes(cfg: PPORunConfig, generator, tokenizer):
+    """The EpisodeRunner of ``environment`` (None for one response per prompt)."""
+    e = cfg.environment
+    if e.kind == "none":
+        return None
+    from ..envs import ENVIRONMENTS, EpisodeRunner, EpisodeSettings
+
+    per_turn = e.max_tokens_per_turn or cfg.generation.max_new_tokens
+    stops = []
+    for i, word in enumerate(e.stop_words):
+        ids = tokenizer(word, add_special_tokens=False)["input_ids"]
+        if len(ids) != 1:
+            raise ConfigError(f"environment.stop_words[{i}]: {word!r} is {len(ids)} tokens; a stop word is one token")
+        stops += ids
+    settings = EpisodeSettings(e.max_turns, per_turn, e.max_total_tokens or e.max_turns * per_turn, tuple(stops))
+    return EpisodeRunner(generator, tokenizer, ENVIRONMENTS[e.kind](**e.options), settings)
 
 
 def resume_weights(resume: str, policy, reference, critics: dict | None = None) -> Path:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..config import PPORunConfig
-from ..functional import AdaptiveKLController, FixedKLController, RunningMoments, masked_sum, sequence_kl
+from ..functional import AdaptiveKLController, FixedKLController, RunningMoments, sequence_kl
 from ..judges.signals import hack_signals
 from ..models.checkpointing import checkpointed
 from ..rewards import Scores, make_samples, score_batch
@@ -37,6 +37,7 @@ from .costs import take_costs
 from .dynamic import dynamic_batch
 from .extras import after_scores
 from .held_out import held_out_metrics, held_out_pass
+from .metrics import rollout_metrics
 from .shaping import shape_scores
 from .vine import mc_values
 
@@ -62,9 +63,10 @@ class StepOutput:
 
 class RLTrainer:
     def __init__(self, cfg: PPORunConfig, models: Models, reward, generator, algorithm, train_prompts, eval_prompts,
-                 costs=None):
+                 costs=None, episodes=None):
         self.cfg, self.m, self.reward, self.generator, self.algorithm = cfg, models, reward, generator, algorithm
         self.costs = costs  # the cost source of an algorithm that needs_cost_critic (PPO-Lagrangian), else None
+        self.episodes = episodes  # an EpisodeRunner: multi-turn episodes with an environment, else None
         self.train_prompts, self.eval_prompts = train_prompts, eval_prompts
         from ..data import PromptSampler
 
@@ -137,7 +139,8 @@ class RLTrainer:
         all_kl = dist.gather_rows(seq_kl.cpu())[0]
         self.kl_ctl.update(all_kl[all_valid].mean().item() if all_valid.any() else 0.0, len(all_kl))
         self.iteration += 1
-        metrics.update(self.rollout_metrics(exp, scored, all_raw, all_valid, all_finished, all_kl, timer))
+        metrics.update(rollout_metrics(exp, scored, all_raw, all_valid, all_finished, all_kl, timer, self.kl_ctl.value,
+                                       self.counters["skipped_samples"], sum(e.skipped for e in self.engines.values())))
         metrics.update(hack_signals(dist.gather_objects(responses), all_finished.tolist(),
                                     dist.gather_objects([p.user_text for p in prompts])))
         rows = list(zip(prompts, responses, raw, exp.finished.tolist()))[: self.cfg.logging.log_samples]
@@ -155,13 +158,18 @@ class RLTrainer:
             start, stop = dist.shard_range(len(batch))  # data-parallel: this rank's prompts (all in one process)
             prompts = [p for p in batch[start:stop] for _ in range(k)]
             shard = dist.Shard(torch.arange(start * k, stop * k), len(batch) * k) if dist.active() else None
-            return prompts, self.generator.sample([p.input_ids for p in prompts], self.params, self.sampling_gen,
-                                                  shard=shard)
+            return prompts, self.sample(prompts, self.sampling_gen, shard)
 
         if not ds.enabled:
             return (*draw(), None, {})
         return dynamic_batch(draw, lambda p, r: self.score(p, self.decode(r), r.finished), k, t.prompts_per_iteration,
                              ds.max_extra_rounds, self.m.tokenizer.pad_token_id)
+
+    def sample(self, prompts, gen: torch.Generator, shard=None):
+        """A response per prompt record, or with an environment an episode per prompt record (a Rollout)."""
+        if self.episodes is not None:
+            return self.episodes.sample(prompts, self.params, gen, shard)
+        return self.generator.sample([p.input_ids for p in prompts], self.params, gen, shard=shard)
 
     def exact_behaviour_logprobs(self, exp: Experience) -> float | None:
         """π_old from the training forward where the generator's log-probs are inexact or due for their check
@@ -320,43 +328,12 @@ class RLTrainer:
                 sums[k] = sums.get(k, 0.0) + v
         return math.isfinite(grad_norm)
 
-    def rollout_metrics(self, exp, scored, raw, valid, finished, seq_kl, timer) -> dict:
-        """The iteration's metrics over the whole batch: ``raw``, ``valid``, ``finished``, ``seq_kl`` are every rank's
-        rows (:func:`blendrl.core.dist.gather_rows`); ``exp`` and ``scored`` (the reward's Scores) are this rank's."""
-        mask = exp.response_mask
-        lengths = dist.gather_rows(mask.sum(1).cpu())[0]
-        scores = dist.gather_rows(exp.scores.cpu())[0]
-        components = {k: dist.gather_rows(v)[0] for k, v in {**scored.components, **scored.stats}.items()}
-        token_kl = dist.all_sum(masked_sum(exp.behaviour_logp - exp.ref_logp, mask)) \
-            / dist.all_sum(mask.sum()).clamp_min(1)
-        gen_s = timer["rollout"] - timer["start"]
-        return {
-            "reward/mean": raw[valid].mean().item(),
-            "reward/std": raw[valid].std().item() if valid.sum() > 1 else 0.0,
-            "reward/shaped_mean": scores[valid].mean().item(),
-            **{f"reward/{k}": v[valid].mean().item() for k, v in components.items()},
-            "kl/seq_k1": seq_kl[valid].mean().item(),
-            "kl/token_k1": token_kl.item(),
-            "kl/coef": self.kl_ctl.value,
-            "response/length": lengths[valid].mean().item(),
-            "response/eos_rate": finished.float().mean().item(),
-            "skipped/samples_total": self.counters["skipped_samples"],
-            "skipped/updates_total": sum(e.skipped for e in self.engines.values()),
-            "time/rollout_s": gen_s,
-            "time/ref_critic_s": timer["ref_critic"] - timer["rollout"],
-            "time/score_s": timer["score"] - timer["ref_critic"],  # scoring beyond what overlapped the passes above
-            "time/update_s": timer["update"] - timer["score"],
-            "time/iteration_s": timer["update"] - timer["start"],
-            "throughput/gen_tokens_per_s": dist.world() * exp.response_mask.numel() / max(gen_s, 1e-9),
-        }
-
     # ------------------------------------------------------------------ evaluation on held-out prompts
     @torch.no_grad()
     def evaluate(self, n_prompts: int) -> StepOutput:
         """Reward, length and KL to the reference on the first ``n_prompts`` held-out prompts (fixed sampling seed)."""
         prompts = self.eval_prompts[:n_prompts]
-        rollout = self.generator.sample([p.input_ids for p in prompts], self.params,
-                                        stream(self.cfg.train.seed, "evaluation"))
+        rollout = self.sample(prompts, stream(self.cfg.train.seed, "evaluation"))
         h = held_out_pass(rollout, self.m.tokenizer, self.m.reference, self.params.temperature,
                           self.cfg.train.forward_batch_size)
         raw = self.score(prompts, h.responses, h.exp.finished).total
