@@ -219,3 +219,25 @@ def test_call_loops_claimed_outputs_and_sandbox_escapes_are_violations():
                                       {"role": "assistant", "content": "ok"}])
     v = clean.judge([escaped, _episode(call, "391", "391")])
     assert [x.passed for x in v] == [False, True] and "network" in v[0].reason
+
+
+def test_cgpo_tasks_run_episodes_and_report_them(tiny_dir, tmp_path):
+    """Every CGPO optimizer (CRPG, CRRAFT, CODPO) trains on a task whose prompts are episodes; the task's metrics
+    and its held-out evaluation carry the episodes' counts."""
+    from blendrl.config.schema import EnvironmentConfig
+    from blendrl.training.cgpo.run import run_cgpo
+    from tests.tiny import tiny_cgpo_config
+
+    cfg = tiny_cgpo_config(tiny_dir, tmp_path)
+    cfg.plugins, cfg.train.iterations = ["tests.tiny_env"], 3
+    for task in cfg.tasks:
+        task.environment = EnvironmentConfig(kind="tiny_probe", options={"word": "volcano"}, max_turns=3,
+                                             stop_words=["volcano"])
+    res = run_cgpo(cfg)
+    assert res["trainer"].iteration == 3
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    for task in ("crpg", "crraft", "codpo"):
+        turns = [m[f"{task}/env/turns"] for m in lines if f"{task}/env/turns" in m]
+        assert len(turns) == 3 and all(t >= 1 for t in turns)
+        assert f"eval/{task}/env/turns" in lines[-1] or any(f"eval/{task}/env/turns" in m for m in lines)
+    assert max(m.get(f"{t}/env/tool_calls", 0) for m in lines for t in ("crpg", "crraft", "codpo")) > 0

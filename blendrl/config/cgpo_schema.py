@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from .schema import (
-    ColumnsConfig, GenerationConfig, LoggingConfig, LoopSettings, ModelConfig, PerfConfig, ReferenceConfig,
-    RewardSourceConfig, _require,
+    ColumnsConfig, EnvironmentConfig, GenerationConfig, LoggingConfig, LoopSettings, ModelConfig, PerfConfig,
+    ReferenceConfig, RewardSourceConfig, _require,
 )
 
 
@@ -76,6 +76,7 @@ class TaskConfig:
     max_new_tokens: Optional[int] = None  # default: generation.max_new_tokens
     system_prompt: Optional[str] = None
     columns: Optional[ColumnsConfig] = None  # this task's table columns; None: data.columns
+    environment: EnvironmentConfig = field(default_factory=EnvironmentConfig)  # multi-turn episodes for this task
 
     def validate(self) -> None:
         _require(bool(self.prompts), "prompts: required (a file or builtin:NAME)")

@@ -13,6 +13,7 @@ import torch
 from ..core.types import Experience, Rollout
 from ..functional import sequence_kl
 from ..judges.signals import hack_signals
+from .metrics import episode_metrics
 from ..rollout import decode_responses
 
 
@@ -45,4 +46,5 @@ def held_out_metrics(prefix: str, h: HeldOut, raw: torch.Tensor, prompts) -> dic
         f"{prefix}response/length": h.exp.response_mask.sum(1).mean().item(),
         f"{prefix}response/eos_rate": h.exp.finished.float().mean().item(),
         **{f"{prefix}{k}": v for k, v in hack_signals(h.responses, finished, [p.user_text for p in prompts]).items()},
+        **{f"{prefix}{k}": v for k, v in episode_metrics(h.exp.transcripts, every_rank=False).items()},
     }

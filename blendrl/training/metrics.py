@@ -39,12 +39,13 @@ def rollout_metrics(exp, scored, raw, valid, finished, seq_kl, timer, kl_coef: f
     }
 
 
-def episode_metrics(transcripts: list | None) -> dict:
+def episode_metrics(transcripts: list | None, every_rank: bool = True) -> dict:
     """``env/<stat>``: the mean per episode of what the environment counted (turns, tool calls, malformed calls,
-    tool errors, the sandbox's blocked families, ...) over every rank's episodes; none for single responses."""
+    tool errors, the sandbox's blocked families, ...) over every rank's episodes (``every_rank``: a collective; a
+    held-out evaluation runs on one rank and passes False); none for single responses."""
     if transcripts is None:
         return {}
-    stats = [t.stats for t in dist.gather_objects(list(transcripts))]
+    stats = [t.stats for t in (dist.gather_objects(list(transcripts)) if every_rank else transcripts)]
     always = {"turns", "truncated", "tool_calls", "malformed_calls", "tool_errors"}  # 0 where none happened
     keys = sorted(always | {k for s in stats for k in s})
     return {f"env/{k}": sum(s.get(k, 0.0) for s in stats) / max(len(stats), 1) for k in keys}

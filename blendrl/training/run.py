@@ -149,12 +149,18 @@ def build_critic(path: str, cfg: PPORunConfig, perf: PerfConfig, device: torch.d
 
 def build_episodes(cfg: PPORunConfig, generator, tokenizer):
     """The EpisodeRunner of ``environment`` (None for one response per prompt)."""
-    e = cfg.environment
+    factory = episode_factory(cfg.environment, tokenizer, cfg.generation.max_new_tokens)
+    return None if factory is None else factory(generator)
+
+
+def episode_factory(e, tokenizer, default_tokens: int):
+    """``generator -> EpisodeRunner`` for the EnvironmentConfig ``e`` (the environment built once), or None for
+    kind ``none``. ``default_tokens``: a turn's token limit when ``e`` sets none."""
     if e.kind == "none":
         return None
     from ..envs import ENVIRONMENTS, EpisodeRunner, EpisodeSettings
 
-    per_turn = e.max_tokens_per_turn or cfg.generation.max_new_tokens
+    per_turn = e.max_tokens_per_turn or default_tokens
     stops = []
     for i, word in enumerate(e.stop_words):
         ids = tokenizer(word, add_special_tokens=False)["input_ids"]
@@ -162,7 +168,8 @@ def build_episodes(cfg: PPORunConfig, generator, tokenizer):
             raise ConfigError(f"environment.stop_words[{i}]: {word!r} is {len(ids)} tokens; a stop word is one token")
         stops += ids
     settings = EpisodeSettings(e.max_turns, per_turn, e.max_total_tokens or e.max_turns * per_turn, tuple(stops))
-    return EpisodeRunner(generator, tokenizer, ENVIRONMENTS[e.kind](**e.options), settings)
+    env = ENVIRONMENTS[e.kind](**e.options)
+    return lambda generator: EpisodeRunner(generator, tokenizer, env, settings)
 
 
 def resume_weights(resume: str, policy, reference, critics: dict | None = None) -> Path:

@@ -18,7 +18,8 @@ from ..experience import Experience
 from ...core.types import ModelPlacement, eos_ids
 from ..names import check_names
 from ..reference import Reference
-from ..run import RunReport, build_policy_stack, drive, effective_perf, resume_weights, set_up_torch
+from ..run import (RunReport, build_policy_stack, drive, effective_perf, episode_factory, resume_weights,
+                   set_up_torch)
 from ..trainer import Models
 
 
@@ -87,6 +88,8 @@ def build_cgpo_trainer(cfg: CGPORunConfig, resume: str | None = None) -> CGPOTra
     stack = build_policy_stack(cfg.model, cfg.reference, cfg.generation, perf, device)
     sampler = reference_sampler(cfg, stack.tokenizer, stack.policy, stack.reference)
     tasks = build_tasks(cfg, stack.tokenizer, stack.reference, sampler, cfg.model.placement(device))
+    for task in tasks:  # a task's environment: episodes with whichever generator samples it (policy, reference)
+        task.episodes = episode_factory(task.cfg.environment, stack.tokenizer, task.params.max_new_tokens)
     trainer = CGPOTrainer(cfg, Models(stack.policy, stack.tokenizer, None, stack.reference), stack.generator, tasks,
                           sampler)
     if resume:

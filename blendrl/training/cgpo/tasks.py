@@ -49,6 +49,7 @@ class TaskRuntime:
     baselines: dict[tuple[str, int], tuple[str, bool]] = field(default_factory=dict)  # (source, row) → (ā, finished)
     generate: Optional[Callable] = None  # calibration "generate": prompts → (ā texts, finished) from π_ref
     baseline_path: Optional[Path] = None  # where generated ā are cached (the run folder; resume reads it)
+    episodes: Optional[Callable] = None  # environment: generator → EpisodeRunner (None: one response per prompt)
     _baseline_scores: dict[tuple[str, int], float] = field(default_factory=dict)
     _baseline_passed: dict[tuple[str, int], bool] = field(default_factory=dict)
 

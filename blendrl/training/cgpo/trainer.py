@@ -21,6 +21,7 @@ from ...core import dist
 from ...core.seeds import stream
 from ..engine import make_engine
 from ..held_out import held_out_metrics, held_out_pass
+from ..metrics import episode_metrics
 from ..trainer import Models, StepOutput
 
 
@@ -142,6 +143,7 @@ class CGPOTrainer:
                            dist.gather_objects([p.user_text for p in prompts])),
             **{f"judge/{k}": sum(s.get(k, 0.0) for s in judge_stats) / len(judge_stats)
                for k in sorted({k for s in judge_stats for k in s})},  # the ranks' mean
+            **episode_metrics(exp.transcripts),  # a task with an environment: env/turns, env/tool_calls, ...
         })
         return metrics, sample_rows(task.name, prompts, responses, scored)[: self.cfg.logging.log_samples], finite
 
@@ -225,15 +227,18 @@ def sample_tasks(generator, tasks: list[TaskRuntime], batches: list[list], gen: 
                  shards: list[tuple[torch.Tensor, int]] | None = None) -> list[Rollout]:
     """One rollout per task (``batches[i]``: task i's prompts). Tasks that share sampling parameters are sampled in
     one batched call (decoding on CPU costs about the same for 8 rows as for 40), then split back; nothing else
-    about them is shared. ``shards`` (data-parallel): ``batches[i]`` are rows ``shards[i][0]`` of task i's batch of
-    ``shards[i][1]`` rows, and the call samples them as those rows of the whole batch
-    (:class:`blendrl.core.dist.Shard`)."""
+    about them is shared; a task with an environment runs its episodes with ``generator`` on their own. ``shards``
+    (data-parallel): ``batches[i]`` are rows ``shards[i][0]`` of task i's batch of ``shards[i][1]`` rows, and the call
+    samples them as those rows of the whole batch (:class:`blendrl.core.dist.Shard`)."""
     groups: dict[tuple, list[int]] = {}
+    out: list = [None] * len(tasks)
     for i, task in enumerate(tasks):
-        if batches[i]:
+        if task.episodes is not None and (batches[i] or shards is not None):  # a task's episodes, on their own
+            shard = None if shards is None else dist.Shard(shards[i][0], shards[i][1])
+            out[i] = task.episodes(generator).sample(batches[i], task.params, gen, shard)
+        elif batches[i]:
             p = task.params
             groups.setdefault((p.max_new_tokens, p.temperature, p.top_p), []).append(i)
-    out: list = [None] * len(tasks)
     for members in groups.values():
         ids = [p.input_ids for i in members for p in batches[i]]
         shard = None
