@@ -257,7 +257,8 @@ def test_tasks_with_the_same_sampling_share_one_batched_rollout_and_get_their_ow
             return Rollout(ids, mask, resp, rmask, -rmask, torch.ones(len(prompts), dtype=torch.bool))
 
     same, other = SamplingParams(8, 1.0, 1.0), SamplingParams(4, 1.0, 1.0)
-    tasks = [SimpleNamespace(params=same), SimpleNamespace(params=other), SimpleNamespace(params=same)]
+    tasks = [SimpleNamespace(params=same, episodes=None), SimpleNamespace(params=other, episodes=None),
+             SimpleNamespace(params=same, episodes=None)]
     p = lambda *ids: SimpleNamespace(input_ids=list(ids))  # noqa: E731
     batches = [[p(5), p(6)], [p(7, 7, 7)], [p(1, 2, 3, 9)]]
     out = sample_tasks(Echo(), tasks, batches, torch.Generator())
