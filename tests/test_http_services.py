@@ -77,7 +77,7 @@ def test_batches_go_out_in_parallel_and_the_scores_keep_their_order():
     from blendrl.rewards.http import HTTPReward
 
     texts = [" ".join(["w"] * (i + 1)) for i in range(10)]
-    with Service() as svc:
+    with Service(delay_s=0.3) as svc:  # long enough that the parallel requests overlap even on a loaded machine
         scores = HTTPReward(svc.url + "/score", batch_size=2, concurrency=3).score(_samples(texts))
         assert scores.total.tolist() == [float(i + 1) for i in range(10)]
         assert svc.calls == 5 and 2 <= svc.most <= 3
@@ -118,7 +118,7 @@ def test_the_api_key_comes_from_the_environment_and_never_from_the_config(monkey
     with Service(key="s3cret-token") as svc:
         reward = HTTPReward(svc.url + "/score", api_key_env=KEY_ENV)
         assert reward.score(_samples(["a b c"])).total.tolist() == [3.0]
-        assert "s3cret" not in repr(vars(reward)) + repr(vars(reward.client))
+        assert "s3cret" not in repr(vars(reward)) + repr(vars(reward.service)) + repr(vars(reward.service.client))
         with pytest.raises(RewardError, match="HTTP 401"):
             HTTPReward(svc.url + "/score").score(_samples(["a"]))
     with pytest.raises(ConfigError, match=r"rewards\[0\]\.options\.api_key: put the API key in an environment"):

@@ -18,11 +18,14 @@ class ServiceError(RuntimeError):
     """A service answered with an error, not at all, or with something that is not what it promised."""
 
 
-def refuse_literal_key(options: dict, who: str) -> None:
-    """A literal ``api_key`` option is refused: a key in a config would be written into every checkpoint."""
-    if "api_key" in options:
+def reject_options(unknown: dict, who: str) -> None:
+    """Options a service client's constructor was given and does not take: a literal ``api_key`` is refused with
+    the reason (a key in a config would be written into every checkpoint), anything else is a TypeError."""
+    if "api_key" in unknown:
         raise ValueError(f"{who}: put the API key in an environment variable and name it with api_key_env (a key in "
                          f"the config would be written into every checkpoint)")
+    if unknown:
+        raise TypeError(f"{who}: unknown options {sorted(unknown)}")
 
 
 class JsonClient:
@@ -122,3 +125,17 @@ def check_service_options(options: dict, cls, who: str) -> None:
         raise ValueError(f"options.{unknown[0]}: {who} has no such option; it takes {sorted(takes - {'name'})}")
     if not isinstance(options.get("url"), str) or not options["url"].startswith(("http://", "https://")):
         raise ValueError(f"options.url: {who} needs the service's http:// or https:// URL")
+
+
+class SampleService:
+    """A service that answers batches of samples with one value per sample under ``key`` (the ``http`` reward
+    source's scores, the ``http`` judge's verdicts): ``batch_size`` samples a request, ``concurrency`` requests
+    in flight, through a :class:`JsonClient`."""
+
+    def __init__(self, url: str, key: str, batch_size: int, concurrency: int, timeout_s: float, retries: int,
+                 api_key_env: str | None, who: str) -> None:
+        self.key, self.batch_size, self.concurrency = key, batch_size, concurrency
+        self.client = JsonClient(url, timeout_s, retries, api_key_env, who=who)
+
+    def post(self, samples: list) -> list:
+        return post_samples(self.client, samples, self.key, self.batch_size, self.concurrency)

@@ -3,7 +3,7 @@ source's (docs/usage.md, "HTTP services"); the answer holds one verdict per samp
 that is not ``{"passed": true|false, ...}`` is a violation, never a pass."""
 from __future__ import annotations
 
-from ..core.http import JsonClient, check_service_options, post_samples, refuse_literal_key
+from ..core.http import SampleService, check_service_options, reject_options
 from ..core.types import Sample
 from .base import Verdict, Verdicts
 from .registry import JUDGES
@@ -19,14 +19,13 @@ class HTTPJudge:
     def __init__(self, url: str, name: str = "http", verdict_key: str = "verdicts", batch_size: int = 16,
                  concurrency: int = 4, timeout_s: float = 60.0, retries: int = 2, api_key_env: str | None = None,
                  **unknown) -> None:
-        refuse_literal_key(unknown, f"judge '{name}'")
-        if unknown:
-            raise TypeError(f"judge '{name}': unknown options {sorted(unknown)}")
-        self.name, self.verdict_key, self.batch_size, self.concurrency = name, verdict_key, batch_size, concurrency
-        self.client = JsonClient(url, timeout_s, retries, api_key_env, who=f"judge '{name}'")
+        reject_options(unknown, f"judge '{name}'")
+        self.name = name
+        self.service = SampleService(url, verdict_key, batch_size, concurrency, timeout_s, retries, api_key_env,
+                                     f"judge '{name}'")
 
     def judge(self, samples: list[Sample]) -> Verdicts:
-        values = post_samples(self.client, samples, self.verdict_key, self.batch_size, self.concurrency)
+        values = self.service.post(samples)
         out, malformed = [], 0
         for v in values:
             if isinstance(v, dict) and isinstance(v.get("passed"), bool):

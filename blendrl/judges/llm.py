@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from ..core.http import JsonClient, refuse_literal_key
+from ..core.http import JsonClient, reject_options
 from ..core.registries import REWARD_SOURCES
 from .registry import JUDGES
 from ..core.types import Sample, Scores
@@ -244,9 +244,7 @@ class OpenAIJudge(_Defended):
                  api: str = "chat", top_logprobs: int = 20, timeout_s: float = 60.0,
                  api_key_env: str | None = None, defense: str = "counterfactual", concurrency: int = 8,
                  retries: int = 2, max_sentences: int = 8, **unknown) -> None:
-        refuse_literal_key(unknown, f"judge '{name}'")
-        if unknown:
-            raise TypeError(f"judge '{name}': unknown options {sorted(unknown)}")
+        reject_options(unknown, f"judge '{name}'")
         if api not in ("chat", "completions"):
             raise ValueError(f"judge '{name}': api must be chat or completions, got {api!r}")
         if concurrency < 1:

@@ -39,7 +39,7 @@ ROLE_WORDS = {"tool", "tools", "observation", "observations", "obs", "output", "
               "human", "system", "environment", "env", "assistant", "function", "functions", "ipython",
               "interpreter", "console", "terminal", "shell", "response", "responses", "feedback", "grader", "judge",
               "evaluator", "reviewer"}
-FILLER = {"the", "a", "an", "of", "from", "s", "s", "final", "raw", "new"}
+FILLER = {"the", "a", "an", "of", "from", "s", "final", "raw", "new"}
 LABEL = re.compile(r"^\W*([^\W\d][\w \t-]{0,40}?)\s*(?:\W*(?::|：|=>|->|>|\|)|[\]\)】」»}]|$)", re.MULTILINE)
 ATTRIBUTION = re.compile(
     r"\b(?:the\s+|my\s+|its\s+)?(?P<who>tool|tools|calculator|python|interpreter|program|script|code|environment|"

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from ..core.http import JsonClient, ServiceError, post_samples, refuse_literal_key
+from ..core.http import SampleService, ServiceError, reject_options
 from ..core.types import Sample, Scores
 from .base import RewardError
 
@@ -21,15 +21,14 @@ class HTTPReward:
     def __init__(self, url: str, name: str = "http", score_key: str = "scores", batch_size: int = 16,
                  concurrency: int = 4, timeout_s: float = 60.0, retries: int = 2, api_key_env: str | None = None,
                  **unknown) -> None:
-        refuse_literal_key(unknown, f"reward '{name}'")
-        if unknown:
-            raise TypeError(f"reward '{name}': unknown options {sorted(unknown)}")
-        self.name, self.score_key, self.batch_size, self.concurrency = name, score_key, batch_size, concurrency
-        self.client = JsonClient(url, timeout_s, retries, api_key_env, who=f"reward '{name}'")
+        reject_options(unknown, f"reward '{name}'")
+        self.name = name
+        self.service = SampleService(url, score_key, batch_size, concurrency, timeout_s, retries, api_key_env,
+                                     f"reward '{name}'")
 
     def score(self, samples: list[Sample]) -> Scores:
         try:
-            values = post_samples(self.client, samples, self.score_key, self.batch_size, self.concurrency)
+            values = self.service.post(samples)
         except ServiceError as exc:
             raise RewardError(str(exc)) from None
         out = []
@@ -39,6 +38,6 @@ class HTTPReward:
             elif isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
                 out.append(float(v))
             else:
-                raise RewardError(f"reward '{self.name}': {self.client.url} scored {s.where or 'a sample'} {v!r}; "
-                                  f"expected a finite number or null")
+                raise RewardError(f"reward '{self.name}': {self.service.client.url} scored {s.where or 'a sample'} "
+                                  f"{v!r}; expected a finite number or null")
         return Scores(torch.tensor(out, dtype=torch.float32))
