@@ -124,3 +124,20 @@ def test_ppo_with_rollouts_on_a_ray_actor_trains_to_the_in_process_weights(tiny_
     assert max((hf[k] - ray_w[k]).abs().max().item() for k in hf) < 1e-5
     _, bf16 = weights("ray", num_cpus=0.5, dtype="bfloat16")  # not exact: the trainer recomputes the log-probs
     assert all(0 < m["check/generator_logp_gap"] < 0.5 for m in bf16)
+
+
+def test_episodes_on_the_ray_actor_are_the_in_process_episodes(tiny_dir, tmp_path):
+    """Multi-turn episodes through the generator seam: every turn goes to the actor with the whole episode so far
+    and the environment's stop word; the batch passes the episode check and equals the in-process one."""
+    from blendrl.training.run import build_trainer
+    from tests.test_envs import PLUGIN
+    from tests.tiny import tiny_config
+    from tests.tiny_env import assert_episode_tokens
+
+    rollouts = {}
+    for backend, options in (("hf", "{}"), ("ray", "{num_cpus: 0.5}")):
+        trainer = build_trainer(tiny_config(tiny_dir, tmp_path / backend, **PLUGIN, **{
+            "generation.max_new_tokens": 6, "generation.backend": backend, "generation.options": options}))
+        rollouts[backend] = assert_episode_tokens(trainer)
+    assert torch.equal(rollouts["hf"].response_ids, rollouts["ray"].response_ids)
+    assert [t.turns for t in rollouts["hf"].transcripts] == [t.turns for t in rollouts["ray"].transcripts]

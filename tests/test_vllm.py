@@ -24,6 +24,10 @@ except RuntimeError as e:  # pragma: no cover - set-up makes .venv-vllm
 
 LONG = [2, 4] + [8 + (i % 50) for i in range(140)] + [3, 5]  # longer than a KV block (128 on the CPU): cached
 PROMPTS = [[2, 4, 10, 11, 12, 3, 5], [2, 4, 13, 3, 5], LONG, [2, 9, 9, 9, 9, 3, 5]]
+# episodes of the probe environment, called by a word the vdir model often samples
+MULTI_TURN = {"plugins": "[tests.tiny_env]", "environment.kind": "tiny_probe", "environment.options": "{word: of}",
+              "environment.max_turns": 3, "environment.stop_words": "[of]", "rewards": "[{kind: tiny_called}]",
+              "generation.max_new_tokens": 6}
 
 
 @pytest.fixture(scope="module")
@@ -320,16 +324,20 @@ def test_server_mode_samples_like_the_colocated_engine_and_a_foreign_weight_upda
         server.close()
 
 
-def test_two_ranks_each_with_an_engine_train_to_the_weights_of_one(vdir, tmp_path):
+@pytest.mark.parametrize("episodes", [{}, MULTI_TURN], ids=["one-turn", "multi-turn"])
+def test_two_ranks_each_with_an_engine_train_to_the_weights_of_one(vdir, tmp_path, episodes):
     """Data parallel (gloo): each rank samples its rows of the global batch on its own engine with the seeds one
-    process draws for them; the weights agree to the data-parallel tests' tolerance."""
-    from tests.test_distributed import BASE, _assert_same, _run
+    process draws for them (with episodes: each turn, its open rows among every rank's); the weights agree to the
+    data-parallel tests' tolerance."""
+    from tests.test_distributed import BASE, _assert_same, _metric_lines, _run
 
     over = {**BASE, "generation.backend": "vllm", "algorithm.name": "rloo", "algorithm.epochs": 1,
-            "train.samples_per_prompt": 2}
+            "train.samples_per_prompt": 2, **episodes}
     one = _run(1, vdir, tmp_path / "one", over, tmp_path)
     two = _run(2, vdir, tmp_path / "two", over, tmp_path)
     _assert_same(one, two)
+    if episodes:  # some episodes went past one turn, so the ranks took later turns with other rows open
+        assert any(m.get("env/tool_calls", 0) > 0 for m in _metric_lines(tmp_path / "one")), "no episode called"
 
 
 def test_best_of_n_samples_on_the_configured_backend(vdir, tmp_path):
@@ -345,3 +353,19 @@ def test_best_of_n_samples_on_the_configured_backend(vdir, tmp_path):
         assert main(argv) == 0
         out[backend] = (tmp_path / backend / "picks.jsonl").read_text()
     assert out["hf"] == out["vllm"]  # near-greedy: the same responses, picked the same
+
+
+def test_episodes_on_the_engine_keep_its_tokens_stop_at_stop_words_and_match_the_training_forward(vdir, tmp_path):
+    """Multi-turn episodes on vLLM: each turn is a request whose prompt is the whole episode so far as token ids
+    (nothing re-tokenized) and which ends at the environment's stop word as at EOS; the batch passes the same check
+    as the own generator's (tokens, mask, log-probs equal to the training forward's)."""
+    from blendrl.training.run import build_trainer
+    from tests.test_envs import PLUGIN
+    from tests.tiny_env import assert_episode_tokens
+
+    trainer = build_trainer(tiny_config(vdir, tmp_path, **{**PLUGIN, **MULTI_TURN}, **{
+        "generation.backend": "vllm", "generation.options": "{check_every: 1}"}))
+    try:
+        assert_episode_tokens(trainer, tolerance=1e-4)
+    finally:
+        trainer.generator.close()

@@ -62,16 +62,26 @@ class EpisodeRunner:
         if not tools:
             return list(prompt.input_ids)
         messages = [dict(m) for m in prompt.messages]
-        plain = self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        text = self.tok.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=True)
-        if text == plain:  # the template ignores tools= (SmolLM2's): say it in the system message
-            note = TOOL_INSTRUCTIONS.format(tools="\n".join(json.dumps(t["function"]) for t in tools))
-            if messages[0]["role"] == "system":
-                messages[0]["content"] = f"{messages[0]['content']}\n\n{note}"
-            else:
-                messages.insert(0, {"role": "system", "content": note})
-            text = self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        noted = self.with_tool_note(messages)
+        text = self.tok.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=True) \
+            if noted is None else self.tok.apply_chat_template(noted, tokenize=False, add_generation_prompt=True)
         return self.tok(text, add_special_tokens=False)["input_ids"]
+
+    def with_tool_note(self, messages: list[dict]) -> list[dict] | None:
+        """``messages`` with the system message that lists the environment's tools and the call format, for a
+        chat template that ignores ``tools=`` (SmolLM2's); None when the template renders the tools itself. The
+        episodes' prompts are these, so a supervised warm start on tool use trains on them too."""
+        tools = getattr(self.env, "tools", [])
+        plain = self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        if self.tok.apply_chat_template(messages, tools=tools, tokenize=False, add_generation_prompt=True) != plain:
+            return None
+        note = TOOL_INSTRUCTIONS.format(tools="\n".join(json.dumps(t["function"]) for t in tools))
+        messages = [dict(m) for m in messages]
+        if messages[0]["role"] == "system":
+            messages[0]["content"] = f"{messages[0]['content']}\n\n{note}"
+        else:
+            messages.insert(0, {"role": "system", "content": note})
+        return messages
 
     def observation_ids(self, role: str, content: str, last_token: int) -> list[int]:
         """The tokens between the policy's turn (ending with ``last_token``, its EOS) and its next turn: what the

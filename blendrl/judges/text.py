@@ -351,6 +351,33 @@ def languages(text: str) -> dict[str, float]:
         return {}
 
 
+ENCODED = re.compile(r"(?<![\w/+])(?=[A-Za-z0-9+/]*\d)(?=[A-Za-z0-9+/]*[A-Z])(?=[A-Za-z0-9+/]*[a-z])"
+                     r"[A-Za-z0-9+/]{16,}={0,2}(?![\w/+])")
+
+
+def unreadable_by(text: str, reads: set[str], scripts: set[str], reader: str) -> str | None:
+    """Why ``reader`` (a judge's patterns, which read the languages ``reads``, langdetect's codes, written in
+    ``scripts``) cannot read ``text``'s prose, or None: an encoded blob; a letter of another script (a lone Greek
+    letter between non-letters, π or θ in a formula, is a symbol); or, on at least 15 letters, a language
+    langdetect is sure of (p ≥ 0.95) that is not read, or on at least 40 letters none of the read ones above 0.3.
+    What a judge cannot read it cannot show to be clean, so its judges fail it."""
+    prose = code_free(text)
+    if m := ENCODED.search(prose):
+        return f"an encoded blob ({m.group(0)[:20]!r}...)"
+    letters = [c for i, c in enumerate(prose) if c.isalpha() and (script(c) != "Greek" or script(c) in scripts or (
+        i > 0 and prose[i - 1].isalpha()) or (i + 1 < len(prose) and prose[i + 1].isalpha()))]
+    if odd := next((c for c in letters if script(c) not in scripts), None):
+        return f"it is written in {script(odd)} script, which {reader} do not read"
+    if len(letters) >= 15:
+        probs = languages(prose)
+        best = max(probs, key=probs.get) if probs else "undecidable"
+        # langdetect is sure of a language that is not read; or (on enough text to tell) unsure of all the read ones
+        if best not in reads and probs.get(best, 0.0) >= 0.95 or len(letters) >= 40 and sum(
+                p for lang, p in probs.items() if lang in reads) < 0.3:
+            return f"its language ({best}) is not one {reader} read"
+    return None
+
+
 def code_free(text: str) -> str:
     """``text`` without its code spans and blocks."""
     return CODE.sub(" ", text)

@@ -5,8 +5,10 @@ actor, :mod:`.on_ray`). A backend is built as ``cls(policy, pad_id, eos_ids, **g
 :class:`Generator` protocol is everything the trainers read from it:
 - ``sample(prompts, params, generator, shard=None)`` returns a :class:`Rollout`: the behaviour log-probs of the
   sampled tokens under ``softmax(logits / temperature)`` over the full vocabulary, and ``finished`` (each response
-  ended with EOS). ``shard`` (data-parallel runs): the prompts are rows ``shard.rows`` of a global batch, sampled as
-  one process would sample them (:class:`blendrl.core.dist.Shard`); a backend that cannot do that raises.
+  ended with EOS or one of ``params.stop_ids``, which end a response as EOS does: an episode's turn). ``shard``
+  (data-parallel runs): the prompts are rows ``shard.rows`` of a global batch, sampled as one process would sample
+  them (:class:`blendrl.core.dist.Shard`), possibly none of them (the rank still takes part); a backend that cannot
+  do that raises.
 - ``exact_logprobs``: whether those log-probs equal the training forward's (to float rounding); when they do not
   (another dtype or engine), the trainer recomputes them with a no-grad policy forward and takes the KL from those.
 - ``check_every``, ``tolerance``: a generator that claims exactness but computes with other code (an inference
@@ -55,6 +57,12 @@ def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
         ids[i, width - len(s):] = torch.tensor(s, dtype=torch.long)
         mask[i, width - len(s):] = 1
     return ids, mask
+
+
+def empty_rollout() -> Rollout:
+    """The rollout of no rows (a data-parallel rank whose episodes have all ended while another's go on)."""
+    empty = torch.zeros((0, 0), dtype=torch.long)
+    return Rollout(empty, empty, empty, empty.float(), empty.float(), torch.zeros(0, dtype=torch.bool))
 
 
 def decode_responses(tokenizer, rollout) -> list[str]:

@@ -15,7 +15,7 @@ import torch
 
 from ..models.layout import is_llama_layout, is_sharded
 from ..core.dist import Shard
-from .base import GENERATORS, Rollout, SamplingParams, left_pad
+from .base import GENERATORS, Rollout, SamplingParams, empty_rollout, left_pad
 from .sampling import sample_from_logits
 from .static_decode import StaticKVDecoder
 
@@ -46,8 +46,7 @@ class HFGenerator:
             torch.rand((shard.total, 1), generator=generator, dtype=torch.float64)
             if shard.all_done(True) or t == params.max_new_tokens - 1:
                 break
-        empty = torch.zeros((0, 0), dtype=torch.long)
-        return Rollout(empty, empty, empty, empty.float(), empty.float(), torch.zeros(0, dtype=torch.bool))
+        return empty_rollout()
 
     @torch.no_grad()
     def sample(self, prompts: list[list[int]], params: SamplingParams, generator: torch.Generator,

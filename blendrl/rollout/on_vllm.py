@@ -27,7 +27,8 @@ What makes it safe to train on:
   an idle engine does not spin on the cores the trainer needs; ``kv_cache_gb`` bounds its KV cache (vLLM's CPU
   default would ask for most of the RAM).
 Data-parallel training: each rank has its own engine and samples its rows of the global batch with the seeds one
-process would give them (not with ``train.fsdp``: an engine needs whole weights).
+process would give them (not with ``train.fsdp``: an engine needs whole weights). Multi-turn episodes send each
+turn as token ids (the episode so far) with the turn's ``stop_ids`` as stop tokens besides EOS.
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ import torch
 from ..models.layout import is_sharded
 from ..models.lora import is_peft
 from ..core.types import Rollout, SamplingParams
-from .base import GENERATORS, left_pad
+from .base import GENERATORS, empty_rollout, left_pad
 from .vllm_engines import ColocatedEngine, EngineFailure, ServerEngine
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -268,20 +269,26 @@ class VLLMGenerator:
         seeds = torch.randint(0, 2**31 - 1, (n,), generator=generator, device=generator.device)
         if shard is not None:
             seeds = seeds[shard.rows.to(seeds.device)]
+        if not prompts:  # a rank whose episodes have all ended: it drew its share of the seeds, it asks nothing
+            return empty_rollout().to(self.device)
+        stops = sorted(set(self.eos_ids) | set(params.stop_ids))  # an episode's turn also ends at its stop words
         out = self.with_restarts("generate", prompts=[list(p) for p in prompts], seeds=seeds.tolist(),
                                  temperature=params.temperature, top_p=params.top_p,
-                                 max_tokens=params.max_new_tokens, stop_token_ids=self.eos_ids)
+                                 max_tokens=params.max_new_tokens, stop_token_ids=stops)
         if out["version"] != self.version:
             raise RuntimeError(f"vLLM generator: the engine sampled with weights version {out['version']}, the "
                                f"trainer holds version {self.version} (stale weights)")
-        return self.to_rollout(prompts, out["tokens"], out["logprobs"])
+        return self.to_rollout(prompts, out["tokens"], out["logprobs"], stops)
 
-    def to_rollout(self, prompts, tokens: list[list[int]], logprobs: list[list[float]]) -> Rollout:
+    def to_rollout(self, prompts, tokens: list[list[int]], logprobs: list[list[float]],
+                   stops: list[int] | None = None) -> Rollout:
+        """The engine's answer as a Rollout; a response is finished when it ends with one of ``stops`` (default:
+        the EOS ids)."""
         prompt_ids, prompt_mask = left_pad(prompts, self.pad_id)
         B, T = len(tokens), max(1, max(len(t) for t in tokens))
         ids = torch.full((B, T), self.pad_id, dtype=torch.long)
         logp, mask = torch.zeros((B, T)), torch.zeros((B, T))
-        eos = set(self.eos_ids)
+        eos = set(self.eos_ids if stops is None else stops)
         for i, (t, lp) in enumerate(zip(tokens, logprobs)):
             ids[i, :len(t)] = torch.tensor(t, dtype=torch.long)
             logp[i, :len(lp)] = torch.tensor(lp)
