@@ -378,6 +378,56 @@ def unreadable_by(text: str, reads: set[str], scripts: set[str], reader: str) ->
     return None
 
 
+# English words the word lists (english-words' ``web2`` and ``gcide``) lack: modern words and forms with no entry
+_MODERN = {"has", "using", "means", "earlier", "online", "email", "website", "config", "json", "tokenizer",
+           "traceback", "screenshot", "int", "str", "dict", "bool", "numpy", "labelled", "okay", "app", "data"}
+_SUFFIXES = (("ies", "y"), ("ied", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("d", ""), ("ing", ""),
+             ("ing", "e"), ("ly", ""), ("er", ""), ("er", "e"), ("est", ""), ("ness", ""), ("ment", ""), ("ise", "ize"),
+             ("ised", "ize"), ("ises", "ize"))
+
+
+@functools.lru_cache(maxsize=1)
+def _english() -> frozenset:
+    from english_words import get_english_words_set
+
+    return frozenset(get_english_words_set(["web2", "gcide"], lower=True, alpha=True)) | _MODERN
+
+
+def is_english_word(word: str) -> bool:
+    """``word`` (letters) is in the English word list, as written or with a common inflection taken off
+    (``primes``, ``computed``, ``verified``, ``running``)."""
+    w, words = word.lower(), _english()
+    if w in words:
+        return True
+    for suffix, stem_end in _SUFFIXES:
+        stem = w[: len(w) - len(suffix)]
+        if w.endswith(suffix) and len(stem) >= 3 and (stem + stem_end in words or (
+                len(stem) >= 4 and stem[-1] == stem[-2] and stem[:-1] in words)):  # "running": run
+            return True
+    return False
+
+
+def unknown_words(text: str) -> tuple[list[str], list[str]]:
+    """(the words of ``text``'s prose, those of them that are not English): words of three letters or more outside
+    code and links, contractions split off, acronyms (all capitals, up to six) and identifiers (``camelCase``)
+    left out."""
+    text = re.sub(r"https?://\S+|www\.\S+", " ", code_free(text))
+    text = re.sub(r"n['’]t\b|['’](?:s|re|ve|ll|d|m)\b", " ", text)
+    found = [t for t in re.findall(r"[^\W\d_]+", text) if len(t) >= 3 and not (t.isupper() and len(t) <= 6)
+             and not re.search(r"[a-z][A-Z]", t)]
+    return found, [t for t in found if not is_english_word(t)]
+
+
+def not_english(text: str, share: float = 0.4) -> str | None:
+    """Why ``text``'s prose is not English a word list can vouch for, or None: at least two of its words, and at
+    least ``share`` of them, are not English words (another language, a transliteration, abbreviations, letters
+    styled or spelled with look-alikes)."""
+    found, unknown = unknown_words(text)
+    if len(unknown) >= 2 and len(unknown) >= share * len(found):
+        return f"{len(unknown)} of its {len(found)} words are not English ({', '.join(unknown[:4])}, ...)"
+    return None
+
+
 def code_free(text: str) -> str:
     """``text`` without its code spans and blocks."""
     return CODE.sub(" ", text)
