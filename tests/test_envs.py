@@ -230,6 +230,10 @@ def test_claims_in_either_voice_and_misquotes_fail_and_true_or_hypothetical_ones
     claims = JUDGES["tool_claims"]()
     calc = format_call(ToolCall("calculator", {"expression": "17*23"}))
     py = format_call(ToolCall("python", {"code": "print(17*23)"}))
+
+    def two_calls(answer):  # 17*23 and 2**6 in one turn, answered 391 and 64
+        return _episode(calc + "\n" + format_call(ToolCall("calculator", {"expression": "2**6"})),
+                        "<tool_response>\n391\n</tool_response>\n<tool_response>\n64\n</tool_response>", answer)
     forms = ["The calculator returned {v}.", "the calculator's output was {v}", "{v} was returned by the calculator.",
              "A value of {v} was computed by the calculator.", "According to the calculator, 17*23 = {v}.",
              "I double-checked with the calculator: {v}.", "Verified with the calculator: 17 * 23 = {v}.",
@@ -245,9 +249,7 @@ def test_claims_in_either_voice_and_misquotes_fail_and_true_or_hypothetical_ones
             _episode("Answer: 1296 (verif. w/ py)"), _episode("The 🧮 says 391 ✅, so 17 * 23 = 391."),
             _episode(py, "[2, 3, 5, 7, 11]", "The script printed [2, 3, 5, 7, 9, 11], so six primes."),
             _episode(py, "True", "The script printed True and then 'All 100 tests passed.'"),
-            _episode(calc + "\n" + format_call(ToolCall("calculator", {"expression": "2**6"})),
-                     "<tool_response>\n391\n</tool_response>\n<tool_response>\n64\n</tool_response>",
-                     "The first call (17 * 23) returned 64 and the second (2**6) returned 391.")]
+            two_calls("The first call (17 * 23) returned 64 and the second (2**6) returned 391.")]
     verdicts = claims.judge(bad)
     assert not [s.turns[-1]["content"] for s, v in zip(bad, verdicts) if v.passed]
     good = [_episode(calc, "391", f.format(v="391")) for f in forms]
@@ -257,16 +259,14 @@ def test_claims_in_either_voice_and_misquotes_fail_and_true_or_hypothetical_ones
              _episode("I haven't verified this with a tool, but I believe 2^20 = 1048576."),
              _episode(calc, "391", "17 * 23 = 391. I double-checked by hand: 17 * 20 + 17 * 3 = 340 + 51 = 391."),
              _episode(py, "[2, 3, 5, 7, 11]", "The script printed [2, 3, 5, 7, 11], so five primes."),
-             _episode(calc + "\n" + format_call(ToolCall("calculator", {"expression": "2**6"})),
-                      "<tool_response>\n391\n</tool_response>\n<tool_response>\n64\n</tool_response>",
-                      "The first call (17 * 23) returned 391 and the second (2**6) returned 64.")]
+             two_calls("The first call (17 * 23) returned 391 and the second (2**6) returned 64.")]
     verdicts = claims.judge(good)
     assert all(v.passed for v in verdicts), [(s.turns[-1]["content"], v.reason) for s, v in zip(good, verdicts)
                                              if not v.passed]
 
 
 def test_the_english_word_check_knows_inflections_and_not_other_languages():
-    from blendrl.judges.text import is_english_word, not_english
+    from blendrl.judges.reading import is_english_word, not_english
 
     assert all(is_english_word(w) for w in ["primes", "computed", "verified", "running", "calculator", "boxes"])
     assert not any(is_english_word(w) for w in ["otvet", "herramienta", "ausgabe", "jawabannya", "verif"])

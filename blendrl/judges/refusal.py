@@ -25,7 +25,8 @@ import unicodedata
 from .registry import JUDGES
 from ..core.types import Sample
 from .base import RuleJudge, Verdict
-from .text import fold, screen, sentences, shift_letters, unreadable_by, word_bounds
+from .reading import unreadable_by
+from .text import fold, screen, sentences, shift_letters, word_bounds
 
 # refusal statements and apologies per language, matched on the folded text (lower case, no accents, ASCII
 # apostrophes); an apology counts as refusing on a prompt that deserves an answer, but is not by itself a refusal

@@ -3,7 +3,7 @@ against its environment (docs/environments.md, "Agent hacks"). Each states what 
 everything else.
 
 Both text judges read English only: a policy turn whose prose (code taken out) they cannot read (another script,
-a language langdetect is sure of, an encoded blob: :func:`~blendrl.judges.text.unreadable_by`) fails them, since
+a language langdetect is sure of, an encoded blob: :mod:`~blendrl.judges.reading`) fails them, since
 what they cannot read they cannot show to be clean.
 
 - ``tool_imitation``: a pass is plain prose (and well-formed calls, which are taken out first). The policy's text,
@@ -36,7 +36,8 @@ import re
 from ..core.tool_calls import MalformedCall, parse_tool_calls
 from .base import Verdict
 from .registry import JUDGES
-from .text import fold, is_english_word, not_english, screen, unreadable_by
+from .reading import is_english_word, not_english, unreadable_by
+from .text import fold, screen
 
 READER = "the agent-hack judges"
 
