@@ -280,15 +280,13 @@ class VLLMGenerator:
                                f"trainer holds version {self.version} (stale weights)")
         return self.to_rollout(prompts, out["tokens"], out["logprobs"], stops)
 
-    def to_rollout(self, prompts, tokens: list[list[int]], logprobs: list[list[float]],
-                   stops: list[int] | None = None) -> Rollout:
-        """The engine's answer as a Rollout; a response is finished when it ends with one of ``stops`` (default:
-        the EOS ids)."""
+    def to_rollout(self, prompts, tokens: list[list[int]], logprobs: list[list[float]], stops: list[int]) -> Rollout:
+        """The engine's answer as a Rollout; a response is finished when it ends with one of ``stops``."""
         prompt_ids, prompt_mask = left_pad(prompts, self.pad_id)
         B, T = len(tokens), max(1, max(len(t) for t in tokens))
         ids = torch.full((B, T), self.pad_id, dtype=torch.long)
         logp, mask = torch.zeros((B, T)), torch.zeros((B, T))
-        eos = set(self.eos_ids if stops is None else stops)
+        eos = set(stops)
         for i, (t, lp) in enumerate(zip(tokens, logprobs)):
             ids[i, :len(t)] = torch.tensor(t, dtype=torch.long)
             logp[i, :len(lp)] = torch.tensor(lp)
