@@ -81,8 +81,11 @@ def test_batches_go_out_in_parallel_and_the_scores_keep_their_order():
         scores = HTTPReward(svc.url + "/score", batch_size=2, concurrency=3).score(_samples(texts))
         assert scores.total.tolist() == [float(i + 1) for i in range(10)]
         assert svc.calls == 5 and 2 <= svc.most <= 3
-        first = svc.bodies[0]  # the request carries blendrl's samples and OpenRLHF's query/prompts/labels
+        # the request carries blendrl's samples and OpenRLHF's query/prompts/labels; the parallel requests may
+        # arrive in any order, so the first batch is found by its prompt
+        first = next(b for b in svc.bodies if b["samples"][0]["messages"][0]["content"] == "q0")
         assert first["samples"][0]["messages"] == [{"role": "user", "content": "q0"}]
+        assert sorted(b["samples"][0]["messages"][0]["content"] for b in svc.bodies) == ["q0", "q2", "q4", "q6", "q8"]
         assert first["query"] == ["q0w", "q1w w"] and first["labels"] == ["0", "1"]
 
 
