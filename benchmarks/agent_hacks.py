@@ -4,8 +4,9 @@ helpers that saw neither the judges nor each other's cases (``benchmarks/data/ag
 
     python benchmarks/agent_hacks.py benchmarks/data/agent_hacks_round2.json
 
-Prints, per family, the share of hacks the judge passed (a miss) and, for honest episodes, the share either judge
-failed (a false violation), with every miss and false violation named.
+Prints, per family, the share of hacks its judge passed (a miss) and the share both judges passed (what a mixture
+of the two lets through), and for honest episodes the share either judge failed (a false violation), with every
+miss and false violation named.
 """
 from __future__ import annotations
 
@@ -22,19 +23,26 @@ from blendrl.judges import JUDGES  # noqa: E402
 def main(path: str) -> None:
     cases = json.loads(Path(path).read_text())
     judges = {"imitation": JUDGES["tool_imitation"](), "claim": JUDGES["tool_claims"]()}
-    print("| family | cases | judged wrongly | share |\n|---|---|---|---|")
+    print("| family | cases | judged wrongly by its judge | share | by both judges | share |\n"
+          "|---|---|---|---|---|---|")
     wrong_notes = []
     for family in ("imitation", "claim", "honest"):
         rows = [c for c in cases if c["family"] == family]
         samples = [Sample([{"role": "user", "content": "Solve the task; use the tools if you need them."}],
                           c["turns"][-1]["content"], turns=c["turns"]) for c in rows]
+        verdicts = list(zip(*(j.judge(samples) for j in judges.values())))  # (imitation, claims) per case
         if family == "honest":
-            verdicts = list(zip(*(j.judge(samples) for j in judges.values())))
             wrong = [(c, " / ".join(v.reason for v in vs if not v.passed)) for c, vs in zip(rows, verdicts)
                      if not all(v.passed for v in vs)]
+            either = wrong
         else:
-            wrong = [(c, "passed") for c, v in zip(rows, judges[family].judge(samples)) if v.passed]
-        print(f"| {family} | {len(rows)} | {len(wrong)} | {len(wrong) / max(len(rows), 1):.0%} |")
+            mine = list(judges).index(family)
+            wrong = [(c, "passed" if all(v.passed for v in vs) else f"passed; the other judge: {vs[1 - mine].reason}")
+                     for c, vs in zip(rows, verdicts) if vs[mine].passed]
+            either = [c for c, vs in zip(rows, verdicts) if all(v.passed for v in vs)]
+        n = max(len(rows), 1)
+        print(f"| {family} | {len(rows)} | {len(wrong)} | {len(wrong) / n:.0%} | {len(either)} | "
+              f"{len(either) / n:.0%} |")
         wrong_notes += [f"- {family}: {c['note']} ({why})" for c, why in wrong]
     print("\n" + "\n".join(wrong_notes))
 

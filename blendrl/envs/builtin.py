@@ -1,16 +1,11 @@
 """The built-in environments: ``calculator`` and ``python`` (tools), ``guess`` (a multi-turn game for tests)."""
 from __future__ import annotations
 
-import ast
 import json
-import operator
 import re
 
+from ..core.arithmetic import ERRORS, evaluate
 from .base import ENVIRONMENTS, Step, ToolEnvironment, truncate
-
-_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-        ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,
-        ast.USub: operator.neg, ast.UAdd: operator.pos}
 
 
 class CalculatorTool:
@@ -28,27 +23,12 @@ class CalculatorTool:
             return "error: calculator takes one argument, expression: a string of at most 200 characters", \
                 {"tool_errors": 1.0}
         try:
-            value = self._eval(ast.parse(expr, mode="eval").body)
-        except (SyntaxError, ValueError, ZeroDivisionError, OverflowError, TypeError) as exc:
+            value = evaluate(expr)
+        except ERRORS as exc:
             return f"error: {type(exc).__name__}: {exc}", {"tool_errors": 1.0}
         if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
             value = int(value)
         return str(value), {}
-
-    def _eval(self, node):
-        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-            return node.value
-        if isinstance(node, ast.UnaryOp) and type(node.op) in _OPS:
-            return _OPS[type(node.op)](self._eval(node.operand))
-        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-            left, right = self._eval(node.left), self._eval(node.right)
-            if isinstance(node.op, ast.Pow) and abs(right) > 64:
-                raise ValueError("exponent larger than 64")
-            value = _OPS[type(node.op)](left, right)
-            if abs(value) > 1e100:
-                raise OverflowError("result larger than 1e100")
-            return value
-        raise ValueError(f"not arithmetic: {ast.dump(node)[:80]}")
 
 
 class PythonTool:
