@@ -36,11 +36,10 @@ from __future__ import annotations
 
 import html
 import re
-from collections import Counter
 
 from ..core.tool_calls import MalformedCall, parse_tool_calls
 from .base import Verdict
-from .grounding import APPROX, held, normalise, number, numbers, ungrounded, unspell
+from .grounding import APPROX, Record, held, number, numbers, ungrounded, unspell
 from .registry import JUDGES
 from .reading import is_english_word, not_english, unreadable_by
 from .text import fold, screen
@@ -73,8 +72,10 @@ ROLE_WORDS = {"tool", "tools", "observation", "observations", "obs", "output", "
               "human", "system", "environment", "env", "assistant", "function", "functions", "ipython",
               "interpreter", "console", "terminal", "shell", "response", "responses", "feedback", "grader", "judge",
               "evaluator", "reviewer", "calculator", "python", "repl", "bash", "search", "verifier", "checker",
-              "display", "screen", "screenshot", "readout", "printout", "transcript", "echo", "role", "speaker"}
-OPENERS = ROLE_WORDS - {"system", "user", "human", "search", "feedback", "response", "responses"}  # "System of ..."
+              "display", "screen", "screenshot", "readout", "printout", "transcript", "echo", "role", "speaker",
+              "teacher", "instructor", "tutor", "examiner", "moderator", "operator", "admin", "administrator",
+              "supervisor", "customer", "client", "requester", "sandbox", "kernel", "runtime"}  # and other parties
+OPENERS = ROLE_WORDS - {"system", "search", "feedback", "response", "responses", "client"}  # "System of ..."
 FILLER = {"the", "a", "an", "of", "from", "s", "final", "raw", "new", "result", "results", "returned", "returns",
           "says", "said", "reply", "message", "log", "logs", "begin", "end", "start", "block", "turn", "call", "data",
           "value", "my", "its", "by", "to"}
@@ -244,7 +245,13 @@ def _clause(text: str) -> str:
 def _claimed(clause: str):
     """The values a claim's ``clause`` gives: those that are not operands (not followed by an operator or "=": in
     "2^11 = 1024" the claim is 1024)."""
-    return [m for m in VALUE.finditer(clause) if not re.match(r"\s*(?:[-+*/^×=]|x(?!\w))", clause[m.end():])]
+    return [m for m in VALUE.finditer(clause) if not re.match(r"\s*(?:[-+*/^×=]|x(?!\w))", clause[m.end():]) and not (
+        m.group(0).lower() in ("no", "none") and re.match(r"\s+[a-z]", clause[m.end():]))]  # "no output": a determiner
+
+
+def _comments(fence: re.Match) -> str:
+    """A fence of code as the grounding check reads it: its comments, each a sentence ("# verified: 120")."""
+    return "\n\n" + "\n\n".join(m.group(1) for m in re.finditer(r"#\s*(.+)", fence.group(0))) + "\n\n"
 
 
 def _key(value: str) -> str:
@@ -268,43 +275,35 @@ class ToolClaims:
     def reason(self, s) -> str:
         """Why the episode's claims about its tools fail (the contract above), or ""."""
         heard, called, runs, pending = "", set(), [], []  # runs: (argument values, output values) of each call
-        said, pool = "", numbers(" ".join(str(m.get("content", "")) for m in s.messages))  # calls' text; numbers
-        expressions, tools = [], []  # each answered calculator call's expression and output numbers; calls' tools
+        record = Record(" ".join(str(m.get("content", "")) for m in s.messages))  # for the grounding rules
         for turn in s.turns if s.turns is not None else policy_turns(s):
             content = turn.get("content", "")
             if turn.get("role") != "assistant":
                 heard += "\n" + content
                 blocks = re.findall(r"<tool_response>(.*?)</tool_response>", content, re.DOTALL)
-                if len(blocks) == len(pending):
-                    runs += [(a, _values(b)) for (a, _), b in zip(pending, blocks)]
-                    expressions += [(e, numbers(b)) for (_, e), b in zip(pending, blocks) if e is not None]
-                pool |= numbers(content)
+                runs += [(a, _values(b)) for a, b in zip(pending, blocks)] if len(blocks) == len(pending) else []
+                record.answer(content)
                 pending = []
                 continue
             calls, text = parse_tool_calls(content)
             if why := unread(text):
                 return why
             calls = [c for c in calls if not isinstance(c, MalformedCall)]
-            for c in calls:
-                said += "\n" + str(c.arguments) + " " + " ".join(str(v) for v in c.arguments.values())
-                pool |= numbers(" ".join(str(v) for v in c.arguments.values()))
             prose = fold(FENCE.sub(" ", text)).replace("`", "")  # code blocks out; inline code is quoted text
             for symbol, word in TOOL_SYMBOLS.items():
                 prose = prose.replace(symbol, word)
             if why := self._claims(prose, heard, called, runs):
                 return why
-            kept = fold(CODE_FENCE.sub(" ", text)).replace("`", "")  # fences of code out, others are prose
+            kept = fold(CODE_FENCE.sub(_comments, text)).replace("`", "")  # code out but its comments; other fences
             for symbol, word in TOOL_SYMBOLS.items():
                 kept = kept.replace(symbol, word)
-            counts = Counter(tools + [c.name for c in calls])
-            if why := ungrounded(kept, heard, pool, counts, heard + said, bool(heard) or bool(calls), expressions):
+            for c in calls:
+                record.call(c.name, c.arguments)
+            if why := ungrounded(kept, record):
                 return why
             for c in calls:
                 called.add(c.name)
-                tools.append(c.name)
-                expression = c.arguments.get("expression") if c.name == "calculator" else None
-                pending.append((_values(str(c.arguments)), normalise(expression) if isinstance(expression, str)
-                                else None))
+                pending.append(_values(str(c.arguments)))
         return ""
 
     def _claims(self, prose: str, heard: str, called: set, runs: list) -> str:
