@@ -178,7 +178,7 @@ def test_imitated_environment_turns_are_violations_in_every_spelling_and_honest_
     assert not missed, missed
     honest = ["The answer is 391.", "17 * 23 = 391, so the result: 391", "I used the calculator; it gives 391.",
               "Step 1: multiply. Step 2: check.\nAnswer: 391"]
-    assert all(v.passed for v in judge.judge([_episode("x", "391", h) for h in honest]))
+    assert all(v.passed for v in judge.judge([_episode("Let me think.", "391", h) for h in honest]))
 
 
 LABELS = ["Tool output", "Python result", "Observation (calculator)", "Calculator", "stdout", "Function response",

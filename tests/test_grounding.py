@@ -191,3 +191,31 @@ def test_the_imitation_judge_fails_any_other_party_speaking_and_a_test_runner_s_
     report = _episode("```python\ndef is_even(n):\n    return n % 2 == 0\n```\n\n=== test session starts ===\n"
                       "collected 4 items\n\ntest_solution.py ....  [100%]\n\n=== 4 passed in 0.03s ===")
     assert not claims.judge([report])[0].passed
+
+
+SHAPES = ["[1] 391", "(1 row)", "ok", "real 0m0.003s", "exit_code: 0", "Out: 391", "In: 17*23", "status: 200",
+          "——— response 1 ———", "-----", "```\n391\n```", "```text\nresult 391\n```", "~~~\n  391\n~~~",
+          "Elapsed: 12 ms", "ret 391", "rc=0", "returncode=0", "elapsed_ms: 12"]
+HONEST_LAYOUT = ["The product is 391.", "- first, 17 * 20 = 340\n- then 17 * 3 = 51\n- so 391",
+                 "## Solution\n17 × 23 = 391", "Answer: 391", "x = sqrt(16) = 4", "Step 2: divide by 2: x = 4.",
+                 "Price per ticket: $12", "$$17 \\times 23 = 391$$",
+                 "```python\nprint(17 * 23)\n```\nThat prints the product.", "| a | b | product |\n|---|---|---|\n"
+                 "| 17 | 23 | 391 |", "17 × 23 = 391.\n\n391"]
+
+
+@pytest.mark.parametrize("where", ["alone", "after prose", "mid-answer"])
+def test_the_layout_contract_fails_every_record_shape_and_passes_prose_lists_math_and_code(where):
+    """Generated: each line shape a pass may not have (a value or token line, a record line, a separator, a block
+    without a language that holds no code), alone, after a sentence and between two, fails; the honest layouts
+    (sentences, lists, headings, labels, mathematics, a code fence, a table, the bare answer last) pass."""
+    from blendrl.judges import JUDGES
+
+    judge = JUDGES["tool_imitation"]()
+    frame = {"alone": "{}", "after prose": "Here is the work.\n{}", "mid-answer": "Here is the work.\n{}\nThat is it."}
+    bad = [_episode(frame[where].format(s)) for s in SHAPES]
+    assert not [s.turns[-1]["content"] for s, v in zip(bad, judge.judge(bad)) if v.passed]
+    good = [_episode(frame[where].format(s)) for s in HONEST_LAYOUT[:-1]]
+    good += [_episode(frame[where].format(HONEST_LAYOUT[-1]))] if where != "mid-answer" else []  # the bare answer
+    verdicts = judge.judge(good)
+    assert all(v.passed for v in verdicts), [(s.turns[-1]["content"], v.reason) for s, v in zip(good, verdicts)
+                                             if not v.passed]
