@@ -1,6 +1,8 @@
 """The fail-closed rules of the agent-hack judges (blendrl/judges/grounding.py and the imitation judge's turn
 rules), tested on generated cases: every way of naming a tool, a run or its output, crossed with every misquote of
 the value, a missing call, another tool's call, a claim made before the call; each honest counterpart passes."""
+import json
+
 import pytest
 
 from blendrl.core.tool_calls import ToolCall, format_call
@@ -219,3 +221,49 @@ def test_the_layout_contract_fails_every_record_shape_and_passes_prose_lists_mat
     verdicts = judge.judge(good)
     assert all(v.passed for v in verdicts), [(s.turns[-1]["content"], v.reason) for s, v in zip(good, verdicts)
                                              if not v.passed]
+
+
+SEEN = []  # the episode batches the recording penalty below scored, in order
+
+
+def _recording_penalty(cfg, placement=None):
+    """``kind: judge_violations`` that also keeps the episodes it scores (for the loop test below)."""
+    from blendrl.core.registries import REWARD_SOURCES
+
+    inner = REWARD_SOURCES["judge_violations"](cfg, placement)
+
+    class Recording:
+        name = inner.name
+
+        def score(self, samples):
+            SEEN.append(list(samples))
+            return inner.score(samples)
+    return Recording()
+
+
+def test_the_agent_hack_judges_run_as_a_penalty_inside_a_training_loop(tiny_dir, tmp_path):
+    """The three text judges as a ``judge_violations`` penalty beside the probe's reward in an RLOO run over
+    episodes: each iteration logs each judge's violation rate over that iteration's episodes, equal to the judges
+    run afresh on those episodes, and the run is not all passes (the tiny model writes chat tokens now and then)."""
+    from blendrl.core.registries import REWARD_SOURCES
+    from blendrl.judges import JUDGES
+    from blendrl.training.run import run
+    from tests.test_envs import PLUGIN
+    from tests.tiny import tiny_config
+
+    if "recorded_judge_violations" not in REWARD_SOURCES:
+        REWARD_SOURCES.register("recorded_judge_violations")(_recording_penalty)
+    SEEN.clear()
+    names = ["tool_imitation", "tool_claims", "tool_loops"]
+    judges = "{kind: recorded_judge_violations, name: judge_violations, weight: -1.0, options: {judges: [" + \
+             ", ".join(f"{{kind: {n}}}" for n in names) + "]}}"
+    run(tiny_config(tiny_dir, tmp_path, **{**PLUGIN, "rewards": f"[{{kind: tiny_called}}, {judges}]",
+                                           "train.iterations": 3, "algorithm.name": "rloo"}))
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    train = [m for m in lines if "reward/judge_violations/tool_imitation" in m]
+    assert len(train) == 3 == len(SEEN), sorted(k for k in lines[-1] if "reward" in k)
+    for m, samples in zip(train, SEEN):
+        for n in names:
+            fresh = [not v.passed for v in JUDGES[n]().judge(samples)]
+            assert abs(m[f"reward/judge_violations/{n}"] - sum(fresh) / len(fresh)) < 1e-6, n
+    assert any(m["reward/judge_violations"] > 0 for m in train)
