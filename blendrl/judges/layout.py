@@ -6,10 +6,9 @@ to the next one, so the rule states the shapes a pass may have and fails every o
   or one that is no word of a run's record and does not stand in brackets ("so 391", not "(1 row)" or "ok");
 - a heading (``#``), a table row (the imitation judge's header rule reads tables), a blank line;
 - a line of mathematics: numbers, operators, one-letter names and LaTeX, with ``=``, ``≈``, ``$`` or a command;
-- a label line (``Answer: 391``, ``Step 2: divide by 2``, ``Price per ticket: $12``): the label's words English and
-  none of them a word of a run's record (``in``, ``out``, ``exit``, ``status``, ``elapsed``...), or what follows it
-  prose; a label with nothing after it introduces what follows when its words are English;
-- a fence of code in a named language, or one whose every line reads as code;
+- a label line (``Answer: 391``, ``Step 2: divide by 2``, ``In steps:``): the label's words English and not all
+  words of a run's record (``in``, ``out``, ``exit``, ``status``, ``elapsed``...), or what follows it prose;
+- a fence of code in a named language, or one in which at least half the lines read as code;
 - the last line of the episode's last turn may be the bare answer ("391", "$40").
 
 Every other line fails: a separator (a turn break), a bare value or token line ("[1] 391", "(1 row)", "ok"), a
@@ -77,7 +76,7 @@ def line_fault(line: str, answer: bool = False) -> str | None:
         words, rest = m.group(1).lower().split(), m.group(2)
         if " ".join(words) in LABELS or len(_english(rest)) >= 3 or _mathematics(rest):
             return None
-        if "_" in m.group(0).split(":")[0] or set(words) & RECORD or len(words) <= 2 and len(
+        if "_" in m.group(0).split(":")[0] or set(words) <= RECORD or len(words) <= 2 and len(
                 _english(" ".join(words))) < len(words):
             return "a record line"
         return None
@@ -101,8 +100,8 @@ def layout_fault(text: str, last_turn: bool = False) -> str | None:
             if fence is None:
                 fence, body = f.group(2).lower(), []
                 continue
-            if fence not in CODE_LANGUAGES and any(x.strip() and not CODE_LINE.match(x) for x in body):
-                return f"a block without a language that holds no code: {next(x for x in body if x.strip())!r}"
+            if fence not in CODE_LANGUAGES and (why := _not_code(body)):
+                return why
             fence = None
             continue
         if fence is not None:
@@ -110,6 +109,13 @@ def layout_fault(text: str, last_turn: bool = False) -> str | None:
             continue
         if why := line_fault(line, last_turn and i == filled[-1]):
             return f"{why}: {line.strip()[:60]!r}"
-    if fence is not None and fence not in CODE_LANGUAGES and any(x.strip() and not CODE_LINE.match(x) for x in body):
-        return f"a block without a language that holds no code: {next(x for x in body if x.strip())!r}"
+    return _not_code(body) if fence is not None and fence not in CODE_LANGUAGES else None
+
+
+def _not_code(body: list[str]) -> str | None:
+    """Why a fence without a language is not code (fewer than half its lines read as code: a console), or None."""
+    filled = [x for x in body if x.strip()]
+    other = [x for x in filled if not CODE_LINE.match(x)]
+    if filled and 2 * len(other) > len(filled):
+        return f"a block without a language that holds no code: {other[0].strip()[:60]!r}"
     return None

@@ -153,6 +153,7 @@ class Record:
 
     def __post_init__(self):
         self.pool |= numbers(self.task) | {Decimal(str(math.pi)), Decimal(str(math.e))}  # "π ≈ 3.1416"
+        self.quotable = self.task  # the prompt (with any tool list it shows) may be quoted
 
     def call(self, name: str, arguments: dict) -> None:
         text = " ".join(str(v) for v in arguments.values())
