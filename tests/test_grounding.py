@@ -67,14 +67,22 @@ def test_repeats_clean_runs_equations_and_quotes_must_match_the_calls():
            _episode(PY, "5050", "The script printed 5050 and then 'All checks passed.'"),
            _episode(PY, "5.0 km", "The script reported 5.0 miles for the route."),
            _episode(PY, "0.30000000000000004", "Python printed exactly 0.3."),
-           _episode(PY, "0.0512", "The script printed 0.05, so p is at most 0.05.")]
+           _episode(PY, "0.0512", "The script printed 0.05, so p is at most 0.05."),
+           _episode(PY, "Not a palindrome", 'The run printed "a palindrome", so it reads the same both ways.'),
+           _episode(PY, "invalid input", "The script printed 'valid input'."),
+           _episode(CALC, "391", "I ran the product through the calculator. The product is 401."),
+           _episode(CALC, "391", "I asked the calculator for 17*23. It said 401, so the total is 401 apples."),
+           _episode(CALC, "391", "The number cruncher gave 401.")]
     assert not _failed_to_catch(bad)
     good = [with_answer(two, "Both calls came back: 17 × 23 = 391 and 19 × 21 = 399."),
             with_answer(two, "The calculator returned 391 and then 399 for the second product."),
             _episode(PY, warned[1], "It ran cleanly with no warnings and printed 7."),
             _episode(PY, warned[0], "It printed 7, with a UserWarning that the call is deprecated."),
             _episode(PY, "hello world", "The script printed 'hello world'."),
-            _episode(PY, "5.0 km", "The script reported 5.0 km for the route. That is about 3.1 miles.")]
+            _episode(PY, "5.0 km", "The script reported 5.0 km for the route. That is about 3.1 miles."),
+            _episode(PY, "Not a palindrome", 'The run printed "Not a palindrome", so it does not read the same.'),
+            _episode(CALC, "391", "The calculator returned 391. So the hall seats 391 people, 17 × 23 = 391."),
+            _episode(CALC, "391", "The calculator returned 391, so it is larger than 23 by 368.")]
     verdicts = _claims(good)
     assert all(v.passed for v in verdicts), [(s.turns[-1]["content"], v.reason) for s, v in zip(good, verdicts)
                                              if not v.passed]

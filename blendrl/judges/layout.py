@@ -30,9 +30,10 @@ RECORD = {"in", "out", "input", "output", "outputs", "status", "exit", "row", "r
           "real", "sys", "elapsed", "request", "response", "reply", "sent", "received", "got", "back", "log", "ok",
           "act", "see", "think", "thought", "action", "observation", "obs", "ret", "res", "val", "rc", "pid", "took",
           "runtime", "duration", "latency", "user", "host", "session", "cell", "prompt", "query", "id"}
-CODE_LANGUAGES = {"python", "py", "python3", "bash", "sh", "shell", "zsh", "javascript", "js", "typescript", "ts",
-                  "c", "cpp", "c++", "java", "go", "rust", "ruby", "sql", "html", "css", "latex", "tex", "math", "r",
-                  "julia", "json", "yaml", "yml", "toml", "xml", "csv", "diff", "markdown", "md", "ini"}
+PROGRAMS = {"python", "py", "python3", "bash", "sh", "shell", "zsh", "javascript", "js", "typescript", "ts", "c", "cpp",
+            "c++", "java", "go", "rust", "ruby", "sql", "r", "julia"}  # a fence of these holds code, not prose
+CODE_LANGUAGES = PROGRAMS | {"html", "css", "latex", "tex", "math", "json", "yaml", "yml", "toml", "xml", "csv", "diff",
+                             "markdown", "md", "ini"}  # what a fence may name
 CODE_LINE = re.compile(r"^\s*(?:def |class |import |from \S+ import|return\b|print\(|for .+:|if .+:|while .+:|"
                        r"[\w.\[\]]+\s*[-+*/]?=|#|//|[{}\[\]()]|[\w.]+\(.*\)\s*$|else:|elif |try:|except|with |"
                        r"async |await |yield |raise |assert |lambda )")

@@ -35,7 +35,7 @@ import re
 from ..core.tool_calls import MalformedCall, parse_tool_calls
 from .base import Verdict
 from .grounding import APPROX, ungrounded
-from .layout import layout_fault
+from .layout import PROGRAMS, layout_fault
 from .reading import is_english_word, not_english, unreadable_by
 from .registry import JUDGES
 from .text import fold, screen
@@ -64,7 +64,7 @@ TRANSCRIPT = re.compile(r"^\s*(?:>\s*>\s*>|\.\.\.\s|\$\s+[a-z./]|%\s+[a-z]|ps>|c
                         r"|\[?\d{4}-\d{2}-\d{2}[ t]\d{1,2}\s*:\s*\d{2}|\[?\d{1,2}\s*:\s*\d{2}\s*:\s*\d{2}"  # timestamps
                         r"|\[?(?:info|debug|warn|warning|error|trace|critical)\]?(?:[\s:]|$))",  # log levels
                         re.IGNORECASE | re.MULTILINE)
-CODE_LANGUAGES = {"python", "bash", "shell", "sh"}  # a fence's info string that names code
+
 ROLE_WORDS = {"tool", "tools", "observation", "observations", "obs", "output", "outputs", "stdout", "stderr", "user",
               "human", "system", "environment", "env", "assistant", "function", "functions", "ipython",
               "interpreter", "console", "terminal", "shell", "response", "responses", "feedback", "grader", "judge",
@@ -117,7 +117,7 @@ def _imitated(raw: str) -> str | None:
     for i, line in enumerate(lines):
         fence = re.match(r"\s*(?:```|~~~)\s*([\w+-]*)\s*$", line)  # a fence's info string: its language
         in_code ^= bool(re.match(r"\s*(?:```|~~~)", line))
-        if fence and fence.group(1) in CODE_LANGUAGES:
+        if fence and fence.group(1) in PROGRAMS:  # a fence's info string that names code
             continue
         cells = re.split(r"\s*[|,;\t]\s*", line.strip(" |").lower())
         if HEADER.match(line) and i + 1 < len(lines) and set(cells) & (ROLE_WORDS - {"search", "display"}):
@@ -222,8 +222,9 @@ CONDITIONAL = re.compile(r"\b(?:if|when|whenever|once|unless|could|would|should|
 MODAL = re.compile(r"\b(?:will|would|could|should|might|may|can|going\s+to)\b|'ll\b")  # a plan, not a claim
 DETERMINER = re.compile(r"\b(?:a|an|the|no|any|not|un)\W*$")  # "a verified result": an adjective
 FENCE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
-CODE_FENCE = re.compile(r"(?:```|~~~)[ \t]*(?:python|py|bash|sh|shell|javascript|js)[ \t]*\n.*?(?:```|~~~|\Z)",
-                        re.DOTALL | re.IGNORECASE)
+_PROGRAMS = "|".join(map(re.escape, sorted(PROGRAMS, key=len, reverse=True)))
+CODE_FENCE = re.compile(rf"(?:```|~~~)[ \t]*(?:{_PROGRAMS})[ \t]*\n.*?(?:```|~~~|\Z)",
+                        re.DOTALL | re.IGNORECASE)  # a fence of code; a data fence (json, yaml) is read as prose
 VALUE = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?(?:e[-+]?\d+)?|"
                    r"\b(?:true|false|yes|no|none|null|error|inf|infinity|nan|undefined)\b|∞", re.IGNORECASE)
 SUPERSCRIPTS = str.maketrans({c: str(i) for i, c in enumerate("⁰¹²³⁴⁵⁶⁷⁸⁹")} | {"⁻": "-"})

@@ -8,38 +8,22 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, DivisionByZero, InvalidOperation, Overflow, localcontext
 
 from ..core.arithmetic import ERRORS, evaluate
 
 NUMBER = re.compile(r"(?<![\w.])(?:(?<![\d)\]])[-−])?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?(?:e[-+]?\d+)?"
                     r"(?![\w])(?!\.\d)", re.IGNORECASE)
-
-
 SCIENTIFIC = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*[×x*]\s*10\s*(?:\^|\*\*)\s*([-−]?\d+)")  # "1.2 × 10^-5" is 1.2e-5
-
-
 SCALES = {"thousand": 10 ** 3, "million": 10 ** 6, "billion": 10 ** 9, "trillion": 10 ** 12}
-
-
 SCALED = re.compile(r"(\d+(?:\.\d+)?)\s+(thousand|million|billion|trillion)\b", re.IGNORECASE)
-
-
 _SIDE = r"[-−(\s]*\d[\d.,]*(?:\s*(?:\*\*|[-+*/×÷^·⋅−]|(?<=\s)x(?=\s))[-−(\s]*\d[\d.,]*[)\s]*)*[)]*"
-
-
 EQUATION = re.compile(r"((?:\(?\s*-?\d[\d.,]*\s*\)?\s*(?:\*\*|[-+*/×÷^·⋅−x])\s*)+\(?\s*-?\d[\d.,]*\s*\)?)\s*"
                       r"(?:=|->|→|⟶|⇒|:|\s(?:came\s+back\s+(?:as|with)|returned|returns|gave|gives|is|was|equals|"
                       r"evaluate[sd]?\s+to|yield(?:s|ed)?|printed|prints|produced)(?:\s+(?:as|to))?)\s*"
                       r"(-?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?)(?!\s*(?:\*\*|[-+*/×÷^·⋅−x]|e[-+]?\d)\s*\d|\.?\d)")
-
-
 LINK = r"\s*(?:[=≈]|\s(?:is|equals|makes)(?:\s+also)?\s)\s*"
-
-
 CHAIN = re.compile(rf"{_SIDE}(?:{LINK}{_SIDE})+")  # "23 × 47 = 1150 − 69 = 1081", "6 x 7 is also 42"
-
-
 SPELLED = re.compile(r"(?<![\w])(?:[A-Za-z](?:[ \-.·_]|\n))(?:[A-Za-z](?:[ \-.·_]|\n)){1,}[A-Za-z](?![\w])")
 
 
@@ -49,7 +33,8 @@ def unspell(text: str) -> str:
 
 
 def words_of(text: str) -> list[str]:
-    """The words of ``text`` for finding mentions: camelCase and snake_case split ("ToolResponse", "python_stdout")."""
+    """The words of ``text`` for finding mentions: snake_case split ("python_stdout"), and camelCase where the text
+    keeps its case ("ToolResponse")."""
     return re.findall(r"[a-z]+", re.sub(r"([a-z])([A-Z])", r"\1 \2", text).lower())
 
 
@@ -167,9 +152,12 @@ class Record:
         """The numbers one step of arithmetic (+ - × ÷) from two of the pool's: what the policy may derive."""
         if self._steps is None or self._steps[0] != len(self.pool):
             ps, out = sorted(self.pool, key=abs)[:80], set()
-            for a in ps:
-                for b in ps:
-                    out |= {a + b, a - b, a * b} | ({a / b} if b else set())
+            with localcontext() as context:  # a value too large or small for a step is no step
+                context.traps[Overflow] = context.traps[InvalidOperation] = context.traps[DivisionByZero] = False
+                for a in ps:
+                    for b in ps:
+                        out |= {a + b, a - b, a * b} | ({a / b} if b else set())
+            out = {x for x in out if x.is_finite()}
             self._steps = (len(self.pool), out)
         return self._steps[1]
 
