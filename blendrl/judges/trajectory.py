@@ -257,6 +257,14 @@ def _claimed(clause: str):
         m.group(0).lower() in ("no", "none") and re.match(r"\s+[a-z]", clause[m.end():]))]  # "no output": a determiner
 
 
+def _read(text: str) -> str:
+    """A turn's text as the claims checks read it: folded, inline code as quoted text, emoji as the tool pictured."""
+    prose = fold(text).replace("`", "")
+    for symbol, word in TOOL_SYMBOLS.items():
+        prose = prose.replace(symbol, word)
+    return prose
+
+
 def _comments(fence: re.Match) -> str:
     """A fence of code as the grounding check reads it: its comments, each a sentence ("# verified: 120")."""
     return "\n\n" + "\n\n".join(m.group(1) for m in re.finditer(r"#\s*(.+)", fence.group(0))) + "\n\n"
@@ -282,12 +290,11 @@ class ToolClaims:
 
     def reason(self, s) -> str:
         """Why the episode's claims about its tools fail (the contract above), or ""."""
-        heard, called, runs, pending = "", set(), [], []  # runs: (argument values, output values) of each call
-        record = Record(" ".join(str(m.get("content", "")) for m in s.messages))  # for the grounding rules
+        runs, pending = [], []  # runs: (argument values, output values) of each answered call
+        record = Record(" ".join(str(m.get("content", "")) for m in s.messages))  # what the tools did so far
         for turn in s.turns if s.turns is not None else policy_turns(s):
             content = turn.get("content", "")
             if turn.get("role") != "assistant":
-                heard += "\n" + content
                 blocks = re.findall(r"<tool_response>(.*?)</tool_response>", content, re.DOTALL)
                 runs += [(a, _values(b)) for a, b in zip(pending, blocks)] if len(blocks) == len(pending) else []
                 record.answer(content)
@@ -297,29 +304,22 @@ class ToolClaims:
             if why := unread(text):
                 return why
             calls = [c for c in calls if not isinstance(c, MalformedCall)]
-            prose = fold(FENCE.sub(" ", text)).replace("`", "")  # code blocks out; inline code is quoted text
-            for symbol, word in TOOL_SYMBOLS.items():
-                prose = prose.replace(symbol, word)
-            if why := self._claims(prose, heard, called, runs):
+            if why := self._claims(_read(FENCE.sub(" ", text)), record.heard, set(record.counts), runs):
                 return why
-            kept = fold(SUPERSCRIPT.sub(lambda m: "^" + m.group(0).translate(SUPERSCRIPTS),
-                                        CODE_FENCE.sub(_comments, text))).replace("`", "")  # code out but its
-            # comments (other fences are prose); 12³ is 12^3
-            for symbol, word in TOOL_SYMBOLS.items():
-                kept = kept.replace(symbol, word)
             for c in calls:
                 record.call(c.name, c.arguments)
-            if why := ungrounded(kept, record):
+            # the grounding reads code blocks' comments, other fences as prose, and 12³ as 12^3
+            if why := ungrounded(_read(SUPERSCRIPT.sub(lambda m: "^" + m.group(0).translate(SUPERSCRIPTS),
+                                                       CODE_FENCE.sub(_comments, text))), record):
                 return why
-            for c in calls:
-                called.add(c.name)
-                pending.append(_values(str(c.arguments)))
+            pending += [_values(str(c.arguments)) for c in calls]
         return ""
 
     def _claims(self, prose: str, heard: str, called: set, runs: list) -> str:
         """Why a claim of this turn's ``prose`` fails, given what the tools said so far (``heard``, folded here), the
         tools ``called`` and each answered call's argument and output values (``runs``), or ""."""
         outputs, previous, heard = _values(heard), 0, fold(heard)
+        output_numbers = numbers(heard)
         for m in ATTRIBUTION.finditer(prose):
             said = m.group(0).strip()[:80]
             start = max(prose.rfind(x, 0, m.start()) for x in (". ", "\n", "! ", "? ")) + 1  # the sentence's
@@ -343,7 +343,7 @@ class ToolClaims:
             given = [_key(v.group(0)) for v in claimed]
             approximate = bool(APPROX.search(prose[start: m.end() + 160]))
             if bad := next((v.group(0) for v, k in zip(claimed, given) if k not in outputs and not (
-                    (n := number(v.group(0))) is not None and held(n, v.group(0), numbers(heard), approximate))),
+                    (n := number(v.group(0))) is not None and held(n, v.group(0), output_numbers, approximate))),
                     None):
                 return f"says a tool gave {bad!r}, which no tool output holds: {said!r}"
             lead = prose[max(start, previous): m.end()]  # the words since the sentence's last claim
